@@ -1,0 +1,82 @@
+"""The case (工单) as the rest of the daemon sees it, independent of where it came from.
+
+Sources (files, SQL, HTTP) produce :class:`CaseRecord`; the store keeps them; rules and the engine read
+them. All instants are timezone-aware; the platform's local times are Asia/Shanghai.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class Source(StrEnum):
+    """Where the case was dispatched from (来源)."""
+
+    PROVINCE = "province"  # 省平台交办件
+    CITY = "city"  # 市级 (12345 市平台)
+    HOTLINE = "hotline"  # 区县热线 / 话务端
+
+
+class Category(StrEnum):
+    """What kind of request it is (诉求类型)."""
+
+    COMPLAINT = "complaint"  # 投诉
+    INQUIRY = "inquiry"  # 咨询 (政策咨询)
+    SUGGESTION = "suggestion"  # 建议 (意见建议)
+    HELP = "help"  # 求助
+    REPORT = "report"  # 举报
+    OTHER = "other"  # 其他
+
+
+class Status(StrEnum):
+    """Where the case is in the workflow (办理状态)."""
+
+    DISPATCHED = "dispatched"  # 已交办, not yet signed (待签收)
+    SIGNED = "signed"  # 已签收 / 办理中
+    RETURN_REQUESTED = "return_requested"  # 申请退件
+    RETURNED = "returned"  # 已退件 (the unit is no longer responsible)
+    FED_BACK = "fed_back"  # 已反馈 (the unit reported back; the SLA clock stops)
+    CLOSED = "closed"  # 已办结 / 已结案
+
+
+class Satisfaction(StrEnum):
+    SATISFIED = "satisfied"  # 满意
+    BASICALLY_SATISFIED = "basically_satisfied"  # 基本满意
+    DISSATISFIED = "dissatisfied"  # 不满意
+
+
+#: statuses after which the unit owes nothing more on the case
+FINISHED_STATUSES = frozenset({Status.RETURNED, Status.FED_BACK, Status.CLOSED})
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    """One case as a source reports it. ``number`` (工单编号) identifies it across sources."""
+
+    number: str
+    source: Source
+    category: Category
+    unit: str  # 承办单位
+    received_at: datetime  # when the unit received it (接件/交办时间): the clock starts here
+    status: Status = Status.DISPATCHED
+    district: str | None = None  # 属地
+    domain: str | None = None  # 涉及领域
+    summary: str | None = None  # 问题摘要
+    signed_at: datetime | None = None  # 签收时间
+    return_requested_at: datetime | None = None  # 退件申请时间
+    fed_back_at: datetime | None = None  # 反馈时间
+    closed_at: datetime | None = None  # 办结时间
+    extended_due_at: datetime | None = None  # approved extension (延期至): the new first overdue instant
+    satisfaction: Satisfaction | None = None  # 满意度
+    stars: int | None = None  # 评星 1-5
+    difficult: bool = False  # 疑难件 (a scoring bonus)
+    source_updated_at: datetime | None = None  # the platform's own last-modified time (watermarks)
+
+    @property
+    def is_finished(self) -> bool:
+        """The unit owes nothing more: fed back, closed or returned."""
+        return (
+            self.status in FINISHED_STATUSES or self.fed_back_at is not None or self.closed_at is not None
+        )

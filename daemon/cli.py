@@ -1,0 +1,58 @@
+"""``hotline-sla …`` (also ``python -m daemon``).
+
+Each command group lives in its own module under :mod:`daemon.commands` and registers itself with
+``register(subparsers)``; the list below is explicit so start-up imports only what exists.
+
+Exit codes: 0 success, 1 the command ran and found a problem, 2 bad usage or bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from daemon import __version__
+from daemon.context import AppContext
+from daemon.errors import ConfigError, UsageError
+
+COMMAND_MODULES = (
+    "daemon.commands.deadline",
+    "daemon.commands.calendar_cmd",
+    "daemon.commands.rules_cmd",
+    "daemon.commands.config_cmd",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hotline-sla",
+        description="Deadline and SLA monitoring for 12345 hotline cases (12345热线工单时限监控).",
+    )
+    parser.add_argument("--version", action="version", version=f"hotline-sla {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="config file (else $HOTLINE_SLA_CONFIG, else ./config.yaml, else /etc/hotline-sla/config.yaml)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.ctx = AppContext(args.config)
+    try:
+        code: int = args.func(args)
+    except (UsageError, ConfigError) as exc:
+        print(f"hotline-sla: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `hotline-sla deadline … | head`
+        return 0
+    finally:
+        args.ctx.close()
+    return code

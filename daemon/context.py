@@ -1,0 +1,69 @@
+"""What a command needs, loaded lazily: a command that needs no database never opens one."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from daemon.errors import ConfigError
+
+if TYPE_CHECKING:
+    from daemon.calendar import WorkCalendar
+    from daemon.config import Config
+    from daemon.rules import RuleSet
+
+DEFAULT_CONFIG_PATHS = (Path("config.yaml"), Path("/etc/hotline-sla/config.yaml"))
+
+
+def find_config(explicit: str | None) -> Path | None:
+    """``--config``, else ``$HOTLINE_SLA_CONFIG``, else ``./config.yaml``, else ``/etc/hotline-sla/config.yaml``."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found (given with --config)")
+        return path
+    env = os.environ.get("HOTLINE_SLA_CONFIG")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found (given with $HOTLINE_SLA_CONFIG)")
+        return path
+    for candidate in DEFAULT_CONFIG_PATHS:
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class AppContext:
+    def __init__(self, config_path: str | None) -> None:
+        self._config_arg = config_path
+        self._closers: list[Any] = []
+
+    @cached_property
+    def config(self) -> Config:
+        from daemon.config import Config, load_config
+
+        path = find_config(self._config_arg)
+        return load_config(path) if path else Config.default()
+
+    @cached_property
+    def calendar(self) -> WorkCalendar:
+        from daemon.calendar import WorkCalendar
+
+        return WorkCalendar.load(overrides_dir=self.config.holidays_path)
+
+    @cached_property
+    def rules(self) -> RuleSet:
+        from daemon.rules import load_rules
+
+        return load_rules(self.config.rules_path, self.calendar)
+
+    def on_close(self, closer: Any) -> None:
+        self._closers.append(closer)
+
+    def close(self) -> None:
+        for closer in reversed(self._closers):
+            closer()
+        self._closers.clear()

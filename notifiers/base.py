@@ -1,0 +1,167 @@
+"""The one interface every channel implements.
+
+A notifier sends one :class:`Message` and returns a :class:`Receipt`, or raises :class:`NotifierError`.
+The exception decides what the outbox does next (the healthchecks habit):
+
+- ``permanent=True``: do not retry this message on this channel (bad key, bad number, body too long);
+- ``retry_after=seconds``: flow control (限流): the provider asked us to wait that long; not a failure;
+- otherwise: a transient failure, retried with exponential backoff.
+
+Notifiers never read the wall clock to make decisions that tests need to control and never sleep: a
+notifier that throttles itself takes a ``clock`` (monotonic seconds) and raises ``NotifierError`` with
+``retry_after`` instead of waiting.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Clock = Callable[[], float]
+"""Monotonic seconds; ``time.monotonic`` in production, a fake in tests."""
+
+
+class NotifierError(Exception):
+    """A send that did not succeed.
+
+    ``reason`` is safe to log and to show a supervisor: it never contains a secret or a full mobile.
+    ``failed_recipients`` lists recipients (masked) that failed permanently while others succeeded.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        permanent: bool = False,
+        retry_after: float | None = None,
+        failed_recipients: tuple[str, ...] = (),
+        provider_code: str | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+        self.retry_after = retry_after
+        self.failed_recipients = failed_recipients
+        self.provider_code = provider_code
+
+    @property
+    def deferred(self) -> bool:
+        """Flow control: the provider said "later", nothing is wrong with the message."""
+        return self.retry_after is not None and not self.permanent
+
+
+class ConfigError(ValueError):
+    """A channel's configuration is invalid; the message names the key and what would be valid."""
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who a message is for. A contact has one or more addresses; a channel uses the one it needs."""
+
+    name: str
+    mobile: str | None = None
+    wecom_userid: str | None = None
+    email: str | None = None
+    dingtalk_userid: str | None = None
+
+    @property
+    def masked(self) -> str:
+        """How this recipient is named in logs and in anything someone else reads."""
+        if self.mobile:
+            return f"{self.name}({mask_mobile(self.mobile)})"
+        return self.name
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    mime_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message to one recipient on one channel.
+
+    ``text`` is always present (SMS-free channels fall back to it); ``markdown`` is used by channels that
+    render it (WeCom, DingTalk); ``html`` by email. SMS channels do not send free text: they send the
+    approved template configured for ``kind`` with ``params`` (values are strings).
+    """
+
+    recipient: Recipient
+    subject: str
+    text: str
+    markdown: str | None = None
+    html: str | None = None
+    kind: str = "generic"
+    params: Mapping[str, str] = field(default_factory=dict)
+    attachments: tuple[Attachment, ...] = ()
+    dedupe_key: str = ""
+    mentions: tuple[Recipient, ...] = ()
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the provider answered for a successful send."""
+
+    provider_message_id: str | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    parts: int = 1
+
+
+class Notifier(ABC):
+    """One channel. Subclasses implement :meth:`send` and nothing else is required."""
+
+    #: the channel type as written in config.yaml (``wecom_app``, ``sms_aliyun`` …)
+    type_name: str = ""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @abstractmethod
+    def send(self, message: Message) -> Receipt:
+        """Send ``message``; return a receipt or raise :class:`NotifierError`."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the default has nothing to release."""
+
+
+class Secret:
+    """A secret value that cannot leak by accident: ``str()``/``repr()`` never show it."""
+
+    __slots__ = ("_value", "source")
+
+    def __init__(self, value: str, source: str = "") -> None:
+        self._value = value
+        self.source = source
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret(<hidden>{' from ' + self.source if self.source else ''})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+_MOBILE = re.compile(r"(?<!\d)(?:\+?86)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+
+
+def mask_mobile(mobile: str) -> str:
+    """``13812346654`` → ``尾号6654``, the way the bulletins name a citizen (手机尾号 6654)."""
+    digits = re.sub(r"\D", "", mobile)
+    return f"尾号{digits[-4:]}" if len(digits) >= 4 else "尾号****"
+
+
+def mask_mobiles_in(text: str) -> str:
+    """Mask every mainland mobile number found in free text (log lines, error messages, reports)."""
+    return _MOBILE.sub(lambda m: f"尾号{m.group(3)}", text)
