@@ -1,0 +1,63 @@
+"""``hotline-sla config check``: validate config.yaml, the rules and the calendar before (re)starting."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from daemon.errors import ConfigError
+from daemon.output import print_json
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("config", help="configuration (配置)")
+    csub = p.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
+    c = csub.add_parser("check", help="validate config.yaml, rules, calendar and channels; exit 1 on problems")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=run_check)
+
+
+def check_all(ctx: Any) -> tuple[list[str], dict[str, Any]]:
+    """Every problem found, and a summary that never contains a secret."""
+    errors: list[str] = []
+    summary: dict[str, Any] = {}
+    try:
+        config = ctx.config
+    except ConfigError as exc:
+        return [str(exc)], summary
+    summary["config"] = config.source_file or "(built-in defaults)"
+    from sqlalchemy.engine import make_url
+
+    try:
+        summary["database"] = make_url(config.database_url).render_as_string(hide_password=True)
+    except Exception:
+        errors.append("database.url: not a valid SQLAlchemy URL, e.g. sqlite:///var/hotline-sla.sqlite3")
+    for check in CHECKS:
+        errors.extend(check(ctx, summary))
+    return errors, summary
+
+
+def _check_rules(ctx: Any, summary: dict[str, Any]) -> list[str]:
+    try:
+        rs = ctx.rules
+    except ConfigError as exc:
+        return str(exc).split("; ")
+    summary["rules"] = [r.id for r in rs.rules]
+    summary["calendar"] = f"{ctx.calendar.first_year}-{ctx.calendar.last_year}"
+    return []
+
+
+CHECKS: list[Any] = [_check_rules]
+
+
+def run_check(args: argparse.Namespace) -> int:
+    errors, summary = check_all(args.ctx)
+    if args.json:
+        print_json({"ok": not errors, "errors": errors, "summary": summary})
+    else:
+        for key, value in summary.items():
+            print(f"{key}: {value}")
+        for e in errors:
+            print(f"error: {e}")
+        print("config ok" if not errors else f"{len(errors)} problem(s)")
+    return 1 if errors else 0

@@ -1,0 +1,235 @@
+"""``config.yaml``: load and validate, with errors that name the file and key and say what is valid.
+
+Relative paths in the file are relative to the file's own folder, so the same config works wherever
+the daemon is started from. ``$HOTLINE_SLA_DATABASE_URL`` overrides ``database.url``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import time
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from daemon.errors import ConfigError
+
+ALERT_KINDS = ("warning", "breach", "breach_repeat", "return_window", "late_return")
+ROLES = ("handler", "leader", "supervisor")
+Role = Literal["handler", "leader", "supervisor"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseConfig(_Strict):
+    url: str = "sqlite:///var/hotline-sla.sqlite3"
+    echo: bool = False
+
+
+class SourceConfig(BaseModel):
+    """One case source; type-specific keys are validated by the source itself."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    type: Literal["files", "inbox", "sql", "http"]
+    enabled: bool = True
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ContactConfig(_Strict):
+    name: str = Field(min_length=1)
+    role: Literal["handler", "leader", "supervisor"] = "handler"
+    mobile: str | None = Field(None, pattern=r"^(\+?86)?1[3-9]\d{9}$")
+    wecom_userid: str | None = None
+    email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    channels: list[str] = Field(default_factory=list)
+
+
+class UnitConfig(_Strict):
+    name: str = Field(min_length=1)
+    aliases: list[str] = Field(default_factory=list)
+    contacts: list[ContactConfig] = Field(default_factory=list)
+
+
+class ContactsConfig(_Strict):
+    units: list[UnitConfig] = Field(default_factory=list)
+    supervisors: list[ContactConfig] = Field(default_factory=list)
+
+
+def _handler_only() -> list[Role]:
+    return ["handler"]
+
+
+class RouteConfig(_Strict):
+    """Who hears about an alert kind."""
+
+    roles: list[Role] = Field(default_factory=_handler_only)
+    # add the supervisors once a breach is older than this many working days (0 = never)
+    supervisors_after_working_days: int = Field(0, ge=0)
+    urgent: bool = False  # bypasses quiet hours
+
+
+def _default_routes() -> dict[str, RouteConfig]:
+    return {
+        "warning": RouteConfig(roles=["handler"]),
+        "return_window": RouteConfig(roles=["handler"]),
+        "breach": RouteConfig(roles=["handler", "leader"]),
+        "breach_repeat": RouteConfig(roles=["handler", "leader"], supervisors_after_working_days=2),
+        "late_return": RouteConfig(roles=["supervisor"]),
+    }
+
+
+class AlertsConfig(_Strict):
+    # after the breach, repeat once per working day at this local time while the case stays open
+    breach_repeat: bool = True
+    breach_repeat_at: time = time(9, 0)
+    # warn a unit that has not signed a case this long before its return window closes
+    return_window_warning: bool = True
+
+
+class QuietHours(_Strict):
+    start: time = time(22, 0)
+    end: time = time(7, 30)
+
+
+class DispatchConfig(_Strict):
+    batch_window_seconds: int = Field(120, ge=0, le=3600)
+    max_attempts: int = Field(12, ge=1)
+    backoff_base_seconds: float = Field(30, gt=0)
+    backoff_cap_seconds: float = Field(3600, gt=0)
+    dead_letter_after_hours: float = Field(24, gt=0)
+    lease_seconds: int = Field(120, ge=10)
+    # quiet hours per channel name; SMS-type channels default to 22:00-07:30 when not listed
+    quiet_hours: dict[str, QuietHours | None] = Field(default_factory=dict)
+    templates_dir: str | None = None
+
+
+class SchedulerConfig(_Strict):
+    sync_interval_seconds: int = Field(300, ge=5)
+    tick_interval_seconds: int = Field(60, ge=5)
+    dispatch_interval_seconds: int = Field(5, ge=1)
+    digest_time: time = time(8, 30)
+    leader_lease_seconds: int = Field(30, ge=5)
+
+
+class HealthConfig(_Strict):
+    listen: str | None = None  # e.g. "127.0.0.1:9817"
+
+
+class Config(_Strict):
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    rules_dir: str = "sla_rules"
+    holidays_dir: str | None = None  # default: <rules_dir>/holidays
+    sources: list[SourceConfig] = Field(default_factory=list)
+    channels: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"console": {"type": "console"}})
+    default_channels: list[str] = Field(default_factory=lambda: ["console"])
+    contacts: ContactsConfig = Field(default_factory=ContactsConfig)
+    routes: dict[str, RouteConfig] = Field(default_factory=_default_routes)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    dispatch: DispatchConfig = Field(default_factory=DispatchConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    scoring: dict[str, Any] = Field(default_factory=dict)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+    source_file: str | None = Field(None, exclude=True)
+
+    @field_validator("routes")
+    @classmethod
+    def _route_kinds(cls, value: dict[str, RouteConfig]) -> dict[str, RouteConfig]:
+        for kind in value:
+            if kind not in ALERT_KINDS:
+                raise ValueError(f"unknown alert kind {kind!r}; valid: {', '.join(ALERT_KINDS)}")
+        return {**_default_routes(), **value}
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        names = set(self.channels)
+        for ch in self.default_channels:
+            if ch not in names:
+                raise ValueError(f"default_channels: {ch!r} is not a configured channel; valid: {sorted(names)}")
+        seen_sources: set[str] = set()
+        for src in self.sources:
+            if src.name in seen_sources:
+                raise ValueError(f"sources: duplicate source name {src.name!r}")
+            seen_sources.add(src.name)
+        for unit in self.contacts.units:
+            for c in unit.contacts:
+                for ch in c.channels:
+                    if ch not in names:
+                        raise ValueError(
+                            f"contacts.units[{unit.name}].{c.name}.channels: {ch!r} is not a configured "
+                            f"channel; valid: {sorted(names)}"
+                        )
+        return self
+
+    @classmethod
+    def default(cls) -> Config:
+        return cls()
+
+    # --- resolved paths ---------------------------------------------------------------------------------
+
+    def path(self, value: str) -> Path:
+        p = Path(value)
+        return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def rules_path(self) -> Path:
+        return self.path(self.rules_dir)
+
+    @property
+    def holidays_path(self) -> Path:
+        return self.path(self.holidays_dir) if self.holidays_dir else self.rules_path / "holidays"
+
+    @property
+    def database_url(self) -> str:
+        url = os.environ.get("HOTLINE_SLA_DATABASE_URL") or self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
+            rel = url[len(prefix) :]
+            if rel and rel != ":memory:":
+                return prefix + str(self.path(rel))
+        return url
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate ``path``; :class:`ConfigError` names the file and the key."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (database, sources, channels, …)")
+    try:
+        config = Config.model_validate({**data, "base_dir": path.resolve().parent, "source_file": str(path)})
+    except ValidationError as exc:
+        raise ConfigError(format_config_errors(str(path), exc)) from None
+    return config
+
+
+def format_config_errors(file: str, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required"
+        elif err["type"] == "string_pattern_mismatch" and "mobile" in key:
+            msg = "not a mainland mobile number (11 digits starting 13-19)"  # never echo the number
+        lines.append(f"{file}: {key}: {msg}")
+    return "\n".join(lines)

@@ -1,0 +1,180 @@
+"""The schema of ``sla_rules/*.yaml`` (pydantic), and error messages that name file, rule and key."""
+
+from __future__ import annotations
+
+import re
+from datetime import time, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from daemon.cases import Category, Source, Status
+
+MATCH_KEYS = {
+    "source": {s.value for s in Source},
+    "category": {c.value for c in Category},
+    "status": {s.value for s in Status},
+    "unit": None,  # free text
+    "district": None,
+    "domain": None,
+}
+
+_LEAD = re.compile(
+    r"^\s*(?P<n>\d+)\s*(?P<unit>h|hours?|m|min|minutes?|d|days?|natural days?|working days?|工作日|小时|天)\s*$"
+)
+
+
+class WarnLead(BaseModel):
+    """A warning lead time.
+
+    ``24h`` / ``30m``: that long before the due instant. ``1 working day`` / ``2 days``: at the start of
+    business (the rule's ``working_day_starts``) on the last day of the period (1) or the day(s) before it.
+    """
+
+    model_config = ConfigDict(frozen=True)
+    text: str
+    delta: timedelta = timedelta(0)
+    working_days: int = 0
+    natural_days: int = 0
+
+    @classmethod
+    def parse(cls, value: Any) -> WarnLead:
+        if isinstance(value, WarnLead):
+            return value
+        m = _LEAD.match(str(value))
+        if not m:
+            raise ValueError(
+                f"{value!r} is not a lead time; write e.g. '24h', '4h', '30m', '1 day', '2 days' or '1 working day'"
+            )
+        n, unit = int(m["n"]), m["unit"]
+        if n <= 0:
+            raise ValueError(f"{value!r}: a lead time must be positive")
+        if unit.startswith("working") or unit == "工作日":
+            return cls(text=str(value).strip(), working_days=n)
+        if unit in ("m", "min") or unit.startswith("minute"):
+            return cls(text=str(value).strip(), delta=timedelta(minutes=n))
+        if unit in ("d", "天") or unit.startswith(("day", "natural")):
+            return cls(text=str(value).strip(), natural_days=n)
+        return cls(text=str(value).strip(), delta=timedelta(hours=n))
+
+
+Lead = Annotated[WarnLead, BeforeValidator(WarnLead.parse)]
+
+
+class DeadlineSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    natural_days: int | None = Field(None, ge=1, le=366)
+    working_days: int | None = Field(None, ge=1, le=250)
+    hours: int | None = Field(None, ge=1, le=24 * 366)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> DeadlineSpec:
+        given = [k for k in ("natural_days", "working_days", "hours") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "exactly one of natural_days, working_days, hours is required"
+                + (f" (got {', '.join(given)})" if given else " (got none)")
+            )
+        return self
+
+
+def _as_list(value: Any) -> Any:
+    if isinstance(value, str | int):
+        return [str(value)]
+    return value
+
+
+class RuleModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = Field(min_length=1)
+    purpose: Literal["resolve", "return"] = "resolve"
+    match: dict[str, Annotated[list[str], BeforeValidator(_as_list)]] = Field(default_factory=dict)
+    deadline: DeadlineSpec
+    roll_to_workday: bool = False
+    end_of_day: str = "24:00"
+    working_day_starts: time = time(8, 30)
+    warn_before: list[Lead] = Field(default_factory=list)
+
+    @field_validator("match")
+    @classmethod
+    def _match_keys(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for key, values in value.items():
+            if key not in MATCH_KEYS:
+                raise ValueError(f"unknown match key {key!r}; valid: {', '.join(MATCH_KEYS)}")
+            allowed = MATCH_KEYS[key]
+            if not values:
+                raise ValueError(f"match.{key}: give at least one value")
+            for v in values:
+                if allowed is not None and v not in allowed:
+                    raise ValueError(f"match.{key}: {v!r} is not valid; valid: {', '.join(sorted(allowed))}")
+        return value
+
+    @field_validator("end_of_day")
+    @classmethod
+    def _end_of_day(cls, value: str) -> str:
+        m = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
+        if not m or not (0 <= int(m[1]) <= 24 and 0 <= int(m[2]) < 60) or (int(m[1]) == 24 and int(m[2])):
+            raise ValueError(f"{value!r} is not a time of day; write HH:MM from 00:00 to 24:00 (the default)")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _options_fit_basis(self) -> RuleModel:
+        if self.roll_to_workday and self.deadline.natural_days is None:
+            raise ValueError("roll_to_workday applies only to natural_days deadlines")
+        if self.deadline.hours is not None and self.end_of_day != "24:00":
+            raise ValueError("end_of_day applies only to day deadlines, not to hours")
+        return self
+
+    @property
+    def end_of_day_delta(self) -> timedelta:
+        hh, mm = self.end_of_day.split(":")
+        return timedelta(hours=int(hh), minutes=int(mm))
+
+
+class MonthEndSettings(BaseModel):
+    """Month-end zero backlog (月底清零): when units are reminded of their open cases."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    enabled: bool = True
+    # reminders N working days before the month's last working day …
+    reminder_working_days_before: list[Annotated[int, Field(ge=1, le=20)]] = Field(default_factory=lambda: [3, 1])
+    # … and on the morning of the last working day itself
+    remind_on_last_working_day: bool = True
+    reminder_time: time = time(9, 0)
+    # include cases carried over from earlier months (上月结存) as well as this month's
+    include_carried_over: bool = True
+    # the carry-over report (结存) to supervisors on the first working day of the next month
+    carry_over_report: bool = True
+    carry_over_report_time: time = time(9, 0)
+
+
+class RuleFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: Literal[1] = 1
+    rules: list[RuleModel] = Field(default_factory=list)
+    month_end: MonthEndSettings | None = None
+
+
+def format_validation_error(file: str, exc: ValidationError, data: Any) -> list[str]:
+    """One line per problem: ``file: rule 'id': key: message``."""
+    lines = []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        where = file
+        if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
+            idx = loc[1]
+            rule_id = None
+            if isinstance(data.get("rules"), list) and idx < len(data["rules"]):
+                item = data["rules"][idx]
+                rule_id = item.get("id") if isinstance(item, dict) else None
+            where += f": rule {rule_id!r}" if rule_id else f": rules[{idx}]"
+            loc = loc[2:]
+        key = ".".join(str(p) for p in loc) or "(rule)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required"
+        lines.append(f"{where}: {key}: {msg}")
+    return lines

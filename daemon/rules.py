@@ -1,0 +1,304 @@
+"""SLA rules (办理时限规则): load ``sla_rules/*.yaml``, match a case to its rule, compute its Deadline.
+
+Counting follows 民法典 第二百零一条-第二百零三条: the day of receipt is not counted, a day period ends at
+24:00 of its last day (we store the first overdue instant, 00:00 of the next day), hour periods run from
+the exact receipt instant. All instants are aware datetimes; days are Asia/Shanghai calendar days.
+
+Every case gets two rules: the first matching ``purpose: resolve`` rule (the deadline to close and feed
+back, 办结反馈) and the first matching ``purpose: return`` rule (the window to ask for a return, 退件).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from daemon.calendar import WorkCalendar
+from daemon.errors import ConfigError, UsageError
+from daemon.rule_schema import MonthEndSettings, RuleFile, RuleModel, WarnLead, format_validation_error
+from daemon.timeutil import LOCAL_TZ
+
+__all__ = ["Deadline", "Rule", "RuleError", "RuleSet", "WarningPoint", "load_rules"]
+
+
+class RuleError(ConfigError):
+    """An invalid rule file; the message names the file, the rule id and the key."""
+
+
+@dataclass(frozen=True)
+class WarningPoint:
+    level: int  # 1 = the earliest warning (longest lead), higher = closer to the deadline
+    at: datetime
+    lead: str  # as written in the rule, e.g. "24h" or "1 working day"
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A computed deadline. ``due_at`` is the first overdue instant (aware)."""
+
+    rule_id: str
+    rule_name: str
+    received_at: datetime
+    due_at: datetime
+    warnings: tuple[WarningPoint, ...]
+    provisional_days: tuple[date, ...] = ()
+    extended_from: datetime | None = None  # the rule's due_at when an approved extension (延期) replaced it
+
+    @property
+    def provisional(self) -> bool:
+        """True when a day the computation relied on comes from a provisional (暂定) calendar year."""
+        return bool(self.provisional_days)
+
+
+class Rule:
+    """One validated rule bound to a calendar."""
+
+    def __init__(self, model: RuleModel, calendar: WorkCalendar, file: str) -> None:
+        self.model = model
+        self.calendar = calendar
+        self.file = file
+        self.id = model.id
+        self.name = model.name
+        self.purpose = model.purpose
+        d = model.deadline
+        self.natural_days = d.natural_days
+        self.working_days = d.working_days
+        self.hours = d.hours
+        self._end_of_day = model.end_of_day_delta
+        self._workday_start = model.working_day_starts
+        self._match = {k: frozenset(v) for k, v in model.match.items()}
+
+    @property
+    def basis(self) -> str:
+        if self.hours is not None:
+            return "hours"
+        return "working_days" if self.working_days is not None else "natural_days"
+
+    @property
+    def is_catch_all(self) -> bool:
+        return not self._match
+
+    def describe_limit(self) -> str:
+        """Chinese, e.g. ``5个工作日``."""
+        if self.hours is not None:
+            return f"{self.hours}小时"
+        if self.working_days is not None:
+            return f"{self.working_days}个工作日"
+        return f"{self.natural_days}个自然日"
+
+    def matches(self, case: Mapping[str, Any]) -> bool:
+        for key, allowed in self._match.items():
+            value = case.get(key)
+            if value is None or str(value) not in allowed:
+                return False
+        return True
+
+    # --- the arithmetic ------------------------------------------------------------------------------
+
+    def due_at(self, received_at: datetime) -> datetime:
+        """The first overdue instant for a case received at ``received_at`` (aware). The hot path."""
+        if self.hours is not None:
+            return received_at + timedelta(hours=self.hours)
+        local = received_at.astimezone(LOCAL_TZ)
+        ordinal = local.toordinal()
+        if self.working_days is not None:
+            last = self.calendar.add_working_days_ordinal(ordinal, self.working_days)
+        else:
+            assert self.natural_days is not None
+            last = ordinal + self.natural_days
+            if self.model.roll_to_workday and not self.calendar.is_workday(date.fromordinal(last)):
+                last = self.calendar.add_working_days_ordinal(last, 1)
+        d = date.fromordinal(last)
+        return datetime(d.year, d.month, d.day, tzinfo=LOCAL_TZ) + self._end_of_day
+
+    def last_day(self, received_at: datetime) -> date | None:
+        """The last counted day (None for hour rules)."""
+        if self.hours is not None:
+            return None
+        return (self.due_at(received_at) - self._end_of_day).date()
+
+    def counted_days(self, received_at: datetime) -> list[date]:
+        """The days the period runs over, from the day after receipt to the last day (for `explain`)."""
+        last = self.last_day(received_at)
+        if last is None:
+            return []
+        first = received_at.astimezone(LOCAL_TZ).date() + timedelta(days=1)
+        return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+    def deadline(self, received_at: datetime, *, extended_due_at: datetime | None = None) -> Deadline:
+        """The full deadline: due instant, warning instants and provisional days."""
+        if received_at.tzinfo is None:
+            raise ValueError("received_at must be timezone-aware")
+        due = self.due_at(received_at)
+        extended_from = None
+        if extended_due_at is not None and extended_due_at != due:
+            extended_from, due = due, extended_due_at
+        return Deadline(
+            rule_id=self.id,
+            rule_name=self.name,
+            received_at=received_at,
+            due_at=due,
+            warnings=self.warning_points(received_at, due),
+            provisional_days=self._provisional_days(received_at, due),
+            extended_from=extended_from,
+        )
+
+    def _provisional_days(self, received_at: datetime, due: datetime) -> tuple[date, ...]:
+        if self.hours is not None or (self.natural_days is not None and not self.model.roll_to_workday):
+            relied_first = None  # hour and plain natural-day periods do not depend on the calendar
+        else:
+            relied_first = received_at.astimezone(LOCAL_TZ).date()
+        days: list[date] = []
+        if relied_first is not None:
+            days.extend(self.calendar.provisional_days(relied_first, (due - timedelta(microseconds=1)).date()))
+        last_moment = (due - timedelta(microseconds=1)).astimezone(LOCAL_TZ).date()
+        for lead in self.model.warn_before:
+            if lead.working_days:  # counting back relies on the calendar too
+                start = self.calendar.sub_working_days(last_moment, lead.working_days)
+                days.extend(self.calendar.provisional_days(start, last_moment))
+        return tuple(sorted(set(days)))
+
+    def warning_points(self, received_at: datetime, due: datetime) -> tuple[WarningPoint, ...]:
+        """Warning instants strictly between receipt and ``due``; level 1 is the longest lead."""
+        points: list[tuple[datetime, str]] = []
+        for lead in self.model.warn_before:
+            points.append((self._warning_instant(lead, due), lead.text))
+        points.sort(key=lambda p: p[0])
+        return tuple(
+            WarningPoint(level, at, text)
+            for level, (at, text) in enumerate(points, start=1)
+            if received_at < at < due
+        )
+
+    def _warning_instant(self, lead: WarnLead, due: datetime) -> datetime:
+        if lead.working_days:
+            # "N working days before": on the N-th working day counted back from the last instant before
+            # due (the due day's own working day is the 1st), at the start of business.
+            last_moment = (due - timedelta(microseconds=1)).astimezone(LOCAL_TZ).date()
+            if self.calendar.is_workday(last_moment):
+                day = (
+                    last_moment
+                    if lead.working_days == 1
+                    else self.calendar.sub_working_days(last_moment, lead.working_days - 1)
+                )
+            else:
+                day = self.calendar.sub_working_days(last_moment, lead.working_days)
+            return datetime.combine(day, self._workday_start, tzinfo=LOCAL_TZ)
+        if lead.natural_days:
+            last_moment = (due - timedelta(microseconds=1)).astimezone(LOCAL_TZ).date()
+            day = last_moment - timedelta(days=lead.natural_days - 1)
+            return datetime.combine(day, self._workday_start, tzinfo=LOCAL_TZ)
+        return due - lead.delta
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """All rules, in match order, plus the month-end settings."""
+
+    rules: tuple[Rule, ...]
+    month_end: MonthEndSettings
+    files: tuple[str, ...]
+    fingerprint: str  # changes when any rule or the calendar changes
+
+    def get(self, rule_id: str) -> Rule:
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise UsageError(f"unknown rule {rule_id!r}; valid rules: {', '.join(r.id for r in self.rules)}")
+
+    def match(self, case: Mapping[str, Any]) -> Rule:
+        """The first ``resolve`` rule that matches; a catch-all guarantees one does."""
+        for rule in self.rules:
+            if rule.purpose == "resolve" and rule.matches(case):
+                return rule
+        raise AssertionError("rule set has no catch-all rule")  # load_rules refuses such a set
+
+    def return_rule(self, case: Mapping[str, Any]) -> Rule | None:
+        for rule in self.rules:
+            if rule.purpose == "return" and rule.matches(case):
+                return rule
+        return None
+
+
+def load_rules(directory: Path, calendar: WorkCalendar) -> RuleSet:
+    """Load every ``*.yaml`` in ``directory`` (not its subfolders), in file-name order."""
+    errors = check_rules(directory)
+    if errors:
+        raise RuleError("; ".join(errors))
+    return _build(directory, calendar)
+
+
+def check_rules(directory: Path) -> list[str]:
+    """Every problem in the rule files, each naming file, rule and key; empty when valid."""
+    errors: list[str] = []
+    files = _rule_files(directory)
+    if not files:
+        return [f"{directory}: no rule files (*.yaml) found"]
+    ids: dict[str, str] = {}
+    month_end_files: list[str] = []
+    has_catch_all = False
+    for path in files:
+        parsed, file_errors = _parse_file(path)
+        errors.extend(file_errors)
+        if parsed is None:
+            continue
+        if parsed.month_end is not None:
+            month_end_files.append(str(path))
+        for rule in parsed.rules:
+            if rule.id in ids:
+                errors.append(f"{path}: rule {rule.id!r}: id: duplicate; already defined in {ids[rule.id]}")
+            ids[rule.id] = str(path)
+            if rule.purpose == "resolve" and not rule.match:
+                has_catch_all = True
+    if len(month_end_files) > 1:
+        errors.append(f"month_end: defined in several files ({', '.join(month_end_files)}); keep it in one")
+    if not errors and not has_catch_all:
+        errors.append(
+            f"{directory}: no catch-all rule: add a last rule with 'match: {{}}' so that no case is without a rule"
+        )
+    return errors
+
+
+def _rule_files(directory: Path) -> list[Path]:
+    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+
+
+def _parse_file(path: Path) -> tuple[RuleFile | None, list[str]]:
+    import yaml
+    from pydantic import ValidationError
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [f"{path}: cannot read ({exc.__class__.__name__}: {exc})"]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        return None, [f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})"]
+    if not isinstance(data, dict):
+        return None, [f"{path}: expected a mapping with 'rules:' (and optionally 'month_end:')"]
+    try:
+        return RuleFile.model_validate(data), []
+    except ValidationError as exc:
+        return None, format_validation_error(str(path), exc, data)
+
+
+def _build(directory: Path, calendar: WorkCalendar) -> RuleSet:
+    rules: list[Rule] = []
+    month_end = MonthEndSettings()
+    digest = hashlib.sha256(calendar.fingerprint.encode())
+    files = _rule_files(directory)
+    for path in files:
+        parsed, _ = _parse_file(path)
+        assert parsed is not None
+        if parsed.month_end is not None:
+            month_end = parsed.month_end
+        for model in parsed.rules:
+            rules.append(Rule(model, calendar, str(path)))
+        digest.update(json.dumps(parsed.model_dump(mode="json"), sort_keys=True).encode())
+    return RuleSet(tuple(rules), month_end, tuple(str(p) for p in files), digest.hexdigest()[:16])
