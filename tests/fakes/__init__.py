@@ -40,6 +40,7 @@ class Fault:
     hang: bool = False
     malformed: bool = False
     code: Any = None
+    path: str | None = None  # only requests to this path; None: any request
 
 
 @dataclass
@@ -112,14 +113,17 @@ class FakeServer:
         hang: bool = False,
         malformed: bool = False,
         code: Any = None,
+        path: str | None = None,
     ) -> None:
         with self._lock:
-            self._faults.extend(Fault(status, hang, malformed, code) for _ in range(count))
+            self._faults.extend(Fault(status, hang, malformed, code, path) for _ in range(count))
 
     def _dispatch(self, req: Recorded) -> Reply:
         with self._lock:
             self.requests.append(req)
-            fault = self._faults.popleft() if self._faults else None
+            fault = next((f for f in self._faults if f.path in (None, req.path)), None)
+            if fault is not None:
+                self._faults.remove(fault)
         if fault is None:
             return self.handle(req)
         if fault.hang:
