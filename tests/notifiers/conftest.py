@@ -93,7 +93,9 @@ def aliyun() -> Iterator[FakeAliyunSms]:
 def tencent() -> Iterator[FakeTencentSms]:
     yield from serve(
         FakeTencentSms(
-            secret_id=SECRETS["TENCENT_ID"], secret_key=SECRETS["TENCENT_KEY"], sdk_app_id="1400000001",
+            secret_id=SECRETS["TENCENT_ID"],
+            secret_key=SECRETS["TENCENT_KEY"],
+            sdk_app_id="1400000001",
             templates=("2001",),
         )
     )
