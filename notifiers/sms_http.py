@@ -70,6 +70,8 @@ class HttpSmsNotifier(HttpNotifier):
         except TemplateError as exc:
             # the message names the template problem (e.g. an undefined variable), not the values
             raise ConfigError(f"channels.{self.name}.body: {exc.message}") from None
+        except (TypeError, ValueError):  # a filter (tojson) fed an undefined or odd value
+            raise ConfigError(f"channels.{self.name}.body: template cannot be rendered") from None
 
     def send(self, message: Message) -> Receipt:
         o = self.options
