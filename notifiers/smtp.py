@@ -71,6 +71,8 @@ class SmtpNotifier(Notifier):
                 if o.username and o.password:
                     client.login(o.username, o.password.reveal())
                 client.send_message(email)
+        except smtplib.SMTPNotSupportedError:
+            raise NotifierError(f"{self.name}: server does not offer SMTP AUTH", permanent=True) from None
         except smtplib.SMTPRecipientsRefused:
             raise NotifierError(
                 f"{self.name}: recipient refused by the mail server", permanent=True
