@@ -1,0 +1,117 @@
+"""Secrets in channel configuration, and the options base model that resolves them.
+
+A secret (webhook key, corp secret, access key secret, password) is never written into ``config.yaml``
+itself. It is given as one of::
+
+    corpsecret: {env: WECOM_CORPSECRET}          # an environment variable
+    corpsecret: {file: /etc/hotline-sla/wecom}   # a file (trailing newline stripped)
+    corpsecret: {credential: wecom}              # systemd LoadCredential= ($CREDENTIALS_DIRECTORY/wecom)
+
+Errors name the config key and where we looked, never the value.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Self
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo
+
+from notifiers.base import ConfigError, Secret
+
+_FORMS = "{env: NAME}, {file: PATH} or {credential: NAME}"
+
+
+class SecretResolver:
+    """Turns a secret spec from config into a :class:`Secret`.
+
+    ``environ`` and ``credentials_dir`` default to the process environment and
+    ``$CREDENTIALS_DIRECTORY``; tests pass their own.
+    """
+
+    def __init__(
+        self, environ: Mapping[str, str] | None = None, credentials_dir: str | Path | None = None
+    ) -> None:
+        self._environ = os.environ if environ is None else environ
+        self._credentials_dir = credentials_dir
+
+    def resolve(self, key: str, spec: object) -> Secret:
+        """``key`` is the dotted config key (``channels.wecom.corpsecret``), used only in errors."""
+        if isinstance(spec, Secret):
+            return spec
+        if isinstance(spec, str):
+            raise ConfigError(f"{key}: a secret must not be written inline; give it as {_FORMS}")
+        if not isinstance(spec, Mapping) or len(spec) != 1:
+            raise ConfigError(f"{key}: a secret must be given as {_FORMS}")
+        ((form, name),) = spec.items()
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{key}: {form}: expected a non-empty string")
+        if form == "env":
+            value = self._environ.get(name)
+            if value is None:
+                raise ConfigError(f"{key}: environment variable {name} is not set")
+            return Secret(value, f"env:{name}")
+        if form == "file":
+            return Secret(self._read(key, Path(name)), f"file:{name}")
+        if form == "credential":
+            directory = self._credentials_dir or self._environ.get("CREDENTIALS_DIRECTORY")
+            if not directory:
+                raise ConfigError(
+                    f"{key}: credential {name}: $CREDENTIALS_DIRECTORY is not set "
+                    "(add LoadCredential= to the systemd unit)"
+                )
+            return Secret(self._read(key, Path(directory) / name), f"credential:{name}")
+        raise ConfigError(f"{key}: unknown secret source {form!r}; use {_FORMS}")
+
+    @staticmethod
+    def _read(key: str, path: Path) -> str:
+        try:
+            return path.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(f"{key}: cannot read secret file {path} ({exc.strerror})") from None
+
+
+def _resolve_field(value: object, info: ValidationInfo) -> Secret:
+    context = info.context or {}
+    resolver = context.get("secrets")
+    if not isinstance(resolver, SecretResolver):
+        if isinstance(value, Secret):
+            return value
+        raise ConfigError("no SecretResolver given to resolve secrets")
+    return resolver.resolve(f"{context.get('prefix', '')}.{info.field_name}", value)
+
+
+SecretValue = Annotated[Secret, BeforeValidator(_resolve_field)]
+"""An options field holding a secret: resolved from its spec while the options are validated."""
+
+
+class ChannelOptions(BaseModel):
+    """Base of every channel's options: unknown keys are errors, values are frozen after validation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    @classmethod
+    def parse(cls, channel: str, options: Mapping[str, Any], secrets: SecretResolver) -> Self:
+        """Validate ``options`` of ``channels.<channel>``; every problem becomes a :class:`ConfigError`.
+
+        Pydantic's own message would echo the input (possibly a secret), so only the key path and the
+        reason are kept.
+        """
+        prefix = f"channels.{channel}"
+        try:
+            return cls.model_validate(dict(options), context={"secrets": secrets, "prefix": prefix})
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors(include_input=False, include_url=False):
+                loc = ".".join(str(part) for part in err["loc"])
+                msg = err["msg"].removeprefix("Value error, ")
+                if msg.startswith(f"{prefix}."):
+                    problems.append(msg)  # a secret's own message already names its key
+                elif err["type"] == "extra_forbidden":
+                    valid = ", ".join(sorted(cls.model_fields))
+                    problems.append(f"{prefix}.{loc}: unknown key; valid keys: {valid}")
+                else:
+                    problems.append(f"{prefix}.{loc}: {msg}")
+            raise ConfigError("; ".join(problems)) from None

@@ -1,0 +1,167 @@
+"""WeCom group robot (企业微信群机器人): one webhook per group.
+
+The webhook key is a secret and part of the URL, so the URL is never logged or put into an error.
+The robot takes at most 20 messages per minute; we count our own sends with the injected clock and raise
+``NotifierError(retry_after=…)`` instead of being blocked.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import Any, Literal, Self
+
+from pydantic import Field
+
+from notifiers.base import Clock, Message, NotifierError, Receipt
+from notifiers.http import HttpNotifier, HttpOptions
+from notifiers.secrets import SecretResolver, SecretValue
+
+TEXT_LIMIT = 2048
+MARKDOWN_LIMIT = 4096
+_PART_HEADER_RESERVE = len("(99/99)\n")
+
+
+def split_by_bytes(content: str, limit: int) -> list[str]:
+    """Split ``content`` into parts of at most ``limit`` UTF-8 bytes, at line boundaries.
+
+    With more than one part each starts with ``(i/n)``. A single line longer than a part is cut at a
+    character boundary (never inside a multi-byte character).
+    """
+    if len(content.encode()) <= limit:
+        return [content]
+    budget = limit - _PART_HEADER_RESERVE
+    chunks: list[str] = []
+    current = ""
+    for line in _lines_within(content, budget):
+        candidate = f"{current}\n{line}" if current else line
+        if current and len(candidate.encode()) > budget:
+            chunks.append(current)
+            current = line
+        else:
+            current = candidate
+    if current:
+        chunks.append(current)
+    return [f"({i}/{len(chunks)})\n{chunk}" for i, chunk in enumerate(chunks, 1)]
+
+
+def _lines_within(content: str, budget: int) -> list[str]:
+    lines: list[str] = []
+    for whole in content.split("\n"):
+        rest = whole
+        while len(rest.encode()) > budget:
+            cut = budget
+            while len(rest[:cut].encode()) > budget:
+                cut -= 1
+            lines.append(rest[:cut])
+            rest = rest[cut:]
+        lines.append(rest)
+    return lines
+
+
+class SendWindow:
+    """At most ``limit`` sends per ``period`` seconds (sliding window over the injected clock)."""
+
+    def __init__(self, limit: int, period: float, clock: Clock) -> None:
+        self.limit, self.period, self._clock = limit, period, clock
+        self._sent: deque[float] = deque()
+
+    def wait_needed(self, count: int) -> float:
+        """Seconds until ``count`` more sends fit; 0 when they fit now."""
+        now = self._clock()
+        while self._sent and self._sent[0] <= now - self.period:
+            self._sent.popleft()
+        excess = len(self._sent) + count - self.limit
+        if excess <= 0:
+            return 0.0
+        return max(self._sent[excess - 1] + self.period - now, 0.001)
+
+    def record(self) -> None:
+        self._sent.append(self._clock())
+
+
+class WecomBotOptions(HttpOptions):
+    key: SecretValue
+    base_url: str = "https://qyapi.weixin.qq.com"
+    msgtype: Literal["markdown", "text"] = "markdown"
+    mention_recipient: bool = Field(True, description="@ the recipient's mobile as well as message.mentions")
+    max_per_minute: int = Field(20, ge=1, le=20)
+
+
+# errcode → (permanent, retry_after)
+_ERRCODES: dict[int, tuple[bool, float | None]] = {
+    93000: (True, None),  # invalid webhook key
+    40058: (True, None),  # too long: split, never retry as is
+    45009: (False, 60.0),  # frequency limit
+    -1: (False, None),  # system busy
+}
+
+
+class WecomBotNotifier(HttpNotifier):
+    type_name = "wecom_bot"
+
+    def __init__(self, name: str, options: WecomBotOptions, *, clock: Clock = time.monotonic) -> None:
+        super().__init__(name, options)
+        self.options = options
+        self._window = SendWindow(options.max_per_minute, 60.0, clock)
+
+    @classmethod
+    def from_options(
+        cls, name: str, options: Mapping[str, Any], *, secrets: SecretResolver, clock: Clock = time.monotonic
+    ) -> Self:
+        return cls(name, WecomBotOptions.parse(name, options, secrets), clock=clock)
+
+    def __repr__(self) -> str:
+        return f"WecomBotNotifier({self.name!r})"
+
+    def send(self, message: Message) -> Receipt:
+        bodies = self._bodies(message)
+        if len(bodies) > self._window.limit:
+            raise NotifierError(
+                f"{self.name}: message needs {len(bodies)} robot messages, more than "
+                f"{self._window.limit} per minute allows",
+                permanent=True,
+            )
+        wait = self._window.wait_needed(len(bodies))
+        if wait:
+            raise NotifierError(
+                f"{self.name}: robot limit {self._window.limit}/min reached", retry_after=wait
+            )
+        url = f"{self.options.base_url.rstrip('/')}/cgi-bin/webhook/send"
+        for i, body in enumerate(bodies, 1):
+            what = f"robot message part {i}/{len(bodies)}" if len(bodies) > 1 else "robot message"
+            _, data = self.request_json(
+                "POST", url, what=what, params={"key": self.options.key.reveal()}, json=body
+            )
+            self._window.record()
+            errcode = data.get("errcode")
+            if errcode != 0:
+                permanent, retry_after = _ERRCODES.get(
+                    errcode if isinstance(errcode, int) else -1, (False, None)
+                )
+                raise self.fail(
+                    what, errcode, data.get("errmsg", ""), permanent=permanent, retry_after=retry_after
+                )
+        return Receipt(parts=len(bodies))
+
+    def _bodies(self, message: Message) -> list[dict[str, Any]]:
+        people = ((message.recipient,) if self.options.mention_recipient else ()) + message.mentions
+        mobiles = list(dict.fromkeys(p.mobile for p in people if p.mobile))
+        userids = list(dict.fromkeys(p.wecom_userid for p in people if p.wecom_userid))
+        if self.options.msgtype == "text":
+            parts = split_by_bytes(message.text, TEXT_LIMIT)
+            bodies: list[dict[str, Any]] = [{"msgtype": "text", "text": {"content": p}} for p in parts]
+            bodies[-1]["text"].update(mentioned_list=userids, mentioned_mobile_list=mobiles)
+            return bodies
+        content = message.markdown or message.text
+        if userids:  # markdown mentions work only by user id
+            content += "\n" + " ".join(f"<@{u}>" for u in userids)
+        parts = split_by_bytes(content, MARKDOWN_LIMIT)
+        bodies = [{"msgtype": "markdown", "markdown": {"content": p}} for p in parts]
+        mobile_only = list(dict.fromkeys(p.mobile for p in people if p.mobile and not p.wecom_userid))
+        if mobile_only:
+            # markdown cannot @ by mobile: a short text reminder carries mentioned_mobile_list
+            reminder = {"content": f"请及时处理：{message.subject}", "mentioned_mobile_list": mobile_only}
+            bodies.append({"msgtype": "text", "text": reminder})
+        return bodies
