@@ -225,14 +225,17 @@ def monthly_ranking(
     config: ScoringConfig | None = None,
 ) -> MonthlyRanking:
     """Rank the units on the cases dispatched in ``year``-``month`` (Asia/Shanghai), judged as of
-    ``min(now, month end)``; ``now`` is an aware datetime. Cases received outside the month are ignored."""
+    ``min(now, month end)``; ``now`` is an aware datetime. Cases received outside the month, or after
+    ``now``, are ignored."""
     cfg = config or ScoringConfig()
     if now.tzinfo is None:
         raise ValueError(f"now={now!r} is naive: pass an aware datetime")
     start, end = month_bounds(year, month)
     as_of = min(now, end).astimezone(LOCAL_TZ)
     month_cases = sorted(
-        (c for c in cases if start <= c.received_at < end), key=lambda c: (c.received_at, c.number)
+        # a case received after as_of does not exist yet at that instant (a replayed or backdated snapshot)
+        (c for c in cases if start <= c.received_at < end and c.received_at <= as_of),
+        key=lambda c: (c.received_at, c.number),
     )
     tallies: dict[str, _Tally] = defaultdict(_Tally)
     for case in month_cases:
