@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "daemon.commands.calendar_cmd",
     "daemon.commands.rules_cmd",
     "daemon.commands.config_cmd",
+    "daemon.commands.score",
 )
 
 

@@ -1,0 +1,1 @@
+"""Reports: unit scoring, the monthly ranking (评优评差), digests."""
