@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from daemon.errors import ConfigError
+from daemon.reports.scoring import ScoringConfig
 
 ALERT_KINDS = ("warning", "breach", "breach_repeat", "return_window", "late_return")
 ROLES = ("handler", "leader", "supervisor")
@@ -135,7 +136,7 @@ class Config(_Strict):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
-    scoring: dict[str, Any] = Field(default_factory=dict)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
 
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)

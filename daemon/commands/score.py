@@ -48,13 +48,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _scoring_config(args: argparse.Namespace) -> ScoringConfig:
-    """The app config's ``scoring:`` section when it has one; the bulletins' defaults otherwise."""
-    try:
-        app_config = args.ctx.config
-    except ImportError:  # daemon.config is developed on another branch; until it lands, the defaults
-        return ScoringConfig()
-    scoring = getattr(app_config, "scoring", None)
-    return scoring if isinstance(scoring, ScoringConfig) else ScoringConfig()
+    """The app config's ``scoring:`` section (the bulletins' defaults when absent)."""
+    config: ScoringConfig = args.ctx.config.scoring
+    return config
 
 
 def _score(row: ScoreRow, config: ScoringConfig) -> Decimal:
