@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "daemon.commands.rules_cmd",
     "daemon.commands.config_cmd",
     "daemon.commands.score",
+    "daemon.commands.store_cmds",
 )
 
 

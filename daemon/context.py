@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from daemon.calendar import WorkCalendar
     from daemon.config import Config
     from daemon.rules import RuleSet
+    from daemon.store import Store
 
 DEFAULT_CONFIG_PATHS = (Path("config.yaml"), Path("/etc/hotline-sla/config.yaml"))
 
@@ -59,6 +60,16 @@ class AppContext:
         from daemon.rules import load_rules
 
         return load_rules(self.config.rules_path, self.calendar)
+
+    @cached_property
+    def store(self) -> Store:
+        """The database, migrated to the current schema (idempotent, cheap when already current)."""
+        from daemon.store import Store
+
+        store = Store(self.config.database_url, echo=self.config.database.echo)
+        self.on_close(store.close)
+        store.upgrade()
+        return store
 
     def on_close(self, closer: Any) -> None:
         self._closers.append(closer)

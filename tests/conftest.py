@@ -67,3 +67,55 @@ def run_subprocess(*args: str, stdin: str | None = None, env: dict[str, str] | N
         [sys.executable, "-m", "daemon", *args],
         input=stdin, capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout, check=False,
     )
+
+
+# --- databases: every store test runs on SQLite, PostgreSQL and MariaDB ---------------------------------
+
+DB_URLS = {
+    "sqlite": None,  # a file in tmp_path
+    "postgres": os.environ.get("HOTLINE_SLA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+    "mariadb": os.environ.get("HOTLINE_SLA_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/test"),
+}
+
+
+def _reachable(url: str) -> str | None:
+    """None when the server answers, else the reason."""
+    from sqlalchemy import create_engine, text
+
+    try:
+        engine = create_engine(url, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable", with its reason
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
+                        pytest.param("mariadb", marks=pytest.mark.mariadb)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    name = request.param
+    if name == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.sqlite3'}"
+    url = DB_URLS[name]
+    assert url is not None
+    reason = _reachable(url)
+    if reason is not None:
+        message = f"{name} at {url} is not reachable ({reason})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}; in CI the store must be tested on it (.ci/run starts the servers)")
+        pytest.skip(f"{message}; start it to run the {name} store tests")
+    return url
+
+
+@pytest.fixture
+def store(db_url: str):  # type: ignore[no-untyped-def]
+    from daemon.store import Store
+
+    s = Store(db_url)
+    s.drop_all()
+    s.upgrade()
+    yield s
+    s.drop_all()
+    s.close()

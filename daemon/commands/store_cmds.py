@@ -1,0 +1,239 @@
+"""Store-facing commands: ``db upgrade``, ``tick``, ``cases list|explain``, ``outbox list``."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from daemon.errors import UsageError
+from daemon.models import alerts, case_history, cases, deliveries, outbox
+from daemon.output import print_json
+from daemon.store import _FINISHED
+from daemon.timeutil import TimeFormatError, iso_local, parse_time, to_local, utcnow
+
+
+def now_arg(args: argparse.Namespace) -> datetime:
+    """``--now`` for tests and drills; the clock otherwise. Only this outer layer reads the clock."""
+    if getattr(args, "now", None):
+        try:
+            return parse_time(args.now)
+        except TimeFormatError as exc:
+            raise UsageError(f"--now: {exc}") from None
+    return utcnow()
+
+
+def add_now(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--now", metavar="TIME", help="decide as if it were TIME (tests and drills); default: the clock")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    db = sub.add_parser("db", help="database schema (数据库)")
+    dsub = db.add_subparsers(dest="db_command", metavar="SUBCOMMAND", required=True)
+    up = dsub.add_parser("upgrade", help="apply the migrations (Alembic) up to the current schema")
+    up.set_defaults(func=run_db_upgrade)
+
+    t = sub.add_parser("tick", help="evaluate the cases that are due and queue their alerts (一次检查)")
+    add_now(t)
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=run_tick_cmd)
+
+    c = sub.add_parser("cases", help="open cases (工单)")
+    csub = c.add_subparsers(dest="cases_command", metavar="SUBCOMMAND", required=True)
+    ls = csub.add_parser("list", help="open cases, soonest deadline first")
+    ls.add_argument("--unit", help="only this handling unit (承办单位)")
+    ls.add_argument("--overdue", action="store_true", help="only overdue cases (超期)")
+    ls.add_argument("--limit", type=int, default=200)
+    add_now(ls)
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=run_cases_list)
+    ex = csub.add_parser("explain", help="why a case has its deadline, and what was sent about it")
+    ex.add_argument("case", metavar="CASE", help="case number (工单编号)")
+    ex.add_argument("--json", action="store_true")
+    ex.set_defaults(func=run_cases_explain)
+
+    o = sub.add_parser("outbox", help="messages queued for delivery (待发送消息)")
+    osub = o.add_subparsers(dest="outbox_command", metavar="SUBCOMMAND", required=True)
+    ol = osub.add_parser("list", help="queued and recent messages")
+    ol.add_argument("--status", choices=["pending", "sending", "sent", "failed", "dead"])
+    ol.add_argument("--limit", type=int, default=100)
+    ol.add_argument("--json", action="store_true")
+    ol.set_defaults(func=run_outbox_list)
+
+
+def run_db_upgrade(args: argparse.Namespace) -> int:
+    store = args.ctx.store  # migrates on open
+    print(f"database {store.safe_url} at revision {store.revision()}")
+    return 0
+
+
+def run_tick_cmd(args: argparse.Namespace) -> int:
+    from daemon.recompute import recompute_if_changed
+    from daemon.tick import run_tick
+
+    now = now_arg(args)
+    ctx = args.ctx
+    recompute = recompute_if_changed(ctx.store, ctx.rules, now)
+    result = run_tick(ctx.store, ctx.rules, ctx.calendar, ctx.config, now)
+    doc: dict[str, Any] = {
+        "now": iso_local(now),
+        "evaluated": result.evaluated,
+        "failed": result.failed,
+        "alerts": [{k: a[k] for k in ("case", "kind", "level", "unit", "due_at")} for a in result.alerts],
+        "outbox_rows": result.outbox_rows,
+        "deadlines_moved": len(recompute.moved),
+    }
+    if args.json:
+        print_json(doc)
+    else:
+        print(f"tick at {doc['now']}: evaluated {result.evaluated}, new alerts {len(result.alerts)}, "
+              f"queued messages {result.outbox_rows}" + (f", failed {result.failed}" if result.failed else ""))
+        for a in result.alerts:
+            print(f"  {a['kind']:<14} L{a['level']}  {a['case']:<16} {a['unit']}  due {a['due_at']}")
+    return 1 if result.failed else 0
+
+
+def _case_json(row: Any, now: datetime) -> dict[str, Any]:
+    finished = row.status in _FINISHED or row.fed_back_at is not None or row.closed_at is not None
+    return {
+        "case": row.number, "unit": row.unit, "status": row.status, "rule": row.rule_id,
+        "received_at": iso_local(row.received_at), "due_at": iso_local(row.due_at),
+        "provisional": bool(row.provisional), "overdue": (not finished) and row.due_at <= now,
+        "next_check_at": iso_local(row.next_check_at) if row.next_check_at else None, "summary": row.summary,
+    }
+
+
+def run_cases_list(args: argparse.Namespace) -> int:
+    now = now_arg(args)
+    stmt = select(cases).where(cases.c.status.not_in(list(_FINISHED)), cases.c.fed_back_at.is_(None),
+                               cases.c.closed_at.is_(None))
+    if args.unit:
+        stmt = stmt.where(cases.c.unit == args.unit)
+    if args.overdue:
+        stmt = stmt.where(cases.c.due_at <= now)
+    stmt = stmt.order_by(cases.c.due_at, cases.c.number).limit(args.limit)
+    with args.ctx.store.engine.connect() as conn:
+        rows = [_case_json(r, now) for r in conn.execute(stmt)]
+    if args.json:
+        print_json({"now": iso_local(now), "cases": rows})
+        return 0
+    for r in rows:
+        flag = "超期" if r["overdue"] else "    "
+        prov = " 暂定" if r["provisional"] else ""
+        print(f"{flag} {r['case']:<16} due {r['due_at']}{prov}  {r['rule']:<22} {r['unit']}  {r['summary'] or ''}")
+    print(f"{len(rows)} case(s)")
+    return 0
+
+
+def run_cases_explain(args: argparse.Namespace) -> int:
+    ctx = args.ctx
+    with ctx.store.engine.connect() as conn:
+        row = conn.execute(select(cases).where(cases.c.number == args.case)).first()
+        if row is None:
+            raise UsageError(f"no case {args.case!r} in {ctx.store.safe_url}; see `hotline-sla cases list`")
+        hist = conn.execute(select(case_history).where(case_history.c.case_id == row.id)
+                            .order_by(case_history.c.id)).all()
+        sent = conn.execute(select(alerts).where(alerts.c.case_id == row.id).order_by(alerts.c.id)).all()
+        msgs = conn.execute(select(outbox).where(outbox.c.alert_id.in_([a.id for a in sent]))
+                            .order_by(outbox.c.id)).all()
+        tries = conn.execute(select(deliveries).where(deliveries.c.outbox_id.in_([m.id for m in msgs]))
+                             .order_by(deliveries.c.id)).all()
+    doc = explain_doc(ctx, row, hist, sent, msgs, tries)
+    if args.json:
+        print_json(doc)
+    else:
+        print(format_explain(doc))
+    return 0
+
+
+def explain_doc(ctx: Any, row: Any, hist: list[Any], sent: list[Any], msgs: list[Any], tries: list[Any]) -> dict[str, Any]:
+    from notifiers.base import mask_mobile
+
+    rules = ctx.rules
+    rule = next((r for r in rules.rules if r.id == row.rule_id), None)
+    days = []
+    if rule is not None:
+        for day in rule.counted_days(row.received_at):
+            info = ctx.calendar.day(day)
+            days.append({"date": day.isoformat(), "kind": info.kind, "name": info.name,
+                         "counted": info.workday if rule.working_days else True,
+                         "provisional": info.provisional})
+    return {
+        "case": row.number, "unit": row.unit, "status": row.status, "summary": row.summary,
+        "rule": {"id": row.rule_id, "name": rule.name if rule else None,
+                 "limit": rule.describe_limit() if rule else None},
+        "received_at": iso_local(row.received_at), "due_at": iso_local(row.due_at),
+        "extended_due_at": iso_local(row.extended_due_at) if row.extended_due_at else None,
+        "provisional": bool(row.provisional), "deadline_version": row.deadline_version,
+        "return_window_ends": iso_local(row.return_due_at) if row.return_due_at else None,
+        "days": days,
+        "history": [{"at": iso_local(h.at), "field": h.field, "old": h.old_value, "new": h.new_value,
+                     "reason": h.reason} for h in hist],
+        "alerts": [{"kind": a.kind, "level": a.level, "deadline_version": a.deadline_version,
+                    "fire_at": iso_local(a.fire_at), "created_at": iso_local(a.created_at)} for a in sent],
+        "messages": [{"channel": m.channel, "to": _masked(m.recipient, mask_mobile), "status": m.status,
+                      "attempts": m.attempts, "sent_at": iso_local(m.sent_at) if m.sent_at else None,
+                      "last_error": m.last_error} for m in msgs],
+        "deliveries": len(tries),
+    }
+
+
+def _masked(recipient: dict[str, Any], mask: Any) -> str:
+    name = recipient.get("name", "?")
+    return f"{name}({mask(recipient['mobile'])})" if recipient.get("mobile") else str(name)
+
+
+def format_explain(doc: dict[str, Any]) -> str:
+    lines = [
+        f"工单 {doc['case']}  {doc['unit']}  状态 {doc['status']}  {doc['summary'] or ''}",
+        f"规则 rule: {doc['rule']['name']} ({doc['rule']['id']}, {doc['rule']['limit']})",
+        f"受理 received: {doc['received_at']}   超期起点 due: {doc['due_at']}"
+        + ("  【暂定】" if doc["provisional"] else "") + f"   deadline version {doc['deadline_version']}",
+    ]
+    if doc["extended_due_at"]:
+        lines.append(f"延期 extension approved until {doc['extended_due_at']}")
+    if doc["return_window_ends"]:
+        lines.append(f"退件时限 return window ends: {doc['return_window_ends']}")
+    if doc["days"]:
+        lines.append("计时 counted days (the day of receipt is not counted):")
+        n = 0
+        for d in doc["days"]:
+            if d["counted"]:
+                n += 1
+            mark = f"第{n}天" if d["counted"] else "不计"
+            label = {"makeup": "调休上班", "holiday": "法定假日", "weekend": "周末", "workday": "工作日"}[d["kind"]]
+            extra = f" {d['name']}" if d["name"] and d["kind"] != "weekend" else ""
+            lines.append(f"  {d['date']} {mark:<5} {label}{extra}{' 暂定' if d['provisional'] else ''}")
+    for h in doc["history"]:
+        lines.append(f"变更 {h['at']} {h['field']}: {h['old']} → {h['new']} ({h['reason']})")
+    for a in doc["alerts"]:
+        lines.append(f"提醒 alert {a['kind']} L{a['level']} (v{a['deadline_version']}) at {a['created_at']}")
+    for m in doc["messages"]:
+        lines.append(f"  → {m['channel']} {m['to']}: {m['status']}, {m['attempts']} attempt(s)"
+                     + (f", {m['last_error']}" if m["last_error"] else ""))
+    return "\n".join(lines)
+
+
+def run_outbox_list(args: argparse.Namespace) -> int:
+    from notifiers.base import mask_mobile
+
+    stmt = select(outbox).order_by(outbox.c.id.desc()).limit(args.limit)
+    if args.status:
+        stmt = stmt.where(outbox.c.status == args.status)
+    with args.ctx.store.engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    docs = [{
+        "id": r.id, "kind": r.kind, "channel": r.channel, "to": _masked(r.recipient, mask_mobile),
+        "case": (r.payload.get("case") or {}).get("number"), "status": r.status, "attempts": r.attempts,
+        "not_before": iso_local(r.not_before), "last_error": r.last_error,
+    } for r in rows]
+    if args.json:
+        print_json({"messages": docs})
+        return 0
+    for d in docs:
+        print(f"#{d['id']:<6} {d['status']:<8} {d['channel']:<10} {d['kind']:<14} {d['case'] or '':<16} "
+              f"{d['to']}  not before {to_local(parse_time(d['not_before'])).strftime('%m-%d %H:%M')}")
+    print(f"{len(docs)} message(s)")
+    return 0

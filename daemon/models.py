@@ -1,0 +1,221 @@
+"""The store's tables (SQLAlchemy 2.0 Core). Instants are stored as naive UTC with microseconds.
+
+Derived per case and stored, so a tick reads an index range instead of recomputing (ARCHITECTURE rule 2):
+``rule_id``, ``due_at``, ``provisional``, ``warnings``, ``return_due_at``, ``deadline_version`` and
+``next_check_at``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+_DT = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+_ID = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements only INTEGER primary keys
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out; naive UTC in the database (portable everywhere)."""
+
+    impl = _DT
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the store: attach a timezone")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite through some paths
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("number", String(64), nullable=False, unique=True),  # 工单编号
+    Column("source", String(16), nullable=False),
+    Column("category", String(16), nullable=False),
+    Column("unit", String(200), nullable=False),  # 承办单位
+    Column("district", String(100)),  # 属地
+    Column("domain", String(100)),  # 涉及领域
+    Column("summary", Text),  # 问题摘要
+    Column("status", String(24), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("signed_at", UTCDateTime),
+    Column("return_requested_at", UTCDateTime),
+    Column("fed_back_at", UTCDateTime),
+    Column("closed_at", UTCDateTime),
+    Column("extended_due_at", UTCDateTime),  # approved extension (延期)
+    Column("satisfaction", String(24)),
+    Column("stars", Integer),
+    Column("difficult", Boolean, nullable=False, default=False),
+    Column("source_name", String(64)),
+    Column("source_updated_at", UTCDateTime),
+    Column("content_hash", String(32), nullable=False),  # what the source said; equal → unchanged
+    # derived and stored
+    Column("rule_id", String(64), nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),  # first overdue instant
+    Column("provisional", Boolean, nullable=False, default=False),
+    Column("warnings", JSON, nullable=False),  # [[level, iso instant, lead], …]
+    Column("return_rule_id", String(64)),
+    Column("return_due_at", UTCDateTime),
+    Column("return_warnings", JSON),
+    Column("deadline_version", Integer, nullable=False, default=1),
+    Column("next_check_at", UTCDateTime),  # NULL: nothing can happen any more
+    Column("check_failures", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_cases_next_check_at", "next_check_at"),
+    Index("ix_cases_unit", "unit"),
+    Index("ix_cases_received_at", "received_at"),
+)
+
+case_history = Table(
+    "case_history",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("case_id", _ID, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("field", String(32), nullable=False),  # status, unit, extended_due_at, due_at, rule_id …
+    Column("old_value", Text),
+    Column("new_value", Text),
+    Column("reason", String(64), nullable=False),  # import:<source>, recompute, …
+    Index("ix_case_history_case_id", "case_id"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("case_id", _ID, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(24), nullable=False),  # warning, breach, breach_repeat, return_window, late_return
+    Column("level", Integer, nullable=False),
+    Column("deadline_version", Integer, nullable=False),
+    Column("fire_at", UTCDateTime, nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("unit", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("detail", JSON, nullable=False),
+    UniqueConstraint("case_id", "kind", "level", "deadline_version"),
+    Index("ix_alerts_created_at", "created_at"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("alert_id", _ID, ForeignKey("alerts.id", ondelete="SET NULL")),  # NULL for reports
+    Column("kind", String(32), nullable=False),  # alert kind, or digest / month_end / carry_over / dead_letter
+    Column("channel", String(64), nullable=False),
+    Column("recipient", JSON, nullable=False),  # {name, role, unit, mobile, wecom_userid, email}
+    Column("payload", JSON, nullable=False),  # the template context
+    Column("dedupe_key", String(200), nullable=False),
+    Column("status", String(16), nullable=False),  # pending, sending, sent, failed, dead
+    Column("not_before", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("lease_owner", String(64)),
+    Column("lease_until", UTCDateTime),
+    Column("last_error", Text),
+    Column("provider_message_id", String(128)),
+    Column("batch_id", String(64)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    UniqueConstraint("dedupe_key", "channel"),
+    Index("ix_outbox_status_not_before", "status", "not_before"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("outbox_id", _ID, ForeignKey("outbox.id", ondelete="CASCADE"), nullable=False),
+    Column("attempted_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("channel", String(64), nullable=False),
+    Column("recipient", String(200), nullable=False),  # masked
+    Column("outcome", String(16), nullable=False),  # attempting, sent, retry, deferred, permanent
+    Column("latency_ms", Integer),
+    Column("provider_message_id", String(128)),
+    Column("error", Text),
+    Index("ix_deliveries_outbox_id", "outbox_id"),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("unit", String(200)),  # NULL: a supervisor (督办), not tied to a unit
+    Column("name", String(100), nullable=False),
+    Column("role", String(16), nullable=False),  # handler, leader, supervisor
+    Column("mobile", String(20)),
+    Column("wecom_userid", String(64)),
+    Column("email", String(200)),
+    Column("channels", JSON, nullable=False),
+    Column("origin", String(16), nullable=False),  # config | import
+    Index("ix_contacts_unit", "unit"),
+)
+
+source_state = Table(
+    "source_state",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("watermark", String(64)),
+    Column("last_attempt_at", UTCDateTime),
+    Column("last_ok_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("stats", JSON),
+)
+
+runs = Table(  # "done once" markers: the digest of a day, the month-end reminder of a day, …
+    "runs",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("period", String(32), nullable=False),
+    Column("done_at", UTCDateTime, nullable=False),
+    Column("detail", JSON),
+    UniqueConstraint("kind", "period"),
+)
+
+settings = Table(  # small state: calendar/rules fingerprints, last tick, leader lease
+    "settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text),
+    Column("owner", String(64)),
+    Column("until", UTCDateTime),
+)
