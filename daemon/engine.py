@@ -24,6 +24,12 @@ the ``Deadline`` it is given, and the store keys alerts by deadline version, so 
 are armed afresh. The first evaluation under the new deadline returns its current state (its latest due
 warning, if any, which tells the unit where it now stands); the rest fire at their instants.
 
+**The case is taken as the store knows it at ``now``.** A finished case (fed back, closed or returned)
+yields nothing but a late-return notice, even when it was fed back after ``due_at`` and no breach was ever
+sent (an alert prompts action; lateness is scored from ``fed_back_at``, not from alerts). Signed means a
+``signed_at`` or a status past 已交办. A return asked for at or after the window's end (its first late
+instant, like ``due_at``) is a ``late_return``; a pending return request does not stop the resolution clock.
+
 All instants are timezone-aware and compared as instants (UTC); calendar days are Asia/Shanghai days.
 """
 
