@@ -1,0 +1,271 @@
+"""The decision engine (决策引擎): which alerts are due for one case at one instant, and when to look again.
+
+Pure: no clock, no database, no network. ``evaluate`` is a function of the case as the store knows it, its
+deadlines and ``now``; the tick and the upsert path call it and write what it returns.
+
+**Current state, stable keys.** An evaluation returns every alert that the situation at ``now`` calls for,
+not only what changed since the last look: the breach is returned on every evaluation after ``due_at``.
+Each decision's ``(kind, level)`` is stable for a given deadline, and the store's unique key
+(case, kind, level, deadline version) turns a repeat into a no-op. That makes evaluation idempotent and
+crash-safe (a lost transaction is simply redone) and needs no memory of earlier evaluations.
+
+**After an outage** only the latest due step of each ladder is returned: the current warning level (not
+every missed one), the breach instead of any warning once ``due_at`` has passed, and the latest breach
+repeat (not one per missed working day).
+
+**Breach repeats** (超期重复提醒) fall at ``breach_repeat_at`` (Asia/Shanghai) on each working day strictly
+after the local date of ``due_at``. The breach itself usually fires at 00:00 (a day period ends at 24:00);
+a repeat a few hours later, on the same morning, would only echo it. So with the 2024 calendar a breach at
+Fri 2024-10-11 00:00 repeats on Sat Oct 12 (a make-up working day) 09:00 as level 1, Mon Oct 14 09:00 as
+level 2, and so on: level ``n`` is the ``n``-th working day after the breach's date.
+
+**A moved deadline** (extension 延期, calendar or rule change) needs nothing special: the engine only reads
+the ``Deadline`` it is given, and the store keys alerts by deadline version, so the new deadline's warnings
+are armed afresh. The first evaluation under the new deadline returns its current state (its latest due
+warning, if any, which tells the unit where it now stands); the rest fire at their instants.
+
+**The case is taken as the store knows it at ``now``.** A finished case (fed back, closed or returned)
+yields nothing but a late-return notice, even when it was fed back after ``due_at`` and no breach was ever
+sent (an alert prompts action; lateness is scored from ``fed_back_at``, not from alerts). Signed means a
+``signed_at`` or a status past 已交办. A return asked for at or after the window's end (its first late
+instant, like ``due_at``) is a ``late_return``; a pending return request does not stop the resolution clock.
+
+All instants are timezone-aware and compared as instants (UTC); calendar days are Asia/Shanghai days.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Literal
+
+from daemon.calendar import WorkCalendar
+from daemon.cases import FINISHED_STATUSES, CaseRecord, Status
+from daemon.rules import Deadline, WarningPoint
+from daemon.timeutil import LOCAL_TZ
+
+if TYPE_CHECKING:
+    from daemon.config import AlertsConfig
+
+__all__ = ["CaseState", "Decision", "DecisionKind", "EngineSettings", "Evaluation", "evaluate"]
+
+DecisionKind = Literal["warning", "breach", "breach_repeat", "return_window", "late_return"]
+
+# decisions with the same fire_at are listed in this order (for stable output and readable digests)
+_KIND_ORDER: dict[str, int] = {"late_return": 0, "return_window": 1, "warning": 2, "breach": 3, "breach_repeat": 4}
+
+
+@dataclass(frozen=True)
+class CaseState:
+    """What the engine needs to know about a case: the facts the store holds at ``now`` (aware instants)."""
+
+    number: str  # 工单编号
+    status: Status
+    received_at: datetime
+    signed_at: datetime | None = None  # 签收
+    return_requested_at: datetime | None = None  # 申请退件
+    fed_back_at: datetime | None = None  # 反馈
+    closed_at: datetime | None = None  # 办结
+
+    @classmethod
+    def from_record(cls, record: CaseRecord) -> CaseState:
+        return cls(
+            number=record.number,
+            status=record.status,
+            received_at=record.received_at,
+            signed_at=record.signed_at,
+            return_requested_at=record.return_requested_at,
+            fed_back_at=record.fed_back_at,
+            closed_at=record.closed_at,
+        )
+
+    @property
+    def finished(self) -> bool:
+        """The unit owes nothing more: fed back, closed or returned. The SLA clock has stopped."""
+        return self.status in FINISHED_STATUSES or self.fed_back_at is not None or self.closed_at is not None
+
+    @property
+    def awaiting_signature(self) -> bool:
+        """Dispatched, neither signed (签收) nor asked to be returned: the return window still concerns it."""
+        return (
+            self.status is Status.DISPATCHED
+            and self.signed_at is None
+            and self.return_requested_at is None
+            and not self.finished
+        )
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """The engine's switches, from ``config.yaml``'s ``alerts:`` section."""
+
+    breach_repeat: bool = True
+    breach_repeat_at: time = time(9, 0)  # local (Asia/Shanghai) wall-clock time; any tzinfo is ignored
+    return_window_warning: bool = True
+
+    @classmethod
+    def from_config(cls, alerts: AlertsConfig) -> EngineSettings:
+        return cls(
+            breach_repeat=alerts.breach_repeat,
+            breach_repeat_at=alerts.breach_repeat_at,
+            return_window_warning=alerts.return_window_warning,
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One alert that is due. ``(kind, level)`` is its identity under one deadline version.
+
+    ``level``: for ``warning`` and ``return_window`` the rule's warning level (1 = longest lead); for
+    ``breach_repeat`` the ordinal n of the repeat (on the n-th working day after the breach's date); 0 for
+    ``breach`` and ``late_return``.
+    """
+
+    kind: DecisionKind
+    level: int
+    fire_at: datetime  # the instant it became due (for a late return: when the return was requested)
+    due_at: datetime  # the deadline it is about: the resolution due_at, or the return window's end
+    # for breach repeats: whole working days (local days entirely after due_at) that had passed at fire_at
+    overdue_working_days: int = 0
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.kind, self.level)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    decisions: tuple[Decision, ...]  # ordered by fire_at
+    # the earliest instant > now at which evaluate could return something new; None when nothing can
+    # happen any more unless the case or its deadline changes (and the store re-evaluates on every change)
+    next_check_at: datetime | None
+
+    @property
+    def keys(self) -> tuple[tuple[str, int], ...]:
+        return tuple(d.key for d in self.decisions)
+
+
+def evaluate(
+    case: CaseState,
+    deadline: Deadline,
+    return_deadline: Deadline | None,
+    now: datetime,
+    *,
+    calendar: WorkCalendar,
+    settings: EngineSettings,
+) -> Evaluation:
+    """The alerts due for ``case`` at ``now`` (aware) under ``deadline`` (resolution, 办结反馈) and
+    ``return_deadline`` (the return window, 退件时限; None when no return rule applies), and when to look again.
+
+    Raises ValueError for a naive ``now``.
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"now must be timezone-aware, got {now!r}")
+    decisions: list[Decision] = []
+    candidates: list[datetime] = []
+
+    late = _late_return(case, return_deadline)
+    if late is not None:
+        decisions.append(late)
+
+    if not case.finished:
+        found, upcoming = _resolution(deadline, now, calendar=calendar, settings=settings)
+        decisions.extend(found)
+        if upcoming is not None:
+            candidates.append(upcoming)
+        if return_deadline is not None and settings.return_window_warning and case.awaiting_signature:
+            found, upcoming = _return_window(return_deadline, now)
+            decisions.extend(found)
+            if upcoming is not None:
+                candidates.append(upcoming)
+
+    decisions.sort(key=lambda d: (d.fire_at, _KIND_ORDER[d.kind], d.level))
+    next_check_at = min(candidates) if candidates else None
+    assert next_check_at is None or next_check_at > now  # a tick must never spin on one case
+    return Evaluation(tuple(decisions), next_check_at)
+
+
+def _late_return(case: CaseState, return_deadline: Deadline | None) -> Decision | None:
+    """A return asked for at or after the window's end (its first late instant): a notice for supervisors."""
+    if return_deadline is None or case.return_requested_at is None:
+        return None
+    if case.return_requested_at < return_deadline.due_at:
+        return None
+    return Decision("late_return", 0, fire_at=case.return_requested_at, due_at=return_deadline.due_at)
+
+
+def _latest_and_next(points: tuple[WarningPoint, ...], now: datetime) -> tuple[WarningPoint | None, datetime | None]:
+    """The latest point at or before ``now`` and the instant of the first one after it."""
+    latest: WarningPoint | None = None
+    for point in sorted(points, key=lambda p: (p.at, p.level)):
+        if point.at <= now:
+            latest = point
+        else:
+            return latest, point.at
+    return latest, None
+
+
+def _resolution(
+    deadline: Deadline, now: datetime, *, calendar: WorkCalendar, settings: EngineSettings
+) -> tuple[list[Decision], datetime | None]:
+    """Warnings before due_at; the breach (超期) and its repeats from due_at on. With the next instant."""
+    due = deadline.due_at
+    if now < due:
+        latest, upcoming = _latest_and_next(deadline.warnings, now)
+        warning = [] if latest is None else [Decision("warning", latest.level, fire_at=latest.at, due_at=due)]
+        return warning, upcoming if upcoming is not None else due
+    decisions = [Decision("breach", 0, fire_at=due, due_at=due)]
+    if not settings.breach_repeat:
+        return decisions, None
+    breach_day = due.astimezone(LOCAL_TZ).date()
+    done = _repeats_done(breach_day, now, calendar, settings.breach_repeat_at)
+    if done:
+        fire_at = _repeat_instant(calendar.add_working_days(breach_day, done), settings.breach_repeat_at)
+        decisions.append(
+            Decision(
+                "breach_repeat",
+                done,
+                fire_at=fire_at,
+                due_at=due,
+                overdue_working_days=_whole_working_days_overdue(due, fire_at, calendar),
+            )
+        )
+    return decisions, _repeat_instant(calendar.add_working_days(breach_day, done + 1), settings.breach_repeat_at)
+
+
+def _repeat_instant(day: date, at: time) -> datetime:
+    return datetime.combine(day, at.replace(tzinfo=None), tzinfo=LOCAL_TZ)
+
+
+def _repeats_done(breach_day: date, now: datetime, calendar: WorkCalendar, at: time) -> int:
+    """How many repeat instants (``at`` on each working day after ``breach_day``) are at or before ``now``."""
+    today = now.astimezone(LOCAL_TZ).date()
+    if today <= breach_day:
+        return 0
+    done = calendar.working_days_between(breach_day, today)  # working days in (breach_day, today]
+    if calendar.is_workday(today) and now < _repeat_instant(today, at):
+        done -= 1  # today's repeat is still ahead
+    return done
+
+
+def _whole_working_days_overdue(due: datetime, instant: datetime, calendar: WorkCalendar) -> int:
+    """Working days lying entirely within ``[due, instant)``, as Asia/Shanghai calendar days."""
+    due_local = due.astimezone(LOCAL_TZ)
+    first = due_local.date()
+    if due_local.timetz().replace(tzinfo=None) != time(0):
+        first += timedelta(days=1)  # the day due_at falls in is only partly overdue
+    last = instant.astimezone(LOCAL_TZ).date() - timedelta(days=1)  # the day `instant` falls in is not over
+    if last < first:
+        return 0
+    return calendar.working_days_between(first - timedelta(days=1), last)  # working days in [first, last]
+
+
+def _return_window(return_deadline: Deadline, now: datetime) -> tuple[list[Decision], datetime | None]:
+    """Warn a unit that has not signed before its return window closes; a closed window is no breach."""
+    window_end = return_deadline.due_at
+    if now >= window_end:
+        return [], None
+    latest, upcoming = _latest_and_next(return_deadline.warnings, now)
+    if latest is None:
+        return [], upcoming
+    return [Decision("return_window", latest.level, fire_at=latest.at, due_at=window_end)], upcoming
