@@ -1,0 +1,161 @@
+"""The store and the tick, on SQLite, PostgreSQL and MariaDB over real connections."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from daemon.cases import CaseRecord, Category, Source, Status
+from daemon.config import Config, ContactConfig, ContactsConfig, UnitConfig
+from daemon.models import alerts, case_history, cases, outbox
+from daemon.recompute import recompute_if_changed
+from daemon.rules import RuleSet
+from daemon.store import Store
+from daemon.tick import run_tick
+from daemon.timeutil import LOCAL_TZ, parse_time
+
+UNIT = "兴隆台区住建局"
+
+
+def at(text: str) -> datetime:
+    return parse_time(text)
+
+
+def config() -> Config:
+    return Config(
+        contacts=ContactsConfig(
+            units=[UnitConfig(name=UNIT, contacts=[
+                ContactConfig(name="王承办", role="handler", mobile="13800001234"),
+                ContactConfig(name="李科长", role="leader", mobile="13800005678"),
+            ])],
+            supervisors=[ContactConfig(name="督办员", role="supervisor")],
+        )
+    )
+
+
+def case(number: str = "C1", **kw: object) -> CaseRecord:
+    base = dict(number=number, source=Source.CITY, category=Category.COMPLAINT, unit=UNIT,
+                received_at=at("2024-09-27 16:30"), summary="反映小区供暖不达标")
+    base.update(kw)
+    return CaseRecord(**base)  # type: ignore[arg-type]
+
+
+def kinds(result) -> list[tuple[str, str, int]]:  # type: ignore[no-untyped-def]
+    return [(a["case"], a["kind"], a["level"]) for a in result.alerts]
+
+
+def test_upsert_derives_deadline_and_reimport_is_a_no_op(store: Store, rules: RuleSet) -> None:
+    now = at("2024-09-27 17:00")
+    r = store.upsert_cases([case(), case("C2", source=Source.PROVINCE)], rules=rules, now=now, source_name="t")
+    assert (r.inserted, r.updated, r.unchanged) == (2, 0, 0)
+    with store.engine.connect() as conn:
+        rows = {row.number: row for row in conn.execute(select(cases))}
+    assert rows["C1"].rule_id == "municipal_complaint"
+    assert rows["C1"].due_at == at("2024-10-11T00:00:00+08:00")
+    assert rows["C2"].due_at == at("2024-10-08T00:00:00+08:00")
+    assert rows["C1"].return_due_at == at("2024-09-28 16:30")
+    assert rows["C1"].received_at.utcoffset() == timedelta(0)  # aware UTC out of every backend
+    again = store.upsert_cases([case(), case("C2", source=Source.PROVINCE)], rules=rules, now=now, source_name="t")
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2)
+
+
+def test_change_is_recorded_in_history_and_extension_bumps_the_version(store: Store, rules: RuleSet) -> None:
+    now = at("2024-09-28 10:00")
+    store.upsert_cases([case()], rules=rules, now=now, source_name="t")
+    ext = case(status=Status.SIGNED, extended_due_at=at("2024-10-16 00:00"))
+    r = store.upsert_cases([ext], rules=rules, now=now, source_name="t")
+    assert r.updated == 1 and r.moved == ["C1"]
+    with store.engine.connect() as conn:
+        row = conn.execute(select(cases)).one()
+        hist = {h.field: (h.old_value, h.new_value) for h in conn.execute(select(case_history))}
+    assert row.deadline_version == 2 and row.due_at == at("2024-10-16 00:00")
+    assert hist["status"] == ("dispatched", "signed")
+    assert "due_at" in hist and "extended_due_at" in hist
+
+
+def test_tick_walks_a_case_through_its_life_without_duplicates(store: Store, rules: RuleSet) -> None:
+    cfg = config()
+    store.upsert_cases([case()], rules=rules, now=at("2024-09-27 16:30"), source_name="t")
+    cal = rules.rules[0].calendar
+    seen: list[tuple[str, str, int]] = []
+    for instant in ("2024-09-28 12:30", "2024-10-09 08:30", "2024-10-10 08:30", "2024-10-11 00:00",
+                    "2024-10-12 09:00"):
+        r = run_tick(store, rules, cal, cfg, at(instant))
+        seen += kinds(r)
+        assert kinds(run_tick(store, rules, cal, cfg, at(instant))) == []  # same now twice: nothing new
+    assert seen == [("C1", "return_window", 1), ("C1", "warning", 1), ("C1", "warning", 2),
+                    ("C1", "breach", 0), ("C1", "breach_repeat", 1)]
+    with store.engine.connect() as conn:
+        n_alerts = conn.execute(select(func.count()).select_from(alerts)).scalar_one()
+        msgs = conn.execute(select(outbox)).all()
+    assert n_alerts == 5
+    breach = [m for m in msgs if m.kind == "breach"]
+    assert sorted(m.recipient["name"] for m in breach) == ["李科长", "王承办"]  # handler and leader
+    assert {m.channel for m in msgs} == {"console"}
+
+
+def test_tick_after_an_outage_sends_the_breach_not_every_missed_warning(store: Store, rules: RuleSet) -> None:
+    store.upsert_cases([case(), case("C2", status=Status.FED_BACK, fed_back_at=at("2024-10-08 10:00"))],
+                       rules=rules, now=at("2024-09-27 16:30"), source_name="t")
+    r = run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-10-15 10:00"))
+    # repeats: Sat Oct 12 (make-up day) 1, Mon Oct 14 2, Tue Oct 15 09:00 3; only the latest is sent
+    assert sorted(kinds(r)) == [("C1", "breach", 0), ("C1", "breach_repeat", 3)]
+    assert r.evaluated == 1  # the fed-back case has nothing left to check
+
+
+def test_unit_without_contacts_goes_to_supervisors_with_a_note(store: Store, rules: RuleSet) -> None:
+    store.upsert_cases([case(unit="无人单位")], rules=rules, now=at("2024-09-27 16:30"), source_name="t")
+    run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-10-11 00:00"))
+    with store.engine.connect() as conn:
+        msgs = conn.execute(select(outbox)).all()
+    assert msgs and all(m.recipient["name"] == "督办员" for m in msgs)
+    assert all("无人单位未配置" in m.payload["note"] for m in msgs)
+
+
+def test_a_case_that_fails_to_evaluate_is_pushed_forward(store: Store, rules: RuleSet) -> None:
+    store.upsert_cases([case(), case("C2")], rules=rules, now=at("2024-09-27 16:30"), source_name="t")
+    with store.engine.begin() as conn:
+        conn.execute(cases.update().where(cases.c.number == "C2").values(status="nonsense"))
+    now = at("2024-10-11 00:00")
+    r = run_tick(store, rules, rules.rules[0].calendar, config(), now)
+    assert r.failed == 1 and ("C1", "breach", 0) in kinds(r)
+    with store.engine.connect() as conn:
+        bad = conn.execute(select(cases).where(cases.c.number == "C2")).one()
+    assert bad.check_failures == 1 and bad.next_check_at > now
+
+
+def test_recompute_moves_deadlines_when_the_calendar_changes(store: Store, rules: RuleSet, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from daemon.calendar import WorkCalendar
+    from daemon.rules import load_rules
+
+    rec = case(received_at=at("2026-12-28 10:00"))
+    store.upsert_cases([rec], rules=rules, now=at("2026-12-28 10:00"), source_name="t")
+    assert recompute_if_changed(store, rules, at("2026-12-28 11:00")).moved == []
+    holidays = tmp_path / "holidays"
+    holidays.mkdir()
+    (holidays / "2027.yaml").write_text("year: 2027\nrest_days:\n  - {date: 2027-01-01, to: 2027-01-04}\n",
+                                        encoding="utf-8")
+    root = Path(__file__).resolve().parent.parent
+    new_rules = load_rules(root / "sla_rules", WorkCalendar.load(overrides_dir=holidays))
+    result = recompute_if_changed(store, new_rules, at("2026-12-29 09:00"))
+    assert [m["case"] for m in result.moved] == ["C1"]
+    with store.engine.connect() as conn:
+        row = conn.execute(select(cases)).one()
+    assert row.due_at == datetime(2027, 1, 7, tzinfo=LOCAL_TZ) and not row.provisional
+    assert row.deadline_version == 2
+    assert recompute_if_changed(store, new_rules, at("2026-12-29 09:05")).skipped
+
+
+def test_reopened_case_is_checked_again(store: Store, rules: RuleSet) -> None:
+    store.upsert_cases([case(status=Status.FED_BACK, fed_back_at=at("2024-09-30 10:00"))], rules=rules,
+                       now=at("2024-09-30 10:00"), source_name="t")
+    with store.engine.connect() as conn:
+        assert conn.execute(select(cases.c.next_check_at)).scalar_one() is None
+    store.upsert_cases([replace(case(), status=Status.SIGNED)], rules=rules, now=at("2024-10-01 10:00"),
+                       source_name="t")
+    r = run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-10-11 00:00"))
+    assert ("C1", "breach", 0) in kinds(r)
