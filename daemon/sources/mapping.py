@@ -180,10 +180,12 @@ class RecordBuilder:
 
     def build(self, values: Sequence[object]) -> CaseRecord:
         """One row (cells in header order) → a record. Raises :class:`RowError`."""
+        width = len(values)
+        cells = {field: values[i] for field, i in self.index.items() if i < width}
         text: dict[str, str] = {}
         for field in ("number", "unit"):
-            text[field] = self._required_text(values, field)
-        times = {f: self._time(values, f) for f in TIME_FIELDS}
+            text[field] = self._required_text(cells, field)
+        times = {f: self._time(cells, f) for f in TIME_FIELDS}
         received_at = times["received_at"]
         if received_at is None:
             raise self._error("received_at", None, "is empty; the SLA clock starts at receipt")
@@ -191,33 +193,33 @@ class RecordBuilder:
             instant = times[field]
             if instant is not None and instant < received_at:
                 raise self._error(
-                    field, self.cell(values, field),
+                    field, cells.get(field),
                     f"is before {self._label('received_at')} ({received_at:%Y-%m-%d %H:%M}); "
                     "check both cells",
                 )  # fmt: skip
-        status_raw = v.clean_text(self.cell(values, "status"))
-        status = self._word(values, "status", Status) if status_raw else _infer_status(times)
+        status_raw = v.clean_text(cells.get("status"))
+        status = self._word(cells, "status", Status) if status_raw else _infer_status(times)
         satisfaction = None
-        if v.clean_text(self.cell(values, "satisfaction")):
-            satisfaction = self._word(values, "satisfaction", Satisfaction)
+        if v.clean_text(cells.get("satisfaction")):
+            satisfaction = self._word(cells, "satisfaction", Satisfaction)
         return CaseRecord(
             number=text["number"],
-            source=self._word(values, "source", Source),
-            category=self._word(values, "category", Category),
+            source=self._word(cells, "source", Source),
+            category=self._word(cells, "category", Category),
             unit=text["unit"],
             received_at=received_at,
             status=status,
-            district=self._optional_text(values, "district"),
-            domain=self._optional_text(values, "domain"),
-            summary=self._optional_text(values, "summary"),
+            district=self._optional_text(cells, "district"),
+            domain=self._optional_text(cells, "domain"),
+            summary=self._optional_text(cells, "summary"),
             signed_at=times["signed_at"],
             return_requested_at=times["return_requested_at"],
             fed_back_at=times["fed_back_at"],
             closed_at=times["closed_at"],
             extended_due_at=times["extended_due_at"],
             satisfaction=satisfaction,
-            stars=self._stars(values),
-            difficult=self._difficult(values),
+            stars=self._stars(cells),
+            difficult=self._difficult(cells),
             source_updated_at=times["source_updated_at"],
         )
 
@@ -226,19 +228,19 @@ class RecordBuilder:
         shown = "" if value is None or v.clean_text(value) == "" else f" {v.clean_text(value)!r}"
         return RowError(label, value, f"{label} ({field}){shown} {problem}")
 
-    def _required_text(self, values: Sequence[object], field: str) -> str:
+    def _required_text(self, cells: dict[str, object], field: str) -> str:
         if field not in self.index:
             raise self._error(field, None, "is missing: the row has no such column")
-        value = v.clean_text(self.cell(values, field))
+        value = v.clean_text(cells.get(field))
         if not value:
             raise self._error(field, None, "is empty; every case needs one")
         return value
 
-    def _optional_text(self, values: Sequence[object], field: str) -> str | None:
-        return v.clean_text(self.cell(values, field)) or None
+    def _optional_text(self, cells: dict[str, object], field: str) -> str | None:
+        return v.clean_text(cells.get(field)) or None
 
-    def _time(self, values: Sequence[object], field: str) -> datetime | None:
-        raw = self.cell(values, field)
+    def _time(self, cells: dict[str, object], field: str) -> datetime | None:
+        raw = cells.get(field)
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             if field == "received_at" and field not in self.index:
                 raise self._error(field, None, "is missing: the row has no such column")
@@ -254,10 +256,10 @@ class RecordBuilder:
                 "or ISO 8601 with an offset",
             ) from None  # fmt: skip
 
-    def _word(self, values: Sequence[object], field: str, enum: type[E]) -> E:
+    def _word(self, cells: dict[str, object], field: str, enum: type[E]) -> E:
         if field not in self.index:
             raise self._error(field, None, "is missing: the row has no such column")
-        raw = v.clean_text(self.cell(values, field))
+        raw = v.clean_text(cells.get(field))
         words = self._words[field]
         member = words.table.get(v.lookup_key(raw))
         if member is None:
@@ -272,8 +274,8 @@ class RecordBuilder:
         assert isinstance(member, enum)
         return member
 
-    def _stars(self, values: Sequence[object]) -> int | None:
-        raw = self.cell(values, "stars")
+    def _stars(self, cells: dict[str, object]) -> int | None:
+        raw = cells.get("stars")
         if v.clean_text(raw) == "":
             return None
         try:
@@ -281,8 +283,8 @@ class RecordBuilder:
         except (ValueError, KeyError):
             raise self._error("stars", raw, "is not a star rating; valid: 1 to 5") from None
 
-    def _difficult(self, values: Sequence[object]) -> bool:
-        raw = self.cell(values, "difficult")
+    def _difficult(self, cells: dict[str, object]) -> bool:
+        raw = cells.get("difficult")
         if isinstance(raw, bool):
             return raw
         text = v.clean_text(raw)

@@ -61,11 +61,13 @@ _CHINESE_DIGITS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5}
 
 def clean_text(value: object) -> str:
     """A cell as trimmed text ('' for None). Whole-number floats (Excel numbers) lose their '.0'."""
+    if type(value) is str:  # the common case first: str.strip() also drops full-width spaces (U+3000)
+        return value.strip()
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value).replace("\u3000", " ").strip()
+    return str(value).strip()
 
 
 def parse_cell_time(value: object, *, date_only_ok: bool = True) -> datetime:
@@ -75,6 +77,8 @@ def parse_cell_time(value: object, *, date_only_ok: bool = True) -> datetime:
     'YYYY-MM-DD HH:MM[:SS]', 'YYYY/M/D H:MM', '2026年11月9日 8:30', and ISO 8601 with an offset.
     Raises :class:`TimeFormatError`.
     """
+    if type(value) is str:
+        return _parse_text_time(value.strip(), date_only_ok)
     if isinstance(value, datetime):
         return value if value.tzinfo is not None else value.replace(tzinfo=LOCAL_TZ)
     if isinstance(value, date):
@@ -83,7 +87,10 @@ def parse_cell_time(value: object, *, date_only_ok: bool = True) -> datetime:
         return datetime.combine(value, time(), tzinfo=LOCAL_TZ)
     if isinstance(value, int | float) and not isinstance(value, bool) and 1 <= value < 2958466:
         return (_EXCEL_EPOCH + timedelta(days=float(value))).replace(tzinfo=LOCAL_TZ)
-    text = clean_text(value)
+    return _parse_text_time(clean_text(value), date_only_ok)
+
+
+def _parse_text_time(text: str, date_only_ok: bool) -> datetime:
     match = _FAST_TIME.fullmatch(text)
     if match is None:
         return parse_time(text)  # raises TimeFormatError with the accepted forms
