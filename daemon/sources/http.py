@@ -63,7 +63,7 @@ class HttpSource:
     ) -> None:
         self.name = name
         self.url = url
-        self.mapping = mapping or ColumnMapping(config_key=f"sources.{name}")
+        self.mapping = (mapping or ColumnMapping()).for_source(name)
         self.items_path = [p for p in items_path.split(".") if p]
         self.next_path = [p for p in next_path.split(".") if p]
         self.paging = paging

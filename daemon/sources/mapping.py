@@ -103,6 +103,12 @@ class ColumnMapping(BaseModel):
         names: tuple[str, ...] = getattr(self.columns, field)
         return names[0]
 
+    def for_source(self, name: str) -> ColumnMapping:
+        """This mapping with error messages pointing at ``sources.<name>`` in the config."""
+        if self.config_key != ColumnMapping.model_fields["config_key"].default:
+            return self
+        return self.model_copy(update={"config_key": f"sources.{name}"})
+
     def builder(self, headers: Iterable[object]) -> RecordBuilder:
         return RecordBuilder(self, [v.clean_text(h).lstrip("\ufeff") for h in headers])
 
@@ -226,7 +232,8 @@ class RecordBuilder:
     def _error(self, field: str, value: object, problem: str) -> RowError:
         label = self._label(field)
         shown = "" if value is None or v.clean_text(value) == "" else f" {v.clean_text(value)!r}"
-        return RowError(label, value, f"{label} ({field}){shown} {problem}")
+        named = label if label == field else f"{label} ({field})"
+        return RowError(label, value, f"{named}{shown} {problem}")
 
     def _required_text(self, cells: dict[str, object], field: str) -> str:
         if field not in self.index:

@@ -77,7 +77,7 @@ class SqlSource:
         engine: Engine | None = None,
     ) -> None:
         self.name = name
-        self.mapping = mapping or ColumnMapping(config_key=f"sources.{name}")
+        self.mapping = (mapping or ColumnMapping()).for_source(name)
         self.query = check_select(query, where=f"sources.{name}.query")
         self.uses_watermark = _WATERMARK_PARAM.search(self.query) is not None
         self.page_size = page_size
