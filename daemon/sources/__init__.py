@@ -1,0 +1,33 @@
+"""Case sources: platform exports (CSV/XLSX), the platform database (SQL) and the platform API (HTTP).
+
+Each source turns platform rows into :class:`~daemon.cases.CaseRecord` and reports bad rows as
+:class:`RowResult` errors without stopping the good ones; a failure of the source as a whole raises
+:class:`SourceError`. Sources never write the store.
+
+``daemon.sources.sql`` (SQLAlchemy) and ``daemon.sources.http`` (requests) are imported on demand.
+"""
+
+from daemon.sources.base import FetchResult, HeaderError, RowResult, SourceError, WatermarkedStream
+from daemon.sources.contacts import Contact, ContactResult, ContactRole
+from daemon.sources.files import EncodingError, mark_duplicates, read_case_file, read_contacts_file
+from daemon.sources.mapping import ColumnMapping, ColumnNames, RowError, ValueWords, to_record
+
+__all__ = [
+    "ColumnMapping",
+    "ColumnNames",
+    "Contact",
+    "ContactResult",
+    "ContactRole",
+    "EncodingError",
+    "FetchResult",
+    "HeaderError",
+    "RowError",
+    "RowResult",
+    "SourceError",
+    "ValueWords",
+    "WatermarkedStream",
+    "mark_duplicates",
+    "read_case_file",
+    "read_contacts_file",
+    "to_record",
+]

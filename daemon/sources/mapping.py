@@ -1,0 +1,339 @@
+"""From a platform's row (Chinese headers, Chinese value words) to a :class:`~daemon.cases.CaseRecord`.
+
+The mapping is configuration (pydantic v2): which header names each field may have, and which value words
+mean what. Defaults are the platform's own headers (工单编号, 来源, 受理时间 …) and words (省平台, 投诉类 …);
+the English field names and enum values are always accepted too, which suits SQL aliases and JSON APIs.
+Configured value words are added to the defaults (and override a default word of the same spelling).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from daemon.cases import CaseRecord, Category, Satisfaction, Source, Status
+from daemon.sources import values as v
+from daemon.timeutil import TimeFormatError
+
+E = TypeVar("E", bound=StrEnum)
+
+#: fields a case cannot do without; a file lacking one of these columns is rejected as a whole
+REQUIRED_FIELDS = ("number", "source", "category", "received_at", "unit")
+TIME_FIELDS = (
+    "received_at", "signed_at", "return_requested_at", "fed_back_at", "closed_at", "extended_due_at",
+    "source_updated_at",
+)  # fmt: skip
+#: times that cannot precede receipt (受理时间)
+_AFTER_RECEIPT = ("signed_at", "fed_back_at", "closed_at")
+_DATE_ONLY = re.compile(r"\d{4}[-/年]\d{1,2}[-/月]\d{1,2}日?")
+
+
+def _names(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+class ColumnNames(BaseModel):
+    """Accepted header names per field; the first one present in a file is used. A string is one name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    number: tuple[str, ...] = ("工单编号",)
+    source: tuple[str, ...] = ("来源",)
+    category: tuple[str, ...] = ("诉求类型",)
+    received_at: tuple[str, ...] = ("受理时间", "交办时间")
+    unit: tuple[str, ...] = ("承办单位",)
+    status: tuple[str, ...] = ("办理状态",)
+    signed_at: tuple[str, ...] = ("签收时间",)
+    return_requested_at: tuple[str, ...] = ("退件申请时间",)
+    fed_back_at: tuple[str, ...] = ("反馈时间",)
+    closed_at: tuple[str, ...] = ("办结时间",)
+    extended_due_at: tuple[str, ...] = ("延期至",)
+    satisfaction: tuple[str, ...] = ("满意度",)
+    stars: tuple[str, ...] = ("评星",)
+    difficult: tuple[str, ...] = ("疑难件",)
+    district: tuple[str, ...] = ("属地",)
+    domain: tuple[str, ...] = ("涉及领域",)
+    summary: tuple[str, ...] = ("问题摘要",)
+    source_updated_at: tuple[str, ...] = ("更新时间",)
+
+    _normalise = field_validator("*", mode="before")(_names)
+
+    @field_validator("*")
+    @classmethod
+    def _not_empty(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        if not names or any(not name.strip() for name in names):
+            raise ValueError("give at least one non-empty header name")
+        return tuple(name.strip() for name in names)
+
+    def accepted(self, field: str) -> tuple[str, ...]:
+        """The configured names, then the English field name itself."""
+        names: tuple[str, ...] = getattr(self, field)
+        return names if field in names else (*names, field)
+
+
+class ValueWords(BaseModel):
+    """Extra value words per field, e.g. ``source: {市直: city}``; they extend the defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: dict[str, Source] = {}
+    category: dict[str, Category] = {}
+    status: dict[str, Status] = {}
+    satisfaction: dict[str, Satisfaction] = {}
+    difficult: dict[str, bool] = {}
+
+
+class ColumnMapping(BaseModel):
+    """How a source's rows map onto :class:`CaseRecord` (``columns`` and ``values`` of a source's config)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    columns: ColumnNames = ColumnNames()
+    values: ValueWords = ValueWords()
+    #: where the operator fixes this mapping, for error messages (``sources.<name>``)
+    config_key: str = "sources.<name>"
+
+    def header(self, field: str) -> str:
+        """The header an operator knows the field by (the first configured name)."""
+        names: tuple[str, ...] = getattr(self.columns, field)
+        return names[0]
+
+    def for_source(self, name: str) -> ColumnMapping:
+        """This mapping with error messages pointing at ``sources.<name>`` in the config."""
+        if self.config_key != ColumnMapping.model_fields["config_key"].default:
+            return self
+        return self.model_copy(update={"config_key": f"sources.{name}"})
+
+    def builder(self, headers: Iterable[object]) -> RecordBuilder:
+        return RecordBuilder(self, [v.clean_text(h).lstrip("\ufeff") for h in headers])
+
+
+class _Words:
+    """One field's value words, defaults + configured, with the list an error message shows."""
+
+    def __init__(self, enum: type[E], defaults: Mapping[str, E], extra: Mapping[str, E]) -> None:
+        self.table: dict[str, object] = {v.lookup_key(m.value): m for m in enum}
+        for word, member in (*defaults.items(), *extra.items()):
+            self.table[v.lookup_key(word)] = member
+        self.shown = list(dict.fromkeys((*defaults, *extra)))
+
+
+class RowError(ValueError):
+    """A row that cannot become a case. ``field`` is the column as the file names it."""
+
+    def __init__(self, field: str, value: object, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+
+
+class RecordBuilder:
+    """Builds records from rows that share one header row (a file, a SQL result). Resolve once, build many."""
+
+    def __init__(self, mapping: ColumnMapping, headers: Sequence[str]) -> None:
+        self.mapping = mapping
+        self.headers = list(headers)
+        positions = {h.casefold(): i for i, h in reversed(list(enumerate(self.headers)))}
+        self.index: dict[str, int] = {}
+        self.used_header: dict[str, str] = {}
+        for field in ColumnNames.model_fields:
+            for name in mapping.columns.accepted(field):
+                if name.casefold() in positions:
+                    self.index[field] = positions[name.casefold()]
+                    self.used_header[field] = self.headers[self.index[field]]
+                    break
+        words = mapping.values
+        self._words = {
+            "source": _Words(Source, v.DEFAULT_SOURCES, words.source),
+            "category": _Words(Category, v.DEFAULT_CATEGORIES, words.category),
+            "status": _Words(Status, v.DEFAULT_STATUSES, words.status),
+            "satisfaction": _Words(Satisfaction, v.DEFAULT_SATISFACTIONS, words.satisfaction),
+        }
+        self._flags = {v.lookup_key(k): b for k, b in (*v.DEFAULT_FLAGS.items(), *words.difficult.items())}
+
+    def missing_required(self) -> list[str]:
+        """Required fields with no column, shown as '工单编号 (number)'; 'a or b' when several names work."""
+        return [
+            f"{' or '.join(getattr(self.mapping.columns, f))} ({f})"
+            for f in REQUIRED_FIELDS
+            if f not in self.index
+        ]
+
+    def _label(self, field: str) -> str:
+        return self.used_header.get(field) or self.mapping.header(field)
+
+    def cell(self, values: Sequence[object], field: str) -> object:
+        i = self.index.get(field)
+        if i is None or i >= len(values):
+            return None
+        return values[i]
+
+    def number_of(self, values: Sequence[object]) -> str | None:
+        return v.clean_text(self.cell(values, "number")) or None
+
+    def updated_at_of(self, values: Sequence[object]) -> datetime | None:
+        """The row's 更新时间 if it parses (also for bad rows: a watermark must move past them)."""
+        raw = self.cell(values, "source_updated_at")
+        try:
+            return None if v.clean_text(raw) == "" else v.parse_cell_time(raw)
+        except (TimeFormatError, ValueError):
+            return None
+
+    def build(self, values: Sequence[object]) -> CaseRecord:
+        """One row (cells in header order) → a record. Raises :class:`RowError`."""
+        width = len(values)
+        cells = {field: values[i] for field, i in self.index.items() if i < width}
+        text: dict[str, str] = {}
+        for field in ("number", "unit"):
+            text[field] = self._required_text(cells, field)
+        times = {f: self._time(cells, f) for f in TIME_FIELDS}
+        received_at = times["received_at"]
+        if received_at is None:
+            raise self._error("received_at", None, "is empty; the SLA clock starts at receipt")
+        for field in _AFTER_RECEIPT:
+            instant = times[field]
+            if instant is not None and instant < received_at:
+                raise self._error(
+                    field, cells.get(field),
+                    f"is before {self._label('received_at')} ({received_at:%Y-%m-%d %H:%M}); "
+                    "check both cells",
+                )  # fmt: skip
+        status_raw = v.clean_text(cells.get("status"))
+        status = self._word(cells, "status", Status) if status_raw else _infer_status(times)
+        satisfaction = None
+        if v.clean_text(cells.get("satisfaction")):
+            satisfaction = self._word(cells, "satisfaction", Satisfaction)
+        return CaseRecord(
+            number=text["number"],
+            source=self._word(cells, "source", Source),
+            category=self._word(cells, "category", Category),
+            unit=text["unit"],
+            received_at=received_at,
+            status=status,
+            district=self._optional_text(cells, "district"),
+            domain=self._optional_text(cells, "domain"),
+            summary=self._optional_text(cells, "summary"),
+            signed_at=times["signed_at"],
+            return_requested_at=times["return_requested_at"],
+            fed_back_at=times["fed_back_at"],
+            closed_at=times["closed_at"],
+            extended_due_at=times["extended_due_at"],
+            satisfaction=satisfaction,
+            stars=self._stars(cells),
+            difficult=self._difficult(cells),
+            source_updated_at=times["source_updated_at"],
+        )
+
+    def _error(self, field: str, value: object, problem: str) -> RowError:
+        label = self._label(field)
+        shown = "" if value is None or v.clean_text(value) == "" else f" {v.clean_text(value)!r}"
+        named = label if label == field else f"{label} ({field})"
+        return RowError(label, value, f"{named}{shown} {problem}")
+
+    def _required_text(self, cells: dict[str, object], field: str) -> str:
+        if field not in self.index:
+            raise self._error(field, None, "is missing: the row has no such column")
+        value = v.clean_text(cells.get(field))
+        if not value:
+            raise self._error(field, None, "is empty; every case needs one")
+        return value
+
+    def _optional_text(self, cells: dict[str, object], field: str) -> str | None:
+        return v.clean_text(cells.get(field)) or None
+
+    def _time(self, cells: dict[str, object], field: str) -> datetime | None:
+        raw = cells.get(field)
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            if field == "received_at" and field not in self.index:
+                raise self._error(field, None, "is missing: the row has no such column")
+            return None
+        try:
+            if field == "extended_due_at":
+                return _extension(raw)
+            return v.parse_cell_time(raw, date_only_ok=False)
+        except (TimeFormatError, ValueError, OverflowError):
+            raise self._error(
+                field, raw,
+                "is not a time; expected 'YYYY-MM-DD HH:MM[:SS]' or 'YYYY/M/D H:MM' (Asia/Shanghai), "
+                "or ISO 8601 with an offset",
+            ) from None  # fmt: skip
+
+    def _word(self, cells: dict[str, object], field: str, enum: type[E]) -> E:
+        if field not in self.index:
+            raise self._error(field, None, "is missing: the row has no such column")
+        raw = v.clean_text(cells.get(field))
+        words = self._words[field]
+        member = words.table.get(v.lookup_key(raw))
+        if member is None:
+            if not raw:
+                raise self._error(field, None, "is empty")
+            valid = ", ".join(words.shown[:10]) + (" …" if len(words.shown) > 10 else "")
+            raise self._error(
+                field, raw,
+                f"is not a known {field}; valid: {valid} (or {', '.join(m.value for m in enum)}), "
+                f"or map it in config {self.mapping.config_key}.values.{field}",
+            )  # fmt: skip
+        assert isinstance(member, enum)
+        return member
+
+    def _stars(self, cells: dict[str, object]) -> int | None:
+        raw = cells.get("stars")
+        if v.clean_text(raw) == "":
+            return None
+        try:
+            return v.parse_stars(raw)
+        except (ValueError, KeyError):
+            raise self._error("stars", raw, "is not a star rating; valid: 1 to 5") from None
+
+    def _difficult(self, cells: dict[str, object]) -> bool:
+        raw = cells.get("difficult")
+        if isinstance(raw, bool):
+            return raw
+        text = v.clean_text(raw)
+        if not text:
+            return False
+        flag = self._flags.get(v.lookup_key(text))
+        if flag is None:
+            raise self._error(
+                "difficult", raw,
+                f"is not yes/no; valid: 是, 否 (or yes, no, 1, 0), "
+                f"or map it in config {self.mapping.config_key}.values.difficult",
+            )  # fmt: skip
+        return flag
+
+
+def _extension(raw: object) -> datetime:
+    """延期至: a date means 'through that day', so the first overdue instant is 00:00 the next day."""
+    if (isinstance(raw, date) and not isinstance(raw, datetime)) or (
+        isinstance(raw, str) and _DATE_ONLY.fullmatch(raw.strip())
+    ):
+        return v.parse_cell_time(raw) + timedelta(days=1)
+    return v.parse_cell_time(raw, date_only_ok=False)
+
+
+def _infer_status(times: Mapping[str, datetime | None]) -> Status:
+    """No 办理状态 cell: the latest step with a time is where the case is."""
+    for field, status in (
+        ("closed_at", Status.CLOSED),
+        ("fed_back_at", Status.FED_BACK),
+        ("return_requested_at", Status.RETURN_REQUESTED),
+        ("signed_at", Status.SIGNED),
+    ):
+        if times[field] is not None:
+            return status
+    return Status.DISPATCHED
+
+
+def to_record(row: Mapping[str, Any], mapping: ColumnMapping | None = None) -> CaseRecord:
+    """One row keyed by header name (a dict from a JSON API, a CSV DictReader) → a record.
+
+    Raises :class:`RowError` naming the column, the value and what would be valid. Times without an offset
+    are Asia/Shanghai.
+    """
+    builder = (mapping or ColumnMapping()).builder(row.keys())
+    return builder.build(list(row.values()))
