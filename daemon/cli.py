@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "daemon.commands.config_cmd",
     "daemon.commands.score",
     "daemon.commands.store_cmds",
+    "daemon.commands.import_cmd",
 )
 
 
@@ -47,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from daemon import logs
+
+    logs.configure()
     args.ctx = AppContext(args.config)
     try:
         code: int = args.func(args)

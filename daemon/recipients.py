@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,27 +102,27 @@ class Directory:
         aliases = {alias: u.name for u in config.contacts.units for alias in u.aliases}
         return cls(people, config.default_channels, aliases)
 
-    def unit_contacts(self, unit: str, roles: list[str]) -> list[Contact]:
+    def unit_contacts(self, unit: str, roles: Sequence[str]) -> list[Contact]:
         name = self.aliases.get(unit, unit)
         return [c for c in self.by_unit.get(name, []) if c.role in roles]
 
     def route(self, route: RouteConfig, unit: str, overdue_working_days: int = 0) -> list[Delivery]:
         """The (contact, channel) pairs for one alert of ``unit``."""
         people: list[tuple[Contact, str | None]] = []
-        unit_roles = [r for r in route.roles if r != "supervisor"]
+        unit_roles: list[str] = [r for r in route.roles if r != "supervisor"]
         found = self.unit_contacts(unit, unit_roles) if unit_roles else []
         people.extend((c, None) for c in found)
         wants_supervisors = "supervisor" in route.roles or (
             route.supervisors_after_working_days > 0 and overdue_working_days >= route.supervisors_after_working_days
         )
         if unit_roles and not found:
-            note = f"{unit}未配置{'/'.join(_ROLE_ZH[r] for r in unit_roles)}联系人，转督办人员"
-            people.extend((s, note) for s in self.supervisors)
+            fallback = f"{unit}未配置{'/'.join(_ROLE_ZH[r] for r in unit_roles)}联系人，转督办人员"
+            people.extend((s, fallback) for s in self.supervisors)
         elif wants_supervisors:
             people.extend((s, None) for s in self.supervisors)
         deliveries: list[Delivery] = []
         seen: set[tuple[str, str]] = set()
-        for contact, note in people:
+        for contact, note in people:  # note: why a supervisor gets a unit's alert
             for channel in contact.channels or self.default_channels:
                 if (contact.key, channel) not in seen:
                     seen.add((contact.key, channel))

@@ -8,6 +8,7 @@ missed minute). A case whose evaluation raises is pushed forward with backoff an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -80,8 +81,8 @@ def run_tick(
     return result
 
 
-def _tick_batch(
-    conn: Connection, rows: list[Any], rules: RuleSet, calendar: WorkCalendar, config: Config,
+def _tick_batch(  # noqa: PLR0917 - the batch's whole context, internal
+    conn: Connection, rows: Sequence[Any], rules: RuleSet, calendar: WorkCalendar, config: Config,
     settings: EngineSettings, directory: Directory, now: datetime, result: TickResult,
 ) -> None:
     ids = [r.id for r in rows]
@@ -99,7 +100,7 @@ def _tick_batch(
         try:
             deadline, ret = _deadlines(row, rules)
             ev = evaluate(case_state(row), deadline, ret, now, calendar=calendar, settings=settings)
-        except Exception as exc:  # noqa: BLE001 - one bad case must not stop the tick
+        except Exception as exc:
             failures = row.check_failures + 1
             delay = min(timedelta(minutes=2 ** min(failures, 12)), MAX_FAILURE_BACKOFF)
             log.error("case_evaluation_failed", case=row.number, error=f"{type(exc).__name__}: {exc}",
@@ -130,7 +131,7 @@ def _bp(name: str) -> Any:
     return bindparam(name)
 
 
-def _write_alerts(
+def _write_alerts(  # noqa: PLR0917 - internal
     conn: Connection, new_alerts: list[tuple[Any, Decision]], rules: RuleSet, config: Config,
     directory: Directory, now: datetime, result: TickResult,
 ) -> None:

@@ -36,8 +36,8 @@ def config() -> Config:
 
 
 def case(number: str = "C1", **kw: object) -> CaseRecord:
-    base = dict(number=number, source=Source.CITY, category=Category.COMPLAINT, unit=UNIT,
-                received_at=at("2024-09-27 16:30"), summary="反映小区供暖不达标")
+    base: dict[str, object] = {"number": number, "source": Source.CITY, "category": Category.COMPLAINT,
+                               "unit": UNIT, "received_at": at("2024-09-27 16:30"), "summary": "反映小区供暖不达标"}
     base.update(kw)
     return CaseRecord(**base)  # type: ignore[arg-type]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -148,7 +149,9 @@ def run_cases_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def explain_doc(ctx: Any, row: Any, hist: list[Any], sent: list[Any], msgs: list[Any], tries: list[Any]) -> dict[str, Any]:
+def explain_doc(  # noqa: PLR0917 - the rows explain reads
+    ctx: Any, row: Any, hist: Sequence[Any], sent: Sequence[Any], msgs: Sequence[Any], tries: Sequence[Any]
+) -> dict[str, Any]:
     from notifiers.base import mask_mobile
 
     rules = ctx.rules

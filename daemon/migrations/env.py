@@ -18,6 +18,8 @@ def run() -> None:
             context.run_migrations()
         return
     url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise SystemExit("alembic: set sqlalchemy.url, or run `hotline-sla db upgrade`")
     engine = create_engine(url)
     with engine.begin() as conn:
         context.configure(connection=conn, target_metadata=metadata, render_as_batch=True)

@@ -1,0 +1,104 @@
+"""``hotline-sla import FILE``, ``hotline-sla sync`` and ``hotline-sla contacts import FILE``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, insert
+
+from daemon.commands.store_cmds import add_now, now_arg
+from daemon.models import contacts
+from daemon.output import print_json
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("import", help="import a CSV/XLSX export of cases (导入工单)")
+    p.add_argument("file", metavar="FILE", type=Path)
+    p.add_argument("--source", help="use the column/value mapping of this configured source")
+    add_now(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_import)
+
+    s = sub.add_parser("sync", help="run every configured source once (同步)")
+    add_now(s)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=run_sync)
+
+    c = sub.add_parser("contacts", help="unit contacts and supervisors (联系人)")
+    csub = c.add_subparsers(dest="contacts_command", metavar="SUBCOMMAND", required=True)
+    ci = csub.add_parser("import", help="replace the imported contacts with a CSV/XLSX file")
+    ci.add_argument("file", metavar="FILE", type=Path)
+    ci.add_argument("--json", action="store_true")
+    ci.set_defaults(func=run_contacts_import)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from daemon.errors import UsageError
+    from daemon.sync import import_file, mapping_for
+
+    ctx = args.ctx
+    src = None
+    if args.source:
+        src = next((s for s in ctx.config.sources if s.name == args.source), None)
+        if src is None:
+            raise UsageError(f"--source {args.source!r}: no such source; configured: "
+                             f"{', '.join(s.name for s in ctx.config.sources) or 'none'}")
+    report = import_file(ctx.store, ctx.rules, args.file, now=now_arg(args), mapping=mapping_for(src),
+                         source_name=args.source or "import", progress=sys.stderr.isatty() and not args.json)
+    if args.json:
+        print_json(report.as_json())
+    else:
+        print(f"{args.file}: inserted {report.inserted}, updated {report.updated}, unchanged {report.unchanged}, "
+              f"rejected {len(report.rejected)}")
+        for r in report.rejected:
+            print(f"  row {r['row']}: {r['error']}")
+    return 1 if report.rejected else 0
+
+
+def run_sync(args: argparse.Namespace) -> int:
+    from daemon.sync import sync_all
+
+    ctx = args.ctx
+    result = sync_all(ctx.store, ctx.rules, ctx.config, now_arg(args))
+    if args.json:
+        print_json({"sources": result.sources})
+    else:
+        for name, stats in result.sources.items():
+            if stats.get("error"):
+                print(f"{name}: FAILED {stats['error']}")
+            else:
+                shown = {k: (len(v) if isinstance(v, list) else v) for k, v in stats.items()}
+                print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in shown.items()))
+    return 1 if result.failed else 0
+
+
+def run_contacts_import(args: argparse.Namespace) -> int:
+    from daemon.errors import UsageError
+    from daemon.sources.files import read_contacts_file
+
+    if not args.file.is_file():
+        raise UsageError(f"{args.file}: no such file (expected a .csv or .xlsx contacts list)")
+    rows: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []
+    for result in read_contacts_file(args.file):
+        if result.contact is None:
+            rejected.append({"row": result.row, "error": result.error})
+            continue
+        c = result.contact
+        rows.append({"unit": c.unit, "name": c.name, "role": str(c.role), "mobile": c.mobile,
+                     "wecom_userid": c.wecom_id, "email": c.email, "channels": [], "origin": "import"})
+    with args.ctx.store.engine.begin() as conn:
+        conn.execute(delete(contacts).where(contacts.c.origin == "import"))
+        if rows:
+            conn.execute(insert(contacts), rows)
+    doc = {"imported": len(rows), "rejected": rejected}
+    if args.json:
+        print_json(doc)
+    else:
+        print(f"{args.file}: imported {len(rows)} contact(s), rejected {len(rejected)}")
+        for r in rejected:
+            print(f"  row {r['row']}: {r['error']}")
+    return 1 if rejected else 0

@@ -1,0 +1,230 @@
+"""Sync: bring cases from every configured source into the store, one source's failure isolated.
+
+- ``files``: a fixed export re-imported on each sync (a re-import of the same file changes nothing);
+- ``inbox``: a folder; each dropped CSV/XLSX is imported and moved to ``done/`` or ``failed/`` with a report;
+- ``sql`` / ``http``: incremental by the platform's updated-at watermark, kept in ``source_state``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import insert, select, update
+
+from daemon.cases import CaseRecord
+from daemon.config import Config, SourceConfig
+from daemon.errors import ConfigError, UsageError
+from daemon.models import source_state
+from daemon.rules import RuleSet
+from daemon.sources.base import RowResult, SourceError
+from daemon.sources.files import read_case_file
+from daemon.sources.mapping import ColumnMapping
+from daemon.store import Store, UpsertResult
+
+log = structlog.get_logger("hotline_sla.sync")
+CASE_FILE_SUFFIXES = {".csv", ".xlsx"}
+
+
+@dataclass
+class ImportReport:
+    file: str
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged,
+                "rejected": self.rejected}
+
+
+def mapping_for(src: SourceConfig | None) -> ColumnMapping:
+    if src is None:
+        return ColumnMapping()
+    opts = src.options
+    try:
+        return ColumnMapping.model_validate({
+            "columns": opts.get("columns") or {}, "values": opts.get("values") or {},
+            "config_key": f"sources.{src.name}",
+        })
+    except ValueError as exc:
+        raise ConfigError(f"sources.{src.name}: invalid columns/values mapping: {exc}") from None
+
+
+def import_file(
+    store: Store, rules: RuleSet, path: Path, *, now: datetime, mapping: ColumnMapping | None = None,
+    source_name: str = "import", progress: bool = False,
+) -> ImportReport:
+    """Import one CSV/XLSX export: good rows are upserted, bad rows reported with their row number."""
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file (expected a .csv or .xlsx export)")
+    report = ImportReport(str(path))
+
+    def good_records(results: Iterator[RowResult]) -> Iterator[CaseRecord]:
+        for r in results:
+            if r.record is None:
+                report.rejected.append({"row": r.row, "error": r.error or "invalid row"})
+            else:
+                yield r.record
+
+    results: Iterator[RowResult] = read_case_file(path, mapping)
+    if progress:
+        from tqdm import tqdm
+
+        results = iter(tqdm(results, desc=path.name, unit=" rows", file=sys.stderr, mininterval=0.5))
+    upserted: UpsertResult = store.upsert_cases(good_records(results), rules=rules, now=now, source_name=source_name)
+    report.inserted, report.updated, report.unchanged = upserted.inserted, upserted.updated, upserted.unchanged
+    return report
+
+
+@dataclass
+class SyncResult:
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[str]:
+        return [name for name, s in self.sources.items() if s.get("error")]
+
+
+def sync_all(store: Store, rules: RuleSet, config: Config, now: datetime) -> SyncResult:
+    """Run every enabled source; a failing source is logged and recorded, the others still run."""
+    result = SyncResult()
+    for src in config.sources:
+        if not src.enabled:
+            continue
+        try:
+            stats = _sync_one(store, rules, config, src, now)
+            _record_state(store, src.name, now, ok=True, stats=stats)
+            log.info("source_synced", source=src.name, **{k: v for k, v in stats.items() if k != "rejected"},
+                     rejected=len(stats.get("rejected", [])))
+        except (SourceError, UsageError, ConfigError, OSError) as exc:
+            stats = {"error": str(exc)}
+            _record_state(store, src.name, now, ok=False, error=str(exc))
+            log.error("source_failed", source=src.name, error=str(exc))
+        result.sources[src.name] = stats
+    return result
+
+
+def _sync_one(store: Store, rules: RuleSet, config: Config, src: SourceConfig, now: datetime) -> dict[str, Any]:
+    opts = src.options
+    mapping = mapping_for(src)
+    if src.type == "files":
+        path = config.path(str(_require(src, "path")))
+        return import_file(store, rules, path, now=now, mapping=mapping, source_name=src.name).as_json()
+    if src.type == "inbox":
+        return _sync_inbox(store, rules, config.path(str(opts.get("path") or opts.get("directory") or "")),
+                           src, mapping, now)
+    watermark = _watermark(store, src.name)
+    fetched = _fetcher(src, mapping).fetch(watermark)
+    up = store.upsert_cases(fetched.records, rules=rules, now=now, source_name=src.name)
+    _record_state(store, src.name, now, ok=True, watermark=fetched.watermark)
+    return {"inserted": up.inserted, "updated": up.updated, "unchanged": up.unchanged,
+            "rejected": [{"row": e.row, "error": e.error} for e in fetched.errors],
+            "watermark": fetched.watermark.isoformat() if fetched.watermark else None}
+
+
+def _fetcher(src: SourceConfig, mapping: ColumnMapping) -> Any:
+    opts = dict(src.options)
+    for key in ("columns", "values", "path", "directory"):
+        opts.pop(key, None)
+    if src.type == "sql":
+        from daemon.sources.sql import SqlSource
+
+        url = _from_env(src, opts, "url")
+        query = str(_require(src, "query"))
+        opts.pop("query", None)
+        return SqlSource(src.name, url, query, mapping, **opts)
+    from daemon.sources.http import HttpSource
+
+    url = str(_require(src, "url"))
+    opts.pop("url", None)
+    token = _from_env(src, opts, "token") if ("token_env" in opts or "token" in opts) else None
+    try:
+        return HttpSource(src.name, url, mapping, token=token, **opts)
+    except TypeError as exc:
+        raise ConfigError(f"sources.{src.name}: {exc}") from None
+
+
+def _from_env(src: SourceConfig, opts: dict[str, Any], key: str) -> str:
+    """``key`` given directly or as ``key_env: VAR`` (for URLs with passwords and tokens)."""
+    env_key = f"{key}_env"
+    if env_key in opts:
+        var = str(opts.pop(env_key))
+        value = os.environ.get(var)
+        if not value:
+            raise ConfigError(f"sources.{src.name}.{env_key}: environment variable {var} is not set")
+        return value
+    if key in opts:
+        return str(opts.pop(key))
+    raise ConfigError(f"sources.{src.name}: {key} (or {env_key}) is required for a {src.type} source")
+
+
+def _require(src: SourceConfig, key: str) -> Any:
+    value = src.options.get(key)
+    if not value:
+        raise ConfigError(f"sources.{src.name}.{key}: required for a {src.type} source")
+    return value
+
+
+def _sync_inbox(  # noqa: PLR0917 - internal
+    store: Store, rules: RuleSet, folder: Path, src: SourceConfig, mapping: ColumnMapping,
+                now: datetime) -> dict[str, Any]:
+    folder.mkdir(parents=True, exist_ok=True)
+    done, failed = folder / "done", folder / "failed"
+    totals: dict[str, Any] = {"files": 0, "inserted": 0, "updated": 0, "unchanged": 0, "rejected": []}
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in CASE_FILE_SUFFIXES):
+        stamp = now.strftime("%Y%m%dT%H%M%S")
+        try:
+            report = import_file(store, rules, path, now=now, mapping=mapping, source_name=src.name)
+        except (UsageError, OSError) as exc:
+            _move(path, failed, stamp, {"file": path.name, "error": str(exc)})
+            log.error("inbox_file_failed", source=src.name, file=path.name, error=str(exc))
+            continue
+        totals["files"] += 1
+        for key in ("inserted", "updated", "unchanged"):
+            totals[key] += getattr(report, key)
+        totals["rejected"].extend({"file": path.name, **r} for r in report.rejected)
+        target = failed if report.rejected and not (report.inserted or report.updated or report.unchanged) else done
+        _move(path, target, stamp, {"file": path.name, **report.as_json()})
+    return totals
+
+
+def _move(path: Path, target: Path, stamp: str, report: dict[str, Any]) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    dest = target / f"{stamp}-{path.name}"
+    shutil.move(str(path), dest)
+    dest.with_name(dest.name + ".report.json").write_text(
+        json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8"
+    )
+
+
+def _watermark(store: Store, name: str) -> datetime | None:
+    with store.engine.connect() as conn:
+        value = conn.execute(select(source_state.c.watermark).where(source_state.c.name == name)).scalar()
+    return datetime.fromisoformat(value) if value else None
+
+
+def _record_state(store: Store, name: str, now: datetime, *, ok: bool, error: str | None = None,
+                  stats: dict[str, Any] | None = None, watermark: datetime | None = None) -> None:
+    values: dict[str, Any] = {"last_attempt_at": now}
+    if ok:
+        values["last_ok_at"] = now
+        values["last_error"] = None
+    else:
+        values["last_error"] = error
+    if stats is not None:
+        values["stats"] = {k: (len(v) if k == "rejected" else v) for k, v in stats.items()}
+    if watermark is not None:
+        values["watermark"] = watermark.isoformat()
+    with store.engine.begin() as conn:
+        if not conn.execute(update(source_state).where(source_state.c.name == name).values(**values)).rowcount:
+            conn.execute(insert(source_state).values(name=name, **values))

@@ -1,0 +1,87 @@
+"""Import, sync (files, inbox, a failing source), and the tick/cases/outbox commands end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from daemon.config import Config, SourceConfig
+from daemon.store import Store
+from daemon.sync import import_file, sync_all
+from daemon.timeutil import parse_time
+from tests.conftest import ROOT, run_subprocess
+
+SAMPLE = ROOT / "samples" / "cases.csv"
+NOW = parse_time("2026-11-20 09:00")
+
+
+def test_import_sample_reports_bad_rows_and_reimport_changes_nothing(store: Store, rules) -> None:  # type: ignore[no-untyped-def]
+    report = import_file(store, rules, SAMPLE, now=NOW)
+    assert report.inserted == 56
+    assert [r["row"] for r in report.rejected] == [14, 33, 51]
+    assert "'市直' is not a known source" in report.rejected[0]["error"]
+    again = import_file(store, rules, SAMPLE, now=NOW)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 56)
+
+
+def test_sync_moves_inbox_files_and_survives_a_broken_source(store: Store, rules, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    shutil.copy(SAMPLE, inbox / "export.csv")
+    (inbox / "garbage.csv").write_bytes(b"\xff\xfe\x00\x01 not a table")
+    config = Config(
+        base_dir=tmp_path,
+        sources=[
+            SourceConfig(name="db", type="sql", url="sqlite:///" + str(tmp_path / "missing" / "x.db"),
+                         query="SELECT * FROM nowhere WHERE 更新时间 >= :watermark"),
+            SourceConfig(name="inbox", type="inbox", path="inbox"),
+        ],
+    )
+    result = sync_all(store, rules, config, NOW)
+    assert result.failed == ["db"] and "db" in result.sources["db"]["error"]
+    assert result.sources["inbox"]["inserted"] == 56
+    done = sorted(p.name for p in (inbox / "done").iterdir())
+    failed = sorted(p.name for p in (inbox / "failed").iterdir())
+    assert any(n.endswith("export.csv") for n in done) and any(n.endswith(".report.json") for n in done)
+    assert any(n.endswith("garbage.csv") for n in failed)
+    report = json.loads(next((inbox / "done").glob("*.report.json")).read_text(encoding="utf-8"))
+    assert [r["row"] for r in report["rejected"]] == [14, 33, 51]
+    assert not list(inbox.glob("*.csv"))
+
+
+def test_cli_import_tick_twice_and_explain(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"database: {{url: 'sqlite:///{tmp_path / 'db.sqlite3'}'}}\nrules_dir: {ROOT / 'sla_rules'}\n",
+                   encoding="utf-8")
+    r = run_subprocess("--config", str(cfg), "import", str(SAMPLE), "--now", "2026-11-20 09:00", "--json")
+    assert r.returncode == 1  # ran, and found bad rows
+    doc = json.loads(r.stdout)
+    assert doc["inserted"] == 56 and len(doc["rejected"]) == 3
+    c = run_subprocess("--config", str(cfg), "contacts", "import", str(ROOT / "samples" / "contacts.csv"))
+    assert c.returncode == 0, c.stdout + c.stderr
+    first = json.loads(run_subprocess("--config", str(cfg), "tick", "--now", "2026-11-20 09:00", "--json").stdout)
+    assert first["evaluated"] > 0 and first["alerts"]
+    kinds = {a["kind"] for a in first["alerts"]}
+    assert {"breach", "warning", "return_window"} <= kinds
+    second = json.loads(run_subprocess("--config", str(cfg), "tick", "--now", "2026-11-20 09:00", "--json").stdout)
+    assert second["alerts"] == [] and second["evaluated"] == 0
+    case = next(a["case"] for a in first["alerts"] if a["kind"] == "breach")
+    ex = run_subprocess("--config", str(cfg), "cases", "explain", case)
+    assert ex.returncode == 0 and "第1天" in ex.stdout and "breach" in ex.stdout
+    listing = json.loads(run_subprocess("--config", str(cfg), "cases", "list", "--overdue", "--now",
+                                        "2026-11-20 09:00", "--json").stdout)
+    assert case in {c["case"] for c in listing["cases"]} and all(c["overdue"] for c in listing["cases"])
+    out = run_subprocess("--config", str(cfg), "outbox", "list", "--json")
+    messages = json.loads(out.stdout)["messages"]
+    assert messages and all("尾号" in m["to"] for m in messages if "(" in m["to"])
+    assert any("尾号" in m["to"] for m in messages)
+    assert "13800" not in out.stdout  # full mobiles never shown to the operator
+
+
+def test_cli_import_missing_file_is_exit_2(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"database: {{url: 'sqlite:///{tmp_path / 'db.sqlite3'}'}}\nrules_dir: {ROOT / 'sla_rules'}\n",
+                   encoding="utf-8")
+    r = run_subprocess("--config", str(cfg), "import", str(tmp_path / "nope.csv"))
+    assert r.returncode == 2 and "nope.csv: no such file" in r.stderr
