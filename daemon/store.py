@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func, insert, select, update
 from sqlalchemy.engine import make_url
 
-from daemon.cases import CaseRecord, Status
+from daemon.cases import FINISHED_STATUSES, CaseRecord
 from daemon.models import case_history, cases, metadata, settings
 from daemon.rules import Deadline, Rule, RuleSet, WarningPoint
 
@@ -30,7 +30,7 @@ _SOURCE_FIELDS = (
     "stars", "difficult", "source_updated_at",
 )
 _HISTORY_FIELDS = ("status", "unit", "extended_due_at", "fed_back_at", "closed_at", "rule_id", "due_at")
-_FINISHED = {Status.FED_BACK.value, Status.CLOSED.value, Status.RETURNED.value}
+_FINISHED = {s.value for s in FINISHED_STATUSES}  # as strings, for SQL
 
 
 @dataclass
