@@ -15,6 +15,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -205,10 +206,18 @@ class RuleSet:
     files: tuple[str, ...]
     fingerprint: str  # changes when any rule or the calendar changes
 
+    @cached_property
+    def by_id(self) -> dict[str, Rule]:
+        return {rule.id: rule for rule in self.rules}
+
+    def find(self, rule_id: str) -> Rule | None:
+        """The rule, or None (a stored case may name a rule that an edit has since removed)."""
+        return self.by_id.get(rule_id)
+
     def get(self, rule_id: str) -> Rule:
-        for rule in self.rules:
-            if rule.id == rule_id:
-                return rule
+        rule = self.by_id.get(rule_id)
+        if rule is not None:
+            return rule
         raise UsageError(f"unknown rule {rule_id!r}; valid rules: {', '.join(r.id for r in self.rules)}")
 
     def match(self, case: Mapping[str, Any]) -> Rule:

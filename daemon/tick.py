@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from daemon.calendar import WorkCalendar
 from daemon.cases import Status
@@ -40,7 +40,8 @@ class TickResult:
 
 
 def _deadlines(row: Any, rules: RuleSet) -> tuple[Deadline, Deadline | None]:
-    rule_name = rules.get(row.rule_id).name if any(r.id == row.rule_id for r in rules.rules) else row.rule_id
+    rule = rules.find(row.rule_id)
+    rule_name = rule.name if rule else row.rule_id
     deadline = Deadline(
         rule_id=row.rule_id, rule_name=rule_name, received_at=row.received_at, due_at=row.due_at,
         warnings=warnings_from_json(row.warnings),
@@ -119,16 +120,10 @@ def _tick_batch(  # noqa: PLR0917 - the batch's whole context, internal
         _write_alerts(conn, new_alerts, rules, config, directory, now, result)
     conn.execute(
         update(cases)
-        .where(cases.c.id == _bp("_id"))
-        .values(next_check_at=_bp("_next"), check_failures=_bp("_failures")),
+        .where(cases.c.id == bindparam("_id"))
+        .values(next_check_at=bindparam("_next"), check_failures=bindparam("_failures")),
         next_checks,
     )
-
-
-def _bp(name: str) -> Any:
-    from sqlalchemy import bindparam
-
-    return bindparam(name)
 
 
 def _write_alerts(  # noqa: PLR0917 - internal
@@ -180,7 +175,7 @@ def _write_alerts(  # noqa: PLR0917 - internal
 
 
 def _payload(row: Any, d: Decision, rules: RuleSet) -> dict[str, Any]:
-    rule = next((r for r in rules.rules if r.id == row.rule_id), None)
+    rule = rules.find(row.rule_id)
     return {
         "kind": d.kind,
         "level": d.level,

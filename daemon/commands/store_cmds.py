@@ -155,7 +155,7 @@ def explain_doc(  # noqa: PLR0917 - the rows explain reads
     from notifiers.base import mask_mobile
 
     rules = ctx.rules
-    rule = next((r for r in rules.rules if r.id == row.rule_id), None)
+    rule = rules.find(row.rule_id)
     days = []
     if rule is not None:
         for day in rule.counted_days(row.received_at):
