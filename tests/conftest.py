@@ -92,12 +92,45 @@ def _reachable(url: str) -> str | None:
         return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
-                        pytest.param("mariadb", marks=pytest.mark.mariadb)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    name = request.param
-    if name == "sqlite":
-        return f"sqlite:///{tmp_path / 'test.sqlite3'}"
+def _private_database(name: str, server_url: str) -> str:
+    """A database of this test session's own on the server (``test_<pid>_<random>``), dropped at exit.
+
+    Tests drop and create every table; a private database keeps two test runs on one server (a developer's
+    and CI's, or parallel helpers) from dropping each other's tables.
+    """
+    import atexit
+    import secrets
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    url = make_url(server_url)
+    dbname = f"hsla_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {dbname}"))
+
+    def _drop() -> None:
+        try:
+            with admin.connect() as conn:
+                if name == "postgres":
+                    conn.execute(text(f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)"))
+                else:
+                    conn.execute(text(f"DROP DATABASE IF EXISTS {dbname}"))
+        finally:
+            admin.dispose()
+
+    atexit.register(_drop)
+    return url.set(database=dbname).render_as_string(hide_password=False)
+
+
+_PRIVATE_URLS: dict[str, str] = {}
+
+
+def server_url(name: str) -> str:
+    """The URL of this session's private database on ``name`` (postgres | mariadb); skip or fail if down."""
+    if name in _PRIVATE_URLS:
+        return _PRIVATE_URLS[name]
     url = DB_URLS[name]
     assert url is not None
     reason = _reachable(url)
@@ -106,7 +139,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{message}; in CI the store must be tested on it (.ci/run starts the servers)")
         pytest.skip(f"{message}; start it to run the {name} store tests")
-    return url
+    _PRIVATE_URLS[name] = _private_database(name, url)
+    return _PRIVATE_URLS[name]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
+                        pytest.param("mariadb", marks=pytest.mark.mariadb)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    name = request.param
+    if name == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.sqlite3'}"
+    return server_url(name)
 
 
 @pytest.fixture
