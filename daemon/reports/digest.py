@@ -10,13 +10,15 @@ when they rely on a calendar year whose arrangement is not published. Rendering 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, or_, select
 
 from daemon.calendar import DaySource, WorkCalendar
+from daemon.cases import Status
 from daemon.models import cases, outbox
 from daemon.rules import RuleSet
 from daemon.store import _FINISHED
@@ -25,7 +27,11 @@ from daemon.timeutil import LOCAL_TZ, to_local
 LIST_CAP = 500  # late returns, catch-all cases, failed deliveries: the newest this many are listed
 FAILED_LOOKBACK = timedelta(days=7)
 
-OPEN = and_(cases.c.status.not_in(sorted(_FINISHED)), cases.c.fed_back_at.is_(None), cases.c.closed_at.is_(None))
+_NOT_FINISHED = (cases.c.fed_back_at.is_(None), cases.c.closed_at.is_(None))
+#: open cases, for a scan of all of them (NOT IN: planners scan the table instead of walking an index)
+OPEN = and_(cases.c.status.not_in(sorted(_FINISHED)), *_NOT_FINISHED)
+#: the same cases, by an index range on (status, due_at): for the overdue ones only
+OPEN_BY_STATUS = and_(cases.c.status.in_(sorted(s.value for s in Status if s.value not in _FINISHED)), *_NOT_FINISHED)
 
 
 @dataclass(frozen=True)
@@ -176,21 +182,23 @@ def build_digest(conn: Connection, rules: RuleSet, calendar: WorkCalendar, now: 
     """The digest as of ``now`` (aware); ``digest_time`` (local) places "since the previous digest"."""
     w = DigestWindow.at(now, calendar, digest_time)
     catch_ids = sorted(r.id for r in rules.rules if r.purpose == "resolve" and r.is_catch_all)
-    units = _units(conn, w, calendar, catch_ids)
+    overdue = _overdue(conn, w, rules, calendar)
+    units, kinds = _units(conn, w, calendar, catch_ids, overdue)
     overview = Overview(*(sum(getattr(u, f) for u in units) for f in (
         "open", "due_today", "due_next", "overdue", "new_overdue", "provisional", "this_month", "carried")))
     late, late_total = _late_returns(conn, w)
-    kinds, catch_all = _catch_all(conn, catch_ids)
+    catch_all_total = sum(u.catch_all for u in units)
+    catch_all = _catch_all(conn, catch_ids, catch_all_total)
     failed, failed_total = _failed(conn, w)
     return Digest(
         window=w,
         overview=overview,
         units=units,
-        overdue=_overdue(conn, w, rules, calendar),
+        overdue=overdue,
         late_returns=late,
         late_returns_total=late_total,
         catch_all_rule="、".join(r.name for r in rules.rules if r.id in catch_ids),
-        catch_all_total=sum(u.catch_all for u in units),
+        catch_all_total=catch_all_total,
         catch_all_kinds=kinds,
         catch_all=catch_all,
         failed=failed,
@@ -203,71 +211,83 @@ def _count(cond: Any) -> Any:
     return func.sum(case((cond, 1), else_=0))
 
 
-def _units(conn: Connection, w: DigestWindow, calendar: WorkCalendar, catch_ids: list[str]) -> tuple[UnitLine, ...]:
+def _units(
+    conn: Connection, w: DigestWindow, calendar: WorkCalendar, catch_ids: list[str], overdue: Sequence[OverdueCase]
+) -> tuple[tuple[UnitLine, ...], tuple[tuple[str, str, int], ...]]:
+    """Per unit, and the catch-all cases by (source, category), from one pass over the open cases; the
+    overdue figures from the overdue cases (oldest first) already fetched."""
     due = cases.c.due_at
-    overdue = due <= w.now
     stmt = (
         select(
+            cases.c.source,
+            cases.c.category,
             cases.c.unit,
             func.count().label("open"),
-            _count(overdue).label("overdue"),
             _count(and_(due > w.now, due <= w.today_end)).label("due_today"),
             _count(and_(due > w.now, due <= w.next_workday_end)).label("due_next"),
-            _count(and_(overdue, due > w.since)).label("new_overdue"),
             _count(cases.c.provisional.is_(True)).label("provisional"),
             _count(cases.c.received_at >= w.month_start).label("this_month"),
             _count(cases.c.rule_id.in_(catch_ids or ["-"])).label("catch_all"),
-            func.min(case((overdue, due), else_=None)).label("oldest_due_at"),
         )
         .where(OPEN)
-        .group_by(cases.c.unit)
+        # source and category first: SQLite then scans the table once instead of walking ix_cases_unit
+        .group_by(cases.c.source, cases.c.category, cases.c.unit)
     )
-    lines = []
+    fields = ("open", "due_today", "due_next", "provisional", "this_month", "catch_all", "overdue", "new_overdue")
+    sums: dict[str, list[int]] = {}
+    kinds: dict[tuple[str, str], int] = {}
     for r in conn.execute(stmt):
-        oldest = r.oldest_due_at
-        if isinstance(oldest, str):  # SQLite returns MIN() over a CASE as text on some versions
-            oldest = datetime.fromisoformat(oldest)
-        if oldest is not None and oldest.tzinfo is None:  # stored naive UTC
-            oldest = oldest.replace(tzinfo=UTC)
+        acc = sums.setdefault(r.unit, [0] * len(fields))
+        for i, f in enumerate(fields[:6]):
+            acc[i] += int(getattr(r, f) or 0)
+        if r.catch_all:
+            kinds[(r.source, r.category)] = kinds.get((r.source, r.category), 0) + int(r.catch_all)
+    oldest: dict[str, datetime] = {}
+    for c in overdue:
+        acc = sums.setdefault(c.unit, [0] * len(fields))
+        acc[6] += 1
+        acc[7] += c.due_at > w.since
+        oldest.setdefault(c.unit, c.due_at)
+    lines = []
+    for unit, acc in sums.items():
+        v = dict(zip(fields, acc, strict=True))
+        first = oldest.get(unit)
         lines.append(UnitLine(
-            unit=r.unit, open=int(r.open), overdue=int(r.overdue or 0), due_today=int(r.due_today or 0),
-            due_next=int(r.due_next or 0), new_overdue=int(r.new_overdue or 0),
-            provisional=int(r.provisional or 0), this_month=int(r.this_month or 0),
-            carried=int(r.open) - int(r.this_month or 0), catch_all=int(r.catch_all or 0), oldest_due_at=oldest,
-            longest_overdue_days=whole_working_days_after(oldest, w.now, calendar) if oldest else 0,
+            unit=unit, carried=v["open"] - v["this_month"], oldest_due_at=first,
+            longest_overdue_days=whole_working_days_after(first, w.now, calendar) if first else 0, **v,
         ))
     lines.sort(key=lambda u: (-u.overdue, -u.longest_overdue_days, -u.due_today, -u.open, u.unit))
-    return tuple(lines)
+    return tuple(lines), tuple(sorted(((s, c, n) for (s, c), n in kinds.items()), key=lambda k: (-k[2], k[0], k[1])))
 
 
 def _overdue(conn: Connection, w: DigestWindow, rules: RuleSet, calendar: WorkCalendar) -> tuple[OverdueCase, ...]:
     c = cases.c
     stmt = (
         select(c.number, c.summary, c.unit, c.rule_id, c.status, c.received_at, c.due_at, c.provisional)
-        .where(OPEN, c.due_at <= w.now)
+        .where(OPEN_BY_STATUS, c.due_at <= w.now)
         .order_by(c.due_at, c.number)
     )
     names = {r.id: r.name for r in rules.rules}
-    days_cache: dict[datetime, int] = {}
+    days_cache: dict[datetime, int] = {}  # deadlines mostly fall at 00:00: few distinct values
+    now = w.now
     out = []
-    for r in conn.execute(stmt):
-        days = days_cache.get(r.due_at)
+    for number, summary, unit, rule_id, status, received_at, due_at, provisional in conn.execute(stmt):
+        days = days_cache.get(due_at)
         if days is None:
-            days = days_cache[r.due_at] = whole_working_days_after(r.due_at, w.now, calendar)
+            days = days_cache[due_at] = whole_working_days_after(due_at, now, calendar)
         out.append(OverdueCase(
-            number=r.number, summary=r.summary, unit=r.unit, rule_id=r.rule_id,
-            rule_name=names.get(r.rule_id, r.rule_id), status=r.status, received_at=r.received_at,
-            due_at=r.due_at, provisional=bool(r.provisional), overdue_working_days=days,
-            overdue_hours=int((w.now - r.due_at).total_seconds() // 3600),
+            number, summary, unit, rule_id, names.get(rule_id, rule_id), status, received_at, due_at,
+            bool(provisional), days, int((now - due_at).total_seconds() // 3600),
         ))
     return tuple(out)
 
 
 def _late_returns(conn: Connection, w: DigestWindow) -> tuple[tuple[LateReturn, ...], int]:
     c = cases.c
-    cond = and_(
+    cond = and_(  # by the status index: asked for and pending, or returned since the last digest
+        c.status.in_([Status.RETURN_REQUESTED.value, Status.RETURNED.value]),
         c.return_requested_at.is_not(None), c.return_due_at.is_not(None), c.return_requested_at >= c.return_due_at,
-        or_(c.status == "return_requested", c.return_requested_at > w.since),
+        or_(c.status == Status.RETURN_REQUESTED.value, c.return_requested_at > w.since),
     )
     total = int(conn.execute(select(func.count()).select_from(cases).where(cond)).scalar_one())
     rows = conn.execute(
@@ -281,25 +301,17 @@ def _late_returns(conn: Connection, w: DigestWindow) -> tuple[tuple[LateReturn, 
     ), total
 
 
-def _catch_all(
-    conn: Connection, catch_ids: list[str]
-) -> tuple[tuple[tuple[str, str, int], ...], tuple[CatchAllCase, ...]]:
-    if not catch_ids:
-        return (), ()
+def _catch_all(conn: Connection, catch_ids: list[str], total: int) -> tuple[CatchAllCase, ...]:
+    """The newest open cases on a catch-all rule (walks ix_cases_received_at backwards, stops at LIST_CAP)."""
+    if not catch_ids or not total:
+        return ()
     c = cases.c
-    cond = and_(OPEN, c.rule_id.in_(catch_ids))
-    kinds = conn.execute(
-        select(c.source, c.category, func.count().label("n")).where(cond).group_by(c.source, c.category)
-    ).all()
     rows = conn.execute(
         select(c.number, c.summary, c.unit, c.source, c.category, c.received_at, c.due_at, c.provisional)
-        .where(cond).order_by(c.received_at.desc(), c.number).limit(LIST_CAP)
+        .where(OPEN, c.rule_id.in_(catch_ids)).order_by(c.received_at.desc(), c.number).limit(LIST_CAP)
     )
-    return (
-        tuple(sorted(((k.source, k.category, int(k.n)) for k in kinds), key=lambda k: (-k[2], k[0], k[1]))),
-        tuple(CatchAllCase(r.number, r.summary, r.unit, r.source, r.category, r.received_at, r.due_at,
-                           bool(r.provisional)) for r in rows),
-    )
+    return tuple(CatchAllCase(r.number, r.summary, r.unit, r.source, r.category, r.received_at, r.due_at,
+                              bool(r.provisional)) for r in rows)
 
 
 def _failed(conn: Connection, w: DigestWindow) -> tuple[tuple[FailedDelivery, ...], int]:

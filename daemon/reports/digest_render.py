@@ -14,6 +14,7 @@ from daemon.reports.tabular import (
     ROLE_ZH,
     SOURCE_ZH,
     STATUS_ZH,
+    WEEKDAYS,
     MarkdownList,
     ReportTable,
     clip,
@@ -33,7 +34,7 @@ def title(d: Digest) -> str:
 
 
 def subtitle(d: Digest) -> str:
-    return f"{d.window.today.year} 年 {day_text(d.window.today)}，统计截至 {local_text(d.window.now)}（北京时间）"
+    return f"{d.window.today.year}年{day_text(d.window.today)}，统计截至 {local_text(d.window.now)}（北京时间）"
 
 
 def overdue_text(days: int, hours: int) -> str:
@@ -46,10 +47,11 @@ def _longest(days: int) -> str:
 
 def summary(d: Digest) -> str:
     o, w = d.overview, d.window
+    nxt = w.next_workday
     return (
         f"截至 {local_text(w.now)}，全部承办单位在办工单 {o.open} 件，其中今日到期 {o.due_today} 件，"
-        f"下一工作日（{day_text(w.next_workday)}）结束前到期 {o.due_next} 件；已超期 {o.overdue} 件，"
-        f"其中自上次通报（{local_text(w.since)}）以来新增超期 {o.new_overdue} 件。"
+        f"下一工作日（{nxt.month}月{nxt.day}日，周{WEEKDAYS[nxt.weekday()]}）结束前到期 {o.due_next} 件；"
+        f"已超期 {o.overdue} 件，其中自上次通报（{local_text(w.since)}）以来新增超期 {o.new_overdue} 件。"
         f"本月受理尚未办结 {o.this_month} 件，上月及以前结存 {o.carried} 件。"
     )
 
@@ -64,9 +66,7 @@ def paragraphs(d: Digest) -> list[str]:
         out.append(f"逾期申请退件 {d.late_returns_total} 件（超过接件后 24 小时），请督办人员核实退件单。")
     if d.failed_total:
         out.append(f"近 7 日有 {d.failed_total} 条提醒发送失败，相关人员未收到提醒，请核对联系方式或电话通知。")
-    if d.calendar_notice:
-        out.append("日历提示：" + d.calendar_notice)
-    return out
+    return out  # the calendar notice is the overview table's note
 
 
 def digest_tables(d: Digest) -> list[ReportTable]:
@@ -149,16 +149,17 @@ def digest_tables(d: Digest) -> list[ReportTable]:
     return tables
 
 
-def render_html(d: Digest, *, limit: int | None = None) -> str:
-    """The printable page; ``limit`` caps each list (the e-mail body), the attachment has every row."""
+def render_html(d: Digest, *, limit: int | None = None, tables: list[ReportTable] | None = None) -> str:
+    """The printable page; ``limit`` caps each list (the e-mail body), the attachment has every row.
+    ``tables``: :func:`digest_tables` of ``d`` when the caller already has them (they cost ~0.5 s at 50,000 rows)."""
     return render_html_page(
-        f"{title(d)}", subtitle(d), paragraphs(d), digest_tables(d), limit=limit,
+        f"{title(d)}", subtitle(d), paragraphs(d), tables if tables is not None else digest_tables(d), limit=limit,
         footer=f"本通报由 hotline-sla 于 {local_text(d.window.now)} 自动生成；时间均为北京时间（UTC+08:00）。",
     )
 
 
-def render_xlsx(d: Digest) -> bytes:
-    return render_xlsx_book(digest_tables(d))
+def render_xlsx(d: Digest, *, tables: list[ReportTable] | None = None) -> bytes:
+    return render_xlsx_book(tables if tables is not None else digest_tables(d))
 
 
 def render_markdown(d: Digest, *, hint: str = DEFAULT_HINT) -> tuple[str, bool]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Connection, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from daemon.calendar import WorkCalendar
 from daemon.config import Config, RouteConfig
@@ -82,8 +82,14 @@ def is_done(store: Store, kind: str, period: str) -> bool:
 
 
 def _directory(store: Store, config: Config) -> Directory:
-    with store.engine.begin() as conn:
-        sync_config_contacts(conn, config)
+    try:
+        with store.engine.begin() as conn:
+            sync_config_contacts(conn, config)
+    except (IntegrityError, OperationalError) as exc:
+        # another instance is mirroring the same config.yaml contacts at this moment (a unique settings
+        # key, or SQLite's lock); its result is what we would have written
+        log.info("contacts_sync_raced", error=type(exc).__name__)
+    with store.engine.connect() as conn:
         return Directory.load(conn, config)
 
 
@@ -147,15 +153,16 @@ def run_digest_job(
         digest = build_digest(conn, rules, calendar, now, config.scheduler.digest_time)
     out = config.reports_path
     html_path, xlsx_path = out / f"digest-{period}.html", out / f"digest-{period}.xlsx"
-    write_atomic(html_path, digest_render.render_html(digest).encode())
-    write_atomic(xlsx_path, digest_render.render_xlsx(digest))
+    tables = digest_render.digest_tables(digest)
+    write_atomic(html_path, digest_render.render_html(digest, tables=tables).encode())
+    write_atomic(xlsx_path, digest_render.render_xlsx(digest, tables=tables))
     attachments = [_attachment(xlsx_path, f"每日超期通报-{period}.xlsx", XLSX_MIME),
                    _attachment(html_path, f"每日超期通报-{period}.html", HTML_MIME)]
     markdown, truncated = digest_render.render_markdown(
         digest, hint=f"完整清单见附件：每日超期通报-{period}.xlsx（及 .html）。")
     rendered = _rendered(
         f"12345 热线每日超期通报（{period}）", digest_render.render_text(digest), markdown,
-        digest_render.render_html(digest, limit=config.reports.email_list_rows), attachments,
+        digest_render.render_html(digest, limit=config.reports.email_list_rows, tables=tables), attachments,
         digest_render.sms_params(digest),
     )
     o = digest.overview

@@ -181,8 +181,8 @@ def _case_rows(items: list[BacklogCase]) -> list[tuple[int | str, ...]]:
 def _when(action: MonthEndAction, calendar: WorkCalendar) -> str:
     last = last_working_day(calendar, action.year, action.month)
     if action.days_before == 0:
-        return f"今天（{day_text(last)}）是本月最后一个工作日"
-    return f"距本月最后一个工作日（{day_text(last)}）还有 {action.days_before} 个工作日"
+        return f"今天 {day_text(last)}是本月最后一个工作日"
+    return f"距本月最后一个工作日 {day_text(last)}还有 {action.days_before} 个工作日"
 
 
 @dataclass(frozen=True)
