@@ -151,3 +151,17 @@ def test_deadline_batch_equals_the_single_deadline_for_every_line(cli, rule_id: 
         reference = Deadline(rule.id, rule.name, received, due, rule.warning_points(received, due),
                              rule._provisional_days(received, due))
         assert doc == deadline_json(reference), line
+
+
+def test_light_commands_start_without_the_store() -> None:
+    """`deadline` runs in pipelines: it must not pay for importing SQLAlchemy and the store at start-up."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from daemon.cli import main; "
+            "rc = main(['deadline', '--rule', 'municipal_complaint', '--received', '2024-09-27 16:30']); "
+            "assert rc == 0; assert 'sqlalchemy' not in sys.modules, 'sqlalchemy imported'; "
+            "assert 'daemon.store' not in sys.modules")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "2024-10-11T00:00:00+08:00" in r.stdout
