@@ -75,6 +75,7 @@ class Rule:
         self._match = {k: frozenset(v) for k, v in model.match.items()}
         # day-count rules: everything but the warning filter depends only on the local day of receipt
         self._by_day: dict[int, tuple[datetime, tuple[WarningPoint, ...], tuple[date, ...]]] = {}
+        self._due_by_day: dict[int, datetime] = {}
 
     @property
     def basis(self) -> str:
@@ -107,8 +108,15 @@ class Rule:
         """The first overdue instant for a case received at ``received_at`` (aware). The hot path."""
         if self.hours is not None:
             return received_at + timedelta(hours=self.hours)
-        local = received_at.astimezone(LOCAL_TZ)
-        ordinal = local.toordinal()
+        ordinal = received_at.astimezone(LOCAL_TZ).toordinal()
+        due = self._due_by_day.get(ordinal)
+        if due is None:
+            if len(self._due_by_day) >= self._DAY_CACHE_MAX:
+                self._due_by_day.clear()
+            due = self._due_by_day[ordinal] = self._due_for_day(ordinal)
+        return due
+
+    def _due_for_day(self, ordinal: int) -> datetime:
         if self.working_days is not None:
             last = self.calendar.add_working_days_ordinal(ordinal, self.working_days)
         else:
