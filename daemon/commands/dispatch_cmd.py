@@ -49,7 +49,12 @@ def run_dispatch(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise UsageError("--limit: must be at least 1")
     notifiers = build_notifiers(ctx.config)
-    ctx.on_close(lambda: [n.close() for n in notifiers.values()])
+
+    def _close_all() -> None:
+        for notifier in notifiers.values():
+            notifier.close()
+
+    ctx.on_close(_close_all)
     dispatcher = Dispatcher(ctx.store, ctx.config, notifiers, owner=_owner())
     stop = {"requested": False}
 
