@@ -121,7 +121,7 @@ def enqueue(
         from sqlalchemy.dialects import postgresql
 
         stmt = postgresql.insert(outbox).values(values).on_conflict_do_nothing(index_elements=keys)
-        return bool(conn.execute(stmt).rowcount == 1)
+        return conn.execute(stmt.returning(outbox.c.id)).first() is not None
     exists = conn.execute(
         select(outbox.c.id).where(outbox.c.dedupe_key == dedupe_key, outbox.c.channel == channel)
     ).first()
