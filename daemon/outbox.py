@@ -25,7 +25,6 @@ keep leases fresh during a long run.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import secrets as _secrets
@@ -40,6 +39,7 @@ import structlog
 from sqlalchemy import Connection, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from daemon import dead_letter
 from daemon.config import Config
 from daemon.errors import ConfigError
 from daemon.models import deliveries, outbox
@@ -54,11 +54,6 @@ from notifiers.secrets import SecretResolver
 log = structlog.get_logger("hotline_sla.outbox")
 
 REPORT_KINDS = ("digest", "month_end", "carry_over", "dead_letter")
-KIND_ZH = {
-    "warning": "即将超期提醒", "breach": "超期提醒", "breach_repeat": "超期未办结提醒",
-    "return_window": "退件时限提醒", "late_return": "超时退件通知", "digest": "每日超期汇总",
-    "month_end": "月末清零提醒", "carry_over": "结转工单报告", "dead_letter": "未送达通知",
-}
 MAX_BATCH = 50  # alerts per message; a longer batch is split (SMS and chat messages stay readable)
 _ERROR_CHARS = 500
 _OCTET = "application/octet-stream"
@@ -230,7 +225,7 @@ class Dispatcher:
         """
         result = DispatchResult()
         started = self._monotonic()
-        self._dead_letter_sweep(now, result)
+        result.dead += dead_letter.sweep(self.store, self.config, self.renderer, self.owner, now)
         token, rows = self._claim(now, limit)
         result.claimed = len(rows)
         batches = list(self._batches(rows))
@@ -449,7 +444,8 @@ class Dispatcher:
                 log.warning("outbox_lease_lost_while_sending", rows=len(ids) - done, outcome=outcome)
             if fields.get("status") == "dead":
                 dead_rows = conn.execute(select(outbox).where(outbox.c.id.in_(ids))).all()
-                self._tell_supervisors(conn, dead_rows, finished, f"连续{attempts}次发送失败")
+                dead_letter.tell_supervisors(conn, self.config, self.renderer, dead_rows, now=finished,
+                                             why=f"连续{attempts}次发送失败")
         emit = log.debug if outcome == "sent" else log.warning
         emit("outbox_attempt", channel=batch[0].channel, rows=len(batch), outcome=outcome,
              to=recipient_of(batch[0].recipient).masked, latency_ms=latency_ms, error=error)
@@ -462,63 +458,3 @@ class Dispatcher:
                 update(outbox).where(outbox.c.id.in_([r.id for r in batch]), outbox.c.lease_owner == token)
                 .values(values)
             )
-
-    # --- dead letter ------------------------------------------------------------------------------------
-
-    def _dead_letter_sweep(self, now: datetime, result: DispatchResult) -> None:
-        cutoff = now - timedelta(hours=self.settings.dead_letter_after_hours)
-        cond = and_(
-            outbox.c.created_at <= cutoff,
-            or_(outbox.c.status == "pending", and_(outbox.c.status == "sending", outbox.c.lease_until <= now)),
-        )
-        with self.store.engine.begin() as conn:
-            ids = list(conn.execute(select(outbox.c.id).where(cond).order_by(outbox.c.id).limit(1000)).scalars())
-            if not ids:
-                return
-            token = f"{self.owner}/dead-{_secrets.token_hex(4)}"
-            conn.execute(
-                update(outbox).where(outbox.c.id.in_(ids), cond)
-                .values(status="dead", lease_owner=token, lease_until=None)
-            )
-            rows = conn.execute(select(outbox).where(outbox.c.lease_owner == token).order_by(outbox.c.id)).all()
-            conn.execute(update(outbox).where(outbox.c.lease_owner == token).values(lease_owner=None))
-            if rows:
-                hours = self.settings.dead_letter_after_hours
-                self._tell_supervisors(conn, rows, now, f"超过{hours:g}小时未送达")
-        result.dead += len(rows)
-
-    def _tell_supervisors(self, conn: Connection, rows: Sequence[Any], now: datetime, why: str) -> None:
-        """Queue one ``dead_letter`` message per supervisor and channel, listing ``rows`` (masked)."""
-        from daemon.recipients import Directory
-
-        told = [r for r in rows if r.kind != "dead_letter"]  # a dead notice is not re-dead-lettered
-        for r in rows:
-            log.error("outbox_dead", id=r.id, kind=r.kind, channel=r.channel, to=recipient_of(r.recipient).masked,
-                      attempts=r.attempts, why=why, error=r.last_error)
-        if not told:
-            return
-        supervisors = Directory.load(conn, self.config).supervisors
-        if not supervisors:
-            log.error("dead_letter_without_supervisor", rows=len(told),
-                      hint="configure contacts.supervisors to be told about undeliverable messages")
-            return
-        items = [{
-            "what": f"{KIND_ZH.get(r.kind, r.kind)}" + (
-                f" 工单{r.payload['case']['number']}" if isinstance((r.payload or {}).get("case"), dict) else ""),
-            "to": recipient_of(r.recipient).masked, "channel": r.channel, "attempts": r.attempts,
-            "last_error": r.last_error or why, "id": r.id,
-        } for r in told]
-        digest = hashlib.sha256(",".join(str(r.id) for r in told).encode()).hexdigest()[:16]
-        for sup in supervisors:
-            context = {"recipient": {"name": sup.name, "role": sup.role, "unit": sup.unit}, "count": len(items),
-                       "items": items, "hours": f"{self.settings.dead_letter_after_hours:g}", "why": why,
-                       "now": iso_local(now)}
-            out = self.renderer.render("dead_letter", context)
-            payload = {
-                "rendered": {"subject": out.subject, "text": out.text, "markdown": out.markdown, "html": out.html,
-                             "attachments": [], "sms_params": {"count": str(len(items)), "name": sup.name}},
-                "urgent": False, "dead_outbox_ids": [r.id for r in told],
-            }
-            for channel in sup.channels or self.config.default_channels:
-                enqueue(conn, kind="dead_letter", channel=channel, recipient=sup.as_json(), payload=payload,
-                        dedupe_key=f"dead_letter:{digest}:{sup.key}"[:200], now=now)
