@@ -15,7 +15,9 @@ HANDLER = {"name": "王承办", "role": "handler", "unit": "兴隆台区住建�
 SUPERVISOR = {"name": "区营商局督办员", "role": "supervisor", "unit": None}
 
 
-def item(number: str, kind: str, summary: str, due_at: str, unit: str = "兴隆台区住建局", **extra: Any) -> dict[str, Any]:
+def item(
+    number: str, kind: str, summary: str, due_at: str, unit: str = "兴隆台区住建局", **extra: Any
+) -> dict[str, Any]:
     return {
         "kind": kind, "level": 1, "fire_at": "2026-11-20T09:00:00+08:00",
         "overdue_working_days": extra.pop("days", 0),

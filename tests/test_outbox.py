@@ -434,3 +434,26 @@ def test_status_of_sent_rows_is_final(sqlite_store: Store) -> None:
     with sqlite_store.engine.connect() as conn:
         assert conn.execute(select(outbox.c.status)).scalar_one() == "sent"
     assert dispatcher(sqlite_store, {}).dispatch_once(NOW + timedelta(days=3)).dead == 0
+
+
+def test_dispatch_command_json_keeps_console_output_off_stdout(tmp_path: Path, cli: Any) -> None:
+    import json
+
+    import yaml
+
+    db = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump({"database": {"url": db}, "channels": {"console": {"type": "console"}}},
+                                  allow_unicode=True), "utf-8")
+    store = Store(db)
+    store.upgrade()
+    queue(store, NOW, channel="console")
+    queue(store, NOW, channel="gone", number="C2")
+    store.close()
+    r = cli("--config", str(cfg), "dispatch", "--now", "2026-11-20 09:00", "--json")
+    doc = json.loads(r.out)
+    assert r.code == 1 and (doc["sent"], doc["failed"]) == (1, 1)
+    assert doc["failures"][0]["to"] == "王承办(尾号1234)" and "13800001234" not in r.out + r.err
+    assert "[console] → 王承办(尾号1234): 工单2611100029即将超期" in r.err
+    r = cli("--config", str(cfg), "dispatch", "--now", "2026-11-20 09:00")
+    assert r.code == 0 and r.out.startswith("dispatch at 2026-11-20T09:00:00+08:00: sent 0")

@@ -82,7 +82,7 @@ def run_dispatch(args: argparse.Namespace) -> int:
               + f", failed {total.failed}, dead {total.dead}" + (" (stopped early)" if total.stopped else ""))
         for f in total.failures:
             print(f"  failed #{f['id']} {f['kind']} {f['channel']} → {f['to']}: {f['error']}")
-    return 1 if total.failed else 0
+    return 1 if total.failed or total.dead else 0
 
 
 def _add(total: Any, part: Any) -> None:
