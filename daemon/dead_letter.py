@@ -52,8 +52,9 @@ def sweep(store: Store, config: Config, renderer: Renderer, owner: str, now: dat
         token = f"{owner}/dead-{secrets.token_hex(4)}"
         conn.execute(update(outbox).where(outbox.c.id.in_(ids), cond)
                      .values(status="dead", lease_owner=token, lease_until=None))
-        rows = conn.execute(select(outbox).where(outbox.c.lease_owner == token).order_by(outbox.c.id)).all()
-        conn.execute(update(outbox).where(outbox.c.lease_owner == token).values(lease_owner=None))
+        mine = and_(outbox.c.id.in_(ids), outbox.c.lease_owner == token)
+        rows = conn.execute(select(outbox).where(mine).order_by(outbox.c.id)).all()
+        conn.execute(update(outbox).where(mine).values(lease_owner=None))
         if rows:
             tell_supervisors(conn, config, renderer, rows, now=now, why=f"超过{hours:g}小时未送达")
     return len(rows)

@@ -262,7 +262,8 @@ class Dispatcher:
                 .values(status="sending", lease_owner=token, lease_until=lease_until)
             )
             rows = conn.execute(
-                select(outbox).where(outbox.c.lease_owner == token).order_by(outbox.c.not_before, outbox.c.id)
+                select(outbox).where(outbox.c.id.in_(ids), outbox.c.lease_owner == token)  # by primary key
+                .order_by(outbox.c.not_before, outbox.c.id)
             ).all()
             owned = [r.id for r in rows]
             if owned:  # an earlier dispatcher died between sending and recording these
