@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "daemon.commands.score",
     "daemon.commands.store_cmds",
     "daemon.commands.import_cmd",
+    "daemon.commands.dispatch_cmd",
 )
 
 # Commands run in pipelines (``deadline --received -``) or by hand many times: their module is registered
