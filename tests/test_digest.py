@@ -221,3 +221,26 @@ def test_two_instances_racing_send_the_digest_once(
     assert not errors, errors
     assert sorted(r is None for r in results) == [False, True]
     assert counts(store) == (1, 2)
+
+
+def test_queued_digest_is_delivered_with_its_attachments(
+    store: Store, rules: RuleSet, calendar: WorkCalendar, tmp_path: Path
+) -> None:
+    import random
+
+    from daemon.outbox import Dispatcher
+    from notifiers.testing import FakeNotifier
+
+    import_file(store, rules, SAMPLE, now=NOW)
+    config = job_config(tmp_path)
+    config = config.model_copy(update={"channels": {"console": {"type": "console"}}})
+    assert run_digest_job(store, rules, calendar, config, NOW) is not None
+    fake = FakeNotifier("console")
+    Dispatcher(store, config, {"console": fake}, owner="t", rng=random.Random(7)).dispatch_once(NOW)
+    assert len(fake.sent) == 2
+    message = fake.sent[0]
+    assert message.kind == "digest" and message.markdown and len(message.markdown.encode()) <= 4096
+    names = sorted(a.filename for a in message.attachments)
+    assert names == ["每日超期通报-2026-11-20.html", "每日超期通报-2026-11-20.xlsx"]
+    xlsx = next(a for a in message.attachments if a.filename.endswith(".xlsx"))
+    assert load_workbook(io.BytesIO(xlsx.content)).sheetnames == SHEETS

@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from daemon.calendar import WorkCalendar
 from daemon.config import Config, RouteConfig
-from daemon.models import outbox, runs
+from daemon.models import runs
+from daemon.outbox import enqueue
 from daemon.recipients import Delivery, Directory, sync_config_contacts
 from daemon.reports import digest_render
 from daemon.reports.digest import build_digest
@@ -50,24 +51,6 @@ from daemon.timeutil import to_local
 log = structlog.get_logger("hotline_sla.reports")
 
 UNIT_ROUTE = RouteConfig(roles=["handler", "leader"])
-
-
-def _enqueue(
-    conn: Connection, *, kind: str, channel: str, recipient: dict[str, Any], payload: dict[str, Any],
-    dedupe_key: str, now: datetime, not_before: datetime | None = None, alert_id: int | None = None,
-) -> bool:
-    """A pending outbox row; False when (dedupe_key, channel) exists. Same contract as daemon.outbox.enqueue,
-    which replaces this once it lands on main."""
-    found = conn.execute(
-        select(outbox.c.id).where(outbox.c.dedupe_key == dedupe_key, outbox.c.channel == channel)
-    ).first()
-    if found is not None:
-        return False
-    conn.execute(insert(outbox).values(
-        alert_id=alert_id, kind=kind, channel=channel, recipient=recipient, payload=payload,
-        dedupe_key=dedupe_key, status="pending", not_before=not_before or now, attempts=0, created_at=now,
-    ))
-    return True
 
 
 def _key(*parts: str) -> str:
@@ -126,7 +109,7 @@ def _commit(  # noqa: PLR0917 - internal
             conn.execute(insert(runs).values(kind=kind, period=period, done_at=now, detail=detail))
             queued = 0
             for dl, key, payload in messages:
-                queued += _enqueue(conn, kind=kind, channel=dl.channel, recipient=dl.contact.as_json(),
+                queued += enqueue(conn, kind=kind, channel=dl.channel, recipient=dl.contact.as_json(),
                                    payload=payload, dedupe_key=key, now=now)
     except IntegrityError:
         log.info("report_already_done", kind=kind, period=period)
