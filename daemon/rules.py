@@ -166,15 +166,16 @@ class Rule:
 
     def warning_points(self, received_at: datetime, due: datetime) -> tuple[WarningPoint, ...]:
         """Warning instants strictly between receipt and ``due``; level 1 is the longest lead."""
-        points: list[tuple[datetime, str]] = []
-        for lead in self.model.warn_before:
-            points.append((self._warning_instant(lead, due), lead.text))
-        points.sort(key=lambda p: p[0])
-        return tuple(
-            WarningPoint(level, at, text)
-            for level, (at, text) in enumerate(points, start=1)
-            if received_at < at < due
-        )
+        return tuple(w for w in self.warning_candidates(due) if received_at < w.at < due)
+
+    def warning_candidates(self, due: datetime) -> tuple[WarningPoint, ...]:
+        """Every lead's instant for ``due``, levelled, before leaving out those not after receipt.
+
+        Depends on ``due`` only, so the store computes it once per distinct due instant.
+        """
+        points = sorted(((self._warning_instant(lead, due), lead.text) for lead in self.model.warn_before),
+                        key=lambda p: p[0])
+        return tuple(WarningPoint(level, at, text) for level, (at, text) in enumerate(points, start=1))
 
     def _warning_instant(self, lead: WarnLead, due: datetime) -> datetime:
         if lead.working_days:
