@@ -145,5 +145,4 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")  # readers do not block the daemon's writes
     cur.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes; WAL keeps the file consistent
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA cache_size=-65536")  # 64 MiB (default 2 MiB): a million cases' indexes stay in memory
     cur.close()
