@@ -171,7 +171,7 @@ class Rule:
             if len(self._by_day) >= self._DAY_CACHE_MAX:
                 self._by_day.clear()
             due = self.due_at(received_at)
-            cached = (due, self._all_warning_points(due), self._provisional_days(received_at, due))
+            cached = (due, self.warning_candidates(due), self._provisional_days(received_at, due))
             self._by_day[ordinal] = cached
         due, points, provisional = cached
         return Deadline(
@@ -200,10 +200,13 @@ class Rule:
 
     def warning_points(self, received_at: datetime, due: datetime) -> tuple[WarningPoint, ...]:
         """Warning instants strictly between receipt and ``due``; level 1 is the longest lead."""
-        return tuple(p for p in self._all_warning_points(due) if received_at < p.at < due)
+        return tuple(w for w in self.warning_candidates(due) if received_at < w.at < due)
 
-    def _all_warning_points(self, due: datetime) -> tuple[WarningPoint, ...]:
-        """Every warning of a period ending at ``due``, levels by lead (before filtering by receipt)."""
+    def warning_candidates(self, due: datetime) -> tuple[WarningPoint, ...]:
+        """Every lead's instant for ``due``, levelled, before leaving out those not after receipt.
+
+        Depends on ``due`` only, so the store computes it once per distinct due instant.
+        """
         points = sorted(((self._warning_instant(lead, due), lead.text) for lead in self.model.warn_before),
                         key=lambda p: p[0])
         return tuple(WarningPoint(level, at, text) for level, (at, text) in enumerate(points, start=1))

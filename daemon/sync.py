@@ -102,8 +102,8 @@ def sync_all(store: Store, rules: RuleSet, config: Config, now: datetime) -> Syn
         if not src.enabled:
             continue
         try:
-            stats = _sync_one(store, rules, config, src, now)
-            _record_state(store, src.name, now, ok=True, stats=stats)
+            stats, watermark = _sync_one(store, rules, config, src, now)
+            _record_state(store, src.name, now, ok=True, stats=stats, watermark=watermark)
             log.info("source_synced", source=src.name, **{k: v for k, v in stats.items() if k != "rejected"},
                      rejected=len(stats.get("rejected", [])))
         except (SourceError, UsageError, ConfigError, OSError) as exc:
@@ -114,22 +114,36 @@ def sync_all(store: Store, rules: RuleSet, config: Config, now: datetime) -> Syn
     return result
 
 
-def _sync_one(store: Store, rules: RuleSet, config: Config, src: SourceConfig, now: datetime) -> dict[str, Any]:
+def _sync_one(
+    store: Store, rules: RuleSet, config: Config, src: SourceConfig, now: datetime
+) -> tuple[dict[str, Any], datetime | None]:
+    """The source's stats, and its new watermark (sql/http; None for files): the caller records both at once."""
     opts = src.options
     mapping = mapping_for(src)
     if src.type == "files":
         path = config.path(str(_require(src, "path")))
-        return import_file(store, rules, path, now=now, mapping=mapping, source_name=src.name).as_json()
+        return import_file(store, rules, path, now=now, mapping=mapping, source_name=src.name).as_json(), None
     if src.type == "inbox":
-        return _sync_inbox(store, rules, config.path(str(opts.get("path") or opts.get("directory") or "")),
-                           src, mapping, now)
-    watermark = _watermark(store, src.name)
-    fetched = _fetcher(src, mapping).fetch(watermark)
-    up = store.upsert_cases(fetched.records, rules=rules, now=now, source_name=src.name)
-    _record_state(store, src.name, now, ok=True, watermark=fetched.watermark)
-    return {"inserted": up.inserted, "updated": up.updated, "unchanged": up.unchanged,
-            "rejected": [{"row": e.row, "error": e.error} for e in fetched.errors],
-            "watermark": fetched.watermark.isoformat() if fetched.watermark else None}
+        folder = config.path(str(opts.get("path") or opts.get("directory") or ""))
+        return _sync_inbox(store, rules, folder, src, mapping, now), None
+    fetcher = _fetcher(src, mapping)
+    rejected: list[dict[str, Any]] = []
+
+    def good_records(results: Iterator[RowResult]) -> Iterator[CaseRecord]:
+        for r in results:
+            if r.record is None:
+                rejected.append({"row": r.row, "error": r.error or "invalid row"})
+            else:
+                yield r.record
+
+    try:  # streamed: a first sync of a million cases holds one chunk at a time, like a file import
+        stream = fetcher.stream(_watermark(store, src.name))
+        up = store.upsert_cases(good_records(iter(stream)), rules=rules, now=now, source_name=src.name)
+    finally:
+        fetcher.close()
+    watermark: datetime | None = stream.watermark
+    return {"inserted": up.inserted, "updated": up.updated, "unchanged": up.unchanged, "rejected": rejected,
+            "watermark": watermark.isoformat() if watermark else None}, watermark
 
 
 def _fetcher(src: SourceConfig, mapping: ColumnMapping) -> Any:

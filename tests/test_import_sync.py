@@ -85,3 +85,50 @@ def test_cli_import_missing_file_is_exit_2(tmp_path: Path) -> None:
                    encoding="utf-8")
     r = run_subprocess("--config", str(cfg), "import", str(tmp_path / "nope.csv"))
     assert r.returncode == 2 and "nope.csv: no such file" in r.stderr
+
+
+def test_sql_sync_records_source_state_once_with_the_watermark(  # type: ignore[no-untyped-def]
+    store: Store, rules, tmp_path: Path, monkeypatch
+) -> None:
+    import sqlite3
+
+    from sqlalchemy import event, select
+
+    import daemon.sync
+    from daemon.models import source_state
+
+    platform = tmp_path / "platform.db"
+    with sqlite3.connect(platform) as conn:
+        conn.execute("CREATE TABLE gd (gdbh TEXT, ly TEXT, sqlx TEXT, slsj TEXT, cbdw TEXT, gxsj TEXT)")
+        conn.execute("INSERT INTO gd VALUES ('S1', '市级', '投诉', '2026-11-19 10:00:00', '市公安局', "
+                     "'2026-11-19 10:05:00')")
+    config = Config(base_dir=tmp_path, sources=[SourceConfig(
+        name="db", type="sql", url=f"sqlite:///{platform}",
+        query="SELECT gdbh AS 工单编号, ly AS 来源, sqlx AS 诉求类型, slsj AS 受理时间, cbdw AS 承办单位, "
+              "gxsj AS 更新时间 FROM gd WHERE gxsj >= :watermark ORDER BY gxsj")])
+    calls: list[dict[str, object]] = []
+    record_state = daemon.sync._record_state
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(kwargs)
+        return record_state(*args, **kwargs)
+
+    monkeypatch.setattr(daemon.sync, "_record_state", counted)
+    result = sync_all(store, rules, config, NOW)
+    assert result.sources["db"]["inserted"] == 1
+    assert len(calls) == 1 and calls[0]["watermark"] == parse_time("2026-11-19 10:05") and calls[0]["stats"]
+    with store.engine.connect() as conn:
+        state = conn.execute(select(source_state)).one()
+    assert state.watermark == "2026-11-19T10:05:00+08:00" and state.last_ok_at == NOW
+    assert state.stats["inserted"] == 1 and state.last_error is None
+
+    writes: list[str] = []  # the second time the row exists: one UPDATE, nothing else
+
+    def count(_conn, _cursor, statement: str, *_args) -> None:  # type: ignore[no-untyped-def]
+        if "source_state" in statement and statement.lstrip().upper().startswith(("UPDATE", "INSERT")):
+            writes.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    again = sync_all(store, rules, config, NOW)
+    event.remove(store.engine, "before_cursor_execute", count)
+    assert again.sources["db"]["unchanged"] == 1 and len(writes) == 1

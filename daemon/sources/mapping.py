@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from daemon.cases import CaseRecord, Category, Satisfaction, Source, Status
 from daemon.sources import values as v
-from daemon.timeutil import TimeFormatError
+from daemon.timeutil import LOCAL_TZ, TimeFormatError
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -155,6 +155,10 @@ class RecordBuilder:
             "satisfaction": _Words(Satisfaction, v.DEFAULT_SATISFACTIONS, words.satisfaction),
         }
         self._flags = {v.lookup_key(k): b for k, b in (*v.DEFAULT_FLAGS.items(), *words.difficult.items())}
+        # the fast path (see _build_fast): column positions, and value words memoised by their exact text
+        self._width = max(self.index.values(), default=-1) + 1
+        self._at = {field: self.index.get(field, -1) for field in ColumnNames.model_fields}
+        self._seen: dict[str, dict[object, object]] = {f: {} for f in (*self._words, "stars", "difficult")}
 
     def missing_required(self) -> list[str]:
         """Required fields with no column, shown as '工单编号 (number)'; 'a or b' when several names work."""
@@ -186,6 +190,112 @@ class RecordBuilder:
 
     def build(self, values: Sequence[object]) -> CaseRecord:
         """One row (cells in header order) → a record. Raises :class:`RowError`."""
+        if len(values) >= self._width:
+            try:
+                return self._build_fast(values)
+            except _NotFast:
+                pass
+        return self._build_checked(values)
+
+    def _build_fast(self, values: Sequence[object]) -> CaseRecord:
+        """The common row (every column present, text or datetime cells, well-formed) without the checks'
+        bookkeeping. Raises :class:`_NotFast` for anything else: :meth:`_build_checked` then decides, so a
+        row gives the same record, or the same error, either way.
+        """
+        at = self._at
+        number = _fast_text(values, at["number"])
+        unit = _fast_text(values, at["unit"])
+        received_at = _fast_time(values, at["received_at"])
+        if not number or not unit or received_at is None:
+            raise _NotFast
+        signed_at = _fast_time(values, at["signed_at"])
+        fed_back_at = _fast_time(values, at["fed_back_at"])
+        closed_at = _fast_time(values, at["closed_at"])
+        return_requested_at = _fast_time(values, at["return_requested_at"])
+        if (
+            (signed_at is not None and signed_at < received_at)
+            or (fed_back_at is not None and fed_back_at < received_at)
+            or (closed_at is not None and closed_at < received_at)
+            or _fast_text(values, at["extended_due_at"])
+        ):
+            raise _NotFast
+        status = self._fast_word(values, "status")
+        if status is None:
+            status = _infer_status({
+                "closed_at": closed_at, "fed_back_at": fed_back_at, "return_requested_at": return_requested_at,
+                "signed_at": signed_at,
+            })
+        return CaseRecord(
+            number=number,
+            source=self._fast_word(values, "source") or _not_fast(),
+            category=self._fast_word(values, "category") or _not_fast(),
+            unit=unit,
+            received_at=received_at,
+            status=status,
+            district=_fast_text(values, at["district"]) or None,
+            domain=_fast_text(values, at["domain"]) or None,
+            summary=_fast_text(values, at["summary"]) or None,
+            signed_at=signed_at,
+            return_requested_at=return_requested_at,
+            fed_back_at=fed_back_at,
+            closed_at=closed_at,
+            satisfaction=self._fast_word(values, "satisfaction"),
+            stars=self._fast_memo(values, "stars", v.parse_stars),
+            difficult=bool(self._fast_memo(values, "difficult", self._flag)),
+            source_updated_at=_fast_time(values, at["source_updated_at"]),
+        )
+
+    def _fast_word(self, values: Sequence[object], field: str) -> Any:
+        """The member a non-empty text cell names, None for an empty cell or column; _NotFast otherwise."""
+        i = self._at[field]
+        if i < 0:
+            return None
+        raw = values[i]
+        if raw is None or raw == "":
+            return None
+        seen = self._seen[field]
+        member = seen.get(raw)
+        if member is None:
+            if type(raw) is not str or not raw.strip():
+                raise _NotFast
+            member = self._words[field].table.get(v.lookup_key(raw))
+            if member is None:
+                raise _NotFast
+            if len(seen) < 1000:
+                seen[raw] = member
+        return member
+
+    def _fast_memo(self, values: Sequence[object], field: str, parse: Any) -> Any:
+        """A stars or 疑难件 text cell through ``parse``, memoised; None when empty; _NotFast otherwise."""
+        i = self._at[field]
+        if i < 0:
+            return None
+        raw = values[i]
+        if type(raw) is not str:
+            if raw is None:
+                return None
+            raise _NotFast
+        seen = self._seen[field]
+        if raw in seen:
+            return seen[raw]
+        if not raw.strip():
+            return None
+        try:
+            parsed = parse(raw)
+        except (ValueError, KeyError):
+            raise _NotFast from None
+        if len(seen) < 1000:
+            seen[raw] = parsed
+        return parsed
+
+    def _flag(self, raw: str) -> bool:
+        flag = self._flags.get(v.lookup_key(raw))
+        if flag is None:
+            raise ValueError(raw)
+        return flag
+
+    def _build_checked(self, values: Sequence[object]) -> CaseRecord:
+        """Every row the fast path declines: full checks, and errors that name the cell."""
         width = len(values)
         cells = {field: values[i] for field, i in self.index.items() if i < width}
         text: dict[str, str] = {}
@@ -305,6 +415,52 @@ class RecordBuilder:
                 f"or map it in config {self.mapping.config_key}.values.difficult",
             )  # fmt: skip
         return flag
+
+
+class _NotFast(Exception):
+    """A row the fast path leaves to the checked path."""
+
+
+def _not_fast() -> Any:
+    raise _NotFast
+
+
+_fromisoformat = datetime.fromisoformat
+
+
+def _fast_text(values: Sequence[object], i: int) -> str:
+    """A text cell trimmed ('' for an empty cell or a missing column); other cell types via clean_text."""
+    if i < 0:
+        return ""
+    raw = values[i]
+    if type(raw) is str:
+        return raw.strip()
+    return v.clean_text(raw)
+
+
+def _fast_time(values: Sequence[object], i: int) -> datetime | None:
+    """'YYYY-MM-DD HH:MM[:SS]' text (Asia/Shanghai) or a datetime cell; None when empty; else _NotFast."""
+    if i < 0:
+        return None
+    raw = values[i]
+    if type(raw) is str:
+        text = raw.strip()
+        if not text:
+            return None
+        n = len(text)
+        # the fixed-width forms the general parser reads the same way (naive → Asia/Shanghai)
+        if (n in (16, 19) and text[4] == "-" and text[7] == "-" and text[10] == " " and text[13] == ":"
+                and (n == 16 or text[16] == ":") and text.isascii()):
+            try:
+                return _fromisoformat(text).replace(tzinfo=LOCAL_TZ)
+            except ValueError:
+                raise _NotFast from None
+        raise _NotFast
+    if raw is None:
+        return None
+    if type(raw) is datetime:
+        return raw if raw.tzinfo is not None else raw.replace(tzinfo=LOCAL_TZ)
+    raise _NotFast
 
 
 def _extension(raw: object) -> datetime:

@@ -264,3 +264,71 @@ def test_configured_headers_and_value_words() -> None:
 def test_bad_mapping_config_is_rejected(config: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         ColumnMapping.model_validate(config)
+
+
+# --- the fast path of RecordBuilder.build must agree with the checked path, record for record ----------
+
+_FAST_HEADERS = ("工单编号", "来源", "诉求类型", "受理时间", "承办单位", "办理状态", "签收时间", "反馈时间", "办结时间",
+                 "退件申请时间", "延期至", "满意度", "评星", "疑难件", "属地", "涉及领域", "问题摘要", "更新时间")
+
+
+def _fast_row(**cells: object) -> list[object]:
+    base: dict[str, object] = dict.fromkeys(_FAST_HEADERS, "")
+    base.update({"工单编号": "2611090001", "来源": "省平台", "诉求类型": "投诉", "受理时间": "2026-11-09 08:42:07",
+                 "承办单位": "兴隆台区住建局"})
+    base.update(cells)
+    return list(base.values())
+
+
+@pytest.mark.parametrize("cells", [
+    {},
+    {"办理状态": "已办结", "签收时间": "2026-11-09 09:15", "反馈时间": "2026-11-10 10:00:00",
+     "办结时间": "2026-11-11 10:00:00", "满意度": "满意", "评星": "5", "疑难件": "是", "属地": "兴隆台区"},
+    {"办理状态": "", "签收时间": "2026-11-09 09:15:00"},  # status inferred
+    {"办理状态": "  ", "反馈时间": "2026-11-10 10:00"},
+    {"受理时间": datetime(2026, 11, 9, 8, 42)},  # an XLSX cell
+    {"受理时间": datetime(2026, 11, 9, 0, 42, tzinfo=UTC)},
+    {"受理时间": "2026-11-09T08:42:00+08:00"},
+    {"受理时间": "2026-11-09 8:42"},
+    {"受理时间": "2026-02-30 08:42:00"},  # no such day
+    {"受理时间": "2026-11-09 24:00:00"},
+    {"受理时间": "２０２６-11-09 08:42:00"},  # full-width digits
+    {"受理时间": ""},
+    {"签收时间": "2026-11-08 09:00:00"},  # before receipt
+    {"来源": "市直"}, {"来源": ""}, {"诉求类型": " 投诉 "}, {"来源": "CITY"},
+    {"评星": "四星"}, {"评星": "6"}, {"评星": 4}, {"评星": " "},
+    {"疑难件": "也许"}, {"疑难件": True}, {"疑难件": "YES"},
+    {"满意度": "很好"}, {"延期至": "2026-11-20"}, {"工单编号": " "}, {"工单编号": 2611090002.0},
+    {"承办单位": None}, {"更新时间": "2026/11/09 09:00"},
+])
+def test_fast_build_agrees_with_the_checked_build(cells: dict[str, object]) -> None:
+    builder = ColumnMapping().builder(_FAST_HEADERS)
+    values = _fast_row(**cells)
+    for attempt in range(2):  # the second time through the memoised value words
+        try:
+            fast: object = builder.build(values)
+        except RowError as exc:
+            fast = ("error", str(exc))
+        try:
+            checked: object = builder._build_checked(values)
+        except RowError as exc:
+            checked = ("error", str(exc))
+        assert fast == checked, attempt
+
+
+def test_fast_build_agrees_on_the_sample_export() -> None:
+    import csv
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[2] / "samples" / "cases.csv"
+    with sample.open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.reader(fh))
+    builder = ColumnMapping().builder(rows[0])
+    for values in rows[1:]:
+        results = []
+        for build in (builder.build, builder._build_checked):
+            try:
+                results.append(build(values))
+            except RowError as exc:
+                results.append(str(exc))
+        assert results[0] == results[1], values

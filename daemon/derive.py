@@ -1,0 +1,220 @@
+"""A case's derived columns: rule, deadline, warning instants and ``next_check_at``, memoised for imports.
+
+Instants in and out are aware datetimes. Pure: no database, clock or network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from operator import attrgetter
+from typing import Any, NamedTuple
+
+from daemon.cases import FINISHED_STATUSES, CaseRecord
+from daemon.rules import Deadline, Rule, RuleSet, WarningPoint
+from daemon.timeutil import LOCAL_TZ
+
+SOURCE_FIELDS = (
+    "number", "source", "category", "unit", "district", "domain", "summary", "status", "received_at",
+    "signed_at", "return_requested_at", "fed_back_at", "closed_at", "extended_due_at", "satisfaction",
+    "stars", "difficult", "source_updated_at",
+)
+FINISHED = {s.value for s in FINISHED_STATUSES}  # as strings, for SQL
+_source_values = attrgetter(*SOURCE_FIELDS)
+
+
+def content_hash(record: CaseRecord) -> str:
+    """What the source said about the case; equal hashes mean a re-import changes nothing."""
+    raw = "\x1f".join(["" if v is None else str(v) for v in _source_values(record)])
+    return hashlib.md5(raw.encode(), usedforsecurity=False).hexdigest()
+
+
+def warnings_json(points: Sequence[WarningPoint]) -> list[list[Any]]:
+    return [[w.level, w.at.isoformat(), w.lead] for w in points]
+
+
+def warnings_from_json(data: Any) -> tuple[WarningPoint, ...]:
+    return tuple(WarningPoint(int(lv), datetime.fromisoformat(at), lead) for lv, at, lead in data or ())
+
+
+def is_finished(row: Any) -> bool:
+    return row.status in FINISHED or row.fed_back_at is not None or row.closed_at is not None
+
+
+def first_check_at(
+    record: CaseRecord, deadline: Deadline, return_deadline: Deadline | None
+) -> datetime | None:
+    """The earliest instant at which anything about the case can happen, independent of ``now``.
+
+    A past instant is fine: the next tick evaluates the case and stores the real next check.
+    """
+    if record.is_finished:
+        late = (
+            return_deadline is not None
+            and record.return_requested_at is not None
+            and record.return_requested_at > return_deadline.due_at
+        )
+        return record.return_requested_at if late else None
+    instants = [w.at for w in deadline.warnings] + [deadline.due_at]
+    if return_deadline is not None:
+        if record.return_requested_at is not None and record.return_requested_at > return_deadline.due_at:
+            instants.append(record.return_requested_at)
+        elif record.signed_at is None and record.return_requested_at is None:
+            instants.extend(w.at for w in return_deadline.warnings)
+    return min(instants)
+
+
+class DayDeadline(NamedTuple):
+    """What a day rule's deadline is for every case received on one local day (with one extension)."""
+
+    due_at: datetime
+    provisional: bool
+    candidates: tuple[WarningPoint, ...]
+
+
+class Warnings:
+    """A case's warning points with their JSON form (shared by every case with the same points)."""
+
+    __slots__ = ("as_json", "bound", "bound_by", "first_at", "points")
+
+    def __init__(self, points: tuple[WarningPoint, ...]) -> None:
+        self.points = points
+        self.as_json = warnings_json(points)
+        self.first_at = min((w.at for w in points), default=None)
+        self.bound: Any = None  # the driver's value, once a bulk writer (bound_by) converted it
+        self.bound_by: object = None
+
+
+class RuleCache:
+    """Rule matching memoised by the fields rules can match on (a few dozen distinct keys at most), and
+    day-rule deadlines memoised by (rule, local day of receipt, extension): a million cases received over a
+    few weeks need a few hundred deadline computations, not a million.
+    """
+
+    def __init__(self, rules: RuleSet) -> None:
+        self.rules = rules
+        self._cache: dict[tuple[Any, ...], tuple[Rule, Rule | None]] = {}
+        self._days: dict[tuple[str, int, datetime | None], DayDeadline] = {}
+        self._warnings: dict[tuple[Any, ...], Warnings] = {}
+        self._leads: dict[str, tuple[tuple[int, timedelta, str], ...] | None] = {}
+
+    def rules_for(self, record: CaseRecord) -> tuple[Rule, Rule | None]:
+        key = (record.source, record.category, record.status, record.unit, record.district, record.domain)
+        hit = self._cache.get(key)
+        if hit is None:
+            view = {
+                "source": record.source.value, "category": record.category.value, "status": record.status.value,
+                "unit": record.unit, "district": record.district, "domain": record.domain,
+            }
+            hit = (self.rules.match(view), self.rules.return_rule(view))
+            if len(self._cache) < 100_000:
+                self._cache[key] = hit
+        return hit
+
+    def _hour_leads(self, rule: Rule) -> tuple[tuple[int, timedelta, str], ...] | None:
+        """An hour rule's leads as (level, delta, text) when all are plain durations (no calendar in them):
+        its deadline is then received + hours, never provisional, warnings at due - delta.
+        """
+        if rule.id not in self._leads:
+            leads = rule.model.warn_before
+            plain = all(not (lead.working_days or lead.natural_days) for lead in leads)
+            ordered = sorted(leads, key=lambda lead: -lead.delta)  # stable, like sorting by due - delta
+            self._leads[rule.id] = (
+                tuple((level, lead.delta, lead.text) for level, lead in enumerate(ordered, start=1)) if plain else None
+            )
+        return self._leads[rule.id]
+
+    def deadline(
+        self, rule: Rule, received_at: datetime, extended_due_at: datetime | None = None
+    ) -> tuple[datetime, bool, Warnings]:
+        """(due_at, provisional, warnings) exactly as ``rule.deadline`` computes them (aware instants)."""
+        if received_at.tzinfo is None:
+            raise ValueError("received_at must be timezone-aware")
+        if rule.hours is not None:  # hour periods run from the exact instant: nothing to share
+            leads = self._hour_leads(rule)
+            if leads is None:
+                full = rule.deadline(received_at, extended_due_at=extended_due_at)
+                return full.due_at, full.provisional, Warnings(full.warnings)
+            due = received_at + timedelta(hours=rule.hours) if extended_due_at is None else extended_due_at
+            points = []
+            for level, delta, text in leads:
+                at = due - delta
+                if received_at < at < due:
+                    points.append(WarningPoint(level, at, text))
+            return due, False, Warnings(tuple(points))
+        key = (rule.id, received_at.astimezone(LOCAL_TZ).toordinal(), extended_due_at)
+        day = self._days.get(key)
+        if day is None:
+            full = rule.deadline(received_at, extended_due_at=extended_due_at)
+            day = DayDeadline(full.due_at, full.provisional, rule.warning_candidates(full.due_at))
+            if len(self._days) < 100_000:
+                self._days[key] = day
+        due = day.due_at
+        kept = tuple(w for w in day.candidates if received_at < w.at < due)
+        wkey = (key, len(kept))  # candidates are sorted: the kept ones are always the last len(kept)
+        warnings = self._warnings.get(wkey)
+        if warnings is None:
+            warnings = Warnings(kept)
+            if len(self._warnings) < 100_000:
+                self._warnings[wkey] = warnings
+        return due, day.provisional, warnings
+
+
+class Derived(NamedTuple):
+    """The stored, derived columns of a case (aware instants; warnings with their JSON form)."""
+
+    rule_id: str
+    due_at: datetime
+    provisional: bool
+    warnings: Warnings
+    return_rule_id: str | None
+    return_due_at: datetime | None
+    return_warnings: Warnings | None
+    next_check_at: datetime | None
+
+
+def derive_parts(record: CaseRecord, cache: RuleCache) -> Derived:
+    """The derived columns through the cache's memoised deadlines (the import's hot path)."""
+    rule, return_rule = cache.rules_for(record)
+    due, provisional, warnings = cache.deadline(rule, record.received_at, record.extended_due_at)
+    ret_due = ret_warnings = None
+    if return_rule is not None:
+        ret_due, _, ret_warnings = cache.deadline(return_rule, record.received_at)
+    return Derived(
+        rule.id, due, provisional, warnings, return_rule.id if return_rule else None, ret_due, ret_warnings,
+        _first_check(record, due, warnings, ret_due, ret_warnings),
+    )
+
+
+def _first_check(
+    record: CaseRecord, due: datetime, warnings: Warnings, ret_due: datetime | None, ret_warnings: Warnings | None
+) -> datetime | None:
+    """:func:`first_check_at` on the memoised parts."""
+    requested = record.return_requested_at
+    late_return = ret_due is not None and requested is not None and requested > ret_due
+    if record.is_finished:
+        return requested if late_return else None
+    first = due if warnings.first_at is None or warnings.first_at > due else warnings.first_at
+    if ret_warnings is not None:
+        if late_return:
+            assert requested is not None
+            first = min(first, requested)
+        elif record.signed_at is None and requested is None and ret_warnings.first_at is not None:
+            first = min(first, ret_warnings.first_at)
+    return first
+
+
+def derive(record: CaseRecord, cache: RuleCache) -> dict[str, Any]:
+    """The stored, derived columns of a case."""
+    d = derive_parts(record, cache)
+    return {
+        "rule_id": d.rule_id,
+        "due_at": d.due_at,
+        "provisional": d.provisional,
+        "warnings": d.warnings.as_json,
+        "return_rule_id": d.return_rule_id,
+        "return_due_at": d.return_due_at,
+        "return_warnings": d.return_warnings.as_json if d.return_warnings else None,
+        "next_check_at": d.next_check_at,
+    }

@@ -1,0 +1,82 @@
+"""The import's fast paths agree with the slow, obvious ones: memoised deadlines with Rule.deadline, the
+hand-converted driver values with SQLAlchemy's own column types, on every dialect."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+from daemon.cases import CaseRecord, Category, Source, Status
+from daemon.derive import RuleCache, derive, first_check_at, warnings_json
+from daemon.models import cases
+from daemon.rules import RuleSet
+from daemon.timeutil import LOCAL_TZ
+from daemon.upsert import DriverValues
+
+
+def _reference(record: CaseRecord, rules: RuleSet) -> dict[str, object]:
+    """derive() as it was before the memo: every deadline computed from scratch."""
+    view = {"source": record.source.value, "category": record.category.value, "status": record.status.value,
+            "unit": record.unit, "district": record.district, "domain": record.domain}
+    rule, return_rule = rules.match(view), rules.return_rule(view)
+    deadline = rule.deadline(record.received_at, extended_due_at=record.extended_due_at)
+    ret = return_rule.deadline(record.received_at) if return_rule else None
+    return {
+        "rule_id": rule.id, "due_at": deadline.due_at, "provisional": deadline.provisional,
+        "warnings": warnings_json(deadline.warnings), "return_rule_id": return_rule.id if return_rule else None,
+        "return_due_at": ret.due_at if ret else None, "return_warnings": warnings_json(ret.warnings) if ret else None,
+        "next_check_at": first_check_at(record, deadline, ret),
+    }
+
+
+def test_memoised_derive_matches_rule_deadline(rules: RuleSet) -> None:
+    rng = random.Random(3)
+    cache = RuleCache(rules)
+    start = datetime(2024, 9, 20, tzinfo=LOCAL_TZ)  # across National Day, year ends and a provisional year
+    for _ in range(4000):
+        received = start + timedelta(seconds=rng.randrange(0, 3 * 366 * 86400))
+        if rng.random() < 0.3:
+            received = received.replace(hour=rng.choice([0, 8, 23]), minute=rng.choice([0, 30, 59]), second=0)
+        extra: dict[str, object] = {}
+        roll = rng.random()
+        if roll < 0.1:
+            extra["extended_due_at"] = received + timedelta(days=rng.randint(3, 30))
+        elif roll < 0.2:
+            extra.update(status=Status.FED_BACK, fed_back_at=received + timedelta(days=2))
+        elif roll < 0.3:
+            extra.update(status=Status.RETURN_REQUESTED,
+                         return_requested_at=received + timedelta(hours=rng.choice([2, 30])))
+        elif roll < 0.5:
+            extra.update(status=Status.SIGNED, signed_at=received + timedelta(hours=1))
+        record = CaseRecord(
+            number=str(_), source=rng.choice(list(Source)), category=rng.choice(list(Category)), unit="某单位",
+            received_at=received.astimezone(UTC) if rng.random() < 0.2 else received, **extra,  # type: ignore[arg-type]
+        )
+        assert derive(record, cache) == _reference(record, rules), record
+
+
+@pytest.mark.parametrize("dialect", [sqlite.dialect(), postgresql.psycopg.dialect(), mysql.pymysql.dialect()],
+                         ids=["sqlite", "postgresql", "mariadb"])
+def test_driver_values_match_sqlalchemy_types(dialect: object) -> None:
+    values = DriverValues(dialect)  # type: ignore[arg-type]
+    instants = [datetime(2026, 11, 20, 9, 0, tzinfo=LOCAL_TZ), datetime(2026, 11, 20, 9, 0, 0, 250, tzinfo=UTC),
+                datetime(1970, 1, 1, tzinfo=UTC), None]
+    sa_instant = cases.c.due_at.type.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[arg-type]
+    for instant in instants:
+        expected = sa_instant(instant) if sa_instant else instant
+        assert values.instant(instant) == expected
+        assert values.shared_instant(instant) == expected
+    with pytest.raises(ValueError, match="naive datetime"):
+        values.instant(datetime(2026, 11, 20, 9, 0))
+    flag = cases.c.difficult.type.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[arg-type]
+    for b in (True, False):
+        assert values.flag[b] == (flag(b) if flag else b)
+    as_json = cases.c.warnings.type.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[arg-type]
+    assert as_json is not None
+    for value in (None, [[1, "2026-11-20T08:30:00+08:00", "2 working days"]]):
+        got = values.json_null if value is None else values._json(value)
+        expected = as_json(value)
+        assert getattr(got, "obj", got) == getattr(expected, "obj", expected)  # psycopg wraps it in Json
