@@ -25,6 +25,8 @@ COMMAND_MODULES = (
     "daemon.commands.score",
     "daemon.commands.store_cmds",
     "daemon.commands.import_cmd",
+    "daemon.commands.run_cmd",
+    "daemon.commands.status_cmd",
 )
 
 
