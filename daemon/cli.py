@@ -25,12 +25,35 @@ COMMAND_MODULES = (
     "daemon.commands.score",
     "daemon.commands.store_cmds",
     "daemon.commands.import_cmd",
+    "daemon.commands.dispatch_cmd",
     "daemon.commands.run_cmd",
     "daemon.commands.status_cmd",
 )
 
+# Commands run in pipelines (``deadline --received -``) or by hand many times: their module is registered
+# alone so start-up does not import the store, SQLAlchemy and every channel (≈0.3 s saved per call).
+LIGHT_COMMANDS = {
+    "deadline": "daemon.commands.deadline",
+    "calendar": "daemon.commands.calendar_cmd",
+    "rules": "daemon.commands.rules_cmd",
+    "score": "daemon.commands.score",
+}
 
-def build_parser() -> argparse.ArgumentParser:
+
+def _command_token(argv: Sequence[str]) -> str | None:
+    """The sub-command named in ``argv`` (skipping the global options), or None."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--config":
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hotline-sla",
         description="Deadline and SLA monitoring for 12345 hotline cases (12345热线工单时限监控).",
@@ -42,13 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="config file (else $HOTLINE_SLA_CONFIG, else ./config.yaml, else /etc/hotline-sla/config.yaml)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
+    light = LIGHT_COMMANDS.get(_command_token(argv) or "") if argv is not None else None
+    for name in (light,) if light else COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     from daemon import logs
 

@@ -73,6 +73,9 @@ class Rule:
         self._end_of_day = model.end_of_day_delta
         self._workday_start = model.working_day_starts
         self._match = {k: frozenset(v) for k, v in model.match.items()}
+        # day-count rules: everything but the warning filter depends only on the local day of receipt
+        self._by_day: dict[int, tuple[datetime, tuple[WarningPoint, ...], tuple[date, ...]]] = {}
+        self._due_by_day: dict[int, datetime] = {}
 
     @property
     def basis(self) -> str:
@@ -105,8 +108,15 @@ class Rule:
         """The first overdue instant for a case received at ``received_at`` (aware). The hot path."""
         if self.hours is not None:
             return received_at + timedelta(hours=self.hours)
-        local = received_at.astimezone(LOCAL_TZ)
-        ordinal = local.toordinal()
+        ordinal = received_at.astimezone(LOCAL_TZ).toordinal()
+        due = self._due_by_day.get(ordinal)
+        if due is None:
+            if len(self._due_by_day) >= self._DAY_CACHE_MAX:
+                self._due_by_day.clear()
+            due = self._due_by_day[ordinal] = self._due_for_day(ordinal)
+        return due
+
+    def _due_for_day(self, ordinal: int) -> datetime:
         if self.working_days is not None:
             last = self.calendar.add_working_days_ordinal(ordinal, self.working_days)
         else:
@@ -135,6 +145,8 @@ class Rule:
         """The full deadline: due instant, warning instants and provisional days."""
         if received_at.tzinfo is None:
             raise ValueError("received_at must be timezone-aware")
+        if self.hours is None and extended_due_at is None:
+            return self._day_deadline(received_at)
         due = self.due_at(received_at)
         extended_from = None
         if extended_due_at is not None and extended_due_at != due:
@@ -147,6 +159,28 @@ class Rule:
             warnings=self.warning_points(received_at, due),
             provisional_days=self._provisional_days(received_at, due),
             extended_from=extended_from,
+        )
+
+    _DAY_CACHE_MAX = 50_000  # ~137 years of receipt days: bounded even for a long-running daemon
+
+    def _day_deadline(self, received_at: datetime) -> Deadline:
+        """:meth:`deadline` for a day-count rule, memoised per local day of receipt (the batch hot path)."""
+        ordinal = received_at.astimezone(LOCAL_TZ).toordinal()
+        cached = self._by_day.get(ordinal)
+        if cached is None:
+            if len(self._by_day) >= self._DAY_CACHE_MAX:
+                self._by_day.clear()
+            due = self.due_at(received_at)
+            cached = (due, self._all_warning_points(due), self._provisional_days(received_at, due))
+            self._by_day[ordinal] = cached
+        due, points, provisional = cached
+        return Deadline(
+            rule_id=self.id,
+            rule_name=self.name,
+            received_at=received_at,
+            due_at=due,
+            warnings=tuple(p for p in points if received_at < p.at < due),
+            provisional_days=provisional,
         )
 
     def _provisional_days(self, received_at: datetime, due: datetime) -> tuple[date, ...]:
@@ -166,15 +200,13 @@ class Rule:
 
     def warning_points(self, received_at: datetime, due: datetime) -> tuple[WarningPoint, ...]:
         """Warning instants strictly between receipt and ``due``; level 1 is the longest lead."""
-        points: list[tuple[datetime, str]] = []
-        for lead in self.model.warn_before:
-            points.append((self._warning_instant(lead, due), lead.text))
-        points.sort(key=lambda p: p[0])
-        return tuple(
-            WarningPoint(level, at, text)
-            for level, (at, text) in enumerate(points, start=1)
-            if received_at < at < due
-        )
+        return tuple(p for p in self._all_warning_points(due) if received_at < p.at < due)
+
+    def _all_warning_points(self, due: datetime) -> tuple[WarningPoint, ...]:
+        """Every warning of a period ending at ``due``, levels by lead (before filtering by receipt)."""
+        points = sorted(((self._warning_instant(lead, due), lead.text) for lead in self.model.warn_before),
+                        key=lambda p: p[0])
+        return tuple(WarningPoint(level, at, text) for level, (at, text) in enumerate(points, start=1))
 
     def _warning_instant(self, lead: WarnLead, due: datetime) -> datetime:
         if lead.working_days:

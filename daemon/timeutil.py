@@ -37,6 +37,14 @@ def parse_time(value: str, *, allow_date: bool = False) -> datetime:
             return datetime(y, m, d, tzinfo=LOCAL_TZ)
         except ValueError:
             raise TimeFormatError(value) from None
+    if len(text) in {16, 19} and text[10] == " " and text[4] == "-" and text[7] == "-":
+        # the common case (what exports and operators write): C-speed fromisoformat, same result as below
+        try:
+            fast = datetime.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            return fast.replace(tzinfo=LOCAL_TZ) if fast.tzinfo is None else fast
     for fmt in _LOCAL_FORMATS:
         try:
             return datetime.strptime(text, fmt).replace(tzinfo=LOCAL_TZ)

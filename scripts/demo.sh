@@ -2,7 +2,6 @@
 # Set up and run the daemon's main job once on the embedded default: SQLite in ./var, the sample cases in
 # samples/, alerts printed by the console notifier (config.yaml).
 # Usage: ./scripts/demo.sh [--now TIME]   (default --now "2026-11-20 09:00", the instant the sample is made for)
-# Sending the queued messages (hotline-sla dispatch) is not built yet: see the open delivery issue.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -20,3 +19,4 @@ $HSLA sync --now "$NOW" || true          # exit 1: the sample has 3 deliberately
 $HSLA tick --now "$NOW"                  # the warnings and breaches due at NOW; a second tick adds nothing
 $HSLA cases list --overdue --now "$NOW"
 $HSLA outbox list --limit 20             # what the dispatcher will send (mobiles masked)
+$HSLA dispatch --now "$NOW"              # the console channel prints each warning; a second dispatch sends nothing

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT, run_subprocess
 
 
@@ -107,3 +109,59 @@ def test_python_dash_m_daemon_runs(tmp_path: Path) -> None:
                        cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["due_at"] == "2024-10-08T00:00:00+08:00"
+
+
+@pytest.mark.parametrize("rule_id", ["municipal_complaint", "provincial_complaint", "inquiry_suggestion",
+                                     "return_request"])
+def test_deadline_batch_equals_the_single_deadline_for_every_line(cli, rule_id: str) -> None:
+    """The batch path memoises per day and serialises once per distinct deadline: same answers as one-by-one.
+
+    Reference: the single-case computation from its parts (no memo), for instants at any time of day, on
+    holidays and make-up days, in several input forms, including ones inside a warning's day.
+    """
+    import json
+    import random
+    from datetime import datetime, timedelta
+
+    from daemon.commands.deadline import deadline_json
+    from daemon.context import AppContext
+    from daemon.rules import Deadline
+    from daemon.timeutil import LOCAL_TZ
+
+    rule = AppContext(None).rules.get(rule_id)
+    rnd = random.Random(rule_id)
+    instants = [datetime(2024, 9, 27, 16, 30, tzinfo=LOCAL_TZ) + timedelta(minutes=rnd.randrange(0, 60 * 24 * 120))
+                for _ in range(400)]
+    instants += [datetime(2026, 12, 28, 8, 30, tzinfo=LOCAL_TZ), datetime(2026, 12, 31, 23, 59, 59, tzinfo=LOCAL_TZ)]
+    forms = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S+08:00", "%Y/%m/%d %H:%M"]
+    lines = []
+    for i, t in enumerate(instants):
+        form = forms[i % len(forms)]
+        lines.append((t.replace(second=0) if form == "%Y/%m/%d %H:%M" else t).strftime(form))
+    lines.append((instants[0] - timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    r = cli("deadline", "--rule", rule_id, "--received", "-", stdin="\n".join(lines) + "\n")
+    assert r.code == 0, r.err
+    got = [json.loads(x) for x in r.out.splitlines()]
+    assert len(got) == len(lines)
+    for line, doc in zip(lines, got, strict=True):
+        from daemon.timeutil import parse_time
+
+        received = parse_time(line)
+        due = rule.due_at(received)
+        reference = Deadline(rule.id, rule.name, received, due, rule.warning_points(received, due),
+                             rule._provisional_days(received, due))
+        assert doc == deadline_json(reference), line
+
+
+def test_light_commands_start_without_the_store() -> None:
+    """`deadline` runs in pipelines: it must not pay for importing SQLAlchemy and the store at start-up."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from daemon.cli import main; "
+            "rc = main(['deadline', '--rule', 'municipal_complaint', '--received', '2024-09-27 16:30']); "
+            "assert rc == 0; assert 'sqlalchemy' not in sys.modules, 'sqlalchemy imported'; "
+            "assert 'daemon.store' not in sys.modules")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "2024-10-11T00:00:00+08:00" in r.stdout

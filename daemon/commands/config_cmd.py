@@ -47,7 +47,25 @@ def _check_rules(ctx: Any, summary: dict[str, Any]) -> list[str]:
     return []
 
 
-CHECKS: list[Any] = [_check_rules]
+def _check_channels(ctx: Any, summary: dict[str, Any]) -> list[str]:
+    """Build every channel through the registry (secrets resolved, never shown) and parse the templates."""
+    from daemon.outbox import try_build_notifiers
+    from daemon.render import Renderer
+
+    config = ctx.config
+    built, errors = try_build_notifiers(config)
+    for notifier in built.values():
+        notifier.close()
+    summary["channels"] = {name: str(opts.get("type", "?")) for name, opts in config.channels.items()}
+    templates = config.dispatch.templates_dir
+    renderer = Renderer(config.path(templates) if templates else None)
+    errors.extend(renderer.check())
+    if templates:
+        summary["templates_dir"] = str(config.path(templates))
+    return errors
+
+
+CHECKS: list[Any] = [_check_rules, _check_channels]
 
 
 def run_check(args: argparse.Namespace) -> int:

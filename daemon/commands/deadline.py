@@ -78,20 +78,39 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _batch(rule: Rule) -> int:
-    """One JSON object per input line; a bad line yields ``{"line": n, "input": …, "error": …}``."""
+    """One JSON object per input line; a bad line yields ``{"line": n, "input": …, "error": …}``.
+
+    The output of a line is ``deadline_json``'s; everything after ``received_at`` repeats across lines
+    received on the same day, so it is serialised once per distinct (due, warnings, provisional days).
+    """
     out = sys.stdout
     dumps = json.dumps
     compute = rule.deadline
+    head = '{"rule": ' + dumps(rule.id, ensure_ascii=False) + ', "received_at": "'
+    tails: dict[tuple[Any, ...], str] = {}
     failed = 0
+    buffer: list[str] = []
     for n, raw in enumerate(sys.stdin, start=1):
         text = raw.strip()
         if not text:
             continue
         try:
-            doc = deadline_json(compute(parse_time(text)))
+            d = compute(parse_time(text))
         except (TimeFormatError, ValueError) as exc:
             failed += 1
-            doc = {"line": n, "input": text, "error": str(exc)}
-        out.write(dumps(doc, ensure_ascii=False))
-        out.write("\n")
+            buffer.append(dumps({"line": n, "input": text, "error": str(exc)}, ensure_ascii=False) + "\n")
+            continue
+        key = (d.due_at, d.warnings, d.provisional_days)
+        tail = tails.get(key)
+        if tail is None:
+            if len(tails) > 100_000:
+                tails.clear()
+            doc = deadline_json(d)
+            del doc["rule"], doc["received_at"]
+            tail = tails[key] = '", ' + dumps(doc, ensure_ascii=False)[1:] + "\n"
+        buffer.append(head + iso_local(d.received_at) + tail)
+        if len(buffer) >= 4096:
+            out.write("".join(buffer))
+            buffer.clear()
+    out.write("".join(buffer))
     return 1 if failed else 0

@@ -118,6 +118,11 @@ class FakeServer:
         with self._lock:
             self._faults.extend(Fault(status, hang, malformed, code, path) for _ in range(count))
 
+    def clear_faults(self) -> None:
+        """The provider is back: drop every fault not yet served."""
+        with self._lock:
+            self._faults.clear()
+
     def _dispatch(self, req: Recorded) -> Reply:
         with self._lock:
             self.requests.append(req)

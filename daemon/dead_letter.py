@@ -1,0 +1,100 @@
+"""Dead letter (死信): rows that could not be delivered in time stop retrying, and the supervisors are told.
+
+A row still pending ``dispatch.dead_letter_after_hours`` after it was created (or one that failed
+``dispatch.max_attempts`` times, see daemon/outbox.py) becomes ``dead``. One ``dead_letter`` message per
+supervisor and channel lists them, mobiles masked; it is queued in the same transaction that marks the rows
+dead, so a crash cannot lose the notice nor send it twice. A ``dead_letter`` row that dies is logged, never
+dead-lettered again (no loop).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, and_, or_, select, update
+
+from daemon.config import Config
+from daemon.models import outbox
+from daemon.render import Renderer
+from daemon.store import Store
+from daemon.timeutil import iso_local
+from notifiers.base import Recipient
+
+log = structlog.get_logger("hotline_sla.outbox")
+
+KIND_ZH = {
+    "warning": "即将超期提醒", "breach": "超期提醒", "breach_repeat": "超期未办结提醒",
+    "return_window": "退件时限提醒", "late_return": "超时退件通知", "digest": "每日超期汇总",
+    "month_end": "月末清零提醒", "carry_over": "结转工单报告", "dead_letter": "未送达通知",
+}
+
+
+def _masked(recipient: dict[str, Any]) -> str:
+    return Recipient(str(recipient.get("name") or "?"), mobile=recipient.get("mobile")).masked
+
+
+def sweep(store: Store, config: Config, renderer: Renderer, owner: str, now: datetime) -> int:
+    """Mark rows too old to send as dead (conditional update: one dispatcher wins each row); returns how many."""
+    hours = config.dispatch.dead_letter_after_hours
+    cond = and_(
+        outbox.c.created_at <= now - timedelta(hours=hours),
+        or_(outbox.c.status == "pending", and_(outbox.c.status == "sending", outbox.c.lease_until <= now)),
+    )
+    with store.engine.begin() as conn:
+        ids = list(conn.execute(select(outbox.c.id).where(cond).order_by(outbox.c.id).limit(1000)).scalars())
+        if not ids:
+            return 0
+        token = f"{owner}/dead-{secrets.token_hex(4)}"
+        conn.execute(update(outbox).where(outbox.c.id.in_(ids), cond)
+                     .values(status="dead", lease_owner=token, lease_until=None))
+        mine = and_(outbox.c.id.in_(ids), outbox.c.lease_owner == token)
+        rows = conn.execute(select(outbox).where(mine).order_by(outbox.c.id)).all()
+        conn.execute(update(outbox).where(mine).values(lease_owner=None))
+        if rows:
+            tell_supervisors(conn, config, renderer, rows, now=now, why=f"超过{hours:g}小时未送达")
+    return len(rows)
+
+
+def tell_supervisors(
+    conn: Connection, config: Config, renderer: Renderer, rows: Sequence[Any], *, now: datetime, why: str
+) -> None:
+    """Queue one ``dead_letter`` message per supervisor and channel, listing ``rows`` (masked)."""
+    from daemon.outbox import enqueue
+    from daemon.recipients import Directory
+
+    for r in rows:
+        log.error("outbox_dead", id=r.id, kind=r.kind, channel=r.channel, to=_masked(r.recipient),
+                  attempts=r.attempts, why=why, error=r.last_error)
+    told = [r for r in rows if r.kind != "dead_letter"]  # a dead notice is not re-dead-lettered
+    if not told:
+        return
+    supervisors = Directory.load(conn, config).supervisors
+    if not supervisors:
+        log.error("dead_letter_without_supervisor", rows=len(told),
+                  hint="configure contacts.supervisors to be told about undeliverable messages")
+        return
+    items = [{
+        "what": KIND_ZH.get(r.kind, r.kind) + (
+            f" 工单{r.payload['case']['number']}" if isinstance((r.payload or {}).get("case"), dict) else ""),
+        "to": _masked(r.recipient), "channel": r.channel, "attempts": r.attempts,
+        "last_error": r.last_error or why, "id": r.id,
+    } for r in told]
+    digest = hashlib.sha256(",".join(str(r.id) for r in told).encode()).hexdigest()[:16]
+    hours = f"{config.dispatch.dead_letter_after_hours:g}"
+    for sup in supervisors:
+        context = {"recipient": {"name": sup.name, "role": sup.role, "unit": sup.unit}, "count": len(items),
+                   "items": items, "hours": hours, "why": why, "now": iso_local(now)}
+        out = renderer.render("dead_letter", context)
+        payload = {
+            "rendered": {"subject": out.subject, "text": out.text, "markdown": out.markdown, "html": out.html,
+                         "attachments": [], "sms_params": {"count": str(len(items)), "name": sup.name}},
+            "urgent": False, "dead_outbox_ids": [r.id for r in told],
+        }
+        for channel in sup.channels or config.default_channels:
+            enqueue(conn, kind="dead_letter", channel=channel, recipient=sup.as_json(), payload=payload,
+                    dedupe_key=f"dead_letter:{digest}:{sup.key}"[:200], now=now)

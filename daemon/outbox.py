@@ -1,0 +1,461 @@
+"""Dispatch: claim due outbox rows, batch, render, send through the notifiers, record, retry.
+
+**Claims** are conditional UPDATEs with a lease, safe with several dispatchers on SQLite, PostgreSQL and
+MariaDB: candidate ids are selected, then ``UPDATE … WHERE id IN (…) AND <still claimable>`` stamps them with
+this claim's token (``lease_owner``) and ``lease_until``; the rows read back by token are ours. A crashed
+dispatcher's rows become claimable again when their lease runs out. Before each send the lease is renewed
+under the same token (its rowcount is checked), so rows another dispatcher took over are never sent twice
+by us.
+
+**At-least-once.** Every attempt is written to ``deliveries`` (outcome ``attempting``) and committed
+*before* the send and updated after it, together with the outbox row. A crash between the send and that
+second commit repeats only that one message: its rows come back after the lease, and the stale
+``attempting`` delivery is marked ``interrupted`` when they are claimed again.
+
+**What the notifier's error decides** (notifiers/base.py): transient → back off exponentially with jitter,
+up to ``dispatch.backoff_cap_seconds``; ``retry_after`` (flow control) → wait that long, not counted as a
+failed attempt; permanent → ``failed`` (the digest lists them). A row still unsent
+``dispatch.dead_letter_after_hours`` after it was created, or after ``dispatch.max_attempts`` transient
+failures, goes ``dead`` and the supervisors are told by a ``dead_letter`` message (which is itself never
+dead-lettered again).
+
+Time is an argument (``now``, aware); the only clock read here is a monotonic one, to measure latency and to
+keep leases fresh during a long run.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets as _secrets
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from daemon import dead_letter
+from daemon.config import Config
+from daemon.errors import ConfigError
+from daemon.models import deliveries, outbox
+from daemon.quiet import quiet_hours_for, quiet_until
+from daemon.render import Renderer, RenderError, alert_context, sms_params
+from daemon.store import Store
+from daemon.timeutil import iso_local
+from notifiers.base import Attachment, Message, Notifier, NotifierError, Receipt, Recipient, mask_mobiles_in
+from notifiers.base import ConfigError as ChannelConfigError
+from notifiers.secrets import SecretResolver
+
+log = structlog.get_logger("hotline_sla.outbox")
+
+REPORT_KINDS = ("digest", "month_end", "carry_over", "dead_letter")
+MAX_BATCH = 50  # alerts per message; a longer batch is split (SMS and chat messages stay readable)
+_ERROR_CHARS = 500
+_OCTET = "application/octet-stream"
+
+
+@dataclass
+class DispatchResult:
+    """Counts of outbox rows (a batch of three alerts sent as one message counts 3 in ``sent``)."""
+
+    claimed: int = 0
+    messages: int = 0  # provider sends attempted
+    sent: int = 0
+    retried: int = 0
+    deferred: int = 0  # flow control and quiet hours (not failures)
+    quiet: int = 0  # of which held back by quiet hours
+    failed: int = 0  # permanent failures
+    dead: int = 0  # dead-lettered (too old, or too many attempts)
+    lost_leases: int = 0  # rows another dispatcher took over before we sent them
+    stopped: bool = False  # should_stop() ended the run early
+    failures: list[dict[str, Any]] = field(default_factory=list)  # permanent, masked
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- enqueue and notifiers ----------------------------------------------------------------------------
+
+
+def enqueue(
+    conn: Connection,
+    *,
+    kind: str,
+    channel: str,
+    recipient: dict[str, Any],
+    payload: dict[str, Any],
+    dedupe_key: str,
+    now: datetime,
+    not_before: datetime | None = None,
+    alert_id: int | None = None,
+) -> bool:
+    """Queue one message (status pending) in ``conn``'s transaction.
+
+    Returns False, without an error, when a row with the same ``(dedupe_key, channel)`` exists already.
+    """
+    if not dedupe_key or len(dedupe_key) > 200:
+        raise ValueError(f"dedupe_key must be 1-200 characters, got {len(dedupe_key)}")
+    values = {
+        "alert_id": alert_id, "kind": kind, "channel": channel, "recipient": recipient, "payload": payload,
+        "dedupe_key": dedupe_key, "status": "pending", "not_before": not_before or now, "attempts": 0,
+        "created_at": now,
+    }
+    dialect = conn.dialect.name
+    keys = ["dedupe_key", "channel"]
+    if dialect == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        stmt: Any = sqlite.insert(outbox).values(values).on_conflict_do_nothing(index_elements=keys)
+        return bool(conn.execute(stmt).rowcount == 1)
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        stmt = postgresql.insert(outbox).values(values).on_conflict_do_nothing(index_elements=keys)
+        return conn.execute(stmt.returning(outbox.c.id)).first() is not None
+    exists = conn.execute(
+        select(outbox.c.id).where(outbox.c.dedupe_key == dedupe_key, outbox.c.channel == channel)
+    ).first()
+    if exists is not None:
+        return False
+    try:
+        with conn.begin_nested():  # a concurrent insert of the same key must not abort the caller's transaction
+            conn.execute(insert(outbox).values(values))
+    except IntegrityError:
+        return False
+    return True
+
+
+def try_build_notifiers(
+    config: Config, *, secrets: SecretResolver | None = None
+) -> tuple[dict[str, Notifier], list[str]]:
+    """Build every configured channel; the ones that built, and one secret-free error per channel that did not."""
+    from notifiers.registry import build_notifier
+
+    resolver = secrets or SecretResolver()
+    built: dict[str, Notifier] = {}
+    errors: list[str] = []
+    for name, options in config.channels.items():
+        try:
+            built[name] = build_notifier(name, options, secrets=resolver)
+        except ChannelConfigError as exc:
+            errors.append(str(exc))
+    return built, errors
+
+
+def build_notifiers(config: Config, *, secrets: SecretResolver | None = None) -> dict[str, Notifier]:
+    """Every channel of ``config.channels``; :class:`daemon.errors.ConfigError` names each broken one."""
+    built, errors = try_build_notifiers(config, secrets=secrets)
+    if errors:
+        for notifier in built.values():
+            notifier.close()
+        raise ConfigError("; ".join(errors))
+    return built
+
+
+# --- the dispatcher -------------------------------------------------------------------------------------
+
+
+def _claimable(now: datetime) -> Any:
+    return and_(
+        outbox.c.not_before <= now,
+        or_(outbox.c.status == "pending", and_(outbox.c.status == "sending", outbox.c.lease_until <= now)),
+    )
+
+
+def recipient_of(data: Mapping[str, Any]) -> Recipient:
+    return Recipient(
+        name=str(data.get("name") or "?"), mobile=data.get("mobile"), wecom_userid=data.get("wecom_userid"),
+        email=data.get("email"),
+    )
+
+
+def _recipient_rejected(
+    recipient: Recipient, channel: str, receipt: Receipt | None, problem: NotifierError | None
+) -> NotifierError | None:
+    """A provider that took the message but refused this recipient (WeCom ``invaliduser``): permanent for them."""
+    if receipt is not None and recipient.masked in (receipt.detail.get("invalid_recipients") or ()):
+        return NotifierError(f"{channel}: recipient rejected by the provider (invaliduser)", permanent=True)
+    if problem is not None and not problem.permanent and recipient.masked in problem.failed_recipients:
+        return NotifierError(problem.reason, permanent=True, provider_code=problem.provider_code)
+    return problem
+
+
+def _masked_error(text: str) -> str:
+    return mask_mobiles_in(text)[:_ERROR_CHARS]
+
+
+class Dispatcher:
+    """One dispatcher instance; ``owner`` names it in leases (e.g. ``host:pid``)."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        notifiers: Mapping[str, Notifier],
+        *,
+        owner: str,
+        rng: random.Random | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.settings = config.dispatch
+        self.notifiers = notifiers
+        self.owner = owner[:48]
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self._monotonic = monotonic
+        templates = self.settings.templates_dir
+        self.renderer = Renderer(config.path(templates) if templates else None)
+        self._types = {name: str(opts.get("type", "")) for name, opts in config.channels.items()}
+
+    # --- public ---------------------------------------------------------------------------------------
+
+    def dispatch_once(
+        self, now: datetime, *, should_stop: Callable[[], bool] = lambda: False, limit: int = 500
+    ) -> DispatchResult:
+        """Dead-letter what is too old, then claim up to ``limit`` due rows and send them, batch by batch.
+
+        ``now`` is aware. ``should_stop`` is checked between messages: the message in flight is finished and
+        recorded, the rest of the claim is released for the next run.
+        """
+        result = DispatchResult()
+        started = self._monotonic()
+        result.dead += dead_letter.sweep(self.store, self.config, self.renderer, self.owner, now)
+        token, rows = self._claim(now, limit)
+        result.claimed = len(rows)
+        batches = list(self._batches(rows))
+        for i, batch in enumerate(batches):
+            if should_stop():
+                self._release([r for b in batches[i:] for r in b], token)
+                result.stopped = True
+                break
+            current = now + timedelta(seconds=self._monotonic() - started)
+            self._process(batch, token, now, current, result)
+        return result
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds before retry number ``attempts`` (1-based): exponential, equal jitter, capped."""
+        base = self.settings.backoff_base_seconds * (2 ** min(max(attempts - 1, 0), 30))
+        ceiling = min(base, self.settings.backoff_cap_seconds)
+        return float(ceiling / 2 + self.rng.uniform(0, ceiling / 2))
+
+    # --- claim ----------------------------------------------------------------------------------------
+
+    def _claim(self, now: datetime, limit: int) -> tuple[str, list[Any]]:
+        token = f"{self.owner}/{_secrets.token_hex(6)}"
+        cond = _claimable(now)
+        with self.store.engine.begin() as conn:
+            ids = list(conn.execute(
+                select(outbox.c.id).where(cond).order_by(outbox.c.not_before, outbox.c.id).limit(limit)
+            ).scalars())
+        if not ids:
+            return token, []
+        lease_until = now + timedelta(seconds=self.settings.lease_seconds)
+        with self.store.engine.begin() as conn:
+            conn.execute(
+                update(outbox).where(outbox.c.id.in_(ids), cond)
+                .values(status="sending", lease_owner=token, lease_until=lease_until)
+            )
+            rows = conn.execute(
+                select(outbox).where(outbox.c.id.in_(ids), outbox.c.lease_owner == token)  # by primary key
+                .order_by(outbox.c.not_before, outbox.c.id)
+            ).all()
+            owned = [r.id for r in rows]
+            if owned:  # an earlier dispatcher died between sending and recording these
+                conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.outbox_id.in_(owned), deliveries.c.outcome == "attempting")
+                    .values(outcome="interrupted", finished_at=now,
+                            error="dispatcher stopped before recording the result; the message may have been sent")
+                )
+        return token, list(rows)
+
+    def _release(self, rows: Sequence[Any], token: str) -> None:
+        if not rows:
+            return
+        with self.store.engine.begin() as conn:
+            conn.execute(
+                update(outbox).where(outbox.c.id.in_([r.id for r in rows]), outbox.c.lease_owner == token)
+                .values(status="pending", lease_owner=None, lease_until=None)
+            )
+
+    def _batches(self, rows: Sequence[Any]) -> Iterable[list[Any]]:
+        """Alerts of one kind for one recipient on one channel, due within the batch window, go together."""
+        groups: dict[tuple[Any, ...], list[Any]] = {}
+        for row in rows:
+            if row.kind in REPORT_KINDS or "rendered" in (row.payload or {}):
+                groups[("row", row.id)] = [row]
+            else:
+                who = json.dumps(row.recipient, sort_keys=True, ensure_ascii=False)
+                groups.setdefault((row.channel, who, row.kind), []).append(row)
+        window = timedelta(seconds=self.settings.batch_window_seconds)
+        for group in groups.values():
+            chunk: list[Any] = []
+            for row in sorted(group, key=lambda r: (r.not_before, r.id)):
+                if chunk and (row.not_before - chunk[0].not_before > window or len(chunk) >= MAX_BATCH):
+                    yield chunk
+                    chunk = []
+                chunk.append(row)
+            if chunk:
+                yield chunk
+
+    # --- one message ------------------------------------------------------------------------------------
+
+    def _process(self, batch: list[Any], token: str, now: datetime, current: datetime, result: DispatchResult) -> None:
+        first = batch[0]
+        channel = first.channel
+        quiet = quiet_hours_for(self.config, channel)
+        urgent = any(bool((r.payload or {}).get("urgent")) for r in batch)
+        if quiet is not None and not urgent:
+            until = quiet_until(quiet, now)
+            if until is not None:
+                self._finish(batch, token, not_before=until)
+                result.deferred += len(batch)
+                result.quiet += len(batch)
+                log.info("outbox_quiet_hours", channel=channel, rows=len(batch), until=iso_local(until))
+                return
+        notifier = self.notifiers.get(channel)
+        batch_id = f"b{first.id}-{_secrets.token_hex(4)}"
+        message, problem = self._prepare(batch, batch_id, notifier, now)
+        if not self._begin_attempt(batch, token, batch_id, current):
+            result.lost_leases += len(batch)
+            log.warning("outbox_lease_lost", channel=channel, rows=len(batch))
+            return
+        receipt: Receipt | None = None
+        started = self._monotonic()
+        if message is not None and notifier is not None:
+            result.messages += 1
+            try:
+                receipt = notifier.send(message)
+            except NotifierError as exc:
+                problem = exc
+            except Exception as exc:  # a notifier bug must not stop the other messages
+                log.exception("notifier_crashed", channel=channel)
+                problem = NotifierError(f"{channel}: unexpected {type(exc).__name__}")
+        latency_ms = int((self._monotonic() - started) * 1000)
+        finished = current + timedelta(milliseconds=latency_ms)
+        problem = _recipient_rejected(recipient_of(first.recipient), channel, receipt, problem)
+        self._record(batch, token, problem, None if problem else receipt, finished, latency_ms, result)
+
+    def _prepare(
+        self, batch: list[Any], batch_id: str, notifier: Notifier | None, now: datetime
+    ) -> tuple[Message | None, NotifierError | None]:
+        """The message to send, or why there is none (recorded as an attempt like a failed send)."""
+        channel = batch[0].channel
+        if notifier is None:
+            return None, NotifierError(f"channel {channel!r} is not configured (channels.{channel})", permanent=True)
+        try:
+            return self._message(batch, batch_id, now), None
+        except RenderError as exc:  # an operator's template: retry, so fixing it recovers the rows
+            return None, NotifierError(str(exc))
+        except OSError as exc:  # a report's attachment is gone: resending cannot bring it back
+            return None, NotifierError(f"attachment cannot be read ({exc.strerror})", permanent=True)
+
+    def _message(self, batch: list[Any], batch_id: str, now: datetime) -> Message:
+        first = batch[0]
+        recipient = recipient_of(first.recipient)
+        payload = first.payload or {}
+        rendered = payload.get("rendered")
+        if rendered is not None:
+            attachments = tuple(
+                Attachment(a["filename"], Path(a["path"]).read_bytes(), a.get("mime_type") or _OCTET)
+                for a in rendered.get("attachments") or ()
+            )
+            return Message(
+                recipient=recipient, subject=str(rendered["subject"]), text=str(rendered["text"]),
+                markdown=rendered.get("markdown"), html=rendered.get("html"), kind=first.kind,
+                params={str(k): str(v) for k, v in (rendered.get("sms_params") or {}).items()},
+                attachments=attachments, dedupe_key=first.dedupe_key,
+            )
+        context = alert_context(first.kind, [r.payload for r in batch], first.recipient, now)
+        out = self.renderer.render(first.kind, context, self.renderer.families_for(self._types.get(first.channel)))
+        return Message(
+            recipient=recipient, subject=out.subject, text=out.text, markdown=out.markdown, html=out.html,
+            kind=first.kind, params=sms_params(context),
+            dedupe_key=first.dedupe_key if len(batch) == 1 else f"batch:{batch_id}",
+        )
+
+    def _begin_attempt(self, batch: list[Any], token: str, batch_id: str, current: datetime) -> bool:
+        """Renew the lease (still ours?), count the attempt and write ``attempting`` deliveries: one commit."""
+        ids = [r.id for r in batch]
+        recipient = recipient_of(batch[0].recipient).masked
+        with self.store.engine.begin() as conn:
+            renewed = conn.execute(
+                update(outbox).where(outbox.c.id.in_(ids), outbox.c.lease_owner == token)
+                .values(lease_until=current + timedelta(seconds=self.settings.lease_seconds),
+                        attempts=outbox.c.attempts + 1, batch_id=batch_id)
+            ).rowcount
+            if renewed != len(ids):
+                conn.rollback()
+                return False
+            conn.execute(insert(deliveries), [
+                {"outbox_id": i, "attempted_at": current, "channel": batch[0].channel, "recipient": recipient[:200],
+                 "outcome": "attempting"} for i in ids
+            ])
+        return True
+
+    def _record(  # noqa: PLR0917 - the outcome of one attempt
+        self, batch: list[Any], token: str, problem: NotifierError | None, receipt: Receipt | None,
+        finished: datetime, latency_ms: int, result: DispatchResult,
+    ) -> None:
+        ids = [r.id for r in batch]
+        attempts = max(r.attempts for r in batch) + 1
+        error = _masked_error(problem.reason) if problem is not None else None
+        pmid = (receipt.provider_message_id or None) if receipt is not None else None
+        fields: dict[str, Any]
+        if problem is None:
+            outcome = "sent"
+            fields = {"status": "sent", "sent_at": finished, "provider_message_id": pmid and pmid[:128]}
+            result.sent += len(batch)
+        elif problem.permanent:
+            outcome, fields = "permanent", {"status": "failed"}
+            result.failed += len(batch)
+            result.failures.extend(
+                {"id": r.id, "kind": r.kind, "channel": r.channel, "to": recipient_of(r.recipient).masked,
+                 "error": error} for r in batch
+            )
+        elif problem.deferred:
+            wait = max(float(problem.retry_after or 0), 1.0)
+            outcome, fields = "deferred", {"status": "pending", "not_before": finished + timedelta(seconds=wait),
+                                           "attempts": outbox.c.attempts - 1}
+            result.deferred += len(batch)
+        elif attempts >= self.settings.max_attempts:
+            outcome, fields = "retry", {"status": "dead"}
+            result.dead += len(batch)
+        else:
+            delay = self.backoff(attempts)
+            outcome, fields = "retry", {"status": "pending", "not_before": finished + timedelta(seconds=delay)}
+            result.retried += len(batch)
+        with self.store.engine.begin() as conn:
+            conn.execute(
+                update(deliveries).where(deliveries.c.outbox_id.in_(ids), deliveries.c.outcome == "attempting")
+                .values(outcome=outcome, finished_at=finished, latency_ms=latency_ms,
+                        provider_message_id=pmid and pmid[:128], error=error)
+            )
+            done = conn.execute(
+                update(outbox).where(outbox.c.id.in_(ids), outbox.c.lease_owner == token)
+                .values(lease_owner=None, lease_until=None, last_error=error, **fields)
+            ).rowcount
+            if done != len(ids):
+                log.warning("outbox_lease_lost_while_sending", rows=len(ids) - done, outcome=outcome)
+            if fields.get("status") == "dead":
+                dead_rows = conn.execute(select(outbox).where(outbox.c.id.in_(ids))).all()
+                dead_letter.tell_supervisors(conn, self.config, self.renderer, dead_rows, now=finished,
+                                             why=f"连续{attempts}次发送失败")
+        emit = log.debug if outcome == "sent" else log.warning
+        emit("outbox_attempt", channel=batch[0].channel, rows=len(batch), outcome=outcome,
+             to=recipient_of(batch[0].recipient).masked, latency_ms=latency_ms, error=error)
+
+    def _finish(self, batch: list[Any], token: str, *, not_before: datetime) -> None:
+        """Put claimed rows back as pending until ``not_before`` (no attempt was made)."""
+        values = {"status": "pending", "not_before": not_before, "lease_owner": None, "lease_until": None}
+        with self.store.engine.begin() as conn:
+            conn.execute(
+                update(outbox).where(outbox.c.id.in_([r.id for r in batch]), outbox.c.lease_owner == token)
+                .values(values)
+            )
