@@ -42,6 +42,7 @@ from daemon.config import Config
 from daemon.context import AppContext
 from daemon.health import HealthServer, Metrics, check_health, db_error_text, parse_listen
 from daemon.leader import LeaderLease, current_leader, instance_id
+from daemon.outbox import Dispatcher, build_notifiers
 from daemon.recompute import recompute_if_changed
 from daemon.rules import RuleSet
 from daemon.scheduler import JobSpec, WorkdayTrigger, build_scheduler, every
@@ -64,14 +65,15 @@ REPORTS_ALLOWANCE_SECONDS = 1800.0
 # --- the jobs of other modules, behind one small function each -----------------------------------------
 
 
-def make_dispatcher(store: Store, config: Config, owner: str) -> Any | None:
-    """The outbox dispatcher for ``config`` (daemon.outbox), or None while that module is not installed."""
-    try:
-        outbox = importlib.import_module("daemon.outbox")
-    except ModuleNotFoundError:
-        return None
-    notifiers = outbox.build_notifiers(config)
-    return outbox.Dispatcher(store, config, notifiers, owner=owner)
+def make_dispatcher(store: Store, config: Config, owner: str) -> Dispatcher:
+    """The outbox dispatcher for ``config``; ConfigError names every channel that cannot be built."""
+    return Dispatcher(store, config, build_notifiers(config), owner=owner)
+
+
+def close_dispatcher(dispatcher: Dispatcher | None) -> None:
+    if dispatcher is not None:
+        for notifier in dispatcher.notifiers.values():
+            notifier.close()
 
 
 def run_reports(store: Store, rules: RuleSet, calendar: WorkCalendar, config: Config, now: datetime) -> list[Any]:
@@ -157,6 +159,7 @@ class Service:
         self._running: dict[str, float] = {}  # job id → monotonic start of the run in progress
         self._allowance: dict[str, float] = {}
         self._stuck_logged: set[str] = set()
+        self._retired: list[Dispatcher] = []
 
     # --- the main line -----------------------------------------------------------------------------------
 
@@ -216,6 +219,8 @@ class Service:
                 log.warning("lease_release_failed", error=db_error_text(exc))
         if self.health_server is not None:
             self.health_server.stop()
+        for dispatcher in [*self._retired, self.dispatcher]:
+            close_dispatcher(dispatcher)
         self.store.close()
         log.info("stopped", instance=self.owner)
         self.notify.close()
@@ -285,13 +290,14 @@ class Service:
                      f"{calendar.last_year}")
             return True
 
-    def _apply(self, config: Config, calendar: WorkCalendar, rules: RuleSet, dispatcher: Any | None) -> None:
+    def _apply(self, config: Config, calendar: WorkCalendar, rules: RuleSet, dispatcher: Dispatcher) -> None:
         old = self.config
         if config.database_url != old.database_url:
             log.warning("reload_database_unchanged", hint="database.url changed: restart the service to move")
             config = config.model_copy(update={"database": old.database})
         if config.health.listen != old.health.listen:
             log.warning("reload_health_unchanged", hint="health.listen changed: restart the service to apply")
+        self._retired.append(self.dispatcher)  # closed by the next dispatch round, not under a round in flight
         self.config, self.calendar, self.rules, self.dispatcher = config, calendar, rules, dispatcher
         self.lease.lease = timedelta(seconds=config.scheduler.leader_lease_seconds)
         self._reschedule(old)
@@ -449,10 +455,9 @@ class Service:
                      failed=result.failed)
 
     def _dispatch_round(self, now: datetime) -> None:
-        dispatcher = self.dispatcher
-        if dispatcher is None:
-            return
-        result = dispatcher.dispatch_once(now, should_stop=self.stop_event.is_set)
+        while self._retired:  # dispatch rounds never overlap (max_instances=1): none uses these any more
+            close_dispatcher(self._retired.pop())
+        result = self.dispatcher.dispatch_once(now, should_stop=self.stop_event.is_set)
         summary = result.to_json()
         if any(summary.get(k) for k in ("sent", "retried", "deferred", "failed", "dead")):
             log.info("dispatched", **summary)
