@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "daemon.commands.store_cmds",
     "daemon.commands.import_cmd",
     "daemon.commands.dispatch_cmd",
+    "daemon.commands.report_cmds",
     "daemon.commands.run_cmd",
     "daemon.commands.status_cmd",
 )

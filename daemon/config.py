@@ -124,6 +124,20 @@ class HealthConfig(_Strict):
     listen: str | None = None  # e.g. "127.0.0.1:9817"
 
 
+# --- reports (daily digest, month-end reminders, carry-over) ------------------------------------------
+
+
+class ReportsConfig(_Strict):
+    """Where report files (HTML, XLSX attachments) are written; relative to the config file's folder."""
+
+    output_dir: str = "var/reports"
+    # rows of each list in the HTML e-mail body; the attached files always carry every row
+    email_list_rows: int = Field(200, ge=10, le=100_000)
+
+
+# --- the whole file ---------------------------------------------------------------------------------
+
+
 class Config(_Strict):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     rules_dir: str = "sla_rules"
@@ -138,6 +152,7 @@ class Config(_Strict):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
+    reports: ReportsConfig = Field(default_factory=ReportsConfig)
 
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
     source_file: str | None = Field(None, exclude=True)
@@ -188,6 +203,10 @@ class Config(_Strict):
     @property
     def holidays_path(self) -> Path:
         return self.path(self.holidays_dir) if self.holidays_dir else self.rules_path / "holidays"
+
+    @property
+    def reports_path(self) -> Path:
+        return self.path(self.reports.output_dir)
 
     @property
     def database_url(self) -> str:

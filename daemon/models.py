@@ -103,6 +103,7 @@ cases = Table(
     Index("ix_cases_next_check_at", "next_check_at"),
     Index("ix_cases_unit", "unit"),
     Index("ix_cases_received_at", "received_at"),
+    Index("ix_cases_status_due_at", "status", "due_at"),  # the open cases past their deadline (digest)
 )
 
 case_history = Table(

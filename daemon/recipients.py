@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from daemon.config import Config, RouteConfig
-from daemon.models import contacts
+from daemon.models import contacts, settings
 
 
 @dataclass(frozen=True)
@@ -55,20 +56,32 @@ def sync_config_contacts(conn: Connection, config: Config) -> None:
     for c in config.contacts.supervisors:
         rows.append(_row({**c.model_dump(), "role": "supervisor"}, None))
     digest = hashlib.sha256(json.dumps(rows, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-    from daemon.models import settings
-
     current = conn.execute(select(settings.c.value).where(settings.c.key == "contacts_config_hash")).scalar()
     if current == digest:
         return
+    # Claim the change on the marker row first: with two processes mirroring at once, the second waits on
+    # the row (or the key) and then finds it already claimed, so the contacts are never written twice.
+    if current is None:
+        marker = insert(settings).values(key="contacts_config_hash", value=digest)
+        try:
+            if conn.dialect.name == "postgresql":  # a failed statement aborts a PostgreSQL transaction
+                with conn.begin_nested():
+                    conn.execute(marker)
+            else:  # SQLite and MariaDB roll back only the statement (and pysqlite's SAVEPOINT would commit)
+                conn.execute(marker)
+        except IntegrityError:
+            return  # another process is mirroring (or has mirrored) the same config
+    else:
+        claimed = conn.execute(
+            update(settings)
+            .where(settings.c.key == "contacts_config_hash", settings.c.value == current)
+            .values(value=digest)
+        ).rowcount
+        if claimed != 1:
+            return
     conn.execute(delete(contacts).where(contacts.c.origin == "config"))
     if rows:
         conn.execute(insert(contacts), rows)
-    if current is None:
-        conn.execute(insert(settings).values(key="contacts_config_hash", value=digest))
-    else:
-        from sqlalchemy import update
-
-        conn.execute(update(settings).where(settings.c.key == "contacts_config_hash").values(value=digest))
 
 
 def _row(c: dict[str, Any], unit: str | None) -> dict[str, Any]:

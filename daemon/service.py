@@ -22,7 +22,6 @@ runs again at its next time. Only this module and the CLI read the clock; every 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import signal
 import threading
 import time
@@ -44,6 +43,7 @@ from daemon.health import HealthServer, Metrics, check_health, db_error_text, pa
 from daemon.leader import LeaderLease, current_leader, instance_id
 from daemon.outbox import Dispatcher, build_notifiers
 from daemon.recompute import recompute_if_changed
+from daemon.reports.jobs import run_digest_job, run_month_end_job
 from daemon.rules import RuleSet
 from daemon.scheduler import JobSpec, WorkdayTrigger, build_scheduler, every
 from daemon.store import Store
@@ -78,15 +78,11 @@ def close_dispatcher(dispatcher: Dispatcher | None) -> None:
 
 def run_reports(store: Store, rules: RuleSet, calendar: WorkCalendar, config: Config, now: datetime) -> list[Any]:
     """The digest and the month-end reports, each once per period through ``runs`` (cheap when not due)."""
-    try:
-        jobs = importlib.import_module("daemon.reports.jobs")
-    except ModuleNotFoundError:
-        return []
     done: list[Any] = []
-    digest = jobs.run_digest_job(store, rules, calendar, config, now)
+    digest = run_digest_job(store, rules, calendar, config, now)
     if digest:
         done.append(digest)
-    done.extend(jobs.run_month_end_job(store, rules, calendar, config, now))
+    done.extend(run_month_end_job(store, rules, calendar, config, now))
     return done
 
 

@@ -159,3 +159,44 @@ def test_reopened_case_is_checked_again(store: Store, rules: RuleSet) -> None:
                        source_name="t")
     r = run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-10-11 00:00"))
     assert ("C1", "breach", 0) in kinds(r)
+
+
+
+def test_two_processes_mirroring_the_config_contacts_write_them_once(store: Store) -> None:
+    """Two instances start together: the second waits on the first's claim, then writes no duplicate contacts."""
+    import threading
+
+    from sqlalchemy import func, select
+
+    from daemon.config import Config
+    from daemon.models import contacts
+    from daemon.recipients import sync_config_contacts
+
+    config = Config.model_validate({"contacts": {
+        "supervisors": [{"name": "督办甲", "role": "supervisor"}],
+        "units": [{"name": "甲局", "contacts": [{"name": "王承办", "mobile": "13800001234"}]}],
+    }})
+    errors: list[BaseException] = []
+
+    def second_instance() -> None:
+        try:
+            with store.engine.begin() as conn:
+                sync_config_contacts(conn, config)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    with store.engine.begin() as first:
+        sync_config_contacts(first, config)  # uncommitted: the second instance must wait for it
+        other = threading.Thread(target=second_instance)
+        other.start()
+        other.join(timeout=0.5)  # bounded: give it the chance to race; it blocks on the claim
+    other.join(timeout=60)
+    assert not other.is_alive()
+    assert errors == []
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(contacts)).scalar() == 2
+    changed = Config.model_validate({"contacts": {"supervisors": [{"name": "督办乙", "role": "supervisor"}]}})
+    with store.engine.begin() as conn:
+        sync_config_contacts(conn, changed)
+    with store.engine.connect() as conn:
+        assert set(conn.execute(select(contacts.c.name)).scalars()) == {"督办乙"}

@@ -1,0 +1,272 @@
+"""Scheduled report jobs: the daily digest and the month-end reminders / carry-over report.
+
+Each report is sent once per period however often the jobs are called and however many daemon instances
+call them: a ``runs`` row (unique on kind and period) is inserted in the same transaction as the report's
+outbox rows, so exactly one transaction commits; a loser's INSERT fails on the unique key and it sends
+nothing. Called before the time, on a day off, or after the period was done, a job returns without work
+beyond one indexed SELECT, so the scheduler may call them on every workday trigger and on start
+(catch-up: a daemon that was down at 08:30 sends the digest when it starts, once).
+
+Report files (HTML, XLSX) are written to ``reports.output_dir`` before the transaction (atomically, under
+names fixed by the period, so a losing instance rewrites the same file) and the outbox payload carries
+them as attachments, with the content pre-rendered (``payload.rendered``, see notes/INTERFACES.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from daemon.calendar import WorkCalendar
+from daemon.config import Config, RouteConfig
+from daemon.models import runs
+from daemon.outbox import enqueue
+from daemon.recipients import Delivery, Directory, sync_config_contacts
+from daemon.reports import digest_render
+from daemon.reports.digest import build_digest
+from daemon.reports.month_end import (
+    BacklogCase,
+    CarryOver,
+    MonthEndAction,
+    RenderedReminder,
+    backlog,
+    carry_over_title,
+    due_actions,
+    last_working_day,
+    render_carry_over,
+    render_reminder,
+    render_unrouted_reminder,
+)
+from daemon.reports.tabular import HTML_MIME, XLSX_MIME, local_text, safe_filename, write_atomic
+from daemon.rules import RuleSet
+from daemon.store import Store
+from daemon.timeutil import to_local
+
+log = structlog.get_logger("hotline_sla.reports")
+
+UNIT_ROUTE = RouteConfig(roles=["handler", "leader"])
+
+
+def _key(*parts: str) -> str:
+    """A dedupe key within the column's 200 characters (long unit names are hashed)."""
+    key = ":".join(parts)
+    return key if len(key) <= 200 else key[:150] + ":" + hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
+def is_done(store: Store, kind: str, period: str) -> bool:
+    with store.engine.connect() as conn:
+        return conn.execute(select(runs.c.id).where(runs.c.kind == kind, runs.c.period == period)).first() is not None
+
+
+def _directory(store: Store, config: Config) -> Directory:
+    try:
+        with store.engine.begin() as conn:
+            sync_config_contacts(conn, config)
+    except (IntegrityError, OperationalError) as exc:
+        # another instance is mirroring the same config.yaml contacts at this moment (a unique settings
+        # key, or SQLite's lock); its result is what we would have written
+        log.info("contacts_sync_raced", error=type(exc).__name__)
+    with store.engine.connect() as conn:
+        return Directory.load(conn, config)
+
+
+def supervisor_deliveries(directory: Directory) -> list[Delivery]:
+    out = []
+    for person in directory.supervisors:
+        for channel in person.channels or directory.default_channels:
+            out.append(Delivery(person, channel))
+    return out
+
+
+def _attachment(path: Path, filename: str, mime: str) -> dict[str, str]:
+    return {"filename": filename, "path": str(path.resolve()), "mime_type": mime}
+
+
+def _rendered(  # noqa: PLR0917 - the payload's fields, internal
+    subject: str, text: str, markdown: str | None, html: str | None, attachments: list[dict[str, str]],
+    sms: dict[str, str], note: str | None = None,
+) -> dict[str, Any]:
+    if note:  # why a supervisor receives a unit's reminder
+        text = f"（{note}）\n{text}"
+        markdown = f"> {note}\n{markdown}" if markdown else markdown
+    return {"subject": subject, "text": text, "markdown": markdown, "html": html, "attachments": attachments,
+            "sms_params": sms}
+
+
+def _commit(  # noqa: PLR0917 - internal
+    store: Store, kind: str, period: str, now: datetime, detail: dict[str, Any],
+    messages: list[tuple[Delivery, str, dict[str, Any]]],
+) -> int | None:
+    """Insert the runs row and the outbox rows in one transaction; None when another call already did."""
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(insert(runs).values(kind=kind, period=period, done_at=now, detail=detail))
+            queued = 0
+            for dl, key, payload in messages:
+                queued += enqueue(conn, kind=kind, channel=dl.channel, recipient=dl.contact.as_json(),
+                                   payload=payload, dedupe_key=key, now=now)
+    except IntegrityError:
+        log.info("report_already_done", kind=kind, period=period)
+        return None
+    return queued
+
+
+# --- the daily digest -----------------------------------------------------------------------------------
+
+
+def run_digest_job(
+    store: Store, rules: RuleSet, calendar: WorkCalendar, config: Config, now: datetime
+) -> dict[str, Any] | None:
+    """Build and queue today's digest for the supervisors if ``now`` (aware) is a working day at or after
+    ``scheduler.digest_time`` and today's digest is not done yet. Returns a summary or None."""
+    local = to_local(now)
+    today = local.date()
+    if not calendar.is_workday(today) or local.time() < config.scheduler.digest_time:
+        return None
+    period = today.isoformat()
+    if is_done(store, "digest", period):
+        return None
+    with store.engine.connect() as conn:
+        digest = build_digest(conn, rules, calendar, now, config.scheduler.digest_time)
+    out = config.reports_path
+    html_path, xlsx_path = out / f"digest-{period}.html", out / f"digest-{period}.xlsx"
+    tables = digest_render.digest_tables(digest)
+    write_atomic(html_path, digest_render.render_html(digest, tables=tables).encode())
+    write_atomic(xlsx_path, digest_render.render_xlsx(digest, tables=tables))
+    attachments = [_attachment(xlsx_path, f"每日超期通报-{period}.xlsx", XLSX_MIME),
+                   _attachment(html_path, f"每日超期通报-{period}.html", HTML_MIME)]
+    markdown, truncated = digest_render.render_markdown(
+        digest, hint=f"完整清单见附件：每日超期通报-{period}.xlsx（及 .html）。")
+    rendered = _rendered(
+        f"12345 热线每日超期通报（{period}）", digest_render.render_text(digest), markdown,
+        digest_render.render_html(digest, limit=config.reports.email_list_rows, tables=tables), attachments,
+        digest_render.sms_params(digest),
+    )
+    o = digest.overview
+    summary: dict[str, Any] = {
+        "kind": "digest", "period": period, "now": local.isoformat(), "open": o.open, "overdue": o.overdue,
+        "new_overdue": o.new_overdue, "due_today": o.due_today, "markdown_truncated": truncated,
+        "files": [str(html_path), str(xlsx_path)],
+    }
+    deliveries = supervisor_deliveries(_directory(store, config))
+    messages = [(dl, _key("digest", period, dl.contact.key),
+                 {"rendered": rendered, "urgent": False, "report": summary}) for dl in deliveries]
+    queued = _commit(store, "digest", period, now, summary, messages)
+    if queued is None:
+        return None
+    if not deliveries:
+        log.warning("digest_without_recipient", period=period, hint="configure contacts.supervisors")
+    log.info("digest_queued", period=period, messages=queued, overdue=o.overdue)
+    return {**summary, "recipients": len(deliveries), "outbox_rows": queued}
+
+
+# --- month end ----------------------------------------------------------------------------------------------
+
+
+def run_month_end_job(
+    store: Store, rules: RuleSet, calendar: WorkCalendar, config: Config, now: datetime
+) -> list[dict[str, Any]]:
+    """Queue what is due at ``now`` (aware): today's month-end reminders to units, and last month's carry-over
+    report to supervisors; each once per (kind, period). Returns one summary per report queued."""
+    done = []
+    for action in due_actions(calendar, rules.month_end, now):
+        if is_done(store, action.kind, action.period):
+            continue
+        include = rules.month_end.include_carried_over
+        result = (_reminders(store, calendar, config, action, now, include) if action.kind == "month_end"
+                  else _carry_over(store, config, action, now))
+        if result is not None:
+            done.append(result)
+    return done
+
+
+def _reminders(  # noqa: PLR0917 - internal
+    store: Store, calendar: WorkCalendar, config: Config, action: MonthEndAction, now: datetime, include: bool
+) -> dict[str, Any] | None:
+    with store.engine.connect() as conn:
+        by_unit = backlog(conn, year=action.year, month=action.month, now=now, include_carried=include)
+    directory = _directory(store, config)
+    stamp = action.period.replace("/", "-")
+    last_day = last_working_day(calendar, action.year, action.month).strftime("%m月%d日")
+    messages: list[tuple[Delivery, str, dict[str, Any]]] = []
+    units = []
+    unrouted: dict[str, list[BacklogCase]] = {}
+    fallback: dict[tuple[str, str], Delivery] = {}
+    for unit, items in by_unit.items():
+        deliveries = directory.route(UNIT_ROUTE, unit)
+        own = [dl for dl in deliveries if dl.note is None]
+        for dl in deliveries:
+            if dl.note is not None:  # no handler or leader: the supervisors hear once about all such units
+                unrouted[unit] = items
+                fallback.setdefault((dl.contact.key, dl.channel), Delivery(dl.contact, dl.channel))
+        units.append({"unit": unit, "cases": len(items), "recipients": len(own), "to_supervisors": unit in unrouted})
+        if not own:
+            continue
+        r = render_reminder(action, unit, items, calendar, now)
+        attachments = _reminder_files(config, r, f"month-end-{stamp}-{safe_filename(unit)}.xlsx",
+                                      f"月底清零-{safe_filename(unit)}-{stamp}.xlsx")
+        sms = {"unit": unit, "count": str(len(items)), "overdue": str(sum(c.overdue for c in items)),
+               "last_day": last_day}
+        payload = {"rendered": _rendered(r.subject, r.text, r.markdown, None, attachments, sms), "urgent": False,
+                   "report": {"kind": "month_end", "period": action.period, "unit": unit, "cases": len(items)}}
+        messages += [(dl, _key("month_end", action.period, dl.contact.key), payload) for dl in own]
+    if unrouted:
+        r = render_unrouted_reminder(action, unrouted, calendar, now)
+        attachments = _reminder_files(config, r, f"month-end-{stamp}-unrouted.xlsx",
+                                      f"月底清零-未配置联系人单位-{stamp}.xlsx")
+        sms = {"unit": f"{len(unrouted)}个单位", "count": str(sum(len(v) for v in unrouted.values())),
+               "overdue": str(sum(c.overdue for v in unrouted.values() for c in v)), "last_day": last_day}
+        note = "以下单位未配置承办人/分管领导联系人，转督办人员"
+        payload = {"rendered": _rendered(r.subject, r.text, r.markdown, None, attachments, sms), "urgent": False,
+                   "note": note, "report": {"kind": "month_end", "period": action.period, "units": sorted(unrouted)}}
+        messages += [(dl, _key("month_end", action.period, "unrouted", dl.contact.key), payload)
+                     for dl in fallback.values()]
+    summary: dict[str, Any] = {"kind": "month_end", "period": action.period, "now": to_local(now).isoformat(),
+                               "units": units, "cases": sum(u["cases"] for u in units)}
+    queued = _commit(store, "month_end", action.period, now, summary, messages)
+    if queued is None:
+        return None
+    log.info("month_end_reminders_queued", period=action.period, units=len(units), messages=queued)
+    return {**summary, "outbox_rows": queued}
+
+
+def _reminder_files(config: Config, r: RenderedReminder, name: str, filename: str) -> list[dict[str, str]]:
+    if r.xlsx is None:
+        return []
+    path = config.reports_path / name
+    write_atomic(path, r.xlsx)
+    return [_attachment(path, filename, XLSX_MIME)]
+
+
+def _carry_over(store: Store, config: Config, action: MonthEndAction, now: datetime) -> dict[str, Any] | None:
+    with store.engine.connect() as conn:
+        report = CarryOver(action.year, action.month, now,
+                           backlog(conn, year=action.year, month=action.month, now=now, include_carried=True))
+    stamp = action.period
+    out = config.reports_path
+    html_path, xlsx_path = out / f"carry-over-{stamp}.html", out / f"carry-over-{stamp}.xlsx"
+    markdown, html, xlsx, text = render_carry_over(report, hint=f"完整清单见附件：结存通报-{stamp}.xlsx（及 .html）。")
+    write_atomic(html_path, html.encode())
+    write_atomic(xlsx_path, xlsx)
+    attachments = [_attachment(xlsx_path, f"结存通报-{stamp}.xlsx", XLSX_MIME),
+                   _attachment(html_path, f"结存通报-{stamp}.html", HTML_MIME)]
+    rendered = _rendered(carry_over_title(report), text, markdown, html, attachments,
+                         {"month": f"{action.month}月", "count": str(report.total),
+                          "units": str(len(report.by_unit))})
+    summary: dict[str, Any] = {"kind": "carry_over", "period": stamp, "now": to_local(now).isoformat(),
+                               "cases": report.total, "units": len(report.by_unit),
+                               "files": [str(html_path), str(xlsx_path)], "as_of": local_text(now)}
+    deliveries = supervisor_deliveries(_directory(store, config))
+    messages = [(dl, _key("carry_over", stamp, dl.contact.key), {"rendered": rendered, "urgent": False,
+                                                                  "report": summary}) for dl in deliveries]
+    queued = _commit(store, "carry_over", stamp, now, summary, messages)
+    if queued is None:
+        return None
+    log.info("carry_over_queued", period=stamp, cases=report.total, messages=queued)
+    return {**summary, "recipients": len(deliveries), "outbox_rows": queued}
