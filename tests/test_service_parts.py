@@ -225,3 +225,35 @@ def test_health_server_answers_healthz_and_metrics(store: Store) -> None:
             stale.stop()
     finally:
         server.stop()
+
+
+# --- the service's report catch-up (in-process, fixed clock) ----------------------------------------------
+
+
+def test_reports_catch_up_at_start_on_the_leader_only_and_once(tmp_path: Path) -> None:
+    from sqlalchemy import func, select
+
+    from daemon.models import runs
+    from daemon.service import Service
+    from tests.daemon_proc import write_config
+
+    config = write_config(
+        tmp_path / "config.yaml", database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        extra="contacts: {supervisors: [{name: 督办员, role: supervisor, channels: [console]}]}\n",
+    )
+    restart = at("2024-10-08 08:31")  # first working day after National Day, a minute after digest_time
+    leader = Service(str(config), clock=lambda: restart, owner="a:1:x", environ={})
+    follower = Service(str(config), clock=lambda: restart, owner="b:2:y", environ={})
+    try:
+        assert leader._startup() and follower._startup()
+        assert leader.lease.is_leader(restart) and not follower.lease.is_leader(restart)
+        follower._reports_round(restart)
+        leader._reports_round(restart)
+        leader._reports_round(restart + timedelta(minutes=1))  # the trigger as well: still once
+        with leader.store.engine.connect() as conn:
+            done = conn.execute(select(runs.c.kind, runs.c.period)).all()
+            digests = conn.execute(select(func.count()).select_from(outbox).where(outbox.c.kind == "digest")).scalar()
+        assert ("digest", "2024-10-08") in done and digests == 1
+    finally:
+        for service in (leader, follower):
+            service.store.close()
