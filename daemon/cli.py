@@ -27,6 +27,8 @@ COMMAND_MODULES = (
     "daemon.commands.import_cmd",
     "daemon.commands.dispatch_cmd",
     "daemon.commands.report_cmds",
+    "daemon.commands.run_cmd",
+    "daemon.commands.status_cmd",
 )
 
 # Commands run in pipelines (``deadline --received -``) or by hand many times: their module is registered
@@ -85,6 +87,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:  # e.g. `hotline-sla deadline … | head`
         return 0
+    except Exception as exc:
+        reason = _database_error(exc)
+        if reason is None:
+            raise
+        print(f"hotline-sla: error: database: {reason}", file=sys.stderr)
+        return 1
     finally:
         args.ctx.close()
     return code
+
+
+def _database_error(exc: BaseException) -> str | None:
+    """One line for a database that is unreachable, read-only or full (no SQL, no parameters), else None.
+
+    Checked by class name so that light commands never import SQLAlchemy for it.
+    """
+    if type(exc).__module__ != "sqlalchemy.exc" or type(exc).__name__ not in {"OperationalError", "InterfaceError"}:
+        return None
+    orig = getattr(exc, "orig", None) or exc
+    first = (str(orig).strip().splitlines() or [type(orig).__name__])[0][:300]
+    return f"{first} (the failed transaction was rolled back; committed work is intact)"
