@@ -29,6 +29,8 @@ class _Strict(BaseModel):
 class DatabaseConfig(_Strict):
     url: str = "sqlite:///var/hotline-sla.sqlite3"
     echo: bool = False
+    # the password of `url`'s user, kept out of the file: {env: NAME}, {file: PATH} or {credential: NAME}
+    password: dict[str, str] | None = None
 
 
 class SourceConfig(BaseModel):
@@ -210,7 +212,19 @@ class Config(_Strict):
 
     @property
     def database_url(self) -> str:
+        """The URL to connect with; ``database.password`` (a secret reference) is filled in here."""
         url = os.environ.get("HOTLINE_SLA_DATABASE_URL") or self.database.url
+        if self.database.password is not None:
+            from sqlalchemy.engine import make_url
+
+            from notifiers.base import ConfigError as SecretConfigError
+            from notifiers.secrets import SecretResolver
+
+            try:
+                secret = SecretResolver().resolve("database.password", self.database.password)
+            except SecretConfigError as exc:
+                raise ConfigError(str(exc)) from None
+            return make_url(url).set(password=secret.reveal()).render_as_string(hide_password=False)
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
             rel = url[len(prefix) :]

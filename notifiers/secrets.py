@@ -5,7 +5,12 @@ itself. It is given as one of::
 
     corpsecret: {env: WECOM_CORPSECRET}          # an environment variable
     corpsecret: {file: /etc/hotline-sla/wecom}   # a file (trailing newline stripped)
-    corpsecret: {credential: wecom}              # systemd LoadCredential= ($CREDENTIALS_DIRECTORY/wecom)
+    corpsecret: {credential: wecom}              # systemd LoadCredential= (see below)
+
+A credential ``NAME`` is read from ``$CREDENTIALS_DIRECTORY/secret_NAME`` (how the shipped unit's
+``LoadCredential=secret:/etc/hotline-sla/credentials`` names each file of that folder, and the name a
+``SetCredentialEncrypted=secret_NAME:`` drop-in uses), else ``$CREDENTIALS_DIRECTORY/NAME`` (a unit that
+loads the credential under its own name, ``LoadCredential=NAME:PATH``).
 
 Errors name the config key and where we looked, never the value.
 """
@@ -22,6 +27,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, Va
 from notifiers.base import ConfigError, Secret
 
 _FORMS = "{env: NAME}, {file: PATH} or {credential: NAME}"
+#: how ``LoadCredential=secret:DIR`` names each file of DIR (systemd appends ``_<file name>`` to the ID)
+CREDENTIAL_PREFIX = "secret_"
 
 
 class SecretResolver:
@@ -62,7 +69,16 @@ class SecretResolver:
                     f"{key}: credential {name}: $CREDENTIALS_DIRECTORY is not set "
                     "(add LoadCredential= to the systemd unit)"
                 )
-            return Secret(self._read(key, Path(directory) / name), f"credential:{name}")
+            if "/" in name or name in {".", ".."}:
+                raise ConfigError(f"{key}: credential: expected a plain name such as 'wecom-secret', not a path")
+            candidates = [Path(directory) / f"{CREDENTIAL_PREFIX}{name}", Path(directory) / name]
+            for path in candidates:
+                if path.is_file():
+                    return Secret(self._read(key, path), f"credential:{name}")
+            raise ConfigError(
+                f"{key}: credential {name}: neither {candidates[0]} nor {candidates[1]} exists "
+                f"(put the file in /etc/hotline-sla/credentials/{name} or add a SetCredentialEncrypted= drop-in)"
+            )
         raise ConfigError(f"{key}: unknown secret source {form!r}; use {_FORMS}")
 
     @staticmethod

@@ -25,6 +25,19 @@ def test_env_file_and_credential_sources(tmp_path):
     assert resolver.resolve("a", {"credential": "wecom"}).reveal() == "from-credential"
 
 
+def test_credential_loaded_from_the_units_folder_has_the_secret_prefix(tmp_path):
+    """`LoadCredential=secret:/etc/hotline-sla/credentials` names each file `secret_<file name>`."""
+    (tmp_path / "secret_wecom").write_text("via-load-credential-dir\n")
+    (tmp_path / "wecom").write_text("plain-id")
+    resolver = SecretResolver(environ={"CREDENTIALS_DIRECTORY": str(tmp_path)})
+    assert resolver.resolve("a", {"credential": "wecom"}).reveal() == "via-load-credential-dir"
+    with pytest.raises(ConfigError) as exc:
+        resolver.resolve("channels.sms.key", {"credential": "missing"})
+    assert "channels.sms.key" in str(exc.value) and "secret_missing" in str(exc.value)
+    with pytest.raises(ConfigError):
+        resolver.resolve("a", {"credential": "../etc/shadow"})
+
+
 def test_inline_secret_is_refused_without_echoing_it():
     with pytest.raises(ConfigError) as exc:
         SecretResolver(environ={}).resolve("channels.g.key", SECRETS["ROBOT_KEY"])
