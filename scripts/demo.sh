@@ -20,3 +20,8 @@ $HSLA tick --now "$NOW"                  # the warnings and breaches due at NOW;
 $HSLA cases list --overdue --now "$NOW"
 $HSLA outbox list --limit 20             # what the dispatcher will send (mobiles masked)
 $HSLA dispatch --now "$NOW"              # the console channel prints each warning; a second dispatch sends nothing
+mkdir -p var/reports                     # the supervisors' daily overdue digest (每日超期通报) as a page and a workbook
+$HSLA digest --now "$NOW" --format html --output var/reports/digest-demo.html
+$HSLA digest --now "$NOW" --format xlsx --output var/reports/digest-demo.xlsx
+echo "digest: open var/reports/digest-demo.html in a browser, var/reports/digest-demo.xlsx in a spreadsheet"
+
