@@ -199,12 +199,12 @@ class ChunkWriter:
         inserts: list[tuple[Any, ...]] = []
         changed: list[CaseRecord] = []
         digests: dict[str, str] = {}
-        for number, digest, row, fields in prepared:
+        for number, digest, row, values in prepared:
             old_digest = stored.get(number)
             if old_digest is None:
                 inserts.append(row)
             elif old_digest != digest:
-                changed.append(CaseRecord(*fields))
+                changed.append(CaseRecord(*values))
                 digests[number] = digest
             else:
                 result.unchanged += 1
