@@ -84,12 +84,14 @@ def stages(path: Path, runs: int) -> dict[str, float]:
 
         out["lookup"], _ = _best(runs, lookup)
 
-        def insert() -> None:
+        def insert() -> None:  # as Store.upsert_cases writes: one connection, bulk_batch_size per commit
             with store.engine.begin() as conn:
                 conn.exec_driver_sql("DELETE FROM cases")
-            for i in range(0, n, 5000):
-                with store.engine.begin() as conn:
-                    writer._insert.run(conn, tuples[i:i + 5000])
+            size = store.bulk_batch_size
+            with store.bulk_connection() as conn:
+                for i in range(0, n, size):
+                    with conn.begin():
+                        writer._insert.run(conn, tuples[i:i + size])
 
         out["insert"], _ = _best(runs, insert)
         store.close()
