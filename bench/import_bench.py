@@ -106,8 +106,7 @@ def child_import(url: str, path: str) -> dict[str, Any]:
     _, rules, _ = _context()
     store = Store(url)
     began = time.perf_counter()
-    parallel = os.environ.get("IMPORT_BENCH_PARALLEL") == "on"
-    report = import_file(store, rules, Path(path), now=parse_time(NOW_TEXT), parallel=parallel)
+    report = import_file(store, rules, Path(path), now=parse_time(NOW_TEXT))
     wall = time.perf_counter() - began
     store.close()
     import resource
@@ -160,8 +159,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", type=Path, help="use this file (default: generate one in a cache folder)")
     parser.add_argument("--full", action="store_true", help="also time import_file end to end")
     parser.add_argument("--no-stages", action="store_true")
-    parser.add_argument("--parallel", choices=("on", "off"), default="off",
-                        help="import_file's worker processes (daemon/bulk.py)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -183,7 +180,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {stage:8} {us:6.2f}")
         print(f"  {'total':8} {total:6.2f}  → {1e6 / total:,.0f} rows/s on one core")
     if args.full:
-        os.environ["IMPORT_BENCH_PARALLEL"] = args.parallel
         for kind, r in full(data, args.runs).items():
             print(f"import_file {kind:9} {r['rate']:>9,.0f} rows/s  peak RSS {r['peak_rss_mb']:.0f} MB "
                   f"(workers {r['workers_peak_rss_mb']:.0f} MB)  "

@@ -62,22 +62,12 @@ def mapping_for(src: SourceConfig | None) -> ColumnMapping:
 
 def import_file(
     store: Store, rules: RuleSet, path: Path, *, now: datetime, mapping: ColumnMapping | None = None,
-    source_name: str = "import", progress: bool = False, parallel: bool = False,
+    source_name: str = "import", progress: bool = False,
 ) -> ImportReport:
-    """Import one CSV/XLSX export: good rows are upserted, bad rows reported with their row number.
-
-    ``parallel=True``: parse in worker processes while this one writes (:mod:`daemon.bulk`), for a large
-    CSV file in a process without other threads (else the one-process import runs). The outcome is the
-    same either way. Off by default: on a 2-core machine shared with other work it measured no faster for
-    fresh imports and slower for unchanged ones (the workers prepare every row; see docs/import_speed.md).
-    """
+    """Import one CSV/XLSX export: good rows are upserted, bad rows reported with their row number."""
     if not path.is_file():
         raise UsageError(f"{path}: no such file (expected a .csv or .xlsx export)")
     report = ImportReport(str(path))
-    from daemon import bulk
-
-    if parallel and bulk.usable(path):
-        return _import_parallel(store, rules, path, now, mapping, source_name, report, progress=progress)
 
     def good_records(results: Iterator[RowResult]) -> Iterator[CaseRecord]:
         for r in results:
@@ -92,30 +82,6 @@ def import_file(
 
         results = iter(tqdm(results, desc=path.name, unit=" rows", file=sys.stderr, mininterval=0.5))
     upserted: UpsertResult = store.upsert_cases(good_records(results), rules=rules, now=now, source_name=source_name)
-    report.inserted, report.updated, report.unchanged = upserted.inserted, upserted.updated, upserted.unchanged
-    return report
-
-
-def _import_parallel(  # noqa: PLR0917 - import_file's parameters
-    store: Store, rules: RuleSet, path: Path, now: datetime, mapping: ColumnMapping | None, source_name: str,
-    report: ImportReport, *, progress: bool,
-) -> ImportReport:
-    from daemon import bulk
-
-    def rejected(row: int, error: str) -> None:
-        report.rejected.append({"row": row, "error": error})
-
-    bar: Any = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(desc=path.name, unit=" rows", file=sys.stderr, mininterval=0.5)
-    try:
-        upserted = bulk.import_chunks(store, rules, path, mapping, now, source_name, on_rejected=rejected,
-                                      on_rows=bar.update if bar is not None else None)
-    finally:
-        if bar is not None:
-            bar.close()
     report.inserted, report.updated, report.unchanged = upserted.inserted, upserted.updated, upserted.unchanged
     return report
 
