@@ -42,6 +42,16 @@ def read_case_file(
     ``UsageError``) before the first row when required columns are missing, :class:`EncodingError` when a
     CSV is in no supported encoding.
     """
+    builder, rows = case_table(path, mapping, sheet=sheet, header_row=header_row)
+    return _cases(rows, builder)
+
+
+def case_table(
+    path: str | Path, mapping: ColumnMapping | None = None, *, sheet: str | None = None, header_row: int = 1
+) -> tuple[RecordBuilder, Iterator[tuple[int, Sequence[object]]]]:
+    """:func:`read_case_file`'s parts: the header's record builder, and (row number, cells) of every
+    non-empty row after the header, not yet built (for readers that build only some rows: daemon.bulk).
+    """
     path = Path(path)
     rows = _iter_table(path, sheet=sheet, header_row=header_row)
     header = next(rows, None)
@@ -56,7 +66,7 @@ def read_case_file(
             f"required: {', '.join(_required_labels(builder.mapping))}. "
             "Map other header names in config sources.<name>.columns"
         )
-    return _cases(rows, builder)
+    return builder, rows
 
 
 def _cases(rows: Iterator[tuple[int, Sequence[object]]], builder: RecordBuilder) -> Iterator[RowResult]:
