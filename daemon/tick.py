@@ -5,6 +5,11 @@ outbox rows, and each case's new ``next_check_at``. Running it twice at the same
 new; after an outage each missed alert is written once (the engine emits the current state, not every
 missed minute). A case whose evaluation raises is pushed forward with backoff and the tick goes on.
 
+A case that ``sync`` or ``recompute`` changes while its batch is being evaluated keeps what they wrote:
+the ``next_check_at`` update is conditioned on the content hash, deadline version and ``next_check_at``
+read with the batch, so the tick never overwrites a newer check instant with one computed from stale data
+(the changed case is due, or soon will be, and is evaluated again under its new state).
+
 A tick over thousands of due cases spends its time writing, so the writes go as in :mod:`daemon.upsert`:
 statements compiled once, values already in the driver's form (instants as naive UTC, JSON dumped once
 per alert and extended, not re-encoded, for each of its outbox rows), one ``executemany`` each; the alert
@@ -44,19 +49,21 @@ OUTBOX_COLUMNS = (
     "alert_id", "kind", "channel", "recipient", "payload", "dedupe_key", "status", "not_before", "attempts",
     "created_at",
 )
-#: the next_check_at update: new values, then the case
-NEXT_CHECK_PARAMS = ("_next", "_failures", "_id")
+#: the next_check_at update: new values, then the case and what the batch read of it
+NEXT_CHECK_PARAMS = ("_next", "_failures", "_id", "_hash", "_version", "_seen")
 
-#: what the tick reads of a case: what the engine and the alert payload need
+#: what the tick reads of a case: what the engine and the alert payload need, and what the update checks
 _READ = (
     *(cases.c[c] for c in (
         "id", "number", "source", "category", "unit", "district", "summary", "status", "received_at", "signed_at",
         "return_requested_at", "fed_back_at", "closed_at", "content_hash", "rule_id", "due_at", "provisional",
         "return_rule_id", "return_due_at", "deadline_version", "check_failures",
     )),
-    # as the driver returns them, to memoise by their text (many cases share them)
+    # as the driver returns them: warnings to memoise by their text (many cases share them), next_check_at
+    # to compare with what is stored when writing the new one
     type_coerce(cases.c.warnings, NullType()).label("warnings"),
     type_coerce(cases.c.return_warnings, NullType()).label("return_warnings"),
+    type_coerce(cases.c.next_check_at, NullType()).label("seen_next_check_at"),
 )
 
 
@@ -121,7 +128,8 @@ class _Batcher:
         self.update_next_check = BulkStatement(
             dialect,
             update(cases)
-            .where(cases.c.id == bindparam("_id"))
+            .where(cases.c.id == bindparam("_id"), cases.c.content_hash == bindparam("_hash"),
+                   cases.c.deadline_version == bindparam("_version"), cases.c.next_check_at == bindparam("_seen"))
             .values(next_check_at=bindparam("_next"), check_failures=bindparam("_failures")),
             NEXT_CHECK_PARAMS,
         )
@@ -143,7 +151,7 @@ class _Batcher:
         next_checks: list[tuple[Any, ...]] = []
         instant, now = self.values.shared_instant, self.now
         for row in rows:
-            seen = (row.id,)
+            seen = (row.id, row.content_hash, row.deadline_version, row.seen_next_check_at)
             try:
                 deadline, ret = self._deadlines(row)
                 ev = evaluate(case_state(row), deadline, ret, now, calendar=self.calendar, settings=self.settings)

@@ -181,6 +181,40 @@ def test_reopened_case_is_checked_again(store: Store, rules: RuleSet) -> None:
     assert ("C1", "breach", 0) in kinds(r)
 
 
+def test_a_sync_during_the_tick_keeps_its_next_check(store: Store, rules: RuleSet, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A re-import that lands between the tick's read and its write wins: the tick's stale check is not written.
+
+    The tick reads C1 as returned too late (finished: one late-return notice, then nothing to check); while it
+    evaluates, a sync reopens the case, which arms its deadline again. Writing the stale "nothing to check"
+    over it would lose the breach for good.
+    """
+    import daemon.tick
+
+    store.upsert_cases([case(status=Status.RETURNED, return_requested_at=at("2024-09-29 10:00"))], rules=rules,
+                       now=at("2024-09-29 10:00"), source_name="t")
+    reopened = case(status=Status.SIGNED, signed_at=at("2024-09-29 11:00"))
+    real_evaluate = daemon.tick.evaluate
+    synced: list[datetime | None] = []
+
+    def evaluate_during_a_sync(*args, **kwargs):  # type: ignore[no-untyped-def]
+        evaluation = real_evaluate(*args, **kwargs)
+        if not synced:  # the tick has read the batch; another process's import commits now
+            store.upsert_cases([reopened], rules=rules, now=at("2024-09-29 11:00"), source_name="t")
+            with store.engine.connect() as conn:
+                synced.append(conn.execute(select(cases.c.next_check_at)).scalar_one())
+        return evaluation
+
+    monkeypatch.setattr(daemon.tick, "evaluate", evaluate_during_a_sync)
+    r = run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-09-29 11:00"))
+    assert kinds(r) == [("C1", "late_return", 0)]  # decided on what the tick read, and written once
+    monkeypatch.setattr(daemon.tick, "evaluate", real_evaluate)
+    with store.engine.connect() as conn:
+        stored = conn.execute(select(cases.c.next_check_at, cases.c.check_failures)).one()
+    assert synced[0] is not None and stored == (synced[0], 0)
+    r = run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-10-11 00:00"))
+    assert ("C1", "breach", 0) in kinds(r)
+
+
 def test_two_processes_mirroring_the_config_contacts_write_them_once(store: Store) -> None:
     """Two instances start together: the second waits on the first's claim, then writes no duplicate contacts."""
     import threading
