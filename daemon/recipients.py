@@ -119,15 +119,22 @@ class Directory:
         name = self.aliases.get(unit, unit)
         return [c for c in self.by_unit.get(name, []) if c.role in roles]
 
+    @staticmethod
+    def escalates(route: RouteConfig, overdue_working_days: int) -> bool:
+        """Whether an alert this many working days overdue also goes to the supervisors.
+
+        :meth:`route` depends on ``overdue_working_days`` only through this, so callers may memoise it by
+        (route, unit, this).
+        """
+        return 0 < route.supervisors_after_working_days <= overdue_working_days
+
     def route(self, route: RouteConfig, unit: str, overdue_working_days: int = 0) -> list[Delivery]:
         """The (contact, channel) pairs for one alert of ``unit``."""
         people: list[tuple[Contact, str | None]] = []
         unit_roles: list[str] = [r for r in route.roles if r != "supervisor"]
         found = self.unit_contacts(unit, unit_roles) if unit_roles else []
         people.extend((c, None) for c in found)
-        wants_supervisors = "supervisor" in route.roles or (
-            route.supervisors_after_working_days > 0 and overdue_working_days >= route.supervisors_after_working_days
-        )
+        wants_supervisors = "supervisor" in route.roles or self.escalates(route, overdue_working_days)
         if unit_roles and not found:
             fallback = f"{unit}未配置{'/'.join(_ROLE_ZH[r] for r in unit_roles)}联系人，转督办人员"
             people.extend((s, fallback) for s in self.supervisors)

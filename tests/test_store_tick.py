@@ -96,6 +96,26 @@ def test_tick_walks_a_case_through_its_life_without_duplicates(store: Store, rul
     assert {m.channel for m in msgs} == {"console"}
 
 
+def test_outbox_rows_carry_the_alert_payload_recipient_and_key(store: Store, rules: RuleSet) -> None:
+    store.upsert_cases([case(), case("C2", unit="无人单位")], rules=rules, now=at("2024-09-27 16:30"), source_name="t")
+    now = at("2024-10-11 00:00")
+    r = run_tick(store, rules, rules.rules[0].calendar, config(), now)
+    with store.engine.connect() as conn:
+        by_id = {a.id: a for a in conn.execute(select(alerts))}
+        msgs = conn.execute(select(outbox)).all()
+    assert len(by_id) == len(r.alerts) == 2 and len(msgs) == r.outbox_rows == 3
+    for m in msgs:
+        alert = by_id[m.alert_id]
+        assert alert.detail["case"]["number"] in ("C1", "C2") and alert.detail["kind"] == alert.kind == m.kind
+        note = "无人单位未配置承办人/分管领导联系人，转督办人员" if alert.detail["case"]["number"] == "C2" else None
+        assert m.payload == {**alert.detail, "note": note, "urgent": False}
+        role, name = m.recipient["role"], m.recipient["name"]
+        assert m.dedupe_key == f"alert:{alert.id}:{role}:{m.recipient['unit'] or '-'}:{name}"
+        assert (m.status, m.not_before, m.attempts, m.created_at, alert.created_at) == ("pending", now, 0, now, now)
+    assert {(m.recipient["name"], m.recipient["mobile"]) for m in msgs} == {
+        ("王承办", "13800001234"), ("李科长", "13800005678"), ("督办员", None)}
+
+
 def test_tick_after_an_outage_sends_the_breach_not_every_missed_warning(store: Store, rules: RuleSet) -> None:
     store.upsert_cases([case(), case("C2", status=Status.FED_BACK, fed_back_at=at("2024-10-08 10:00"))],
                        rules=rules, now=at("2024-09-27 16:30"), source_name="t")
@@ -160,6 +180,39 @@ def test_reopened_case_is_checked_again(store: Store, rules: RuleSet) -> None:
     r = run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-10-11 00:00"))
     assert ("C1", "breach", 0) in kinds(r)
 
+
+def test_a_sync_during_the_tick_keeps_its_next_check(store: Store, rules: RuleSet, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A re-import that lands between the tick's read and its write wins: the tick's stale check is not written.
+
+    The tick reads C1 as returned too late (finished: one late-return notice, then nothing to check); while it
+    evaluates, a sync reopens the case, which arms its deadline again. Writing the stale "nothing to check"
+    over it would lose the breach for good.
+    """
+    import daemon.tick
+
+    store.upsert_cases([case(status=Status.RETURNED, return_requested_at=at("2024-09-29 10:00"))], rules=rules,
+                       now=at("2024-09-29 10:00"), source_name="t")
+    reopened = case(status=Status.SIGNED, signed_at=at("2024-09-29 11:00"))
+    real_evaluate = daemon.tick.evaluate
+    synced: list[datetime | None] = []
+
+    def evaluate_during_a_sync(*args, **kwargs):  # type: ignore[no-untyped-def]
+        evaluation = real_evaluate(*args, **kwargs)
+        if not synced:  # the tick has read the batch; another process's import commits now
+            store.upsert_cases([reopened], rules=rules, now=at("2024-09-29 11:00"), source_name="t")
+            with store.engine.connect() as conn:
+                synced.append(conn.execute(select(cases.c.next_check_at)).scalar_one())
+        return evaluation
+
+    monkeypatch.setattr(daemon.tick, "evaluate", evaluate_during_a_sync)
+    r = run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-09-29 11:00"))
+    assert kinds(r) == [("C1", "late_return", 0)]  # decided on what the tick read, and written once
+    monkeypatch.setattr(daemon.tick, "evaluate", real_evaluate)
+    with store.engine.connect() as conn:
+        stored = conn.execute(select(cases.c.next_check_at, cases.c.check_failures)).one()
+    assert synced[0] is not None and stored == (synced[0], 0)
+    r = run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-10-11 00:00"))
+    assert ("C1", "breach", 0) in kinds(r)
 
 
 def test_two_processes_mirroring_the_config_contacts_write_them_once(store: Store) -> None:
