@@ -191,7 +191,6 @@ class ChunkWriter:
         )
         self._fast_days: dict[tuple[str, str], Any] = {}
         self._fast_returns: dict[str, Any] = {}
-        self._shifts: dict[timedelta, dict[str, str]] = {}
         for column in INSERT_COLUMNS:  # every type this module converts by hand must be one it knows
             kind = cases.c[column].type
             known = isinstance(kind, UTCDateTime) or column in ("provisional", "difficult", "warnings",
@@ -322,39 +321,37 @@ class ChunkWriter:
         minutes). Gives the row :meth:`_row` gives (``tests/test_fastimport.py``).
         """
         (number, source, category, unit, district, domain, summary, status, received, signed, requested, fed_back,
-         closed, _, satisfaction, stars, difficult) = key[:17]
+         closed, _, satisfaction, stars, difficult, updated) = key
         rule, return_rule = self.cache.rules_for_key((source, category, status, unit, district, domain))
-        day = self._fast_days.get((rule.id, received[:10]))
+        day_key = (rule.id, received[:10])
+        day = self._fast_days.get(day_key)
         if day is None:
-            day = self._fast_days[(rule.id, received[:10])] = self._fast_day(rule, received[:10])
+            day = self._fast_days[day_key] = self._fast_day(rule, received[:10])
         if day is _SLOW:
             return None
         due_bound, provisional, warnings, first_text, first_bound = day
         v = self.values
         local = v.local_text
-        requested_due = None
-        return_id = return_due = None
+        requested_due = return_id = return_due = ret_first = None
         return_warnings = v.json_null
-        ret_first = None
         if return_rule is not None:
             ret = self._fast_returns.get(return_rule.id)
             if ret is None:
                 ret = self._fast_returns[return_rule.id] = self._fast_return(return_rule)
             if ret is _SLOW:
                 return None
-            return_id, hours, points, template, first_delta = ret
-            requested_due = self._shift(received, hours)
+            return_id, due_shift, point_shifts, template, labels, first_i = ret
+            head, tail = received[:16], received[16:]
+            requested_due = (due_shift[0].get(head) or self._shifted(due_shift, head)) + tail
             return_due = local(requested_due)
-            ats = [self._shift(received, delta) for delta in points]
+            ats = [(memo.get(head) or self._shifted((memo, delta), head)) + tail for memo, delta in point_shifts]
             isos = [f"{at[:10]}T{at[11:]}+08:00" for at in ats]
-            if template is None:
-                return_warnings = v.json([[level, iso, text] for (level, text), iso in
-                                                zip(points.values(), isos, strict=True)])
+            if template is not None:
+                return_warnings = template[0] + "".join([iso + t for iso, t in zip(isos, template[1:], strict=True)])
             else:
-                return_warnings = template[0] + "".join(iso + part for iso, part in zip(isos, template[1:],
-                                                                                         strict=True))
-            if first_delta is not None:
-                ret_first = self._shift(received, first_delta)
+                return_warnings = v.json([[lv, iso, text] for (lv, text), iso in zip(labels, isos, strict=True)])
+            if first_i is not None:
+                ret_first = ats[first_i]
         late = requested_due is not None and requested is not None and requested > requested_due
         if status in FINISHED_STATUSES or fed_back is not None or closed is not None:
             next_check = local(requested) if late else None
@@ -365,25 +362,23 @@ class ChunkWriter:
         else:
             next_check = first_bound
         return (
-            number, source.value, category.value, unit, district, domain, summary, status.value, local(received),
-            local(signed), local(requested), local(fed_back), local(closed), None,
-            None if satisfaction is None else satisfaction.value, stars, v.flag[difficult], source_name,
-            local(key[17]), digest, rule.id, due_bound, provisional, warnings, return_id, return_due,
-            return_warnings, 1, next_check, 0, now_bound, now_bound,
+            number, source._value_, category._value_, unit, district, domain, summary, status._value_,
+            local(received), None if signed is None else local(signed),
+            None if requested is None else local(requested), None if fed_back is None else local(fed_back),
+            None if closed is None else local(closed), None, None if satisfaction is None else satisfaction._value_,
+            stars, v.flag[difficult], source_name, None if updated is None else local(updated), digest, rule.id,
+            due_bound, provisional, warnings, return_id, return_due, return_warnings, 1, next_check, 0, now_bound,
+            now_bound,
         )
 
-    def _shift(self, text: str, delta: timedelta) -> str:
-        """Canonical local text ``delta`` (whole minutes) later, through a memo per 'YYYY-MM-DD HH:MM'."""
-        memo = self._shifts.get(delta)
-        if memo is None:
-            memo = self._shifts[delta] = {}
-        head = text[:16]
-        out = memo.get(head)
-        if out is None:
-            out = (datetime.fromisoformat(head) + delta).isoformat(" ")[:16]
-            if len(memo) < 200_000:
-                memo[head] = out
-        return out + text[16:]
+    @staticmethod
+    def _shifted(shift: tuple[dict[str, str], timedelta], head: str) -> str:
+        """Local 'YYYY-MM-DD HH:MM' ``head`` moved by the shift's whole minutes, remembered in its memo."""
+        memo, delta = shift
+        out = (datetime.fromisoformat(head) + delta).isoformat(" ")[:16]
+        if len(memo) < 200_000:
+            memo[head] = out
+        return out
 
     def _fast_day(self, rule: Rule, day: str) -> Any:
         """(due, provisional, warnings, first check as local text, first check) in driver values for a day
@@ -405,8 +400,9 @@ class ChunkWriter:
                 v.shared_instant(first))
 
     def _fast_return(self, rule: Rule) -> Any:
-        """(id, period, {offset from receipt: (level, lead text)}, JSON template or None, offset of the first
-        warning) for an hour rule whose warnings are the same for every case, else _SLOW.
+        """(id, due shift, warning shifts, JSON template or None, (level, lead text) per warning, index of the
+        first warning) for an hour rule whose warnings are the same for every case, else _SLOW. A shift is
+        (memo, whole minutes after receipt), see :meth:`_shifted`.
         """
         leads = self.cache._hour_leads(rule)
         if rule.hours is None or leads is None:
@@ -421,7 +417,7 @@ class ChunkWriter:
         marks = [f"@@hsla{i}@@" for i in range(len(points))]
         template: list[str] | None = None
         dumped = self.values.json([[lv, mark, text] for (lv, text), mark in zip(points.values(), marks,
-                                                                                      strict=True)])
+                                                                                strict=True)])
         if isinstance(dumped, str) and all(dumped.count(mark) == dumped.count(f'"{mark}"') == 1 for mark in marks):
             template = []  # the JSON around each warning's instant: template[0] + at0 + template[1] + at1 ...
             rest = dumped
@@ -429,8 +425,10 @@ class ChunkWriter:
                 head, rest = rest.split(mark)
                 template.append(head)
             template.append(rest)
-        first_delta = min(points) if points else None
-        return rule.id, period, points, template, first_delta
+        offsets = list(points)
+        first_i = offsets.index(min(offsets)) if offsets else None
+        return (rule.id, ({}, period), [({}, offset) for offset in offsets], template, list(points.values()),
+                first_i)
 
     def _row(  # noqa: PLR0917 - internal, the hot path
         self, rec: CaseRecord, digest: str, d: Derived, source_name: str, version: int, now_bound: Any

@@ -28,8 +28,9 @@ from daemon.upsert import ChunkWriter, FastCase
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=LOCAL_TZ)
-FULL_HEADERS = ("工单编号", "来源", "诉求类型", "受理时间", "承办单位", "办理状态", "签收时间", "退件申请时间", "反馈时间",
-                "办结时间", "延期至", "满意度", "评星", "疑难件", "属地", "涉及领域", "问题摘要", "更新时间")
+FULL_HEADERS = ("工单编号", "来源", "诉求类型", "受理时间", "承办单位", "办理状态", "签收时间", "退件申请时间",
+                "反馈时间", "办结时间", "延期至", "满意度", "评星", "疑难件", "属地", "涉及领域", "问题摘要",
+                "更新时间")
 
 
 def _t(instant: datetime, rng: random.Random) -> str:
@@ -47,7 +48,7 @@ def _t(instant: datetime, rng: random.Random) -> str:
 def _random_rows(n: int, seed: int) -> Iterator[list[str]]:
     """Rows over years with holidays and a provisional year, every status path, odd but valid cells."""
     rng = random.Random(seed)
-    start = datetime(2024, 9, 20)  # noqa: DTZ001 - local wall time
+    start = datetime(2024, 9, 20)  # local wall time
     for i in range(n):
         received = start + timedelta(seconds=rng.randrange(0, 3 * 366 * 86400))
         if rng.random() < 0.3:
