@@ -22,11 +22,29 @@ SOURCE_FIELDS = (
 )
 FINISHED = {s.value for s in FINISHED_STATUSES}  # as strings, for SQL
 _source_values = attrgetter(*SOURCE_FIELDS)
+_LOCAL_SFX = datetime(2000, 1, 1, tzinfo=LOCAL_TZ).isoformat()[19:]  # '+08:00'
 
 
 def content_hash(record: CaseRecord) -> str:
     """What the source said about the case; equal hashes mean a re-import changes nothing."""
     raw = "\x1f".join(["" if v is None else str(v) for v in _source_values(record)])
+    return hashlib.md5(raw.encode(), usedforsecurity=False).hexdigest()
+
+
+def key_hash(key: Sequence[Any]) -> str:
+    """:func:`content_hash` of the record a :data:`~daemon.sources.mapping.SourceKey` stands for: times are
+    canonical local text there, and ``str`` of the local datetime is that text plus '+08:00'.
+    """
+    (number, source, category, unit, district, domain, summary, status, received, signed, requested, fed_back,
+     closed, extended, satisfaction, stars, difficult, updated) = key
+    assert extended is None
+    raw = "\x1f".join((
+        number, source, category, unit, district or "", domain or "", summary or "", status, received + _LOCAL_SFX,
+        "" if signed is None else signed + _LOCAL_SFX, "" if requested is None else requested + _LOCAL_SFX,
+        "" if fed_back is None else fed_back + _LOCAL_SFX, "" if closed is None else closed + _LOCAL_SFX, "",
+        satisfaction or "", "" if stars is None else str(stars), "True" if difficult else "False",
+        "" if updated is None else updated + _LOCAL_SFX,
+    ))
     return hashlib.md5(raw.encode(), usedforsecurity=False).hexdigest()
 
 
@@ -102,10 +120,16 @@ class RuleCache:
     def rules_for(self, record: CaseRecord) -> tuple[Rule, Rule | None]:
         key = (record.source, record.category, record.status, record.unit, record.district, record.domain)
         hit = self._cache.get(key)
+        return hit if hit is not None else self.rules_for_key(key)
+
+    def rules_for_key(self, key: tuple[Any, ...]) -> tuple[Rule, Rule | None]:
+        """:meth:`rules_for` by (source, category, status, unit, district, domain)."""
+        hit = self._cache.get(key)
         if hit is None:
+            source, category, status, unit, district, domain = key
             view = {
-                "source": record.source.value, "category": record.category.value, "status": record.status.value,
-                "unit": record.unit, "district": record.district, "domain": record.domain,
+                "source": source.value, "category": category.value, "status": status.value,
+                "unit": unit, "district": district, "domain": domain,
             }
             hit = (self.rules.match(view), self.rules.return_rule(view))
             if len(self._cache) < 100_000:

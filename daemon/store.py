@@ -22,7 +22,7 @@ from daemon.derive import FINISHED as _FINISHED
 from daemon.derive import RuleCache, content_hash, derive, first_check_at, is_finished, warnings_from_json
 from daemon.models import cases, metadata, settings
 from daemon.rules import RuleSet
-from daemon.upsert import ChunkWriter, UpsertResult
+from daemon.upsert import ChunkWriter, FastCase, UpsertResult
 
 __all__ = [  # the derivation and upsert helpers live in daemon.derive / daemon.upsert; importable from here too
     "_FINISHED", "RuleCache", "Store", "UpsertResult", "content_hash", "derive", "first_check_at", "is_finished",
@@ -97,7 +97,7 @@ class Store:
 
     def upsert_cases(
         self,
-        records: Iterable[CaseRecord],
+        records: Iterable[CaseRecord | FastCase],
         *,
         rules: RuleSet,
         now: datetime,
@@ -106,14 +106,15 @@ class Store:
     ) -> UpsertResult:
         """Insert new cases, update changed ones (by case number), leave unchanged ones alone.
 
-        ``records`` is consumed as a stream, one transaction per chunk of ``batch_size`` (default
+        ``records`` (records, or :class:`FastCase` rows of a file import) is consumed as a stream, one
+        transaction per chunk of ``batch_size`` (default
         :attr:`bulk_batch_size`), so memory stays flat whatever the size of the import.
         """
         total = UpsertResult()
         writer = ChunkWriter(self.engine.dialect, RuleCache(rules))
         with self.bulk_connection() as conn:
             for chunk in _batched(records, batch_size or self.bulk_batch_size):
-                last: dict[str, CaseRecord] = {}
+                last: dict[str, CaseRecord | FastCase] = {}
                 for rec in chunk:  # within one batch the later row wins
                     last[rec.number] = rec
                 with conn.begin():

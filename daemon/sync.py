@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -26,9 +26,10 @@ from daemon.errors import ConfigError, UsageError
 from daemon.models import source_state
 from daemon.rules import RuleSet
 from daemon.sources.base import RowResult, SourceError
-from daemon.sources.files import read_case_file
-from daemon.sources.mapping import ColumnMapping
+from daemon.sources.files import case_table
+from daemon.sources.mapping import ColumnMapping, RowError
 from daemon.store import Store, UpsertResult
+from daemon.upsert import FastCase
 
 log = structlog.get_logger("hotline_sla.sync")
 CASE_FILE_SUFFIXES = {".csv", ".xlsx"}
@@ -68,20 +69,26 @@ def import_file(
     if not path.is_file():
         raise UsageError(f"{path}: no such file (expected a .csv or .xlsx export)")
     report = ImportReport(str(path))
+    builder, rows = case_table(path, mapping)
 
-    def good_records(results: Iterator[RowResult]) -> Iterator[CaseRecord]:
-        for r in results:
-            if r.record is None:
-                report.rejected.append({"row": r.row, "error": r.error or "invalid row"})
-            else:
-                yield r.record
+    def good_records(rows: Iterator[tuple[int, Sequence[object]]]) -> Iterator[CaseRecord | FastCase]:
+        """Plain text rows stay text (FastCase); every other row is built here, bad ones reported."""
+        source_key, build = builder.source_key, builder.build
+        for row, cells in rows:
+            key = source_key(cells)
+            if key is not None:
+                yield FastCase(builder, cells, key)
+                continue
+            try:
+                yield build(cells)
+            except RowError as exc:
+                report.rejected.append({"row": row, "error": str(exc) or "invalid row"})
 
-    results: Iterator[RowResult] = read_case_file(path, mapping)
     if progress:
         from tqdm import tqdm
 
-        results = iter(tqdm(results, desc=path.name, unit=" rows", file=sys.stderr, mininterval=0.5))
-    upserted: UpsertResult = store.upsert_cases(good_records(results), rules=rules, now=now, source_name=source_name)
+        rows = iter(tqdm(rows, desc=path.name, unit=" rows", file=sys.stderr, mininterval=0.5))
+    upserted: UpsertResult = store.upsert_cases(good_records(rows), rules=rules, now=now, source_name=source_name)
     report.inserted, report.updated, report.unchanged = upserted.inserted, upserted.updated, upserted.unchanged
     return report
 

@@ -11,16 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Dialect, bindparam, insert, select, update
 from sqlalchemy.sql.dml import ValuesBase
 
-from daemon.cases import CaseRecord
-from daemon.derive import Derived, RuleCache, Warnings, content_hash, derive_parts
+from daemon.cases import FINISHED_STATUSES, CaseRecord
+from daemon.derive import Derived, RuleCache, Warnings, content_hash, derive_parts, key_hash
 from daemon.models import UTCDateTime, case_history, cases
+from daemon.rules import Rule
+from daemon.timeutil import LOCAL_TZ
+
+if TYPE_CHECKING:
+    from daemon.sources.mapping import RecordBuilder, SourceKey
 
 HISTORY_FIELDS = ("status", "unit", "extended_due_at", "fed_back_at", "closed_at", "rule_id", "due_at")
 
@@ -55,6 +60,31 @@ class UpsertResult:
         self.moved.extend(other.moved)
 
 
+class FastCase:
+    """A case from a plain text row, kept as text (:meth:`RecordBuilder.source_key`) until the writer knows
+    what it needs: nothing for an unchanged case, the insert row straight from the text for a new one
+    (:meth:`ChunkWriter.fast_row`), the :class:`CaseRecord` (built from the cells) for a changed one.
+    """
+
+    __slots__ = ("builder", "cells", "digest", "key", "number")
+
+    def __init__(self, builder: RecordBuilder, cells: Sequence[object], key: SourceKey) -> None:
+        self.builder = builder
+        self.cells = cells
+        self.key = key
+        self.number: str = key[0]
+        self.digest = key_hash(key)
+
+    def record(self) -> CaseRecord:
+        return self.builder.build(self.cells)
+
+
+_SLOW = object()  # a memo entry meaning "this rule/day takes the record path"
+
+
+_UTC_OFFSET = LOCAL_TZ.utcoffset(None)
+
+
 def _naive_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value!r} given to the store: attach a timezone")
@@ -72,12 +102,31 @@ class DriverValues:
             def instant(value: datetime | None) -> Any:
                 return None if value is None else _naive_utc(value)
         self.instant: Callable[[datetime | None], Any] = instant
+        self.text_mode = dialect.name == "sqlite"
+        self._to_utc: dict[str, str] = {}
         flag = cases.c.provisional.type.dialect_impl(dialect).bind_processor(dialect)
         self.flag = {b: (flag(b) if flag else b) for b in (False, True)}
         json_processor = cases.c.warnings.type.dialect_impl(dialect).bind_processor(dialect)
         self._json: Callable[[Any], Any] = json_processor if json_processor is not None else _same
+        self.json = self._json  # a JSON column's value → the driver's
         self.json_null = self._json(None)  # JSON columns store None as JSON null, as SQLAlchemy does
         self._shared: dict[datetime, Any] = {}
+
+    def local_text(self, text: str | None) -> Any:
+        """:attr:`instant` of the local time a canonical 'YYYY-MM-DD HH:MM:SS' text names (fixed +08:00),
+        through a memo of the UTC 'YYYY-MM-DD HH:MM' per local one.
+        """
+        if text is None:
+            return None
+        head = text[:16]
+        utc = self._to_utc.get(head)
+        if utc is None:
+            utc = (datetime.fromisoformat(head) - _UTC_OFFSET).isoformat(" ")[:16]
+            if len(self._to_utc) < 200_000:
+                self._to_utc[head] = utc
+        if self.text_mode:
+            return utc + text[16:] + ".000000"
+        return datetime.fromisoformat(utc + text[16:])
 
     def shared_instant(self, value: datetime | None) -> Any:
         """:attr:`instant`, memoised: for due and check instants that many cases share."""
@@ -140,6 +189,8 @@ class ChunkWriter:
             update(cases).where(cases.c.id == bindparam("_id")).values({c: bindparam(c) for c in UPDATE_COLUMNS}),
             (*UPDATE_COLUMNS, "_id"),
         )
+        self._fast_days: dict[tuple[str, str], Any] = {}
+        self._fast_returns: dict[str, Any] = {}
         for column in INSERT_COLUMNS:  # every type this module converts by hand must be one it knows
             kind = cases.c[column].type
             known = isinstance(kind, UTCDateTime) or column in ("provisional", "difficult", "warnings",
@@ -147,24 +198,36 @@ class ChunkWriter:
             assert known or kind.dialect_impl(dialect).bind_processor(dialect) is None, column
 
     def upsert(
-        self, conn: Connection, chunk: Sequence[CaseRecord], now: datetime, source_name: str
+        self, conn: Connection, chunk: Sequence[CaseRecord | FastCase], now: datetime, source_name: str
     ) -> UpsertResult:
         """One chunk (distinct numbers) in the caller's transaction."""
         result = UpsertResult()
-        digests = {rec.number: content_hash(rec) for rec in chunk}
+        digests = {
+            item.number: item.digest if type(item) is FastCase else content_hash(item)  # type: ignore[arg-type]
+            for item in chunk
+        }
         stored: dict[str, str] = dict(conn.execute(
             select(cases.c.number, cases.c.content_hash).where(cases.c.number.in_(list(digests)))
         ).all())
         inserts: list[tuple[Any, ...]] = []
         changed: list[CaseRecord] = []
         now_bound = self.values.instant(now)
-        for rec in chunk:
-            digest = digests[rec.number]
-            old_digest = stored.get(rec.number)
+        for item in chunk:
+            digest = digests[item.number]
+            old_digest = stored.get(item.number)
             if old_digest is None:
-                inserts.append(self._row(rec, digest, derive_parts(rec, self.cache), source_name, 1, now_bound))
+                row = None
+                if type(item) is FastCase:
+                    row = self.fast_row(item.key, digest, source_name, now_bound)
+                    if row is None:
+                        rec = item.record()
+                else:
+                    rec = item  # type: ignore[assignment]
+                if row is None:
+                    row = self._row(rec, digest, derive_parts(rec, self.cache), source_name, 1, now_bound)
+                inserts.append(row)
             elif old_digest != digest:
-                changed.append(rec)
+                changed.append(item.record() if type(item) is FastCase else item)  # type: ignore[arg-type]
             else:
                 result.unchanged += 1
         self._insert.run(conn, inserts)
@@ -250,6 +313,122 @@ class ChunkWriter:
         result.updated = len(updates)
         if history:
             conn.execute(insert(case_history), history)
+
+    def fast_row(self, key: SourceKey, digest: str, source_name: str, now_bound: Any) -> tuple[Any, ...] | None:
+        """:meth:`_row` of a new case from its :data:`SourceKey`, the deadline parts memoised as driver values
+        per (rule, local day of receipt); None when the rules need the record path for it (an hour rule as
+        the resolve rule, a day whose warning could fall on the day of receipt, leads that are not whole
+        minutes). Gives the row :meth:`_row` gives (``tests/test_fastimport.py``).
+        """
+        (number, source, category, unit, district, domain, summary, status, received, signed, requested, fed_back,
+         closed, _, satisfaction, stars, difficult, updated) = key
+        rule, return_rule = self.cache.rules_for_key((source, category, status, unit, district, domain))
+        day_key = (rule.id, received[:10])
+        day = self._fast_days.get(day_key)
+        if day is None:
+            day = self._fast_days[day_key] = self._fast_day(rule, received[:10])
+        if day is _SLOW:
+            return None
+        due_bound, provisional, warnings, first_text, first_bound = day
+        v = self.values
+        local = v.local_text
+        requested_due = return_id = return_due = ret_first = None
+        return_warnings = v.json_null
+        if return_rule is not None:
+            ret = self._fast_returns.get(return_rule.id)
+            if ret is None:
+                ret = self._fast_returns[return_rule.id] = self._fast_return(return_rule)
+            if ret is _SLOW:
+                return None
+            return_id, due_shift, point_shifts, template, labels, first_i = ret
+            head, tail = received[:16], received[16:]
+            requested_due = (due_shift[0].get(head) or self._shifted(due_shift, head)) + tail
+            return_due = local(requested_due)
+            ats = [(memo.get(head) or self._shifted((memo, delta), head)) + tail for memo, delta in point_shifts]
+            isos = [f"{at[:10]}T{at[11:]}+08:00" for at in ats]
+            if template is not None:
+                return_warnings = template[0] + "".join([iso + t for iso, t in zip(isos, template[1:], strict=True)])
+            else:
+                return_warnings = v.json([[lv, iso, text] for (lv, text), iso in zip(labels, isos, strict=True)])
+            if first_i is not None:
+                ret_first = ats[first_i]
+        late = requested_due is not None and requested is not None and requested > requested_due
+        if status in FINISHED_STATUSES or fed_back is not None or closed is not None:
+            next_check = local(requested) if late else None
+        elif late and requested < first_text:
+            next_check = local(requested)
+        elif not late and ret_first is not None and signed is None and requested is None and ret_first < first_text:
+            next_check = local(ret_first)
+        else:
+            next_check = first_bound
+        return (
+            number, source._value_, category._value_, unit, district, domain, summary, status._value_,
+            local(received), None if signed is None else local(signed),
+            None if requested is None else local(requested), None if fed_back is None else local(fed_back),
+            None if closed is None else local(closed), None, None if satisfaction is None else satisfaction._value_,
+            stars, v.flag[difficult], source_name, None if updated is None else local(updated), digest, rule.id,
+            due_bound, provisional, warnings, return_id, return_due, return_warnings, 1, next_check, 0, now_bound,
+            now_bound,
+        )
+
+    @staticmethod
+    def _shifted(shift: tuple[dict[str, str], timedelta], head: str) -> str:
+        """Local 'YYYY-MM-DD HH:MM' ``head`` moved by the shift's whole minutes, remembered in its memo."""
+        memo, delta = shift
+        out = (datetime.fromisoformat(head) + delta).isoformat(" ")[:16]
+        if len(memo) < 200_000:
+            memo[head] = out
+        return out
+
+    def _fast_day(self, rule: Rule, day: str) -> Any:
+        """(due, provisional, warnings, first check as local text, first check) in driver values for a day
+        rule and a local day of receipt when they are the same for every instant of that day, else _SLOW.
+        """
+        if rule.hours is not None:
+            return _SLOW
+        start = datetime.fromisoformat(day).replace(tzinfo=LOCAL_TZ)
+        full = rule.deadline(start)
+        due = full.due_at
+        candidates = rule.warning_candidates(due)
+        if any(w.at < due and w.at < start + timedelta(days=1) for w in candidates):
+            return _SLOW  # kept or not depends on the instant of receipt
+        v = self.values
+        warnings = Warnings(tuple(w for w in candidates if w.at < due))
+        first = due if warnings.first_at is None or warnings.first_at > due else warnings.first_at
+        first_text = first.astimezone(LOCAL_TZ).replace(tzinfo=None).isoformat(" ")
+        return (v.shared_instant(due), v.flag[full.provisional], v.warnings(warnings), first_text,
+                v.shared_instant(first))
+
+    def _fast_return(self, rule: Rule) -> Any:
+        """(id, due shift, warning shifts, JSON template or None, (level, lead text) per warning, index of the
+        first warning) for an hour rule whose warnings are the same for every case, else _SLOW. A shift is
+        (memo, whole minutes after receipt), see :meth:`_shifted`.
+        """
+        leads = self.cache._hour_leads(rule)
+        if rule.hours is None or leads is None:
+            return _SLOW
+        period = timedelta(hours=rule.hours)
+        minute = timedelta(minutes=1)
+        if any(not timedelta(0) < delta < period or delta % minute for _, delta, _ in leads):
+            return _SLOW  # every lead strictly inside the period: then every case keeps every warning
+        points = {period - delta: (level, text) for level, delta, text in leads}
+        if len(points) != len(leads):
+            return _SLOW
+        marks = [f"@@hsla{i}@@" for i in range(len(points))]
+        template: list[str] | None = None
+        dumped = self.values.json([[lv, mark, text] for (lv, text), mark in zip(points.values(), marks,
+                                                                                strict=True)])
+        if isinstance(dumped, str) and all(dumped.count(mark) == dumped.count(f'"{mark}"') == 1 for mark in marks):
+            template = []  # the JSON around each warning's instant: template[0] + at0 + template[1] + at1 ...
+            rest = dumped
+            for mark in marks:
+                head, rest = rest.split(mark)
+                template.append(head)
+            template.append(rest)
+        offsets = list(points)
+        first_i = offsets.index(min(offsets)) if offsets else None
+        return (rule.id, ({}, period), [({}, offset) for offset in offsets], template, list(points.values()),
+                first_i)
 
     def _row(  # noqa: PLR0917 - internal, the hot path
         self, rec: CaseRecord, digest: str, d: Derived, source_name: str, version: int, now_bound: Any

@@ -31,6 +31,12 @@ TIME_FIELDS = (
 #: times that cannot precede receipt (受理时间)
 _AFTER_RECEIPT = ("signed_at", "fed_back_at", "closed_at")
 _DATE_ONLY = re.compile(r"\d{4}[-/年]\d{1,2}[-/月]\d{1,2}日?")
+_HOURS = frozenset(f"{h:02d}" for h in range(24))
+_SIXTY = frozenset(f"{m:02d}" for m in range(60))
+
+#: a record as text (:meth:`RecordBuilder.source_key`), in :data:`daemon.derive.SOURCE_FIELDS` order: str
+#: and enum members as the record has them, times as canonical local text, stars int, difficult bool
+SourceKey = tuple[Any, ...]
 
 
 def _names(value: object) -> object:
@@ -159,6 +165,7 @@ class RecordBuilder:
         self._width = max(self.index.values(), default=-1) + 1
         self._at = {field: self.index.get(field, -1) for field in ColumnNames.model_fields}
         self._seen: dict[str, dict[object, object]] = {f: {} for f in (*self._words, "stars", "difficult")}
+        self._days: set[str] = set()  # 'YYYY-MM-DD' texts seen to be real dates (source_key)
 
     def missing_required(self) -> list[str]:
         """Required fields with no column, shown as '工单编号 (number)'; 'a or b' when several names work."""
@@ -244,6 +251,90 @@ class RecordBuilder:
             difficult=bool(self._fast_memo(values, "difficult", self._flag)),
             source_updated_at=_fast_time(values, at["source_updated_at"]),
         )
+
+    def source_key(self, values: Sequence[object]) -> SourceKey | None:
+        """What :meth:`build` would make of a plain text row, as text: the :data:`SourceKey` of the record,
+        times as canonical local ``YYYY-MM-DD HH:MM:SS`` text. None for any row this does not take (the
+        caller then uses :meth:`build`, which decides it, errors included). A row it takes gives exactly
+        the record :meth:`build` gives (``tests/test_fastimport.py``), with none of its datetimes.
+        """
+        if len(values) < self._width:
+            return None
+        at = self._at
+        try:
+            number = _fast_text(values, at["number"])
+            unit = _fast_text(values, at["unit"])
+            received = self._canon_time(values, at["received_at"])
+            if not number or not unit or received is None or _fast_text(values, at["extended_due_at"]):
+                return None
+            signed = self._canon_time(values, at["signed_at"])
+            fed_back = self._canon_time(values, at["fed_back_at"])
+            closed = self._canon_time(values, at["closed_at"])
+            requested = self._canon_time(values, at["return_requested_at"])
+            if (
+                (signed is not None and signed < received)  # canonical local text sorts as time
+                or (fed_back is not None and fed_back < received)
+                or (closed is not None and closed < received)
+            ):
+                return None
+            status = self._fast_word(values, "status")
+            if status is None:
+                status = _infer_status({
+                    "closed_at": closed, "fed_back_at": fed_back, "return_requested_at": requested,
+                    "signed_at": signed,
+                })
+            source = self._fast_word(values, "source")
+            category = self._fast_word(values, "category")
+            if source is None or category is None:
+                return None
+            return (
+                number, source, category, unit, _fast_text(values, at["district"]) or None,
+                _fast_text(values, at["domain"]) or None, _fast_text(values, at["summary"]) or None, status,
+                received, signed, requested, fed_back, closed, None, self._fast_word(values, "satisfaction"),
+                self._fast_memo(values, "stars", v.parse_stars),
+                bool(self._fast_memo(values, "difficult", self._flag)),
+                self._canon_time(values, at["source_updated_at"]),
+            )
+        except _NotFast:
+            return None
+
+    def _canon_time(self, values: Sequence[object], i: int) -> str | None:
+        """A 'YYYY-MM-DD HH:MM[:SS]' text cell as 'YYYY-MM-DD HH:MM:SS' (what ``str`` of the parsed local
+        datetime starts with); None when empty; _NotFast for anything else (also every other cell type).
+        """
+        if i < 0:
+            return None
+        raw = values[i]
+        if type(raw) is not str:
+            if raw is None:
+                return None
+            raise _NotFast
+        text = raw.strip()
+        if not text:
+            return None
+        n = len(text)
+        if n == 19:
+            if text[16] != ":" or text[17:] not in _SIXTY:
+                raise _NotFast
+        elif n == 16:
+            text += ":00"
+        else:
+            raise _NotFast
+        if text[10] != " " or text[13] != ":" or text[11:13] not in _HOURS or text[14:16] not in _SIXTY:
+            raise _NotFast
+        if text[:10] not in self._days:
+            self._check_day(text[:10])
+        return text
+
+    def _check_day(self, day: str) -> None:
+        try:
+            ok = day.isascii() and date.fromisoformat(day).isoformat() == day
+        except ValueError:
+            ok = False
+        if not ok:
+            raise _NotFast
+        if len(self._days) < 100_000:
+            self._days.add(day)
 
     def _fast_word(self, values: Sequence[object], field: str) -> Any:
         """The member a non-empty text cell names, None for an empty cell or column; _NotFast otherwise."""
@@ -472,7 +563,7 @@ def _extension(raw: object) -> datetime:
     return v.parse_cell_time(raw, date_only_ok=False)
 
 
-def _infer_status(times: Mapping[str, datetime | None]) -> Status:
+def _infer_status(times: Mapping[str, object]) -> Status:
     """No 办理状态 cell: the latest step with a time is where the case is."""
     for field, status in (
         ("closed_at", Status.CLOSED),
