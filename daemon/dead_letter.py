@@ -45,6 +45,8 @@ def sweep(store: Store, config: Config, renderer: Renderer, owner: str, now: dat
         outbox.c.created_at <= now - timedelta(hours=hours),
         or_(outbox.c.status == "pending", and_(outbox.c.status == "sending", outbox.c.lease_until <= now)),
     )
+    from daemon.outbox import full_rows, select_rows
+
     with store.engine.begin() as conn:
         ids = list(conn.execute(select(outbox.c.id).where(cond).order_by(outbox.c.id).limit(1000)).scalars())
         if not ids:
@@ -53,7 +55,7 @@ def sweep(store: Store, config: Config, renderer: Renderer, owner: str, now: dat
         conn.execute(update(outbox).where(outbox.c.id.in_(ids), cond)
                      .values(status="dead", lease_owner=token, lease_until=None))
         mine = and_(outbox.c.id.in_(ids), outbox.c.lease_owner == token)
-        rows = conn.execute(select(outbox).where(mine).order_by(outbox.c.id)).all()
+        rows = full_rows(conn.execute(select_rows().where(mine).order_by(outbox.c.id)))
         conn.execute(update(outbox).where(mine).values(lease_owner=None))
         if rows:
             tell_supervisors(conn, config, renderer, rows, now=now, why=f"超过{hours:g}小时未送达")

@@ -33,16 +33,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection, Select, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from daemon import dead_letter
 from daemon.config import Config
 from daemon.errors import ConfigError
-from daemon.models import deliveries, outbox
+from daemon.models import alerts, deliveries, outbox
 from daemon.quiet import quiet_hours_for, quiet_until
 from daemon.render import Renderer, RenderError, alert_context, sms_params
 from daemon.store import Store
@@ -77,6 +78,37 @@ class DispatchResult:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# --- reading rows: the alert's detail merged back ----------------------------------------------------
+
+
+def select_rows(*columns: Any) -> Select[Any]:
+    """``SELECT`` outbox rows (every column, or ``columns``) with their alert's detail as ``alert_detail``.
+
+    An alert's outbox rows store only their own part of the template context (``note``, ``urgent``); the
+    rest is the alert's ``detail``, stored once (see daemon/tick.py). Report rows have no alert (outer join).
+    Read the payload of a row selected here with :func:`full_payload`, or use :func:`full_rows`.
+    """
+    return select(*(columns or outbox.c), alerts.c.detail.label("alert_detail")).select_from(
+        outbox.outerjoin(alerts, alerts.c.id == outbox.c.alert_id)
+    )
+
+
+def full_payload(row: Any) -> dict[str, Any]:
+    """A row's whole payload: ``{**alert detail, **payload}`` (rows from :func:`select_rows`).
+
+    Rows written before the payload was trimmed hold the whole context already; merging the detail under
+    it gives the same document.
+    """
+    payload: dict[str, Any] = row.payload or {}
+    detail = row.alert_detail
+    return {**detail, **payload} if isinstance(detail, dict) else payload
+
+
+def full_rows(rows: Iterable[Any]) -> list[Any]:
+    """Rows from :func:`select_rows` as attribute records whose ``payload`` is the whole payload."""
+    return [SimpleNamespace(**{**r._asdict(), "payload": full_payload(r)}) for r in rows]
 
 
 # --- enqueue and notifiers ----------------------------------------------------------------------------
@@ -261,10 +293,10 @@ class Dispatcher:
                 update(outbox).where(outbox.c.id.in_(ids), cond)
                 .values(status="sending", lease_owner=token, lease_until=lease_until)
             )
-            rows = conn.execute(
-                select(outbox).where(outbox.c.id.in_(ids), outbox.c.lease_owner == token)  # by primary key
+            rows = full_rows(conn.execute(
+                select_rows().where(outbox.c.id.in_(ids), outbox.c.lease_owner == token)  # by primary key
                 .order_by(outbox.c.not_before, outbox.c.id)
-            ).all()
+            ))
             owned = [r.id for r in rows]
             if owned:  # an earlier dispatcher died between sending and recording these
                 conn.execute(
@@ -444,7 +476,7 @@ class Dispatcher:
             if done != len(ids):
                 log.warning("outbox_lease_lost_while_sending", rows=len(ids) - done, outcome=outcome)
             if fields.get("status") == "dead":
-                dead_rows = conn.execute(select(outbox).where(outbox.c.id.in_(ids))).all()
+                dead_rows = full_rows(conn.execute(select_rows().where(outbox.c.id.in_(ids))))
                 dead_letter.tell_supervisors(conn, self.config, self.renderer, dead_rows, now=finished,
                                              why=f"连续{attempts}次发送失败")
         emit = log.debug if outcome == "sent" else log.warning

@@ -5,16 +5,18 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from daemon.cases import CaseRecord, Category, Source, Status
 from daemon.config import Config, ContactConfig, ContactsConfig, UnitConfig
 from daemon.models import alerts, case_history, cases, outbox
+from daemon.outbox import Dispatcher, full_payload, select_rows
 from daemon.recompute import recompute_if_changed
 from daemon.rules import RuleSet
 from daemon.store import Store
 from daemon.tick import run_tick
 from daemon.timeutil import LOCAL_TZ, parse_time
+from notifiers.testing import FakeNotifier
 
 UNIT = "兴隆台区住建局"
 
@@ -102,13 +104,14 @@ def test_outbox_rows_carry_the_alert_payload_recipient_and_key(store: Store, rul
     r = run_tick(store, rules, rules.rules[0].calendar, config(), now)
     with store.engine.connect() as conn:
         by_id = {a.id: a for a in conn.execute(select(alerts))}
-        msgs = conn.execute(select(outbox)).all()
+        msgs = conn.execute(select_rows()).all()
     assert len(by_id) == len(r.alerts) == 2 and len(msgs) == r.outbox_rows == 3
     for m in msgs:
         alert = by_id[m.alert_id]
         assert alert.detail["case"]["number"] in ("C1", "C2") and alert.detail["kind"] == alert.kind == m.kind
         note = "无人单位未配置承办人/分管领导联系人，转督办人员" if alert.detail["case"]["number"] == "C2" else None
-        assert m.payload == {**alert.detail, "note": note, "urgent": False}
+        assert m.payload == {"note": note, "urgent": False}  # the rest is the alert's detail, stored once
+        assert full_payload(m) == {**alert.detail, "note": note, "urgent": False}
         role, name = m.recipient["role"], m.recipient["name"]
         assert m.dedupe_key == f"alert:{alert.id}:{role}:{m.recipient['unit'] or '-'}:{name}"
         assert (m.status, m.not_before, m.attempts, m.created_at, alert.created_at) == ("pending", now, 0, now, now)
@@ -123,6 +126,29 @@ def test_tick_after_an_outage_sends_the_breach_not_every_missed_warning(store: S
     # repeats: Sat Oct 12 (make-up day) 1, Mon Oct 14 2, Tue Oct 15 09:00 3; only the latest is sent
     assert sorted(kinds(r)) == [("C1", "breach", 0), ("C1", "breach_repeat", 3)]
     assert r.evaluated == 1  # the fed-back case has nothing left to check
+
+
+def test_dispatch_merges_the_alert_detail_back_and_rows_of_the_old_form_send_the_same(
+    store: Store, rules: RuleSet
+) -> None:
+    store.upsert_cases([case(), case("C2", unit="无人单位")], rules=rules, now=at("2024-09-27 16:30"), source_name="t")
+    now = at("2024-10-11 00:00")
+    run_tick(store, rules, rules.rules[0].calendar, config(), now)
+
+    def send() -> list[tuple[str, str, str, dict[str, str]]]:
+        fake = FakeNotifier("console")
+        result = Dispatcher(store, config(), {"console": fake}, owner="t", monotonic=lambda: 0.0).dispatch_once(now)
+        assert result.sent == 3 and result.failed == 0
+        return sorted((m.recipient.name, m.subject, m.text, m.params) for m in fake.sent)
+
+    trimmed = send()
+    assert any("无人单位未配置" in text for _, _, text, _ in trimmed)  # the row's own note, merged with the detail
+    assert all("C1" in subject or "C2" in subject for _, subject, _, _ in trimmed)
+    with store.engine.begin() as conn:  # the rows as a version before the trim wrote them: the whole context
+        for m in conn.execute(select_rows()).all():
+            conn.execute(update(outbox).where(outbox.c.id == m.id)
+                         .values(payload=full_payload(m), status="pending", not_before=now))
+    assert send() == trimmed
 
 
 def test_unit_without_contacts_goes_to_supervisors_with_a_note(store: Store, rules: RuleSet) -> None:

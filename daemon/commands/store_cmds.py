@@ -220,16 +220,17 @@ def format_explain(doc: dict[str, Any]) -> str:
 
 
 def run_outbox_list(args: argparse.Namespace) -> int:
+    from daemon.outbox import full_payload, select_rows
     from notifiers.base import mask_mobile
 
-    stmt = select(outbox).order_by(outbox.c.id.desc()).limit(args.limit)
+    stmt = select_rows().order_by(outbox.c.id.desc()).limit(args.limit)
     if args.status:
         stmt = stmt.where(outbox.c.status == args.status)
     with args.ctx.store.engine.connect() as conn:
         rows = conn.execute(stmt).all()
     docs = [{
         "id": r.id, "kind": r.kind, "channel": r.channel, "to": _masked(r.recipient, mask_mobile),
-        "case": (r.payload.get("case") or {}).get("number"), "status": r.status, "attempts": r.attempts,
+        "case": (full_payload(r).get("case") or {}).get("number"), "status": r.status, "attempts": r.attempts,
         "not_before": iso_local(r.not_before), "last_error": r.last_error,
     } for r in rows]
     if args.json:

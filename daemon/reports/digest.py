@@ -315,19 +315,20 @@ def _catch_all(conn: Connection, catch_ids: list[str], total: int) -> tuple[Catc
 
 
 def _failed(conn: Connection, w: DigestWindow) -> tuple[tuple[FailedDelivery, ...], int]:
+    from daemon.outbox import full_payload, select_rows
     from notifiers.base import mask_mobile, mask_mobiles_in
 
     o = outbox.c
     cond = and_(o.status.in_(["failed", "dead"]), o.created_at >= w.now - FAILED_LOOKBACK)
     total = int(conn.execute(select(func.count()).select_from(outbox).where(cond)).scalar_one())
     rows = conn.execute(
-        select(o.kind, o.channel, o.recipient, o.payload, o.status, o.attempts, o.last_error, o.created_at)
+        select_rows(o.kind, o.channel, o.recipient, o.payload, o.status, o.attempts, o.last_error, o.created_at)
         .where(cond).order_by(o.created_at.desc(), o.id.desc()).limit(LIST_CAP)
     )
     out = []
     for r in rows:
         who = r.recipient or {}
-        payload = r.payload or {}
+        payload = full_payload(r)
         case_info = payload.get("case") if isinstance(payload.get("case"), dict) else {}
         out.append(FailedDelivery(
             kind=r.kind, case_number=(case_info or {}).get("number"), name=str(who.get("name") or "?"),
