@@ -10,9 +10,8 @@ database is what SQLAlchemy would have written; ``tests/test_upsert.py`` compare
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Dialect, bindparam, insert, select, update
@@ -42,8 +41,6 @@ UPDATE_COLUMNS = tuple(c for c in INSERT_COLUMNS if c != "created_at")
 _CREATED_AT = INSERT_COLUMNS.index("created_at")
 
 #: (number, content hash, the insert row in the driver's form, the record's field values in order)
-Prepared = tuple[str, str, tuple[Any, ...], tuple[Any, ...]]
-_record_values = attrgetter(*(f.name for f in fields(CaseRecord)))
 
 
 @dataclass
@@ -234,47 +231,6 @@ class ChunkWriter:
         result.inserted = len(inserts)
         if changed:
             self._update_changed(conn, changed, digests, now, now_bound, source_name, result)
-        return result
-
-    def prepare(self, chunk: Sequence[CaseRecord], now: datetime, source_name: str) -> list[Prepared]:
-        """Every case of a chunk (distinct numbers) ready to insert, before knowing which ones are new.
-
-        For a process that parses while another writes (:mod:`daemon.bulk`): the rows are plain tuples, cheap
-        to pickle, and :meth:`write_prepared` turns them into the same writes as :meth:`upsert`.
-        """
-        now_bound = self.values.instant(now)
-        cache = self.cache
-        return [
-            (rec.number, digest, self._row(rec, digest, derive_parts(rec, cache), source_name, 1, now_bound),
-             _record_values(rec))
-            for rec in chunk
-            for digest in (content_hash(rec),)
-        ]
-
-    def write_prepared(
-        self, conn: Connection, prepared: Sequence[Prepared], now: datetime, source_name: str
-    ) -> UpsertResult:
-        """:meth:`upsert` of a chunk that :meth:`prepare` made, in the caller's transaction."""
-        result = UpsertResult()
-        stored: dict[str, str] = dict(conn.execute(
-            select(cases.c.number, cases.c.content_hash).where(cases.c.number.in_([p[0] for p in prepared]))
-        ).all())
-        inserts: list[tuple[Any, ...]] = []
-        changed: list[CaseRecord] = []
-        digests: dict[str, str] = {}
-        for number, digest, row, values in prepared:
-            old_digest = stored.get(number)
-            if old_digest is None:
-                inserts.append(row)
-            elif old_digest != digest:
-                changed.append(CaseRecord(*values))
-                digests[number] = digest
-            else:
-                result.unchanged += 1
-        self._insert.run(conn, inserts)
-        result.inserted = len(inserts)
-        if changed:
-            self._update_changed(conn, changed, digests, now, self.values.instant(now), source_name, result)
         return result
 
     def _update_changed(  # noqa: PLR0917 - internal

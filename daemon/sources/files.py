@@ -50,7 +50,7 @@ def case_table(
     path: str | Path, mapping: ColumnMapping | None = None, *, sheet: str | None = None, header_row: int = 1
 ) -> tuple[RecordBuilder, Iterator[tuple[int, Sequence[object]]]]:
     """:func:`read_case_file`'s parts: the header's record builder, and (row number, cells) of every
-    non-empty row after the header, not yet built (for readers that build only some rows: daemon.bulk).
+    non-empty row after the header, not yet built (for the import's text path, which builds only some rows).
     """
     path = Path(path)
     rows = _iter_table(path, sheet=sheet, header_row=header_row)
