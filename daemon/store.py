@@ -7,6 +7,7 @@ in and out are aware datetimes.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -112,7 +113,7 @@ class Store:
         """
         total = UpsertResult()
         writer = ChunkWriter(self.engine.dialect, RuleCache(rules))
-        with self.bulk_connection() as conn:
+        with paused_gc(), self.bulk_connection() as conn:
             for chunk in _batched(records, batch_size or self.bulk_batch_size):
                 last: dict[str, CaseRecord | FastCase] = {}
                 for rec in chunk:  # within one batch the later row wins
@@ -172,6 +173,24 @@ class Store:
         done = conn.execute(update(settings).where(settings.c.key == key).values(value=value)).rowcount
         if not done:
             conn.execute(insert(settings).values(key=key, value=value))
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """The cyclic garbage collector off for a bulk write, back as it was after.
+
+    An import allocates millions of short-lived tuples while the memos it keeps (rules, deadlines per day,
+    local instants) stay alive; every generation-2 collection walks all of them again. Nothing the import
+    allocates per row forms a reference cycle, so reference counting frees it as before: measured on a
+    fresh 200,000-row import, 6-7 µs/row (a quarter of the Python work) went to collections.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
