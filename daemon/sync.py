@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 from sqlalchemy import insert, select, update
 
+from daemon import parallel_import
 from daemon.cases import CaseRecord
 from daemon.config import Config, SourceConfig
 from daemon.errors import ConfigError, UsageError
@@ -63,13 +64,25 @@ def mapping_for(src: SourceConfig | None) -> ColumnMapping:
 
 def import_file(
     store: Store, rules: RuleSet, path: Path, *, now: datetime, mapping: ColumnMapping | None = None,
-    source_name: str = "import", progress: bool = False,
+    source_name: str = "import", progress: bool = False, parallel: bool = True,
 ) -> ImportReport:
-    """Import one CSV/XLSX export: good rows are upserted, bad rows reported with their row number."""
+    """Import one CSV/XLSX export: good rows are upserted, bad rows reported with their row number.
+
+    A large CSV into SQLite is imported by worker processes (:mod:`daemon.parallel_import`) unless
+    ``parallel`` is False; the result is the same.
+    """
     if not path.is_file():
         raise UsageError(f"{path}: no such file (expected a .csv or .xlsx export)")
     report = ImportReport(str(path))
     builder, rows = case_table(path, mapping)
+    encoding = parallel_import.applies(store, path) if parallel else None
+    if encoding is not None:  # a large CSV into SQLite: every core (daemon/parallel_import.py)
+        rows.close()  # type: ignore[attr-defined]
+        done = parallel_import.import_parallel(store, rules, path, builder, encoding, now=now,
+                                               source_name=source_name, rejected=report.rejected,
+                                               progress=progress)
+        report.inserted, report.updated, report.unchanged = done.inserted, done.updated, done.unchanged
+        return report
 
     def good_records(rows: Iterator[tuple[int, Sequence[object]]]) -> Iterator[CaseRecord | FastCase]:
         """Plain text rows stay text (FastCase); every other row is built here, bad ones reported."""

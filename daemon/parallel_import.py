@@ -1,0 +1,392 @@
+"""A large CSV export into SQLite on every core: worker processes read, check, hash and build the rows; the
+parent only writes them.
+
+One process cannot import much faster than ~30,000 cases/s: reading, checking and hashing a row and
+building its insert values cost about as much Python as SQLite's insert itself. Here the file is cut into
+pieces of whole CSV records (a cut falls on a newline outside any quoted field, found by counting quotes,
+which is safe in UTF-8 and GB18030 alike: neither uses the bytes of ``"`` or a newline inside a character),
+and forked workers (:func:`_work`) turn each piece into prepared cases: (number, content hash, insert row,
+index) and the piece's bad rows. The parent takes the pieces back in file order and writes them through
+:meth:`daemon.upsert.ChunkWriter.upsert_prepared`, so everything the serial import guarantees still holds:
+
+- **what is stored decides.** A worker only skips building the insert row of a case it saw stored (a
+  read-only look at committed data); the parent looks every case up again in its own transaction, so a
+  number repeated in an earlier piece, or written meanwhile by another process, is updated as the later
+  row, never inserted twice. A case the parent needs as a record (changed, or new without a row) is built
+  again from its piece's bytes.
+- **rows keep their numbers and messages:** workers report rejected rows by their index in the piece; the
+  parent adds the records of the pieces before it.
+- **a first import into an empty table** runs as one transaction that drops the table's secondary indexes
+  and builds them again after the load (SQLite builds an index from sorted keys much faster than it updates
+  it row by row); a crash or an error rolls the whole import back and leaves the indexes as they were.
+  Other imports commit per piece, as the serial import does per chunk.
+
+It applies only where it pays and is safe: a SQLite database in a file, a CSV of at least
+:data:`MIN_BYTES` whose encoding the first MiB decides, at least two CPUs, and a process with no other
+thread (forking a threaded process can copy a lock another thread holds: the daemon's inbox imports,
+which run in the scheduler's thread, stay serial). Everything else takes :func:`daemon.sync.import_file`'s
+serial path, which gives the same result (``tests/test_parallel_import.py`` compares them).
+"""
+
+from __future__ import annotations
+
+import csv
+import gc
+import io
+import multiprocessing
+import os
+import signal
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy.schema import CreateIndex, DropIndex
+
+from daemon.cases import CaseRecord
+from daemon.derive import RuleCache, content_hash, derive_parts, key_hash
+from daemon.errors import UsageError
+from daemon.models import cases
+from daemon.rules import RuleSet
+from daemon.sources.files import CSV_SUFFIXES, EncodingError, _undecodable, detect_encoding
+from daemon.sources.mapping import RecordBuilder, RowError
+from daemon.store import Store, paused_gc
+from daemon.upsert import ChunkWriter, Prepared, UpsertResult
+
+log = structlog.get_logger("hotline_sla.import")
+
+MIN_BYTES = 8 << 20  # ~40,000 rows: below this, starting the workers costs more than they save
+PIECE_BYTES = 1 << 20  # ~5,000 rows per piece and per commit
+_MAX_PIECE_BYTES = 64 << 20  # a "record" longer than this is a broken quote: cut anyway, the reader reports it
+_LOOKUP_BATCH = 30_000
+FIRST_IMPORT_CACHE_KIB = 16 * 1024
+UPDATE_CACHE_KIB = 32 * 1024  # below SQLite's 32,766 host parameters
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every worker needs, set before the fork (workers inherit it)."""
+
+    path: Path
+    encoding: str
+    builder: RecordBuilder
+    rules: RuleSet
+    dialect: Any
+    database: str | None  # the SQLite file to look cases up in; None when the table was empty at the start
+    now: datetime
+    source_name: str
+
+
+_job: _Job | None = None
+_worker: dict[str, Any] = {}
+
+
+def applies(store: Store, path: Path) -> str | None:
+    """The encoding to import ``path`` with in parallel, or None when the serial path should take it."""
+    database = store.engine.url.database
+    if store.dialect != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    if path.suffix.lower() not in CSV_SUFFIXES or path.stat().st_size < MIN_BYTES:
+        return None
+    if (os.cpu_count() or 1) < 2 or threading.active_count() != 1:
+        return None
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    encoding, undecided = detect_encoding(path)
+    return None if undecided else encoding
+
+
+def import_parallel(
+    store: Store, rules: RuleSet, path: Path, builder: RecordBuilder, encoding: str, *, now: datetime,
+    source_name: str, rejected: list[dict[str, Any]], progress: bool = False, workers: int | None = None,
+    piece_bytes: int = PIECE_BYTES,
+) -> UpsertResult:
+    """Import the CSV at ``path`` (its header read into ``builder``) in parallel; bad rows go to ``rejected``
+    as ``{"row": n, "error": …}``. Raises :class:`UsageError` for a file that stops being readable as CSV,
+    after writing what came before it, as the serial import does.
+    """
+    global _job  # noqa: PLW0603 - the forked workers' copy of the job
+    encoding = "utf-8" if encoding == "utf-8-sig" else encoding  # the BOM is before the header
+    load = _Load(ChunkWriter(store.engine.dialect, RuleCache(rules)), path, encoding, builder, now, source_name,
+                 rejected)
+    n_workers = workers or max(2, os.cpu_count() or 2)
+    with paused_gc(), store.bulk_connection() as conn:
+        # a first import is one transaction, the secondary indexes built after the load. pysqlite would only
+        # begin at the first INSERT (DROP INDEX would commit at once), so it begins here, taking the write lock
+        transaction: Any = conn.begin()
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if conn.exec_driver_sql("SELECT 1 FROM cases LIMIT 1").first() is not None:
+            transaction.rollback()
+            transaction = None
+        # the cache of the serial import's bulk connection (64 MiB), less: the workers hold memory too. A first
+        # import goes in in rowid order with no secondary index to update, and its index builds at the end
+        # sort in memory of this size; an update import changes the indexes of one case in a few.
+        conn.exec_driver_sql(f"PRAGMA cache_size=-{FIRST_IMPORT_CACHE_KIB if transaction else UPDATE_CACHE_KIB}")
+        if transaction is None:
+            conn.commit()  # the PRAGMA began one; each piece has its own
+        indexes = sorted(cases.indexes, key=lambda ix: str(ix.name)) if transaction is not None else []
+        _job = _Job(path, encoding, builder, rules, store.engine.dialect,
+                    None if transaction is not None else str(store.engine.url.database), now, source_name)
+        log.info("import_parallel", file=str(path), workers=n_workers, first_import=transaction is not None)
+        pool = multiprocessing.get_context("fork").Pool(n_workers, initializer=_init_worker)
+        bar = _progress(path) if progress else None
+        try:
+            for index in indexes:
+                conn.execute(DropIndex(index))
+            load.run(conn, pool, n_workers, _pieces(path, _body_start(path), piece_bytes),
+                     per_piece=transaction is None, bar=bar)
+        except UsageError:
+            if transaction is not None:  # what came before the unreadable row stands
+                _create(conn, indexes)
+                transaction.commit()
+            raise
+        except BaseException:
+            if transaction is not None:
+                transaction.rollback()  # indexes included: DDL is transactional in SQLite
+            raise
+        else:
+            if transaction is not None:
+                _create(conn, indexes)
+                transaction.commit()
+        finally:
+            pool.terminate()
+            pool.join()
+            _job = None
+            if bar is not None:
+                bar.close()
+    return load.total
+
+
+@dataclass
+class _Load:
+    """The parent's side: pieces handed to the workers in order, their cases written in the same order."""
+
+    writer: ChunkWriter
+    path: Path
+    encoding: str
+    builder: RecordBuilder
+    now: datetime
+    source_name: str
+    rejected: list[dict[str, Any]]
+    total: UpsertResult = field(default_factory=UpsertResult)
+
+    def run(
+        self, conn: Any, pool: Any, n_workers: int, pieces: Iterator[tuple[int, int]], *, per_piece: bool,
+        bar: Any,
+    ) -> None:
+        pending: deque[tuple[tuple[int, int], Any]] = deque()
+        row_base = 1  # the header is row 1
+        while True:
+            while len(pending) <= n_workers:  # bounded: a slow writer does not pile results up
+                piece = next(pieces, None)
+                if piece is None:
+                    break
+                pending.append((piece, pool.apply_async(_work, (piece,))))
+            if not pending:
+                return
+            piece, async_result = pending.popleft()
+            n_records, items, bad, error = async_result.get()
+            self.rejected.extend({"row": row_base + index, "error": message} for index, message in bad)
+            if per_piece:
+                with conn.begin():
+                    self._write(conn, piece, items)
+            else:
+                self._write(conn, piece, items)
+            if error is not None:
+                raise _file_error(self.path, error, row_base)
+            row_base += n_records
+            if bar is not None:
+                bar.update(n_records)
+
+    def _write(self, conn: Any, piece: tuple[int, int], items: list[Prepared]) -> None:
+        last: dict[str, Prepared] = {}
+        for item in items:  # within one piece the later row wins; across pieces, what is stored decides
+            last[item[0]] = item
+        rebuild = partial(_rebuild, self.path, self.encoding, self.builder, piece)
+        self.total.add(self.writer.upsert_prepared(conn, list(last.values()), self.now, self.source_name, rebuild))
+
+
+def _file_error(path: Path, error: tuple[str, int, str], row_base: int) -> UsageError:
+    """The serial import's error for the row where a worker stopped reading."""
+    kind, index, message = error
+    if kind == "encoding":
+        return EncodingError(_undecodable(path, row_base + index))
+    return UsageError(f"{path}: row {row_base + index}: not readable as CSV: {message}")
+
+
+def _create(conn: Any, indexes: list[Any]) -> None:
+    for index in indexes:
+        conn.execute(CreateIndex(index))
+
+
+def _rebuild(
+    path: Path, encoding: str, builder: RecordBuilder, piece: tuple[int, int], wanted: list[int]
+) -> dict[int, CaseRecord]:
+    """The records at ``wanted`` (indexes of records in the piece), read again from the file."""
+    want = set(wanted)
+    out: dict[int, CaseRecord] = {}
+    text = _read(path, piece).decode(encoding, errors="replace")  # only rows that decoded are wanted
+    for index, cells in enumerate(csv.reader(io.StringIO(text, newline="")), 1):
+        if index in want:
+            out[index] = builder.build(cells)
+    return out
+
+
+def _read(path: Path, piece: tuple[int, int]) -> bytes:
+    offset, length = piece
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        return fh.read(length)
+
+
+def _body_start(path: Path) -> int:
+    """The byte offset after the header record (row 1)."""
+    for offset, length in _pieces(path, 0, 1 << 16, records=1):
+        return offset + length
+    return 0
+
+
+def _pieces(path: Path, start: int, piece_bytes: int, *, records: int | None = None) -> Iterator[tuple[int, int]]:
+    """(offset, length) of consecutive pieces of whole CSV records from ``start`` to the end of the file.
+
+    A piece ends at a newline outside quotes: the number of ``"`` bytes before it is even (an escaped quote
+    is two). With ``records=1``, the first piece is the first record alone.
+    """
+    with path.open("rb") as fh:
+        fh.seek(start)
+        offset, buf = start, b""
+        while True:
+            block = fh.read(piece_bytes)
+            buf += block
+            cut = _cut(buf, first=records == 1)
+            if cut is None and block and len(buf) < _MAX_PIECE_BYTES:
+                continue
+            if cut is None:
+                cut = len(buf) if not block else (buf.rfind(b"\n") + 1 or len(buf))
+            if cut:
+                yield offset, cut
+                offset += cut
+                buf = buf[cut:]
+            if not block and not buf:
+                return
+
+
+def _cut(buf: bytes, *, first: bool) -> int | None:
+    """The length of the longest (or, ``first``, shortest) prefix of ``buf`` made of whole records."""
+    if first:
+        pos, quotes = buf.find(b"\n"), 0
+        while pos != -1:
+            quotes = buf.count(b'"', 0, pos)
+            if quotes % 2 == 0:
+                return pos + 1
+            pos = buf.find(b"\n", pos + 1)
+        return None
+    pos = buf.rfind(b"\n")
+    if pos == -1:
+        return None
+    quotes = buf.count(b'"', 0, pos)
+    while quotes % 2:
+        prev = buf.rfind(b"\n", 0, pos)
+        if prev == -1:
+            return None
+        quotes -= buf.count(b'"', prev, pos)
+        pos = prev
+    return pos + 1
+
+
+def _progress(path: Path) -> Any:
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(desc=path.name, unit=" rows", file=sys.stderr, mininterval=0.5)
+
+
+# --- in the workers ----------------------------------------------------------------------------------------
+
+
+def _init_worker() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt stops
+    gc.disable()  # as in the parent: nothing per row forms a cycle
+    job = _job
+    assert job is not None
+    _worker["job"] = job
+    _worker["writer"] = ChunkWriter(job.dialect, RuleCache(job.rules))
+    _worker["now_bound"] = _worker["writer"].values.instant(job.now)
+    if job.database is not None:
+        _worker["db"] = sqlite3.connect(f"file:{job.database}?mode=ro", uri=True, timeout=60)
+
+
+def _work(piece: tuple[int, int]) -> tuple[int, list[Prepared], list[tuple[int, str]], tuple[str, int, str] | None]:
+    """One piece → (records in it, prepared cases, (index, message) of bad rows, an error or None).
+
+    The error, when the piece stops being readable, is ("encoding" or "csv", index of the record where
+    reading stopped, the reader's message); the cases before it are still returned.
+    """
+    job: _Job = _worker["job"]
+    writer: ChunkWriter = _worker["writer"]
+    data = _read(job.path, piece)
+    error = None
+    try:
+        text = data.decode(job.encoding)
+    except UnicodeDecodeError as exc:
+        text = data[:exc.start].decode(job.encoding)
+        text = text[:text.rfind("\n") + 1]
+        error = "encoding"
+    source_key, build = job.builder.source_key, job.builder.build
+    found: list[tuple[str, str, Any, int, Sequence[str]]] = []
+    bad: list[tuple[int, str]] = []
+    index = 0
+    try:
+        for index, cells in enumerate(csv.reader(io.StringIO(text, newline="")), 1):
+            if not (cells and cells[0].strip()) and not "".join(cells).strip():  # _blank, for text cells
+                continue
+            key = source_key(cells)
+            if key is not None:
+                found.append((key[0], key_hash(key), key, index, cells))
+                continue
+            try:
+                rec = build(cells)
+            except RowError as exc:
+                bad.append((index, str(exc) or "invalid row"))
+                continue
+            found.append((rec.number, content_hash(rec), rec, index, cells))
+    except csv.Error as exc:
+        return index, [], bad, ("csv", index + 1, str(exc))
+    error_at = ("encoding", index + 1, "") if error is not None else None
+    return index, _prepare(job, writer, found), bad, error_at
+
+
+def _prepare(job: _Job, writer: ChunkWriter, found: list[tuple[str, str, Any, int, Sequence[str]]]) -> list[Prepared]:
+    stored: set[str] = set()
+    db: sqlite3.Connection | None = _worker.get("db")
+    if db is not None:
+        numbers = [f[0] for f in found]
+        for start in range(0, len(numbers), _LOOKUP_BATCH):
+            part = numbers[start:start + _LOOKUP_BATCH]
+            marks = ",".join("?" * len(part))
+            stored.update(n for (n,) in db.execute(f"SELECT number FROM cases WHERE number IN ({marks})", part))
+        db.rollback()  # no snapshot held between pieces
+    now_bound, source_name = _worker["now_bound"], job.source_name
+    out: list[Prepared] = []
+    for number, digest, parsed, index, cells in found:
+        row = None
+        if number not in stored:
+            record = parsed
+            if type(parsed) is tuple:
+                row = writer.fast_row(parsed, digest, source_name, now_bound)
+                if row is None:
+                    record = job.builder.build(cells)
+            if row is None:
+                row = writer._row(record, digest, derive_parts(record, writer.cache), source_name, 1, now_bound)
+        out.append((number, digest, row, index))
+    return out
+
+
+__all__ = ["MIN_BYTES", "EncodingError", "applies", "import_parallel"]

@@ -1,0 +1,302 @@
+"""The parallel CSV import (daemon/parallel_import.py) stores what the serial import stores: the same cases,
+the same rejected rows with the same numbers and messages, the same history; a first import rebuilds the
+indexes it dropped, and a failure leaves the database as the serial import would."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import threading
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bench.gen_cases import generate
+from daemon import parallel_import
+from daemon.errors import UsageError
+from daemon.models import case_history, cases
+from daemon.rules import RuleSet
+from daemon.sources.files import case_table
+from daemon.store import Store
+from daemon.sync import import_file
+from daemon.timeutil import LOCAL_TZ
+from daemon.upsert import ChunkWriter
+from tests.test_fastimport import FULL_HEADERS, _random_rows
+
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=LOCAL_TZ)
+PIECE = 4096  # ~20 rows a piece: many pieces, records and duplicates across their edges
+
+
+def _write(path: Path, rows: list[list[str]], encoding: str = "utf-8-sig") -> Path:
+    with path.open("w", encoding=encoding, newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(FULL_HEADERS)
+        out.writerows(rows)
+    return path
+
+
+def _generated(n: int, seed: int) -> list[list[str]]:
+    return [[row.get(h, "") for h in FULL_HEADERS]
+            for row in generate(n, seed=seed, start=date(2026, 11, 18), end=date(2026, 11, 20))]
+
+
+def _unique(rows: list[list[str]]) -> list[list[str]]:
+    """The first row of each number (the odd rows repeat a few numbers of their own)."""
+    seen: set[str] = set()
+    out = []
+    for row in rows:
+        if row[0] not in seen:
+            seen.add(row[0])
+            out.append(row)
+    return out
+
+
+def _mixed(n: int, *, repeats: bool = False) -> list[list[str]]:
+    """Plain rows, odd and bad rows, blank lines, summaries over several lines with quotes; with ``repeats``,
+    numbers repeated further down the file."""
+    rows = _generated(n, seed=21)
+    odd = list(_random_rows(n // 2, seed=22))
+    if not repeats:
+        odd = _unique(odd)
+    out: list[list[str]] = []
+    for i, row in enumerate(rows):
+        if i % 37 == 0:
+            row[16] = f'第一行\n"第二行"，含逗号,\r\n第三行 {i}'
+        out.append(row)
+        if i % 2 == 0 and odd:
+            out.append(odd.pop())
+        if i % 53 == 0:
+            out.append([""] * len(FULL_HEADERS))
+        if repeats and i % 41 == 0 and i:
+            again = list(rows[i - 30])  # the same number later in the file, changed: the later row wins
+            again[5] = "已反馈"
+            again[8] = again[3]
+            out.append(again)
+    return out
+
+
+def _state(store: Store) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Every stored case by number (ids aside: duplicates may be inserted once or inserted and updated), and
+    the history by case number."""
+    with store.engine.connect() as conn:
+        rows = sorted(tuple(r)[1:] for r in conn.execute(select(cases)))
+        number = {r.id: r.number for r in conn.execute(select(cases.c.id, cases.c.number))}
+        history = sorted([(number[h.case_id], h.field, h.old_value, h.new_value)
+                          for h in conn.execute(select(case_history))], key=str)
+    return rows, history
+
+
+def _indexes(store: Store) -> list[tuple[str, str]]:
+    with store.engine.connect() as conn:
+        return sorted(conn.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cases' AND sql IS NOT NULL"
+        ).all())
+
+
+def _new_store(path: Path) -> Store:
+    store = Store(f"sqlite:///{path}")
+    store.upgrade()
+    return store
+
+
+def _parallel(store: Store, rules: RuleSet, path: Path, encoding: str = "utf-8-sig",
+              **kw: Any) -> tuple[int, int, int, list[dict[str, Any]]]:
+    builder, rows = case_table(path)
+    rows.close()  # type: ignore[attr-defined]
+    rejected: list[dict[str, Any]] = []
+    done = parallel_import.import_parallel(store, rules, path, builder, encoding, now=NOW, source_name="import",
+                                           rejected=rejected, piece_bytes=kw.pop("piece_bytes", PIECE), **kw)
+    return done.inserted, done.updated, done.unchanged, rejected
+
+
+def _serial(store: Store, rules: RuleSet, path: Path) -> tuple[int, int, int, list[dict[str, Any]]]:
+    report = import_file(store, rules, path, now=NOW, parallel=False)
+    return report.inserted, report.updated, report.unchanged, report.rejected
+
+
+def test_parallel_import_stores_what_the_serial_import_stores(rules: RuleSet, tmp_path: Path) -> None:
+    first = _write(tmp_path / "first.csv", _mixed(1200))  # the odd rows repeat a few numbers
+    update = [list(r) for r in _generated(1200, seed=21)[::2]]
+    for i, row in enumerate(update):
+        if i % 3 == 0:
+            row[5], row[9] = "已办结", row[3]
+    update += _unique(list(_random_rows(300, seed=23)))
+    second = _write(tmp_path / "second.csv", update)
+    serial, parallel = _new_store(tmp_path / "s.sqlite3"), _new_store(tmp_path / "p.sqlite3")
+    baseline = _indexes(parallel)
+    results: dict[str, list[Any]] = {"serial": [], "parallel": []}
+    for path in (first, second, second):
+        results["serial"].append(_serial(serial, rules, path))
+        results["parallel"].append(_parallel(parallel, rules, path))
+        assert _state(parallel) == _state(serial), path.name
+    s, p = results["serial"], results["parallel"]
+    for got in (s, p):
+        assert got[0][3] and got[1][3]  # rejected rows, reported
+        assert got[1][1] > 150 and got[2][:3] == (0, 0, got[2][2])  # updates, then nothing changes
+    assert [r[3] for r in p] == [r[3] for r in s]  # the same rows rejected, with the same numbers and messages
+    assert [r[1:] for r in p[1:]] == [r[1:] for r in s[1:]]
+    assert p == s
+    assert _indexes(parallel) == baseline
+    serial.close()
+    parallel.close()
+
+
+def test_numbers_repeated_across_pieces_end_as_the_later_row(rules: RuleSet, tmp_path: Path) -> None:
+    """The serial import collapses a repeat within its 20,000-row chunk into one insert; the parallel one
+    inserts and then updates it when the repeat is in a later piece (so the history and the deadline
+    version may say more): the cases end the same."""
+    path = _write(tmp_path / "repeats.csv", _mixed(1200, repeats=True))
+    serial, parallel = _new_store(tmp_path / "s.sqlite3"), _new_store(tmp_path / "p.sqlite3")
+    s, p = _serial(serial, rules, path), _parallel(parallel, rules, path)
+    assert p[3] == s[3] and p[1] > 20  # the repeats in later pieces were updates
+    version = [c.name for c in cases.columns if c.name != "id"].index("deadline_version")
+    rows = [[r[:version] + r[version + 1:] for r in _state(store)[0]] for store in (serial, parallel)]
+    assert rows[0] == rows[1]
+    serial.close()
+    parallel.close()
+
+
+def test_a_later_row_wins_even_when_an_earlier_piece_is_not_yet_written(rules: RuleSet, tmp_path: Path) -> None:
+    """Stored B; the file says A early and B late. A worker looking at the store while the earlier piece is
+    unwritten sees B = B; the writer's own look, in order, decides: the case ends as B."""
+    rows = _generated(400, seed=31)
+    store = _new_store(tmp_path / "db.sqlite3")
+    _serial(store, rules, _write(tmp_path / "base.csv", rows))
+    changed = [list(r) for r in rows]
+    early = list(changed[5])
+    early[5], early[8] = "已反馈", early[3]
+    late = list(changed[5])
+    file_rows = [early, *changed[6:], late]  # late is many pieces after early
+    with store.engine.connect() as conn:
+        before = conn.execute(select(cases.c.content_hash).where(cases.c.number == rows[5][0])).scalar_one()
+    result = _parallel(store, rules, _write(tmp_path / "again.csv", file_rows), piece_bytes=2048)
+    with store.engine.connect() as conn:
+        after = conn.execute(select(cases.c.content_hash).where(cases.c.number == rows[5][0])).scalar_one()
+        fields = conn.execute(select(case_history.c.field)).scalars().all()
+    assert after == before  # B, as the file's last row says
+    assert result == (0, 2, len(file_rows) - 2, [])  # to A, then back to B
+    assert fields.count("status") == 2
+    store.close()
+
+
+def test_records_across_piece_edges_keep_their_row_numbers(rules: RuleSet, tmp_path: Path) -> None:
+    rows = _generated(300, seed=41)
+    for i in range(0, 300, 7):
+        rows[i][16] = "多行\n" * 30 + '"引号"'
+    rows[150][3] = "不是时间"
+    path = _write(tmp_path / "multi.csv", rows)
+    a, b = _new_store(tmp_path / "a.sqlite3"), _new_store(tmp_path / "b.sqlite3")
+    serial = _serial(a, rules, path)
+    parallel = _parallel(b, rules, path, piece_bytes=700)
+    assert parallel == serial and [r["row"] for r in parallel[3]] == [152]
+    assert _state(a) == _state(b)
+
+
+@pytest.mark.parametrize("encoding", ["gb18030", "utf-8"])
+def test_encodings(rules: RuleSet, tmp_path: Path, encoding: str) -> None:
+    path = _write(tmp_path / "gbk.csv", _generated(200, seed=51), encoding=encoding)
+    a, b = _new_store(tmp_path / "a.sqlite3"), _new_store(tmp_path / "b.sqlite3")
+    assert _parallel(b, rules, path, encoding=encoding) == _serial(a, rules, path)
+    assert _state(a) == _state(b)
+
+
+def test_an_unreadable_byte_stops_the_import_at_its_row(rules: RuleSet, tmp_path: Path) -> None:
+    path = _write(tmp_path / "bad.csv", _generated(6000, seed=61), encoding="utf-8")  # > the 1 MiB sample
+    lines = path.read_bytes().split(b"\n")
+    lines[5500] += b"\xff"  # row 5501 (the header is row 1)
+    path.write_bytes(b"\n".join(lines))
+    store = _new_store(tmp_path / "db.sqlite3")
+    baseline = _indexes(store)
+    with pytest.raises(UsageError, match=r"cannot decode the file .* \(at row 5501\)"):
+        _parallel(store, rules, path, encoding="utf-8", piece_bytes=1 << 16)
+    assert _indexes(store) == baseline  # the first import's indexes are back
+    assert store.count_cases() == 5499  # rows 2-5500 stand, as the serial import keeps what came before
+    store.close()
+
+
+def test_a_failure_rolls_a_first_import_back_indexes_included(rules: RuleSet, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path / "cases.csv", _generated(300, seed=71))
+    store = _new_store(tmp_path / "db.sqlite3")
+    baseline = _indexes(store)
+    calls: list[int] = []
+    original = ChunkWriter.upsert_prepared
+
+    def failing(self: ChunkWriter, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 5:
+            raise RuntimeError("disk full")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ChunkWriter, "upsert_prepared", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        _parallel(store, rules, path)
+    assert store.count_cases() == 0 and _indexes(store) == baseline
+    monkeypatch.setattr(ChunkWriter, "upsert_prepared", original)
+    assert _parallel(store, rules, path)[0] == 300
+    assert _indexes(store) == baseline
+    store.close()
+
+
+def test_when_the_parallel_path_applies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    big = _write(tmp_path / "big.csv", _generated(100, seed=81))
+    store = _new_store(tmp_path / "db.sqlite3")
+    monkeypatch.setattr(parallel_import, "MIN_BYTES", 1000)
+    active_count = threading.active_count
+    monkeypatch.setattr(parallel_import.threading, "active_count", lambda: 1)
+    assert parallel_import.applies(store, big) == "utf-8-sig"
+    assert parallel_import.applies(Store("sqlite://"), big) is None  # in memory: workers cannot see it
+    monkeypatch.setattr(parallel_import, "MIN_BYTES", 1 << 30)
+    assert parallel_import.applies(store, big) is None  # small: not worth the workers
+    monkeypatch.setattr(parallel_import, "MIN_BYTES", 1000)
+    ascii_file = tmp_path / "ascii.csv"
+    ascii_file.write_text("number,received\n" + "N1,2026-11-20 08:00\n" * 100, encoding="ascii")
+    assert parallel_import.applies(store, ascii_file) is None  # the encoding is not decided yet
+    monkeypatch.setattr(parallel_import.threading, "active_count", active_count)
+    started = threading.Event()
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: (started.set(), stop.wait(10)))
+    thread.start()
+    try:
+        started.wait(5)
+        assert parallel_import.applies(store, big) is None  # never fork a threaded process (the daemon)
+    finally:
+        stop.set()
+        thread.join()
+    store.close()
+
+
+def test_import_file_takes_the_parallel_path_for_a_large_csv(rules: RuleSet, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path / "cases.csv", _generated(500, seed=91))
+    store = _new_store(tmp_path / "db.sqlite3")
+    monkeypatch.setattr(parallel_import, "applies", lambda _store, _path: "utf-8-sig")
+    monkeypatch.setattr(parallel_import, "PIECE_BYTES", PIECE)
+    taken: list[int] = []
+    original = parallel_import.import_parallel
+    monkeypatch.setattr(parallel_import, "import_parallel", lambda *a, **k: taken.append(1) or original(*a, **k))
+    report = import_file(store, rules, path, now=NOW)
+    assert taken == [1] and (report.inserted, report.rejected) == (500, [])
+    assert import_file(store, rules, path, now=NOW).unchanged == 500
+    store.close()
+
+
+def test_pieces_are_whole_records(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    body = 'h1,h2\n' + ''.join(f'{i},"a\nb ""{i}"" c"\n' if i % 3 == 0 else f'{i},plain\n' for i in range(500))
+    path.write_bytes(body.encode())
+    start = parallel_import._body_start(path)
+    assert start == len(b"h1,h2\n")
+    pieces = list(parallel_import._pieces(path, start, 64))
+    assert pieces[0][0] == start and sum(length for _, length in pieces) == len(body) - start
+    assert all(a[0] + a[1] == b[0] for a, b in itertools.pairwise(pieces))
+    records = 0
+    for offset, length in pieces:
+        chunk = path.read_bytes()[offset:offset + length].decode()
+        parsed = list(csv.reader(chunk.splitlines(keepends=True)))
+        assert all(len(r) == 2 for r in parsed), chunk
+        records += len(parsed)
+    assert records == 500
