@@ -15,7 +15,6 @@ import argparse
 import gc
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.gen_cases import generate, write_csv  # noqa: E402
+from bench.memory import run_measured  # noqa: E402
 from bench.tick_bench import NOW_TEXT, _context, _date, _updated_copy  # noqa: E402
 
 
@@ -130,11 +130,11 @@ def child_import(url: str, path: str) -> dict[str, Any]:
 
 def _child(*args: str) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env,
-                          check=False)
+    done, tree_pss = run_measured([sys.executable, __file__, "--child", *args], env)
     if done.returncode != 0:
         raise SystemExit(f"bench child failed:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result["tree_pss_mb"] = tree_pss  # with the import workers, shared pages once (bench/memory.py)
     return result
 
 
@@ -192,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  total, {name:11} {total:6.2f}  → {1e6 / total:,.0f} rows/s on one core")
     if args.full:
         for kind, r in full(data, args.runs).items():
-            print(f"import_file {kind:9} {r['rate']:>9,.0f} rows/s  peak RSS {r['peak_rss_mb']:.0f} MB "
-                  f"(workers {r['workers_peak_rss_mb']:.0f} MB)  "
+            print(f"import_file {kind:9} {r['rate']:>9,.0f} rows/s  peak RSS {r['peak_rss_mb']:.0f} MB, "
+                  f"with the workers peak PSS {r['tree_pss_mb']:.0f} MB  "
                   f"(inserted {r['inserted']:,} updated {r['updated']:,} unchanged {r['unchanged']:,} "
                   f"rejected {r['rejected']})")
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
