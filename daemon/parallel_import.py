@@ -40,6 +40,7 @@ import sqlite3
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -134,7 +135,11 @@ def import_parallel(
         _job = _Job(path, encoding, builder, rules, store.engine.dialect,
                     None if transaction is not None else str(store.engine.url.database), now, source_name)
         log.info("import_parallel", file=str(path), workers=n_workers, first_import=transaction is not None)
-        pool = multiprocessing.get_context("fork").Pool(n_workers, initializer=_init_worker)
+        # a dead worker (killed, out of memory) fails its futures with BrokenProcessPool instead of leaving
+        # the import waiting for ever, as multiprocessing.Pool would; with fork the workers start here, before
+        # the executor starts its own thread
+        pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=_init_worker)
         bar = _progress(path) if progress else None
         try:
             for index in indexes:
@@ -155,8 +160,7 @@ def import_parallel(
                 _create(conn, indexes)
                 transaction.commit()
         finally:
-            pool.terminate()
-            pool.join()
+            pool.shutdown(wait=True, cancel_futures=True)  # at most the pieces being read finish
             _job = None
             if bar is not None:
                 bar.close()
@@ -187,11 +191,11 @@ class _Load:
                 piece = next(pieces, None)
                 if piece is None:
                     break
-                pending.append((piece, pool.apply_async(_work, (piece,))))
+                pending.append((piece, pool.submit(_work, piece)))
             if not pending:
                 return
-            piece, async_result = pending.popleft()
-            n_records, items, bad, error = async_result.get()
+            piece, future = pending.popleft()
+            n_records, items, bad, error = future.result()
             self.rejected.extend({"row": row_base + index, "error": message} for index, message in bad)
             if per_piece:
                 with conn.begin():

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import csv
 import itertools
+import os
 import threading
+from concurrent.futures.process import BrokenProcessPool
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -300,3 +302,26 @@ def test_pieces_are_whole_records(tmp_path: Path) -> None:
         assert all(len(r) == 2 for r in parsed), chunk
         records += len(parsed)
     assert records == 500
+
+
+_ORIGINAL_WORK = parallel_import._work
+
+
+def _dying_work(piece: tuple[int, int]) -> Any:
+    """A worker that dies (as one killed by the OOM killer would) on a piece past the first few."""
+    if piece[0] > 20_000:
+        os._exit(3)
+    return _ORIGINAL_WORK(piece)
+
+
+@pytest.mark.timeout(60)
+def test_a_dead_worker_fails_the_import_instead_of_hanging_it(rules: RuleSet, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path / "cases.csv", _generated(600, seed=101))
+    store = _new_store(tmp_path / "db.sqlite3")
+    baseline = _indexes(store)
+    monkeypatch.setattr(parallel_import, "_work", _dying_work)
+    with pytest.raises(BrokenProcessPool):
+        _parallel(store, rules, path)
+    assert store.count_cases() == 0 and _indexes(store) == baseline  # a first import: all or nothing
+    store.close()
