@@ -15,8 +15,10 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+import structlog
+from sqlalchemy import Connection, Engine, Index, create_engine, event, func, insert, select, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.schema import CreateIndex
 
 from daemon.cases import CaseRecord
 from daemon.derive import FINISHED as _FINISHED
@@ -33,6 +35,7 @@ __all__ = [  # the derivation and upsert helpers live in daemon.derive / daemon.
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: SQLite page cache of an importing connection (KiB), see :meth:`Store.bulk_connection`
 BULK_CACHE_KIB = 64 * 1024
+log = structlog.get_logger("hotline_sla.store")
 
 def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     it = iter(items)
@@ -78,7 +81,21 @@ class Store:
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+        if self.dialect == "sqlite":
+            self._repair_case_indexes()
         return self.revision() or ""
+
+    def _repair_case_indexes(self) -> None:
+        """Build the secondary indexes of ``cases`` that are missing: a first import into an empty table
+        drops them for its load (:mod:`daemon.parallel_import`) and a process killed in it leaves them so."""
+        with self.engine.begin() as conn:
+            present = secondary_case_indexes(conn)
+            missing = [ix for ix in cases.indexes if ix not in present]
+            for index in missing:
+                conn.execute(CreateIndex(index, if_not_exists=True))
+        if missing:
+            log.warning("case_indexes_rebuilt", indexes=sorted(str(ix.name) for ix in missing),
+                        hint="an import into the empty table was interrupted; its cases are kept")
 
     def revision(self) -> str | None:
         from alembic.runtime.migration import MigrationContext
@@ -173,6 +190,13 @@ class Store:
         done = conn.execute(update(settings).where(settings.c.key == key).values(value=value)).rowcount
         if not done:
             conn.execute(insert(settings).values(key=key, value=value))
+
+
+def secondary_case_indexes(conn: Connection) -> list[Index]:
+    """The secondary indexes of ``cases`` (those of the schema, not the unique number's) that exist."""
+    present = {name for (name,) in conn.exec_driver_sql(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cases'")}
+    return sorted((ix for ix in cases.indexes if ix.name in present), key=lambda ix: str(ix.name))
 
 
 @contextmanager
