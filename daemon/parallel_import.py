@@ -65,8 +65,9 @@ from daemon.upsert import ChunkWriter, Prepared, UpsertResult
 
 log = structlog.get_logger("hotline_sla.import")
 
-MIN_BYTES = 8 << 20  # ~40,000 rows: below this, starting the workers costs more than they save
+MIN_BYTES = 1 << 20  # ~5,000 rows: below this, starting the workers costs about what they save
 PIECE_BYTES = 1 << 20  # ~5,000 rows per piece and per commit
+MIN_PIECE_BYTES = 64 << 10
 _MAX_PIECE_BYTES = 64 << 20  # a "record" longer than this is a broken quote: cut anyway, the reader reports it
 _LOOKUP_BATCH = 30_000
 FIRST_IMPORT_CACHE_KIB = 16 * 1024
@@ -110,7 +111,7 @@ def applies(store: Store, path: Path) -> str | None:
 def import_parallel(
     store: Store, rules: RuleSet, path: Path, builder: RecordBuilder, encoding: str, *, now: datetime,
     source_name: str, rejected: list[dict[str, Any]], progress: bool = False, workers: int | None = None,
-    piece_bytes: int = PIECE_BYTES,
+    piece_bytes: int | None = None,
 ) -> UpsertResult:
     """Import the CSV at ``path`` (its header read into ``builder``) in parallel; bad rows go to ``rejected``
     as ``{"row": n, "error": …}``. Raises :class:`UsageError` for a file that stops being readable as CSV,
@@ -121,6 +122,8 @@ def import_parallel(
     load = _Load(ChunkWriter(store.engine.dialect, RuleCache(rules)), path, encoding, builder, now, source_name,
                  rejected)
     n_workers = workers or max(2, os.cpu_count() or 2)
+    if piece_bytes is None:  # at least ~8 pieces a worker, so that the writer starts early in a small file
+        piece_bytes = max(MIN_PIECE_BYTES, min(PIECE_BYTES, path.stat().st_size // (8 * n_workers)))
     with paused_gc(), store.bulk_connection() as conn:
         first = conn.exec_driver_sql("SELECT 1 FROM cases LIMIT 1").first() is None
         # the serial import's bulk cache (64 MiB), less: the workers hold memory too. A first import goes in
