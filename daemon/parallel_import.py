@@ -69,10 +69,10 @@ MIN_BYTES = 1 << 20  # ~5,000 rows: below this, starting the workers costs about
 PIECE_BYTES = 1 << 20  # ~5,000 rows per piece and per commit
 MIN_PIECE_BYTES = 64 << 10
 _MAX_PIECE_BYTES = 64 << 20  # a "record" longer than this is a broken quote: cut anyway, the reader reports it
-_LOOKUP_BATCH = 30_000
+_LOOKUP_BATCH = 30_000  # below SQLite's 32,766 host parameters
 FIRST_IMPORT_CACHE_KIB = 16 * 1024
 UPDATE_CACHE_KIB = 32 * 1024
-WAL_LIMIT_BYTES = 64 << 20  # below SQLite's 32,766 host parameters
+WAL_LIMIT_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)

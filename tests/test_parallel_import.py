@@ -339,3 +339,22 @@ def test_a_dead_worker_fails_the_import_instead_of_hanging_it(rules: RuleSet, tm
         _parallel(store, rules, path)
     assert store.count_cases() < 600 and _indexes(store) == baseline  # what came before stands
     store.close()
+
+
+def test_a_broken_quote_stops_both_imports_at_the_same_row(rules: RuleSet, tmp_path: Path) -> None:
+    """An opening quote never closed swallows the rest of the file into one field: pieces cannot be cut
+    after it, and the reader reports the field limit at the row where it began, as the serial import does."""
+    path = _write(tmp_path / "quote.csv", _generated(3000, seed=111), encoding="utf-8")
+    lines = path.read_bytes().split(b"\n")
+    lines[100] = lines[100].replace(b",", b',"', 1)  # row 101
+    path.write_bytes(b"\n".join(lines))
+    serial, parallel = _new_store(tmp_path / "s.sqlite3"), _new_store(tmp_path / "p.sqlite3")
+    with pytest.raises(UsageError) as serial_error:
+        _serial(serial, rules, path)
+    with pytest.raises(UsageError) as parallel_error:
+        _parallel(parallel, rules, path, encoding="utf-8")
+    assert str(parallel_error.value) == str(serial_error.value)
+    assert "row 101: not readable as CSV: field larger than field limit" in str(parallel_error.value)
+    assert parallel.count_cases() == 99  # rows 2-100 stand
+    serial.close()
+    parallel.close()
