@@ -26,8 +26,10 @@ ids come from one re-select by case (measured faster than ``INSERT … RETURNING
 
 from __future__ import annotations
 
+import gc
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring_ascii
@@ -102,18 +104,38 @@ def run_tick(
         sync_config_contacts(conn, config)
         directory = Directory.load(conn, config)
     batcher: _Batcher | None = None  # built on the first due case: a quiet minute stays cheap
-    while True:
-        with store.engine.begin() as conn:
-            rows = conn.execute(
-                select(*_READ).where(cases.c.next_check_at <= now).order_by(cases.c.next_check_at).limit(batch_size)
-            ).all()
-            if not rows:
-                break
-            if batcher is None:
-                batcher = _Batcher(store.engine.dialect, rules, calendar, config, directory, now)
-            batcher.tick(conn, rows, result)
+    with _no_cycle_collection():
+        while True:
+            with store.engine.begin() as conn:
+                rows = conn.execute(
+                    select(*_READ).where(cases.c.next_check_at <= now).order_by(cases.c.next_check_at)
+                    .limit(batch_size)
+                ).all()
+                if not rows:
+                    break
+                if batcher is None:
+                    batcher = _Batcher(store.engine.dialect, rules, calendar, config, directory, now)
+                batcher.tick(conn, rows, result)
     store.set_setting("last_tick_at", now.isoformat())
     return result
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """The cyclic garbage collector paused for a tick's batches, and resumed (if it ran before) after.
+
+    A batch keeps thousands of rows, cases and decisions alive while it allocates more: the collector's
+    full passes over everything the process holds, which that triggers, took 0.06-0.2 s of a 10,000-case
+    tick (measured with gc.callbacks on the bench). What a batch allocates is freed by reference counting;
+    the few cycles (SQLAlchemy's) wait for the next collection after the tick.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class _Batcher:

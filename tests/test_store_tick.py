@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 
 from daemon.cases import CaseRecord, Category, Source, Status
@@ -420,3 +421,37 @@ def test_with_another_json_serializer_the_detail_reads_back_the_same(tmp_path, r
     assert "\\u" in ascii_raw[0] and "兴隆台区住建局" in utf8_raw[0]
     assert [json.loads(t) for t in ascii_raw] == [json.loads(t) for t in utf8_raw]
     assert ascii_msgs == utf8_msgs
+
+
+def test_the_tick_pauses_the_cycle_collector_only_while_it_runs(store: Store, rules: RuleSet, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import gc
+
+    import daemon.tick
+
+    store.upsert_cases([case()], rules=rules, now=at("2024-09-27 16:30"), source_name="t")
+    during: list[bool] = []
+    real_evaluate = daemon.tick.evaluate
+
+    def evaluate(*args, **kwargs):  # type: ignore[no-untyped-def]
+        during.append(gc.isenabled())
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(daemon.tick, "evaluate", evaluate)
+    assert gc.isenabled()
+    run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-09-28 12:30"))
+    assert during == [False] and gc.isenabled()
+
+    gc.disable()  # whoever paused it before keeps it paused
+    try:
+        run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-10-09 08:30"))
+        assert during == [False, False] and not gc.isenabled()
+    finally:
+        gc.enable()
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt  # not an evaluation failure: it ends the tick
+
+    monkeypatch.setattr(daemon.tick, "evaluate", broken)
+    with pytest.raises(KeyboardInterrupt):
+        run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-10-10 08:30"))
+    assert gc.isenabled()
