@@ -211,6 +211,8 @@ class _Batcher:
                                 case.seen_next_check_at))
         if new_alerts:
             self._write_alerts(conn, new_alerts, result)
+        # by case id: the table's pages in order (cases come in next_check_at order, scattered over the table)
+        next_checks.sort(key=_by_case_id)
         self.update_next_check.run(conn, next_checks)
 
     def _write_alerts(self, conn: Connection, new_alerts: list[tuple[_Case, Decision]], result: TickResult) -> None:
@@ -413,6 +415,13 @@ class _Case:
             number=self.number, status=Status(status), received_at=received_at, signed_at=aware(signed),
             return_requested_at=aware(requested), fed_back_at=aware(fed_back), closed_at=aware(closed),
         )
+
+
+def _by_case_id(next_check: tuple[Any, ...]) -> Any:
+    return next_check[_NEXT_CHECK_ID]
+
+
+_NEXT_CHECK_ID = NEXT_CHECK_PARAMS.index("_id")
 
 
 def _aware(raw: Any) -> datetime | None:
