@@ -163,7 +163,8 @@ class BreachLadders:
         self._ladders: dict[datetime, tuple[tuple[Decision, ...], datetime | None]] = {}
 
     def fits(self, now: datetime, calendar: WorkCalendar, settings: EngineSettings) -> bool:
-        return now == self.now and calendar is self.calendar and settings == self.settings
+        same_settings = settings is self.settings or settings == self.settings
+        return now == self.now and calendar is self.calendar and same_settings
 
     def get(self, due: datetime) -> tuple[tuple[Decision, ...], datetime | None]:
         ladder = self._ladders.get(due)
