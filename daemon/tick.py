@@ -44,7 +44,7 @@ from daemon.cases import Status
 from daemon.config import Config
 from daemon.engine import BreachLadders, CaseState, Decision, EngineSettings, evaluate, reads_return_warnings
 from daemon.models import alerts, cases, outbox
-from daemon.recipients import Contact, Delivery, Directory, sync_config_contacts
+from daemon.recipients import Contact, Directory, sync_config_contacts
 from daemon.rules import Deadline, RuleSet, WarningPoint
 from daemon.store import Store, warnings_from_json
 from daemon.timeutil import iso_local
@@ -171,7 +171,7 @@ class _Batcher:
         self._rule_json: dict[str, str] = {}
         self._heads: dict[tuple[str, int, datetime, int], str] = {}
         self._warnings: dict[str, tuple[WarningPoint, ...]] = {}
-        self._routes: dict[tuple[str, str, bool], list[Delivery]] = {}
+        self._routes: dict[tuple[str, str, bool], list[tuple[str, Any, str, Any]]] = {}
         self._recipients: dict[Contact, tuple[Any, str]] = {}
         self._own_parts: dict[tuple[str | None, bool], Any] = {}
 
@@ -224,20 +224,17 @@ class _Batcher:
         ]
         id_of = self._insert_alerts(conn, alert_rows)
         out_rows: list[tuple[Any, ...]] = []
-        routes = self.config.routes
         for (case, d), alert in zip(new_alerts, alert_rows, strict=True):
             alert_id = id_of[alert[:4]]
-            urgent = routes[d.kind].urgent
             deliveries = self._route(d.kind, case.unit, d.overdue_working_days)
             if not deliveries:
                 log.warning("alert_without_recipient", case=case.number, kind=d.kind, unit=case.unit,
                             hint="configure the unit's contacts or at least one supervisor")
-            for dl in deliveries:
-                recipient, contact_key = self._recipient(dl.contact)
-                out_rows.append((
-                    alert_id, d.kind, dl.channel, recipient, self._own_part(dl.note, urgent),
-                    f"alert:{alert_id}:{contact_key}", "pending", now_bound, 0, now_bound,
-                ))
+            out_rows.extend(
+                (alert_id, d.kind, channel, recipient, payload, f"alert:{alert_id}:{contact_key}", "pending",
+                 now_bound, 0, now_bound)
+                for channel, recipient, contact_key, payload in deliveries
+            )
             result.alerts.append({
                 "case": case.number, "kind": d.kind, "level": d.level, "unit": case.unit,
                 "due_at": local(d.due_at), "recipients": len(deliveries),
@@ -303,12 +300,18 @@ class _Batcher:
             text = self._rule_text[rule_id] = (rule.name, rule.describe_limit()) if rule else (rule_id, "")
         return text
 
-    def _route(self, kind: str, unit: str, overdue_working_days: int) -> list[Delivery]:
+    def _route(self, kind: str, unit: str, overdue_working_days: int) -> list[tuple[str, Any, str, Any]]:
+        """Who hears about an alert: per delivery its channel, recipient (driver value), contact key and
+        payload (driver value), memoised per (kind, unit, escalation) as :meth:`Directory.escalates` allows.
+        """
         route = self.config.routes[kind]
         key = (kind, unit, Directory.escalates(route, overdue_working_days))
         deliveries = self._routes.get(key)
         if deliveries is None:
-            deliveries = self._routes[key] = self.directory.route(route, unit, overdue_working_days)
+            deliveries = self._routes[key] = [
+                (dl.channel, *self._recipient(dl.contact), self._own_part(dl.note, route.urgent))
+                for dl in self.directory.route(route, unit, overdue_working_days)
+            ]
         return deliveries
 
     def _own_part(self, note: str | None, urgent: bool) -> Any:
