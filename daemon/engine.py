@@ -35,6 +35,7 @@ All instants are timezone-aware and compared as instants (UTC); calendar days ar
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Literal
@@ -47,7 +48,10 @@ from daemon.timeutil import LOCAL_TZ
 if TYPE_CHECKING:
     from daemon.config import AlertsConfig
 
-__all__ = ["CaseState", "Decision", "DecisionKind", "EngineSettings", "Evaluation", "evaluate"]
+__all__ = [
+    "BreachLadders", "CaseState", "Decision", "DecisionKind", "EngineSettings", "Evaluation", "evaluate",
+    "reads_return_warnings",
+]
 
 DecisionKind = Literal["warning", "breach", "breach_repeat", "return_window", "late_return"]
 
@@ -145,6 +149,39 @@ class Evaluation:
         return tuple(d.key for d in self.decisions)
 
 
+class BreachLadders:
+    """The breach ladder (the breach, its latest due repeat, the next repeat's instant) per ``due_at``, at one
+    ``now`` under one calendar and one set of settings.
+
+    It depends on nothing else, and thousands of overdue cases share a due day, so a caller evaluating many
+    cases at one instant (the tick) passes one of these to :func:`evaluate` for all of them. The decisions are
+    immutable and say nothing about the case, so sharing them is safe.
+    """
+
+    def __init__(self, now: datetime, *, calendar: WorkCalendar, settings: EngineSettings) -> None:
+        self.now, self.calendar, self.settings = now, calendar, settings
+        self._ladders: dict[datetime, tuple[tuple[Decision, ...], datetime | None]] = {}
+
+    def fits(self, now: datetime, calendar: WorkCalendar, settings: EngineSettings) -> bool:
+        same_settings = settings is self.settings or settings == self.settings
+        return now == self.now and calendar is self.calendar and same_settings
+
+    def get(self, due: datetime) -> tuple[tuple[Decision, ...], datetime | None]:
+        ladder = self._ladders.get(due)
+        if ladder is None:
+            ladder = _breach_ladder(due, self.now, self.calendar, self.settings)
+            if len(self._ladders) < 100_000:
+                self._ladders[due] = ladder
+        return ladder
+
+
+def reads_return_warnings(case: CaseState, settings: EngineSettings) -> bool:
+    """Whether :func:`evaluate` reads the warnings of ``case``'s return deadline (only while it awaits its
+    signature, with return-window warnings on); otherwise a caller may pass the return deadline without them.
+    """
+    return settings.return_window_warning and case.awaiting_signature
+
+
 def evaluate(
     case: CaseState,
     deadline: Deadline,
@@ -153,14 +190,20 @@ def evaluate(
     *,
     calendar: WorkCalendar,
     settings: EngineSettings,
+    ladders: BreachLadders | None = None,
 ) -> Evaluation:
     """The alerts due for ``case`` at ``now`` (aware) under ``deadline`` (resolution, 办结反馈) and
     ``return_deadline`` (the return window, 退件时限; None when no return rule applies), and when to look again.
 
-    Raises ValueError for a naive ``now``.
+    ``ladders`` (optional) memoises the breach ladder across the cases evaluated at one ``now``. Only the
+    return deadline's ``due_at`` is read unless :func:`reads_return_warnings`.
+
+    Raises ValueError for a naive ``now``, or ``ladders`` made for another ``now``, calendar or settings.
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"now must be timezone-aware, got {now!r}")
+    if ladders is not None and not ladders.fits(now, calendar, settings):
+        raise ValueError("ladders were made for another now, calendar or settings")
     decisions: list[Decision] = []
     candidates: list[datetime] = []
 
@@ -169,17 +212,18 @@ def evaluate(
         decisions.append(late)
 
     if not case.finished:
-        found, upcoming = _resolution(deadline, now, calendar=calendar, settings=settings)
+        found, upcoming = _resolution(deadline, now, calendar=calendar, settings=settings, ladders=ladders)
         decisions.extend(found)
         if upcoming is not None:
             candidates.append(upcoming)
-        if return_deadline is not None and settings.return_window_warning and case.awaiting_signature:
+        if return_deadline is not None and reads_return_warnings(case, settings):
             found, upcoming = _return_window(return_deadline, now)
             decisions.extend(found)
             if upcoming is not None:
                 candidates.append(upcoming)
 
-    decisions.sort(key=lambda d: (d.fire_at, _KIND_ORDER[d.kind], d.level))
+    if len(decisions) > 1:
+        decisions.sort(key=lambda d: (d.fire_at, _KIND_ORDER[d.kind], d.level))
     next_check_at = min(candidates) if candidates else None
     assert next_check_at is None or next_check_at > now  # a tick must never spin on one case
     return Evaluation(tuple(decisions), next_check_at)
@@ -206,31 +250,36 @@ def _latest_and_next(points: tuple[WarningPoint, ...], now: datetime) -> tuple[W
 
 
 def _resolution(
-    deadline: Deadline, now: datetime, *, calendar: WorkCalendar, settings: EngineSettings
-) -> tuple[list[Decision], datetime | None]:
+    deadline: Deadline, now: datetime, *, calendar: WorkCalendar, settings: EngineSettings,
+    ladders: BreachLadders | None = None,
+) -> tuple[Sequence[Decision], datetime | None]:
     """Warnings before due_at; the breach (超期) and its repeats from due_at on. With the next instant."""
     due = deadline.due_at
     if now < due:
         latest, upcoming = _latest_and_next(deadline.warnings, now)
         warning = [] if latest is None else [Decision("warning", latest.level, fire_at=latest.at, due_at=due)]
         return warning, upcoming if upcoming is not None else due
-    decisions = [Decision("breach", 0, fire_at=due, due_at=due)]
+    return ladders.get(due) if ladders is not None else _breach_ladder(due, now, calendar, settings)
+
+
+def _breach_ladder(
+    due: datetime, now: datetime, calendar: WorkCalendar, settings: EngineSettings
+) -> tuple[tuple[Decision, ...], datetime | None]:
+    """From ``due`` (<= ``now``) on: the breach, its latest due repeat, and the next repeat's instant."""
+    breach = Decision("breach", 0, fire_at=due, due_at=due)
     if not settings.breach_repeat:
-        return decisions, None
+        return (breach,), None
     breach_day = due.astimezone(LOCAL_TZ).date()
     done = _repeats_done(breach_day, now, calendar, settings.breach_repeat_at)
-    if done:
-        fire_at = _repeat_instant(calendar.add_working_days(breach_day, done), settings.breach_repeat_at)
-        decisions.append(
-            Decision(
-                "breach_repeat",
-                done,
-                fire_at=fire_at,
-                due_at=due,
-                overdue_working_days=_whole_working_days_overdue(due, fire_at, calendar),
-            )
-        )
-    return decisions, _repeat_instant(calendar.add_working_days(breach_day, done + 1), settings.breach_repeat_at)
+    next_repeat = _repeat_instant(calendar.add_working_days(breach_day, done + 1), settings.breach_repeat_at)
+    if not done:
+        return (breach,), next_repeat
+    fire_at = _repeat_instant(calendar.add_working_days(breach_day, done), settings.breach_repeat_at)
+    repeat = Decision(
+        "breach_repeat", done, fire_at=fire_at, due_at=due,
+        overdue_working_days=_whole_working_days_overdue(due, fire_at, calendar),
+    )
+    return (breach, repeat), next_repeat
 
 
 def _repeat_instant(day: date, at: time) -> datetime:

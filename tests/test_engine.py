@@ -16,7 +16,15 @@ import pytest
 from daemon.calendar import WorkCalendar
 from daemon.cases import CaseRecord, Category, Source, Status
 from daemon.config import AlertsConfig
-from daemon.engine import CaseState, Decision, EngineSettings, Evaluation, evaluate
+from daemon.engine import (
+    BreachLadders,
+    CaseState,
+    Decision,
+    EngineSettings,
+    Evaluation,
+    evaluate,
+    reads_return_warnings,
+)
 from daemon.rules import Deadline, RuleSet
 from daemon.timeutil import LOCAL_TZ, parse_time
 
@@ -427,3 +435,70 @@ def test_random_lives_wake_only_when_something_is_due(calendar: WorkCalendar, ru
             between = run(case, deadline, window, instant, calendar, settings)
             assert set(between.keys) <= set(result.keys)
             assert between.next_check_at == result.next_check_at == later
+
+
+# --- what a caller evaluating many cases at one instant may share or skip ------------------------------------
+
+
+def test_breach_ladders_shared_across_cases_give_what_each_evaluation_gives_alone(
+    calendar: WorkCalendar, rules: RuleSet
+) -> None:
+    """One memo for a tick's cases: every case, overdue or not and whatever its due day, evaluates the same."""
+    rng = random.Random(2024)
+    rule_ids = ["municipal_complaint", "provincial_complaint", "inquiry_suggestion"]
+    for now_text in ("2024-10-15 09:00", "2024-10-15 08:59", "2024-10-12 09:00", "2024-10-08 00:00"):
+        now = at(now_text)
+        for settings in (DEFAULTS, EngineSettings(breach_repeat_at=time(0, 0)), EngineSettings(breach_repeat=False)):
+            ladders = BreachLadders(now, calendar=calendar, settings=settings)
+            overdue = 0
+            for _ in range(300):  # receipts over three weeks: many share a due day, some are not due yet
+                received = at("2024-09-20 00:00") + timedelta(minutes=rng.randrange(0, 21 * 24 * 60))
+                if received > now:
+                    continue
+                deadline, window = deadlines(rules, rng.choice(rule_ids), received)
+                if rng.random() < 0.3:  # an extension to an hour of the day: same due day, another instant
+                    deadline = replace(deadline, due_at=deadline.due_at + timedelta(hours=rng.randrange(1, 24)))
+                case = open_case(received)
+                alone = evaluate(case, deadline, window, now, calendar=calendar, settings=settings)
+                shared = evaluate(case, deadline, window, now, calendar=calendar, settings=settings, ladders=ladders)
+                assert shared == alone
+                overdue += deadline.due_at <= now
+            assert overdue > 20  # the memo was used, and reused
+
+
+def test_breach_ladders_made_for_another_instant_are_refused(calendar: WorkCalendar, rules: RuleSet) -> None:
+    received = at(DOMAIN_RECEIVED)
+    deadline, window = deadlines(rules, "municipal_complaint", received)
+    now = at("2024-10-15 09:00")
+    ladders = BreachLadders(now, calendar=calendar, settings=DEFAULTS)
+    with pytest.raises(ValueError, match="another now"):
+        evaluate(open_case(received), deadline, window, now + timedelta(days=1), calendar=calendar,
+                 settings=DEFAULTS, ladders=ladders)
+    with pytest.raises(ValueError, match="another now"):
+        evaluate(open_case(received), deadline, window, now, calendar=calendar,
+                 settings=EngineSettings(breach_repeat=False), ladders=ladders)
+
+
+@pytest.mark.parametrize("status", list(Status))
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("requested", [None, "2024-10-01 10:00", "2024-10-02 10:00"])
+def test_return_warnings_are_read_only_when_reads_return_warnings_says_so(
+    calendar: WorkCalendar, rules: RuleSet, status: Status, signed: bool, requested: str | None
+) -> None:
+    """The tick leaves a return deadline's warnings unparsed unless the engine reads them: where it does not,
+    the evaluation without them is the same; where it does, an unsigned case gets its return-window warning."""
+    received = at("2024-09-30 20:00")  # window closes 2024-10-01 20:00, its warning at 16:00
+    deadline, window = deadlines(rules, "municipal_complaint", received)
+    case = open_case(received, status=status, signed_at=at("2024-10-01 09:00") if signed else None,
+                     return_requested_at=at(requested) if requested else None)
+    for settings in (DEFAULTS, EngineSettings(return_window_warning=False)):
+        for now in (at("2024-10-01 15:00"), at("2024-10-01 16:00"), at("2024-10-03 09:00")):
+            full = evaluate(case, deadline, window, now, calendar=calendar, settings=settings)
+            bare = evaluate(case, deadline, replace(window, warnings=()), now, calendar=calendar, settings=settings)
+            if not reads_return_warnings(case, settings):
+                assert bare == full
+            elif now == at("2024-10-01 16:00"):
+                assert ("return_window", 1) in full.keys and ("return_window", 1) not in bare.keys
+    expect = status is Status.DISPATCHED and not signed and requested is None
+    assert reads_return_warnings(case, DEFAULTS) is expect
+    assert not reads_return_warnings(case, EngineSettings(return_window_warning=False))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 
 from daemon.cases import CaseRecord, Category, Source, Status
@@ -279,3 +280,178 @@ def test_two_processes_mirroring_the_config_contacts_write_them_once(store: Stor
         sync_config_contacts(conn, changed)
     with store.engine.connect() as conn:
         assert set(conn.execute(select(contacts.c.name)).scalars()) == {"督办乙"}
+
+
+# --- what the fast tick reads and writes by hand --------------------------------------------------------------
+
+
+def test_an_unsigned_case_gets_its_return_window_warning_and_a_signed_one_does_not(
+    store: Store, rules: RuleSet
+) -> None:
+    """The tick parses a return window's warnings only for a case awaiting its signature: that one still hears."""
+    store.upsert_cases([case(), case("C2", status=Status.SIGNED, signed_at=at("2024-09-28 09:00")),
+                        case("C3", status=Status.RETURN_REQUESTED, return_requested_at=at("2024-09-28 17:00"))],
+                       rules=rules, now=at("2024-09-27 16:30"), source_name="t")
+    cal = rules.rules[0].calendar
+    with store.engine.connect() as conn:
+        first = dict(conn.execute(select(cases.c.number, cases.c.next_check_at)).all())
+    assert first["C1"] == at("2024-09-28 12:30")  # the return window's warning, 4h before it closes
+    r = run_tick(store, rules, cal, config(), at("2024-09-28 12:30"))
+    assert kinds(r) == [("C1", "return_window", 1)]
+    r = run_tick(store, rules, cal, config(), at("2024-09-28 17:00"))  # C3 asked after the window closed
+    assert kinds(r) == [("C3", "late_return", 0)]
+    with store.engine.connect() as conn:
+        window = conn.execute(select(alerts.c.detail, alerts.c.due_at).where(alerts.c.kind == "return_window")).one()
+    assert window.due_at == at("2024-09-28 16:30") and window.detail["case"]["due_at"] == "2024-09-28T16:30:00+08:00"
+
+
+def test_a_moved_deadline_arms_its_warnings_again(store: Store, rules: RuleSet) -> None:
+    cal = rules.rules[0].calendar
+    store.upsert_cases([case(status=Status.SIGNED)], rules=rules, now=at("2024-09-27 16:30"), source_name="t")
+    assert kinds(run_tick(store, rules, cal, config(), at("2024-10-09 08:30"))) == [("C1", "warning", 1)]
+    moved = case(status=Status.SIGNED, extended_due_at=at("2024-10-16 00:00"))  # 延期
+    store.upsert_cases([moved], rules=rules, now=at("2024-10-09 09:00"), source_name="t")
+    assert kinds(run_tick(store, rules, cal, config(), at("2024-10-11 00:00"))) == []  # no breach any more
+    r = run_tick(store, rules, cal, config(), at("2024-10-14 08:30"))
+    assert kinds(r) == [("C1", "warning", 1)] and r.alerts[0]["due_at"] == "2024-10-16T00:00:00+08:00"
+    with store.engine.connect() as conn:
+        keys = sorted(tuple(a) for a in conn.execute(select(alerts.c.kind, alerts.c.level, alerts.c.deadline_version)))
+    assert keys == [("warning", 1, 1), ("warning", 1, 2)]
+
+
+def test_overdue_cases_of_several_due_days_get_each_their_own_repeat(store: Store, rules: RuleSet) -> None:
+    """The breach ladder is shared per due instant within a tick, never across due instants."""
+    store.upsert_cases([case("C1", status=Status.SIGNED), case("C2", status=Status.SIGNED),
+                        case("C3", status=Status.SIGNED, received_at=at("2024-09-20 10:00")),
+                        case("C4", status=Status.SIGNED, extended_due_at=at("2024-10-11 15:00"))],
+                       rules=rules, now=at("2024-09-27 16:30"), source_name="t")
+    r = run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-10-15 10:00"))
+    due = {a["case"]: a["due_at"] for a in r.alerts}
+    assert due == {"C1": "2024-10-11T00:00:00+08:00", "C2": "2024-10-11T00:00:00+08:00",
+                   "C3": "2024-09-28T00:00:00+08:00", "C4": "2024-10-11T15:00:00+08:00"}
+    repeats = sorted((a["case"], a["level"]) for a in r.alerts if a["kind"] == "breach_repeat")
+    # Oct 12 (make-up day), 14, 15 after Oct 11; after Sep 28: Sep 29 (make-up), 30, Oct 8-12, 14, 15
+    assert repeats == [("C1", 3), ("C2", 3), ("C3", 9), ("C4", 3)]
+    with store.engine.connect() as conn:
+        owd = {(a.detail["case"]["number"], a.detail["overdue_working_days"])
+               for a in conn.execute(select(alerts.c.detail).where(alerts.c.kind == "breach_repeat"))}
+    assert owd == {("C1", 3), ("C2", 3), ("C3", 8), ("C4", 2)}  # C4's due day (Oct 11) is only partly overdue
+
+
+def test_the_instants_the_tick_reads_by_hand_are_what_the_column_type_reads(store: Store, rules: RuleSet) -> None:
+    from daemon.tick import _READ, _aware
+
+    record = case(status=Status.FED_BACK, signed_at=at("2024-09-27 17:00:00.250000"),
+                  return_requested_at=at("2024-09-28 08:00:01"), fed_back_at=at("2024-09-30 10:00"),
+                  closed_at=at("2024-10-01 10:00"))
+    store.upsert_cases([record], rules=rules, now=at("2024-09-27 16:30"), source_name="t")
+    names = ("received_at", "signed_at", "return_requested_at", "fed_back_at", "closed_at", "due_at",
+             "return_due_at")
+    with store.engine.connect() as conn:
+        raw = conn.execute(select(*_READ)).one()._mapping
+        typed = conn.execute(select(*(cases.c[n] for n in names))).one()._mapping
+    for name in names:
+        assert typed[name] is not None
+        assert _aware(raw[name]) == typed[name] and _aware(raw[name]).tzinfo == typed[name].tzinfo, name
+    assert _aware(None) is None
+
+
+def test_alert_detail_is_the_text_json_dumps_writes(store: Store, rules: RuleSet) -> None:
+    """The detail is put together by hand; it must read back as the context, and (as text) be what
+    ``json.dumps`` would have written."""
+    import json
+
+    from sqlalchemy import type_coerce
+    from sqlalchemy.types import NullType
+
+    odd = '引号"和\\反斜杠\n换行\t😀 </script>'
+    store.upsert_cases([case(summary=odd, district=None, return_requested_at=at("2024-09-28 17:00"),
+                             status=Status.SIGNED),
+                        case("C2", summary=None, district="兴隆台区", source=Source.PROVINCE)],
+                       rules=rules, now=at("2024-09-27 16:30"), source_name="t")
+    r = run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-10-15 10:00"))
+    assert sorted(kinds(r)) == [("C1", "breach", 0), ("C1", "breach_repeat", 3), ("C1", "late_return", 0),
+                                ("C2", "breach", 0), ("C2", "breach_repeat", 6)]
+    with store.engine.connect() as conn:
+        stored = conn.execute(select(alerts.c.kind, type_coerce(alerts.c.detail, NullType()).label("raw"),
+                                     alerts.c.detail)).all()
+    for a in stored:
+        if isinstance(a.raw, str):  # SQLite, MariaDB: the text itself
+            assert a.raw == json.dumps(json.loads(a.raw)) and json.loads(a.raw) == a.detail
+        detail = a.detail
+        assert list(detail) == ["kind", "level", "fire_at", "overdue_working_days", "case"]
+        assert list(detail["case"]) == ["number", "summary", "unit", "district", "source", "category", "rule_id",
+                                        "rule_name", "limit", "received_at", "due_at", "case_due_at",
+                                        "provisional", "return_requested_at"]
+        assert detail["kind"] == a.kind and detail["case"]["received_at"] == "2024-09-27T16:30:00+08:00"
+        if detail["case"]["number"] == "C1":
+            assert detail["case"]["summary"] == odd and detail["case"]["district"] is None
+            assert detail["case"]["return_requested_at"] == "2024-09-28T17:00:00+08:00"
+            assert (detail["case"]["rule_id"], detail["case"]["source"]) == ("municipal_complaint", "city")
+        else:
+            assert detail["case"]["summary"] is None and detail["case"]["district"] == "兴隆台区"
+            assert detail["case"]["return_requested_at"] is None and detail["case"]["provisional"] is False
+        if a.kind == "breach_repeat" and detail["case"]["number"] == "C1":
+            assert detail["level"] == 3 and detail["overdue_working_days"] == 3
+            assert detail["fire_at"] == "2024-10-15T09:00:00+08:00"
+
+
+def test_with_another_json_serializer_the_detail_reads_back_the_same(tmp_path, rules: RuleSet) -> None:  # type: ignore[no-untyped-def]
+    """An engine that names its own JSON serializer gets the context through it (not the hand-made text)."""
+    import json
+
+    from sqlalchemy import create_engine
+
+    details = []
+    for name, serializer in (("default", None), ("utf8", lambda o: json.dumps(o, ensure_ascii=False))):
+        store = Store(f"sqlite:///{tmp_path / name}.db")
+        if serializer is not None:
+            store.engine.dispose()
+            store.engine = create_engine(store.url, json_serializer=serializer)
+        store.upgrade()
+        store.upsert_cases([case(), case("C2", unit="无人单位")], rules=rules, now=at("2024-09-27 16:30"),
+                           source_name="t")
+        run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-10-15 10:00"))
+        with store.engine.connect() as conn:
+            raw = conn.exec_driver_sql("SELECT detail FROM alerts ORDER BY id").scalars().all()
+            msgs = [(m.recipient, full_payload(m)) for m in conn.execute(select_rows().order_by(outbox.c.id))]
+        details.append((raw, msgs))
+        store.close()
+    (ascii_raw, ascii_msgs), (utf8_raw, utf8_msgs) = details
+    assert "\\u" in ascii_raw[0] and "兴隆台区住建局" in utf8_raw[0]
+    assert [json.loads(t) for t in ascii_raw] == [json.loads(t) for t in utf8_raw]
+    assert ascii_msgs == utf8_msgs
+
+
+def test_the_tick_pauses_the_cycle_collector_only_while_it_runs(store: Store, rules: RuleSet, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import gc
+
+    import daemon.tick
+
+    store.upsert_cases([case()], rules=rules, now=at("2024-09-27 16:30"), source_name="t")
+    during: list[bool] = []
+    real_evaluate = daemon.tick.evaluate
+
+    def evaluate(*args, **kwargs):  # type: ignore[no-untyped-def]
+        during.append(gc.isenabled())
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(daemon.tick, "evaluate", evaluate)
+    assert gc.isenabled()
+    run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-09-28 12:30"))
+    assert during == [False] and gc.isenabled()
+
+    gc.disable()  # whoever paused it before keeps it paused
+    try:
+        run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-10-09 08:30"))
+        assert during == [False, False] and not gc.isenabled()
+    finally:
+        gc.enable()
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt  # not an evaluation failure: it ends the tick
+
+    monkeypatch.setattr(daemon.tick, "evaluate", broken)
+    with pytest.raises(KeyboardInterrupt):
+        run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-10-10 08:30"))
+    assert gc.isenabled()
