@@ -37,6 +37,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 BULK_CACHE_KIB = 64 * 1024
 log = structlog.get_logger("hotline_sla.store")
 
+
 def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     it = iter(items)
     while chunk := list(islice(it, size)):
@@ -193,7 +194,7 @@ class Store:
 
 
 def secondary_case_indexes(conn: Connection) -> list[Index]:
-    """The secondary indexes of ``cases`` (those of the schema, not the unique number's) that exist."""
+    """The secondary indexes of ``cases`` (those of the schema, not the unique number's) that exist (SQLite)."""
     present = {name for (name,) in conn.exec_driver_sql(
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cases'")}
     return sorted((ix for ix in cases.indexes if ix.name in present), key=lambda ix: str(ix.name))
