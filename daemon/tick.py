@@ -118,6 +118,31 @@ def run_tick(
     return result
 
 
+_PG_NEXT_CHECK_TABLE = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS hsla_next_check (v_next TIMESTAMP WITHOUT TIME ZONE, v_failures INTEGER, "
+    "v_id BIGINT, v_hash VARCHAR, v_version INTEGER, v_seen TIMESTAMP WITHOUT TIME ZONE) ON COMMIT DELETE ROWS"
+)
+_PG_NEXT_CHECK_UPDATE = (
+    "UPDATE cases SET next_check_at = v.v_next, check_failures = v.v_failures FROM hsla_next_check v "
+    "WHERE cases.id = v.v_id AND cases.content_hash = v.v_hash AND cases.deadline_version = v.v_version "
+    "AND cases.next_check_at = v.v_seen"
+)
+
+
+def _pg_update_next_checks(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """The next-check update on PostgreSQL: the rows are copied into a temporary table (emptied at commit)
+    and one UPDATE joins it, under the same conditions as the row-by-row form. 9,000 single-row UPDATEs,
+    even pipelined, took a quarter of a second."""
+    if not rows:
+        return
+    with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+        cursor.execute(_PG_NEXT_CHECK_TABLE)
+        with cursor.copy("COPY hsla_next_check FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(_PG_NEXT_CHECK_UPDATE)
+
+
 class _Batcher:
     """One tick's context: the compiled statements, and memos for what many alerts share."""
 
@@ -144,6 +169,7 @@ class _Batcher:
             .values(next_check_at=bindparam("_next"), check_failures=bindparam("_failures")),
             NEXT_CHECK_PARAMS,
         )
+        self.pg = dialect.name == "postgresql" and dialect.driver == "psycopg"
         self.ladders = BreachLadders(now, calendar=calendar, settings=self.settings)
         self._shared_instants: dict[Any, datetime] = {}
         self._local: dict[datetime, str] = {}
@@ -157,12 +183,7 @@ class _Batcher:
 
     def tick(self, conn: Connection, rows: Sequence[Any], result: TickResult) -> None:
         """Evaluate one batch and write what it decides, in the caller's transaction."""
-        existing = {
-            tuple(a)
-            for a in conn.execute(select(*(alerts.c[c] for c in ALERT_KEY)).where(
-                alerts.c.case_id.in_([r.id for r in rows])
-            ))
-        }
+        existing = {tuple(a) for a in self._alerts_of(conn, ALERT_KEY, [r.id for r in rows])}
         new_alerts: list[tuple[_Case, Decision]] = []
         next_checks: list[tuple[Any, ...]] = []
         instant, now = self.values.shared_instant, self.now
@@ -193,7 +214,10 @@ class _Batcher:
             self._write_alerts(conn, new_alerts, result)
         # by case id: the table's pages in order (cases come in next_check_at order, scattered over the table)
         next_checks.sort(key=_by_case_id)
-        self.update_next_check.run(conn, next_checks)
+        if self.pg:
+            _pg_update_next_checks(conn, next_checks)
+        else:
+            self.update_next_check.run(conn, next_checks)
 
     def _write_alerts(self, conn: Connection, new_alerts: list[tuple[_Case, Decision]], result: TickResult) -> None:
         instant, detail, local, now_bound = self.values.shared_instant, self._detail, self._local_text, self.now_bound
@@ -226,10 +250,16 @@ class _Batcher:
         """Insert the alerts; their ids by (case_id, kind, level, deadline_version)."""
         self.insert_alerts.run(conn, alert_rows)
         keys = {r[:4] for r in alert_rows}
-        found = conn.execute(
-            select(alerts.c.id, *(alerts.c[c] for c in ALERT_KEY)).where(alerts.c.case_id.in_({k[0] for k in keys}))
-        )
+        found = self._alerts_of(conn, ("id", *ALERT_KEY), list({k[0] for k in keys}))
         return {tuple(a[1:]): a[0] for a in found if tuple(a[1:]) in keys}
+
+    def _alerts_of(self, conn: Connection, columns: Sequence[str], case_ids: list[Any]) -> Any:
+        """``columns`` of the alerts of ``case_ids``. On PostgreSQL the ids go as one array (``= ANY``):
+        SQLAlchemy renders an ``IN`` list element by element, and the server plans thousands of them."""
+        if self.pg:
+            return conn.exec_driver_sql(f"SELECT {', '.join(columns)} FROM alerts WHERE case_id = ANY(%s)",
+                                        (case_ids,))
+        return conn.execute(select(*(alerts.c[c] for c in columns)).where(alerts.c.case_id.in_(case_ids)))
 
     def _shared_aware(self, raw: Any) -> datetime:
         """:func:`_aware` of a value that is not NULL, memoised: for due instants that many cases share."""
