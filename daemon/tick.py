@@ -16,7 +16,8 @@ own part (``{"note": …, "urgent": …}``) and readers merge the two (``daemon.
 
 A tick over thousands of due cases spends its time writing, so the writes go as in :mod:`daemon.upsert`:
 statements compiled once, values already in the driver's form (instants as naive UTC, JSON dumped once
-per alert, its text put together from pieces that many alerts share), one ``executemany`` each; the reads
+per alert, its text put together from pieces that many alerts share), one ``executemany`` each (on
+PostgreSQL: ``COPY`` for the inserts, and one UPDATE joined to a temporary table for the next checks); the reads
 skip SQLAlchemy's per-column processing too (each row unpacked once, its instants converted by hand, a due
 instant that many cases share once per tick, the return window's warnings parsed only for a case that awaits
 its signature, the only one whose evaluation reads them); the alert
