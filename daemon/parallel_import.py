@@ -96,16 +96,18 @@ _worker: dict[str, Any] = {}
 def applies(store: Store, path: Path) -> str | None:
     """The encoding to import ``path`` with in parallel, or None when the serial path should take it."""
     database = store.engine.url.database
-    if store.dialect != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    if path.suffix.lower() not in CSV_SUFFIXES or path.stat().st_size < MIN_BYTES:
-        return None
-    if (os.cpu_count() or 1) < 2 or threading.active_count() != 1:
-        return None
-    if "fork" not in multiprocessing.get_all_start_methods():
+    if (
+        store.dialect != "sqlite" or not database or database == ":memory:" or database.startswith("file:")
+        or path.suffix.lower() not in CSV_SUFFIXES or path.stat().st_size < MIN_BYTES
+        or (os.cpu_count() or 1) < 2 or threading.active_count() != 1
+        or "fork" not in multiprocessing.get_all_start_methods()
+    ):
         return None
     encoding, undecided = detect_encoding(path)
-    return None if undecided else encoding
+    with path.open("rb") as fh:
+        sample = fh.read(1 << 16)
+    # old Mac line ends (Excel's "CSV (Macintosh)") have no newline to cut the pieces at
+    return None if undecided or (b"\r" in sample and b"\n" not in sample) else encoding
 
 
 def import_parallel(

@@ -271,6 +271,9 @@ def test_when_the_parallel_path_applies(tmp_path: Path, monkeypatch: pytest.Monk
     ascii_file = tmp_path / "ascii.csv"
     ascii_file.write_text("number,received\n" + "N1,2026-11-20 08:00\n" * 100, encoding="ascii")
     assert parallel_import.applies(store, ascii_file) is None  # the encoding is not decided yet
+    mac = tmp_path / "mac.csv"
+    mac.write_bytes(big.read_bytes().replace(b"\r\n", b"\r").replace(b"\n", b"\r"))
+    assert parallel_import.applies(store, mac) is None  # CR line ends: the pieces are cut at newlines
     monkeypatch.setattr(parallel_import.threading, "active_count", active_count)
     started = threading.Event()
     stop = threading.Event()
