@@ -61,7 +61,7 @@ from daemon.rules import RuleSet
 from daemon.sources.files import CSV_SUFFIXES, EncodingError, _undecodable, detect_encoding
 from daemon.sources.mapping import RecordBuilder, RowError
 from daemon.store import Store, paused_gc, secondary_case_indexes
-from daemon.upsert import ChunkWriter, Prepared, UpsertResult
+from daemon.upsert import LOOKUP_BATCH, ChunkWriter, Prepared, UpsertResult
 
 log = structlog.get_logger("hotline_sla.import")
 
@@ -69,7 +69,6 @@ MIN_BYTES = 1 << 20  # ~5,000 rows: below this, starting the workers costs about
 PIECE_BYTES = 1 << 20  # ~5,000 rows per piece and per commit
 MIN_PIECE_BYTES = 64 << 10
 _MAX_PIECE_BYTES = 64 << 20  # a "record" longer than this is a broken quote: cut anyway, the reader reports it
-_LOOKUP_BATCH = 30_000  # below SQLite's 32,766 host parameters
 FIRST_IMPORT_CACHE_KIB = 16 * 1024
 UPDATE_CACHE_KIB = 32 * 1024
 WAL_LIMIT_BYTES = 64 << 20
@@ -367,8 +366,8 @@ def _prepare(job: _Job, writer: ChunkWriter, found: list[tuple[str, str, Any, in
     db: sqlite3.Connection | None = _worker.get("db")
     if db is not None:
         numbers = [f[0] for f in found]
-        for start in range(0, len(numbers), _LOOKUP_BATCH):
-            part = numbers[start:start + _LOOKUP_BATCH]
+        for start in range(0, len(numbers), LOOKUP_BATCH):
+            part = numbers[start:start + LOOKUP_BATCH]
             marks = ",".join("?" * len(part))
             stored.update(n for (n,) in db.execute(f"SELECT number FROM cases WHERE number IN ({marks})", part))
         db.rollback()  # no snapshot held between pieces

@@ -47,7 +47,7 @@ from daemon.recipients import Contact, Directory, sync_config_contacts
 from daemon.rules import Deadline, RuleSet, WarningPoint
 from daemon.store import Store, paused_gc, warnings_from_json
 from daemon.timeutil import iso_local
-from daemon.upsert import BulkStatement, DriverValues
+from daemon.upsert import BulkStatement, DriverValues, copy_rows
 
 log = structlog.get_logger("hotline_sla.tick")
 
@@ -138,9 +138,7 @@ def _pg_update_next_checks(conn: Connection, rows: list[tuple[Any, ...]]) -> Non
         return
     with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
         cursor.execute(_PG_NEXT_CHECK_TABLE)
-        with cursor.copy("COPY hsla_next_check FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        copy_rows(cursor, "COPY hsla_next_check FROM STDIN", rows)
         cursor.execute(_PG_NEXT_CHECK_UPDATE)
 
 

@@ -147,6 +147,13 @@ class DriverValues:
         return warnings.bound
 
 
+def copy_rows(cursor: Any, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """``rows`` (driver values) through psycopg's ``COPY … FROM STDIN`` on ``cursor``."""
+    with cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
 class BulkStatement:
     """A statement compiled once for a dialect and run as one ``executemany`` on the driver.
 
@@ -176,9 +183,8 @@ class BulkStatement:
         if not rows:
             return
         if self.copy_sql is not None:
-            with conn.connection.driver_connection.cursor() as cursor, cursor.copy(self.copy_sql) as copy:  # type: ignore[union-attr]
-                for row in rows:
-                    copy.write_row(row)
+            with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+                copy_rows(cursor, self.copy_sql, rows)
             return
         params: Any = rows
         if self.named:
