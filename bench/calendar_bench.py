@@ -24,9 +24,9 @@ import chinese_calendar
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from daemon.calendar import WorkCalendar  # noqa: E402
-from daemon.rules import load_rules  # noqa: E402
-from daemon.timeutil import LOCAL_TZ  # noqa: E402
+from daemon.core.calendar import WorkCalendar  # noqa: E402
+from daemon.core.rules import load_rules  # noqa: E402
+from daemon.core.timeutil import LOCAL_TZ  # noqa: E402
 
 
 def receipts(n: int, seed: int = 12345) -> list[datetime]:

@@ -22,12 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from daemon.calendar import WorkCalendar
+from daemon.core.calendar import WorkCalendar
+from daemon.core.rules import load_rules
+from daemon.core.timeutil import parse_time
 from daemon.reports import digest_render
 from daemon.reports.digest import build_digest
-from daemon.rules import load_rules
-from daemon.store import Store
-from daemon.timeutil import parse_time
+from daemon.storage.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = parse_time("2026-11-20 09:00")

@@ -43,13 +43,13 @@ def _best(runs: int, fn: Callable[[], Any]) -> tuple[float, Any]:
 def stages(path: Path, runs: int) -> dict[str, float]:
     from sqlalchemy import select
 
-    from daemon.derive import RuleCache, content_hash, derive_parts, key_hash
-    from daemon.models import cases
+    from daemon.core.derive import RuleCache, content_hash, derive_parts, key_hash
+    from daemon.core.timeutil import parse_time
     from daemon.sources.files import _csv_rows
     from daemon.sources.mapping import ColumnMapping
-    from daemon.store import Store
-    from daemon.timeutil import parse_time
-    from daemon.upsert import ChunkWriter
+    from daemon.storage.models import cases
+    from daemon.storage.store import Store
+    from daemon.storage.upsert import ChunkWriter
 
     _, rules, _ = _context()
     now = parse_time(NOW_TEXT)
@@ -107,9 +107,9 @@ def stages(path: Path, runs: int) -> dict[str, float]:
 
 
 def child_import(url: str, path: str) -> dict[str, Any]:
-    from daemon.store import Store
-    from daemon.sync import import_file
-    from daemon.timeutil import parse_time
+    from daemon.core.timeutil import parse_time
+    from daemon.pipeline.sync import import_file
+    from daemon.storage.store import Store
 
     _, rules, _ = _context()
     store = Store(url)
@@ -139,7 +139,7 @@ def _child(*args: str) -> dict[str, Any]:
 
 
 def full(data: Path, runs: int) -> dict[str, dict[str, Any]]:
-    from daemon.store import Store
+    from daemon.storage.store import Store
 
     updated = data.with_name(data.stem + "_updated.csv")
     if not updated.exists():

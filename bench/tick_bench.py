@@ -7,7 +7,7 @@ Per backend and size: a bulletin-shaped CSV (bench/gen_cases.py, received over t
 2026-11-20 so most cases are still open) is imported fresh, again unchanged, and then as an update of
 one case in five (a later 更新时间 and a new status); each import runs in its own process, which reports
 its peak RSS, and the bench samples the peak PSS of that process and its import workers together (a large
-CSV into SQLite is imported by worker processes: daemon/parallel_import.py; bench/memory.py). The tick
+CSV into SQLite is imported by worker processes: daemon/pipeline/parallel_import.py; bench/memory.py). The tick
 runs at the instant when exactly D open cases are due (the D-th smallest
 next_check_at; cases tied with the D-th are moved a day later so that exactly D are due), then again at
 the same instant with nothing due ("quiet minute"). PostgreSQL runs in a
@@ -52,9 +52,9 @@ def _peak_rss_mb() -> float:
 
 
 def _context() -> tuple[Any, Any, Any]:
-    from daemon.calendar import WorkCalendar
     from daemon.config import Config, ContactConfig, ContactsConfig, UnitConfig
-    from daemon.rules import load_rules
+    from daemon.core.calendar import WorkCalendar
+    from daemon.core.rules import load_rules
 
     calendar = WorkCalendar.load(overrides_dir=ROOT / "sla_rules" / "holidays")
     rules = load_rules(ROOT / "sla_rules", calendar)
@@ -70,9 +70,9 @@ def _context() -> tuple[Any, Any, Any]:
 
 
 def child_import(url: str, path: Path) -> dict[str, Any]:
-    from daemon.store import Store
-    from daemon.sync import import_file
-    from daemon.timeutil import parse_time
+    from daemon.core.timeutil import parse_time
+    from daemon.pipeline.sync import import_file
+    from daemon.storage.store import Store
 
     _, rules, _ = _context()
     store = Store(url)
@@ -91,9 +91,9 @@ def child_tick(url: str, due: int) -> dict[str, Any]:
 
     from sqlalchemy import func, select, update
 
-    from daemon.models import alerts, cases, outbox
-    from daemon.store import Store
-    from daemon.tick import run_tick
+    from daemon.pipeline.tick import run_tick
+    from daemon.storage.models import alerts, cases, outbox
+    from daemon.storage.store import Store
 
     calendar, rules, config = _context()
     store = Store(url)
@@ -182,7 +182,7 @@ def _private_pg(server_url: str) -> tuple[str, Any]:
 
 
 def run(backend: str, size: int, due: int, workdir: Path, pg_url: str) -> dict[str, Any]:
-    from daemon.store import Store
+    from daemon.storage.store import Store
 
     data = workdir / f"cases_{size}.csv"
     if not data.exists():

@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    from daemon import logs
+    from daemon.runtime import logs
 
     logs.configure()
     args.ctx = AppContext(args.config)

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 from daemon.errors import ConfigError
 
 if TYPE_CHECKING:
-    from daemon.calendar import WorkCalendar
     from daemon.config import Config
-    from daemon.rules import RuleSet
-    from daemon.store import Store
+    from daemon.core.calendar import WorkCalendar
+    from daemon.core.rules import RuleSet
+    from daemon.storage.store import Store
 
 DEFAULT_CONFIG_PATHS = (Path("config.yaml"), Path("/etc/hotline-sla/config.yaml"))
 
@@ -51,20 +51,20 @@ class AppContext:
 
     @cached_property
     def calendar(self) -> WorkCalendar:
-        from daemon.calendar import WorkCalendar
+        from daemon.core.calendar import WorkCalendar
 
         return WorkCalendar.load(overrides_dir=self.config.holidays_path)
 
     @cached_property
     def rules(self) -> RuleSet:
-        from daemon.rules import load_rules
+        from daemon.core.rules import load_rules
 
         return load_rules(self.config.rules_path, self.calendar)
 
     @cached_property
     def store(self) -> Store:
         """The database, migrated to the current schema (idempotent, cheap when already current)."""
-        from daemon.store import Store
+        from daemon.storage.store import Store
 
         store = Store(self.config.database_url, echo=self.config.database.echo)
         self.on_close(store.close)

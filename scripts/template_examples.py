@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon.render import ALERT_KINDS, Renderer, alert_context, sms_params
-from daemon.timeutil import parse_time
+from daemon.core.timeutil import parse_time
+from daemon.pipeline.render import ALERT_KINDS, Renderer, alert_context, sms_params
 
 NOW = parse_time("2026-11-20 09:00")
 HANDLER = {"name": "王承办", "role": "handler", "unit": "兴隆台区住建局", "mobile": "13800001234"}

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.calendar import WorkCalendar
-from daemon.rules import RuleSet, load_rules
+from daemon.core.calendar import WorkCalendar
+from daemon.core.rules import RuleSet, load_rules
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -154,7 +154,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def store(db_url: str):  # type: ignore[no-untyped-def]
-    from daemon.store import Store
+    from daemon.storage.store import Store
 
     s = Store(db_url)
     s.drop_all()

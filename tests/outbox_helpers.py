@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import select
 
 from daemon.config import Config
-from daemon.models import deliveries, outbox
-from daemon.outbox import enqueue
-from daemon.store import Store
-from daemon.timeutil import iso_local, parse_time
+from daemon.core.timeutil import iso_local, parse_time
+from daemon.pipeline.outbox import enqueue
+from daemon.storage.models import deliveries, outbox
+from daemon.storage.store import Store
 
 UNIT = "兴隆台区住建局"
 
@@ -28,7 +28,7 @@ def person(name: str = "王承办", mobile: str | None = "13800001234", role: st
 def alert_payload(number: str = "2611100029", kind: str = "warning", *, unit: str = UNIT,
                   due_at: str = "2026-11-21T00:00:00+08:00", urgent: bool = False, note: str | None = None,
                   overdue_working_days: int = 0, provisional: bool = False) -> dict[str, Any]:
-    """What daemon/tick.py ``_payload`` writes, plus ``note`` and ``urgent``."""
+    """What daemon/pipeline/tick.py ``_payload`` writes, plus ``note`` and ``urgent``."""
     return {
         "kind": kind, "level": 1, "fire_at": "2026-11-20T09:00:00+08:00",
         "overdue_working_days": overdue_working_days,

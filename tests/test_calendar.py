@@ -7,8 +7,8 @@ from pathlib import Path
 import chinese_calendar
 import pytest
 
-from daemon.calendar import CalendarRangeError, DaySource, WorkCalendar
-from daemon.holidays import HolidayFileError, statutory_holidays
+from daemon.core.calendar import CalendarRangeError, DaySource, WorkCalendar
+from daemon.core.holidays import HolidayFileError, statutory_holidays
 
 
 @functools.cache

@@ -125,8 +125,8 @@ def test_deadline_batch_equals_the_single_deadline_for_every_line(cli, rule_id: 
 
     from daemon.commands.deadline import deadline_json
     from daemon.context import AppContext
-    from daemon.rules import Deadline
-    from daemon.timeutil import LOCAL_TZ
+    from daemon.core.rules import Deadline
+    from daemon.core.timeutil import LOCAL_TZ
 
     rule = AppContext(None).rules.get(rule_id)
     rnd = random.Random(rule_id)
@@ -144,7 +144,7 @@ def test_deadline_batch_equals_the_single_deadline_for_every_line(cli, rule_id: 
     got = [json.loads(x) for x in r.out.splitlines()]
     assert len(got) == len(lines)
     for line, doc in zip(lines, got, strict=True):
-        from daemon.timeutil import parse_time
+        from daemon.core.timeutil import parse_time
 
         received = parse_time(line)
         due = rule.due_at(received)
@@ -161,7 +161,7 @@ def test_light_commands_start_without_the_store() -> None:
     code = ("import sys; from daemon.cli import main; "
             "rc = main(['deadline', '--rule', 'municipal_complaint', '--received', '2024-09-27 16:30']); "
             "assert rc == 0; assert 'sqlalchemy' not in sys.modules, 'sqlalchemy imported'; "
-            "assert 'daemon.store' not in sys.modules")
+            "assert 'daemon.storage.store' not in sys.modules")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stderr
     assert "2024-10-11T00:00:00+08:00" in r.stdout

@@ -11,17 +11,17 @@ from typing import Any
 from openpyxl import load_workbook
 from sqlalchemy import func, insert, select
 
-from daemon.calendar import WorkCalendar
-from daemon.cases import CaseRecord, Category, Source, Status
 from daemon.config import Config, ContactConfig, ContactsConfig
-from daemon.models import cases, outbox, runs
+from daemon.core.calendar import WorkCalendar
+from daemon.core.cases import CaseRecord, Category, Source, Status
+from daemon.core.rules import RuleSet
+from daemon.core.timeutil import parse_time
+from daemon.pipeline.sync import import_file
 from daemon.reports import digest_render
 from daemon.reports.digest import Digest, build_digest
 from daemon.reports.jobs import run_digest_job
-from daemon.rules import RuleSet
-from daemon.store import Store
-from daemon.sync import import_file
-from daemon.timeutil import parse_time
+from daemon.storage.models import cases, outbox, runs
+from daemon.storage.store import Store
 from tests.conftest import ROOT
 
 SAMPLE = ROOT / "samples" / "cases.csv"
@@ -228,7 +228,7 @@ def test_queued_digest_is_delivered_with_its_attachments(
 ) -> None:
     import random
 
-    from daemon.outbox import Dispatcher
+    from daemon.pipeline.outbox import Dispatcher
     from notifiers.testing import FakeNotifier
 
     import_file(store, rules, SAMPLE, now=NOW)

@@ -24,9 +24,9 @@ import yaml
 from sqlalchemy import func, select
 
 from daemon.config import Config
-from daemon.models import deliveries
-from daemon.outbox import Dispatcher, build_notifiers
-from daemon.store import Store
+from daemon.pipeline.outbox import Dispatcher, build_notifiers
+from daemon.storage.models import deliveries
+from daemon.storage.store import Store
 from notifiers.secrets import SecretResolver
 from tests.conftest import ROOT
 from tests.fakes.wecom import FakeWecom

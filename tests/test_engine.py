@@ -13,10 +13,10 @@ from itertools import pairwise
 
 import pytest
 
-from daemon.calendar import WorkCalendar
-from daemon.cases import CaseRecord, Category, Source, Status
 from daemon.config import AlertsConfig
-from daemon.engine import (
+from daemon.core.calendar import WorkCalendar
+from daemon.core.cases import CaseRecord, Category, Source, Status
+from daemon.core.engine import (
     BreachLadders,
     CaseState,
     Decision,
@@ -25,8 +25,8 @@ from daemon.engine import (
     evaluate,
     reads_return_warnings,
 )
-from daemon.rules import Deadline, RuleSet
-from daemon.timeutil import LOCAL_TZ, parse_time
+from daemon.core.rules import Deadline, RuleSet
+from daemon.core.timeutil import LOCAL_TZ, parse_time
 
 DEFAULTS = EngineSettings()
 DOMAIN_RECEIVED = "2024-09-27 16:30"  # Fri; Sun Sep 29 and Sat Oct 12 are make-up working days

@@ -15,16 +15,16 @@ from sqlalchemy import select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from bench.gen_cases import HEADERS, generate, write_csv
-from daemon.cases import CaseRecord
-from daemon.derive import RuleCache, content_hash, derive_parts, key_hash
-from daemon.models import case_history, cases
-from daemon.rules import RuleSet
+from daemon.core.cases import CaseRecord
+from daemon.core.derive import RuleCache, content_hash, derive_parts, key_hash
+from daemon.core.rules import RuleSet
+from daemon.core.timeutil import LOCAL_TZ
+from daemon.pipeline.sync import import_file
 from daemon.sources.files import case_table, read_case_file
 from daemon.sources.mapping import ColumnMapping
-from daemon.store import Store
-from daemon.sync import import_file
-from daemon.timeutil import LOCAL_TZ
-from daemon.upsert import ChunkWriter, FastCase
+from daemon.storage.models import case_history, cases
+from daemon.storage.store import Store
+from daemon.storage.upsert import ChunkWriter, FastCase
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=LOCAL_TZ)

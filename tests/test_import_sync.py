@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 from daemon.config import Config, SourceConfig
-from daemon.store import Store
-from daemon.sync import import_file, sync_all
-from daemon.timeutil import parse_time
+from daemon.core.timeutil import parse_time
+from daemon.pipeline.sync import import_file, sync_all
+from daemon.storage.store import Store
 from tests.conftest import ROOT, run_subprocess
 
 SAMPLE = ROOT / "samples" / "cases.csv"
@@ -94,8 +94,8 @@ def test_sql_sync_records_source_state_once_with_the_watermark(  # type: ignore[
 
     from sqlalchemy import event, select
 
-    import daemon.sync
-    from daemon.models import source_state
+    import daemon.pipeline.sync
+    from daemon.storage.models import source_state
 
     platform = tmp_path / "platform.db"
     with sqlite3.connect(platform) as conn:
@@ -107,13 +107,13 @@ def test_sql_sync_records_source_state_once_with_the_watermark(  # type: ignore[
         query="SELECT gdbh AS 工单编号, ly AS 来源, sqlx AS 诉求类型, slsj AS 受理时间, cbdw AS 承办单位, "
               "gxsj AS 更新时间 FROM gd WHERE gxsj >= :watermark ORDER BY gxsj")])
     calls: list[dict[str, object]] = []
-    record_state = daemon.sync._record_state
+    record_state = daemon.pipeline.sync._record_state
 
     def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(kwargs)
         return record_state(*args, **kwargs)
 
-    monkeypatch.setattr(daemon.sync, "_record_state", counted)
+    monkeypatch.setattr(daemon.pipeline.sync, "_record_state", counted)
     result = sync_all(store, rules, config, NOW)
     assert result.sources["db"]["inserted"] == 1
     assert len(calls) == 1 and calls[0]["watermark"] == parse_time("2026-11-19 10:05") and calls[0]["stats"]

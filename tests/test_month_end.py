@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from daemon.calendar import WorkCalendar
-from daemon.cases import CaseRecord, Category, Source, Status
 from daemon.config import Config, ContactConfig, ContactsConfig, UnitConfig
-from daemon.models import outbox, runs
+from daemon.core.calendar import WorkCalendar
+from daemon.core.cases import CaseRecord, Category, Source, Status
+from daemon.core.rule_schema import MonthEndSettings
+from daemon.core.rules import RuleSet
+from daemon.core.timeutil import parse_time
 from daemon.reports.jobs import run_month_end_job
 from daemon.reports.month_end import (
     due_actions,
@@ -20,10 +22,8 @@ from daemon.reports.month_end import (
     reminder_days,
     scheduled_actions,
 )
-from daemon.rule_schema import MonthEndSettings
-from daemon.rules import RuleSet
-from daemon.store import Store
-from daemon.timeutil import parse_time
+from daemon.storage.models import outbox, runs
+from daemon.storage.store import Store
 
 DEFAULT = MonthEndSettings()
 

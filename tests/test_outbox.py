@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from daemon.models import outbox
-from daemon.outbox import Dispatcher, enqueue
-from daemon.recipients import sync_config_contacts
-from daemon.render import TEMPLATE_KINDS, Renderer, alert_context, sms_params
-from daemon.store import Store
+from daemon.pipeline.outbox import Dispatcher, enqueue
+from daemon.pipeline.recipients import sync_config_contacts
+from daemon.pipeline.render import TEMPLATE_KINDS, Renderer, alert_context, sms_params
+from daemon.storage.models import outbox
+from daemon.storage.store import Store
 from notifiers.base import Message, NotifierError, Receipt, Recipient
 from notifiers.testing import FakeNotifier
 from tests.outbox_helpers import alert_payload, at, config, person, queue, rows, tries

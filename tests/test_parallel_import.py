@@ -1,4 +1,4 @@
-"""The parallel CSV import (daemon/parallel_import.py) stores what the serial import stores: the same cases,
+"""The parallel CSV import (daemon/pipeline/parallel_import.py) stores what the serial import stores: the same cases,
 the same rejected rows with the same numbers and messages, the same history; a first import rebuilds the
 indexes it dropped, and a failure leaves the database as the serial import would."""
 
@@ -17,15 +17,15 @@ import pytest
 from sqlalchemy import select
 
 from bench.gen_cases import generate
-from daemon import parallel_import
+from daemon.core.rules import RuleSet
+from daemon.core.timeutil import LOCAL_TZ
 from daemon.errors import UsageError
-from daemon.models import case_history, cases
-from daemon.rules import RuleSet
+from daemon.pipeline import parallel_import
+from daemon.pipeline.sync import import_file
 from daemon.sources.files import case_table
-from daemon.store import Store
-from daemon.sync import import_file
-from daemon.timeutil import LOCAL_TZ
-from daemon.upsert import ChunkWriter
+from daemon.storage.models import case_history, cases
+from daemon.storage.store import Store
+from daemon.storage.upsert import ChunkWriter
 from tests.test_fastimport import FULL_HEADERS, _random_rows
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=LOCAL_TZ)

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.calendar import WorkCalendar
-from daemon.rules import RuleError, RuleSet, check_rules, load_rules
-from daemon.timeutil import LOCAL_TZ, parse_time
+from daemon.core.calendar import WorkCalendar
+from daemon.core.rules import RuleError, RuleSet, check_rules, load_rules
+from daemon.core.timeutil import LOCAL_TZ, parse_time
 
 ROOT = Path(__file__).resolve().parent.parent
 

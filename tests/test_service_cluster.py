@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from daemon.cases import CaseRecord, Category, Source
-from daemon.leader import current_leader
-from daemon.models import alerts, outbox
-from daemon.rules import RuleSet
-from daemon.store import Store
-from daemon.timeutil import utcnow
+from daemon.core.cases import CaseRecord, Category, Source
+from daemon.core.rules import RuleSet
+from daemon.core.timeutil import utcnow
+from daemon.runtime.leader import current_leader
+from daemon.storage.models import alerts, outbox
+from daemon.storage.store import Store
 from tests.conftest import server_url
 from tests.daemon_proc import DaemonProcess, wait_until, write_config
 from tests.fakes.wecom import FakeWecom

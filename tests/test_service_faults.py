@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from daemon.models import alerts, outbox
-from daemon.rules import RuleSet
-from daemon.store import Store
+from daemon.core.rules import RuleSet
+from daemon.storage.models import alerts, outbox
+from daemon.storage.store import Store
 from tests.conftest import run_subprocess, server_url
 from tests.daemon_proc import DaemonProcess, wait_until, write_config
 from tests.fakes.wecom import FakeWecom

@@ -11,17 +11,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert
 
-from daemon.calendar import WorkCalendar
 from daemon.commands.status_cmd import calendar_coverage, collect_status
 from daemon.config import Config
+from daemon.core.calendar import WorkCalendar
+from daemon.core.timeutil import LOCAL_TZ, parse_time
 from daemon.errors import ConfigError
-from daemon.health import HealthServer, Metrics, check_health, parse_listen
-from daemon.leader import LeaderLease, current_leader, instance_id
-from daemon.models import outbox, settings, source_state
-from daemon.scheduler import WorkdayTrigger
-from daemon.service import Backoff
-from daemon.store import Store
-from daemon.timeutil import LOCAL_TZ, parse_time
+from daemon.runtime.health import HealthServer, Metrics, check_health, parse_listen
+from daemon.runtime.leader import LeaderLease, current_leader, instance_id
+from daemon.runtime.scheduler import WorkdayTrigger
+from daemon.runtime.service import Backoff
+from daemon.storage.models import outbox, settings, source_state
+from daemon.storage.store import Store
 
 at = parse_time
 
@@ -233,8 +233,8 @@ def test_health_server_answers_healthz_and_metrics(store: Store) -> None:
 def test_reports_catch_up_at_start_on_the_leader_only_and_once(tmp_path: Path) -> None:
     from sqlalchemy import func, select
 
-    from daemon.models import runs
-    from daemon.service import Service
+    from daemon.runtime.service import Service
+    from daemon.storage.models import runs
     from tests.daemon_proc import write_config
 
     config = write_config(

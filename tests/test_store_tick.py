@@ -8,15 +8,15 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from daemon.cases import CaseRecord, Category, Source, Status
 from daemon.config import Config, ContactConfig, ContactsConfig, UnitConfig
-from daemon.models import alerts, case_history, cases, outbox
-from daemon.outbox import Dispatcher, full_payload, select_rows
-from daemon.recompute import recompute_if_changed
-from daemon.rules import RuleSet
-from daemon.store import Store
-from daemon.tick import run_tick
-from daemon.timeutil import LOCAL_TZ, parse_time
+from daemon.core.cases import CaseRecord, Category, Source, Status
+from daemon.core.rules import RuleSet
+from daemon.core.timeutil import LOCAL_TZ, parse_time
+from daemon.pipeline.outbox import Dispatcher, full_payload, select_rows
+from daemon.pipeline.recompute import recompute_if_changed
+from daemon.pipeline.tick import run_tick
+from daemon.storage.models import alerts, case_history, cases, outbox
+from daemon.storage.store import Store
 from notifiers.testing import FakeNotifier
 
 UNIT = "兴隆台区住建局"
@@ -176,8 +176,8 @@ def test_a_case_that_fails_to_evaluate_is_pushed_forward(store: Store, rules: Ru
 def test_recompute_moves_deadlines_when_the_calendar_changes(store: Store, rules: RuleSet, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from pathlib import Path
 
-    from daemon.calendar import WorkCalendar
-    from daemon.rules import load_rules
+    from daemon.core.calendar import WorkCalendar
+    from daemon.core.rules import load_rules
 
     rec = case(received_at=at("2026-12-28 10:00"))
     store.upsert_cases([rec], rules=rules, now=at("2026-12-28 10:00"), source_name="t")
@@ -215,12 +215,12 @@ def test_a_sync_during_the_tick_keeps_its_next_check(store: Store, rules: RuleSe
     evaluates, a sync reopens the case, which arms its deadline again. Writing the stale "nothing to check"
     over it would lose the breach for good.
     """
-    import daemon.tick
+    import daemon.pipeline.tick
 
     store.upsert_cases([case(status=Status.RETURNED, return_requested_at=at("2024-09-29 10:00"))], rules=rules,
                        now=at("2024-09-29 10:00"), source_name="t")
     reopened = case(status=Status.SIGNED, signed_at=at("2024-09-29 11:00"))
-    real_evaluate = daemon.tick.evaluate
+    real_evaluate = daemon.pipeline.tick.evaluate
     synced: list[datetime | None] = []
 
     def evaluate_during_a_sync(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -231,10 +231,10 @@ def test_a_sync_during_the_tick_keeps_its_next_check(store: Store, rules: RuleSe
                 synced.append(conn.execute(select(cases.c.next_check_at)).scalar_one())
         return evaluation
 
-    monkeypatch.setattr(daemon.tick, "evaluate", evaluate_during_a_sync)
+    monkeypatch.setattr(daemon.pipeline.tick, "evaluate", evaluate_during_a_sync)
     r = run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-09-29 11:00"))
     assert kinds(r) == [("C1", "late_return", 0)]  # decided on what the tick read, and written once
-    monkeypatch.setattr(daemon.tick, "evaluate", real_evaluate)
+    monkeypatch.setattr(daemon.pipeline.tick, "evaluate", real_evaluate)
     with store.engine.connect() as conn:
         stored = conn.execute(select(cases.c.next_check_at, cases.c.check_failures)).one()
     assert synced[0] is not None and stored == (synced[0], 0)
@@ -249,8 +249,8 @@ def test_two_processes_mirroring_the_config_contacts_write_them_once(store: Stor
     from sqlalchemy import func, select
 
     from daemon.config import Config
-    from daemon.models import contacts
-    from daemon.recipients import sync_config_contacts
+    from daemon.pipeline.recipients import sync_config_contacts
+    from daemon.storage.models import contacts
 
     config = Config.model_validate({"contacts": {
         "supervisors": [{"name": "督办甲", "role": "supervisor"}],
@@ -339,7 +339,7 @@ def test_overdue_cases_of_several_due_days_get_each_their_own_repeat(store: Stor
 
 
 def test_the_instants_the_tick_reads_by_hand_are_what_the_column_type_reads(store: Store, rules: RuleSet) -> None:
-    from daemon.tick import _READ, _aware
+    from daemon.pipeline.tick import _READ, _aware
 
     record = case(status=Status.FED_BACK, signed_at=at("2024-09-27 17:00:00.250000"),
                   return_requested_at=at("2024-09-28 08:00:01"), fed_back_at=at("2024-09-30 10:00"),
@@ -426,17 +426,17 @@ def test_with_another_json_serializer_the_detail_reads_back_the_same(tmp_path, r
 def test_the_tick_pauses_the_cycle_collector_only_while_it_runs(store: Store, rules: RuleSet, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import gc
 
-    import daemon.tick
+    import daemon.pipeline.tick
 
     store.upsert_cases([case()], rules=rules, now=at("2024-09-27 16:30"), source_name="t")
     during: list[bool] = []
-    real_evaluate = daemon.tick.evaluate
+    real_evaluate = daemon.pipeline.tick.evaluate
 
     def evaluate(*args, **kwargs):  # type: ignore[no-untyped-def]
         during.append(gc.isenabled())
         return real_evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(daemon.tick, "evaluate", evaluate)
+    monkeypatch.setattr(daemon.pipeline.tick, "evaluate", evaluate)
     assert gc.isenabled()
     run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-09-28 12:30"))
     assert during == [False] and gc.isenabled()
@@ -451,7 +451,7 @@ def test_the_tick_pauses_the_cycle_collector_only_while_it_runs(store: Store, ru
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise KeyboardInterrupt  # not an evaluation failure: it ends the tick
 
-    monkeypatch.setattr(daemon.tick, "evaluate", broken)
+    monkeypatch.setattr(daemon.pipeline.tick, "evaluate", broken)
     with pytest.raises(KeyboardInterrupt):
         run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-10-10 08:30"))
     assert gc.isenabled()

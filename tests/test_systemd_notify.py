@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.systemd import (
+from daemon.runtime.systemd import (
     SdNotify,
     WatchdogGate,
     credential_path,
@@ -91,7 +91,7 @@ def test_no_socket_is_a_no_op(environ: dict[str, str]) -> None:
 
 
 def test_relative_socket_address_is_refused_not_raised(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="daemon.systemd"):
+    with caplog.at_level(logging.WARNING, logger="daemon.runtime.systemd"):
         notify = SdNotify("relative/notify.sock")
     assert not notify.enabled
     assert not notify.ready()
@@ -102,7 +102,7 @@ def test_send_errors_are_logged_once_and_never_raised(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     notify = SdNotify(str(tmp_path / "nobody-listens.sock"))
-    with caplog.at_level(logging.DEBUG, logger="daemon.systemd"):
+    with caplog.at_level(logging.DEBUG, logger="daemon.runtime.systemd"):
         assert not notify.ready()
         assert not notify.watchdog()
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -110,14 +110,14 @@ def test_send_errors_are_logged_once_and_never_raised(
     assert "READY=1" in warnings[0].getMessage()
     # the socket appears (systemd restarted): sending works again and says so
     with NotifySocketListener.bind(tmp_path, "nobody-listens.sock") as late:
-        with caplog.at_level(logging.INFO, logger="daemon.systemd"):
+        with caplog.at_level(logging.INFO, logger="daemon.runtime.systemd"):
             assert notify.status("back")
         assert late.wait_for("STATUS=back", WAIT)
     assert "works again" in caplog.text
 
 
 def test_a_subprocess_finds_the_socket_through_its_environment(listener: NotifySocketListener) -> None:
-    code = "from daemon.systemd import SdNotify; SdNotify.from_environ().ready('from a child')"
+    code = "from daemon.runtime.systemd import SdNotify; SdNotify.from_environ().ready('from a child')"
     env = {**os.environ, "NOTIFY_SOCKET": listener.address, "PYTHONPATH": str(REPO_ROOT)}
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=WAIT)
     assert listener.wait_for("READY=1", WAIT) == "READY=1\nSTATUS=from a child"
@@ -227,7 +227,7 @@ def test_credential_path(tmp_path: Path) -> None:
 _DEMO_LOOP = textwrap.dedent(
     """
     import os, signal, threading, time
-    from daemon.systemd import SdNotify, WatchdogGate
+    from daemon.runtime.systemd import SdNotify, WatchdogGate
 
     notify = SdNotify.from_environ()
     gate = WatchdogGate.from_environ(notify)

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from daemon.cases import CaseRecord, Category, Source, Status
-from daemon.derive import RuleCache, derive, first_check_at, warnings_json
-from daemon.models import cases
-from daemon.rules import RuleSet
-from daemon.timeutil import LOCAL_TZ
-from daemon.upsert import DriverValues
+from daemon.core.cases import CaseRecord, Category, Source, Status
+from daemon.core.derive import RuleCache, derive, first_check_at, warnings_json
+from daemon.core.rules import RuleSet
+from daemon.core.timeutil import LOCAL_TZ
+from daemon.storage.models import cases
+from daemon.storage.upsert import DriverValues
 
 
 def _reference(record: CaseRecord, rules: RuleSet) -> dict[str, object]:

@@ -6,10 +6,10 @@ import argparse
 from datetime import date
 from typing import Any
 
-from daemon.calendar import DaySource, WorkCalendar
+from daemon.core.calendar import DaySource, WorkCalendar
+from daemon.core.timeutil import parse_time, to_local, utcnow
 from daemon.errors import UsageError
 from daemon.output import print_json, warn
-from daemon.timeutil import parse_time, to_local, utcnow
 
 SOURCE_ZH = {DaySource.OFFICIAL: "官方", DaySource.OVERRIDE: "运维覆盖", DaySource.PROVISIONAL: "暂定"}
 

@@ -49,8 +49,8 @@ def _check_rules(ctx: Any, summary: dict[str, Any]) -> list[str]:
 
 def _check_channels(ctx: Any, summary: dict[str, Any]) -> list[str]:
     """Build every channel through the registry (secrets resolved, never shown) and parse the templates."""
-    from daemon.outbox import try_build_notifiers
-    from daemon.render import Renderer
+    from daemon.pipeline.outbox import try_build_notifiers
+    from daemon.pipeline.render import Renderer
 
     config = ctx.config
     built, errors = try_build_notifiers(config)

@@ -7,9 +7,9 @@ import json
 import sys
 from typing import Any
 
+from daemon.core.rules import Deadline, Rule
+from daemon.core.timeutil import TimeFormatError, iso_local, parse_time
 from daemon.output import print_json
-from daemon.rules import Deadline, Rule
-from daemon.timeutil import TimeFormatError, iso_local, parse_time
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

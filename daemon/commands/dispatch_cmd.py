@@ -12,9 +12,9 @@ import sys
 from typing import Any
 
 from daemon.commands.store_cmds import add_now, now_arg
+from daemon.core.timeutil import iso_local
 from daemon.errors import UsageError
 from daemon.output import print_json
-from daemon.timeutil import iso_local
 
 _MOBILE = re.compile(r"^(\+?86)?1[3-9]\d{9}$")
 
@@ -42,7 +42,7 @@ def _owner() -> str:
 
 
 def run_dispatch(args: argparse.Namespace) -> int:
-    from daemon.outbox import Dispatcher, DispatchResult, build_notifiers
+    from daemon.pipeline.outbox import Dispatcher, DispatchResult, build_notifiers
 
     now = now_arg(args)
     ctx = args.ctx
@@ -111,7 +111,7 @@ def test_recipient(text: str) -> Any:
 
 def run_notify_test(args: argparse.Namespace) -> int:
     from daemon.errors import ConfigError
-    from daemon.render import Renderer
+    from daemon.pipeline.render import Renderer
     from notifiers.base import ConfigError as ChannelConfigError
     from notifiers.base import Message, NotifierError, mask_mobiles_in
     from notifiers.registry import build_notifier

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import delete, insert
 
 from daemon.commands.store_cmds import add_now, now_arg
-from daemon.models import contacts
 from daemon.output import print_json
+from daemon.storage.models import contacts
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run_import(args: argparse.Namespace) -> int:
     from daemon.errors import UsageError
-    from daemon.sync import import_file, mapping_for
+    from daemon.pipeline.sync import import_file, mapping_for
 
     ctx = args.ctx
     src = None
@@ -59,7 +59,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_sync(args: argparse.Namespace) -> int:
-    from daemon.sync import sync_all
+    from daemon.pipeline.sync import sync_all
 
     ctx = args.ctx
     result = sync_all(ctx.store, ctx.rules, ctx.config, now_arg(args))

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from daemon.commands.store_cmds import add_now, now_arg
+from daemon.core.timeutil import LOCAL_TZ, TimeFormatError, iso_local, parse_date, to_local
 from daemon.errors import UsageError
 from daemon.output import print_json
-from daemon.timeutil import LOCAL_TZ, TimeFormatError, iso_local, parse_date, to_local
 
 FORMATS = ("md", "html", "xlsx")
 
@@ -189,9 +189,9 @@ def ranked_cases(store: Any, year: int, month: int) -> list[Any]:
     """The month's cases from the store as :class:`RankedCase` (returned cases are not the unit's)."""
     from sqlalchemy import select
 
-    from daemon.cases import Satisfaction, Source, Status
-    from daemon.models import cases
+    from daemon.core.cases import Satisfaction, Source, Status
     from daemon.reports.ranking import RankedCase, month_bounds
+    from daemon.storage.models import cases
 
     start, end = month_bounds(year, month)
     c = cases.c

@@ -8,11 +8,11 @@ from typing import Any
 
 import yaml
 
+from daemon.core.holidays import load_overrides
+from daemon.core.rules import RuleSet, check_rules
+from daemon.core.timeutil import TimeFormatError, iso_local, parse_time
 from daemon.errors import ConfigError
-from daemon.holidays import load_overrides
 from daemon.output import print_json
-from daemon.rules import RuleSet, check_rules
-from daemon.timeutil import TimeFormatError, iso_local, parse_time
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

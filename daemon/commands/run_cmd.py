@@ -1,4 +1,4 @@
-"""``hotline-sla run``: the daemon (see :mod:`daemon.service`)."""
+"""``hotline-sla run``: the daemon (see :mod:`daemon.runtime.service`)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_daemon(args: argparse.Namespace) -> int:
-    from daemon import logs
-    from daemon.service import Service
+    from daemon.runtime import logs
+    from daemon.runtime.service import Service
 
     # `kill -USR1 <pid>` writes every thread's stack to stderr: how to see where a stuck daemon hangs
     faulthandler.register(signal.SIGUSR1, all_threads=True)

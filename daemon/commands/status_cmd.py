@@ -13,15 +13,15 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from daemon.calendar import DaySource, WorkCalendar
 from daemon.commands.store_cmds import add_now, now_arg
 from daemon.config import Config
-from daemon.health import LAST_TICK_KEY, stale_after
-from daemon.leader import current_leader
-from daemon.models import outbox, settings, source_state
+from daemon.core.calendar import DaySource, WorkCalendar
+from daemon.core.timeutil import iso_local, to_local
 from daemon.output import print_json
-from daemon.store import Store
-from daemon.timeutil import iso_local, to_local
+from daemon.runtime.health import LAST_TICK_KEY, stale_after
+from daemon.runtime.leader import current_leader
+from daemon.storage.models import outbox, settings, source_state
+from daemon.storage.store import Store
 
 OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "dead")
 

@@ -9,11 +9,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from daemon.core.timeutil import TimeFormatError, iso_local, parse_time, to_local, utcnow
 from daemon.errors import UsageError
-from daemon.models import alerts, case_history, cases, deliveries, outbox
 from daemon.output import print_json
-from daemon.store import _FINISHED
-from daemon.timeutil import TimeFormatError, iso_local, parse_time, to_local, utcnow
+from daemon.storage.models import alerts, case_history, cases, deliveries, outbox
+from daemon.storage.store import _FINISHED
 
 
 def now_arg(args: argparse.Namespace) -> datetime:
@@ -71,8 +71,8 @@ def run_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def run_tick_cmd(args: argparse.Namespace) -> int:
-    from daemon.recompute import recompute_if_changed
-    from daemon.tick import run_tick
+    from daemon.pipeline.recompute import recompute_if_changed
+    from daemon.pipeline.tick import run_tick
 
     now = now_arg(args)
     ctx = args.ctx
@@ -220,7 +220,7 @@ def format_explain(doc: dict[str, Any]) -> str:
 
 
 def run_outbox_list(args: argparse.Namespace) -> int:
-    from daemon.outbox import full_payload, select_rows
+    from daemon.pipeline.outbox import full_payload, select_rows
     from notifiers.base import mask_mobile
 
     stmt = select_rows().order_by(outbox.c.id.desc()).limit(args.limit)

@@ -17,12 +17,12 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, or_, select
 
-from daemon.calendar import DaySource, WorkCalendar
-from daemon.cases import Status
-from daemon.models import cases, outbox
-from daemon.rules import RuleSet
-from daemon.store import _FINISHED
-from daemon.timeutil import LOCAL_TZ, to_local
+from daemon.core.calendar import DaySource, WorkCalendar
+from daemon.core.cases import Status
+from daemon.core.rules import RuleSet
+from daemon.core.timeutil import LOCAL_TZ, to_local
+from daemon.storage.models import cases, outbox
+from daemon.storage.store import _FINISHED
 
 LIST_CAP = 500  # late returns, catch-all cases, failed deliveries: the newest this many are listed
 FAILED_LOOKBACK = timedelta(days=7)
@@ -315,7 +315,7 @@ def _catch_all(conn: Connection, catch_ids: list[str], total: int) -> tuple[Catc
 
 
 def _failed(conn: Connection, w: DigestWindow) -> tuple[tuple[FailedDelivery, ...], int]:
-    from daemon.outbox import full_payload, select_rows
+    from daemon.pipeline.outbox import full_payload, select_rows
     from notifiers.base import mask_mobile, mask_mobiles_in
 
     o = outbox.c

@@ -23,11 +23,12 @@ import structlog
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from daemon.calendar import WorkCalendar
 from daemon.config import Config, RouteConfig
-from daemon.models import runs
-from daemon.outbox import enqueue
-from daemon.recipients import Delivery, Directory, sync_config_contacts
+from daemon.core.calendar import WorkCalendar
+from daemon.core.rules import RuleSet
+from daemon.core.timeutil import to_local
+from daemon.pipeline.outbox import enqueue
+from daemon.pipeline.recipients import Delivery, Directory, sync_config_contacts
 from daemon.reports import digest_render
 from daemon.reports.digest import build_digest
 from daemon.reports.month_end import (
@@ -44,9 +45,8 @@ from daemon.reports.month_end import (
     render_unrouted_reminder,
 )
 from daemon.reports.tabular import HTML_MIME, XLSX_MIME, local_text, safe_filename, write_atomic
-from daemon.rules import RuleSet
-from daemon.store import Store
-from daemon.timeutil import to_local
+from daemon.storage.models import runs
+from daemon.storage.store import Store
 
 log = structlog.get_logger("hotline_sla.reports")
 

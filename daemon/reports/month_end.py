@@ -21,8 +21,9 @@ from typing import Literal
 
 from sqlalchemy import Connection, and_, select
 
-from daemon.calendar import WorkCalendar
-from daemon.models import cases
+from daemon.core.calendar import WorkCalendar
+from daemon.core.rule_schema import MonthEndSettings
+from daemon.core.timeutil import LOCAL_TZ, to_local
 from daemon.reports.digest import OPEN
 from daemon.reports.tabular import (
     MarkdownList,
@@ -35,8 +36,7 @@ from daemon.reports.tabular import (
     render_html_page,
     render_xlsx_book,
 )
-from daemon.rule_schema import MonthEndSettings
-from daemon.timeutil import LOCAL_TZ, to_local
+from daemon.storage.models import cases
 
 CARRY_OVER_CATCH_UP_WORKING_DAYS = 2
 

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from daemon.cases import Satisfaction, Source
+from daemon.core.cases import Satisfaction, Source
+from daemon.core.timeutil import LOCAL_TZ
 from daemon.reports.scoring import ScoringConfig, bonus_for, exact_score, penalty_for, round_cents
-from daemon.timeutil import LOCAL_TZ
 
 UNKNOWN_DISTRICT = "未标注属地"
 OTHER_DOMAIN = "其他"

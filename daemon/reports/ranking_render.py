@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
+from daemon.core.timeutil import to_local
 from daemon.reports.ranking import MonthlyRanking, RankedCase, UnitScore
-from daemon.timeutil import to_local
 
 Kind = Literal["text", "int", "pct", "score"]
 Value = str | int | Decimal

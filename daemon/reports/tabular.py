@@ -17,7 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from daemon.timeutil import to_local
+from daemon.core.timeutil import to_local
 
 Cell = str | int
 

@@ -1,6 +1,6 @@
 """Case sources: platform exports (CSV/XLSX), the platform database (SQL) and the platform API (HTTP).
 
-Each source turns platform rows into :class:`~daemon.cases.CaseRecord` and reports bad rows as
+Each source turns platform rows into :class:`~daemon.core.cases.CaseRecord` and reports bad rows as
 :class:`RowResult` errors without stopping the good ones; a failure of the source as a whole raises
 :class:`SourceError`. Sources never write the store.
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from daemon.cases import CaseRecord
+from daemon.core.cases import CaseRecord
 from daemon.errors import UsageError
 
 

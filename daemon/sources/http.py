@@ -22,9 +22,9 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from daemon.core.timeutil import LOCAL_TZ
 from daemon.sources.base import FetchResult, RowResult, SourceError, WatermarkedStream
 from daemon.sources.mapping import ColumnMapping, RowError
-from daemon.timeutil import LOCAL_TZ
 
 Paging = Literal["page", "cursor", "none"]
 

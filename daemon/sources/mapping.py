@@ -1,4 +1,4 @@
-"""From a platform's row (Chinese headers, Chinese value words) to a :class:`~daemon.cases.CaseRecord`.
+"""From a platform's row (Chinese headers, Chinese value words) to a :class:`~daemon.core.cases.CaseRecord`.
 
 The mapping is configuration (pydantic v2): which header names each field may have, and which value words
 mean what. Defaults are the platform's own headers (工单编号, 来源, 受理时间 …) and words (省平台, 投诉类 …);
@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from daemon.cases import CaseRecord, Category, Satisfaction, Source, Status
+from daemon.core.cases import CaseRecord, Category, Satisfaction, Source, Status
+from daemon.core.timeutil import LOCAL_TZ, TimeFormatError
 from daemon.sources import values as v
-from daemon.timeutil import LOCAL_TZ, TimeFormatError
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -34,7 +34,7 @@ _DATE_ONLY = re.compile(r"\d{4}[-/年]\d{1,2}[-/月]\d{1,2}日?")
 _HOURS = frozenset(f"{h:02d}" for h in range(24))
 _SIXTY = frozenset(f"{m:02d}" for m in range(60))
 
-#: a record as text (:meth:`RecordBuilder.source_key`), in :data:`daemon.derive.SOURCE_FIELDS` order: str
+#: a record as text (:meth:`RecordBuilder.source_key`), in :data:`daemon.core.derive.SOURCE_FIELDS` order: str
 #: and enum members as the record has them, times as canonical local text, stars int, difficult bool
 SourceKey = tuple[Any, ...]
 

@@ -27,10 +27,10 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
+from daemon.core.timeutil import LOCAL_TZ
 from daemon.errors import ConfigError
 from daemon.sources.base import FetchResult, RowResult, SourceError, WatermarkedStream
 from daemon.sources.mapping import ColumnMapping, RowError
-from daemon.timeutil import LOCAL_TZ
 
 _COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 _FIRST_WORD = re.compile(r"[\s(]*([A-Za-z]+)")

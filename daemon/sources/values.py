@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, time, timedelta, timezone
 
-from daemon.cases import Category, Satisfaction, Source, Status
-from daemon.timeutil import LOCAL_TZ, TimeFormatError, parse_time
+from daemon.core.cases import Category, Satisfaction, Source, Status
+from daemon.core.timeutil import LOCAL_TZ, TimeFormatError, parse_time
 
 #: 来源 words → Source (the platform exports these; English enum values are accepted as well)
 DEFAULT_SOURCES: dict[str, Source] = {

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from daemon.config import Config
-from daemon.outbox import Dispatcher, build_notifiers
-from daemon.store import Store
+from daemon.pipeline.outbox import Dispatcher, build_notifiers
+from daemon.storage.store import Store
 from notifiers.secrets import SecretResolver
 from tests.notifiers.conftest import MOBILE, SECRETS
 from tests.notifiers.test_robots_and_gateway import gateway  # noqa: F401 - fixture

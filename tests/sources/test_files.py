@@ -8,7 +8,8 @@ import openpyxl
 import pytest
 
 from bench.gen_cases import generate
-from daemon.cases import Source, Status
+from daemon.core.cases import Source, Status
+from daemon.core.timeutil import LOCAL_TZ
 from daemon.errors import UsageError
 from daemon.sources import (
     ColumnMapping,
@@ -17,7 +18,6 @@ from daemon.sources import (
     mark_duplicates,
     read_case_file,
 )
-from daemon.timeutil import LOCAL_TZ
 from tests.sources.conftest import GOOD_ROW, HEADERS, csv_text
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"

@@ -12,9 +12,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from daemon.core.timeutil import LOCAL_TZ
 from daemon.sources import ColumnMapping, SourceError
 from daemon.sources.http import HttpSource
-from daemon.timeutil import LOCAL_TZ
 
 TOKEN = "tok-9f8e7d6c5b4a"
 

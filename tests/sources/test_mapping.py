@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from daemon.cases import Category, Satisfaction, Source, Status
+from daemon.core.cases import Category, Satisfaction, Source, Status
+from daemon.core.timeutil import LOCAL_TZ
 from daemon.sources import ColumnMapping, RowError, to_record
-from daemon.timeutil import LOCAL_TZ
 
 
 def row(**overrides: object) -> dict[str, object]:

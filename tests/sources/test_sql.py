@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
+from daemon.core.timeutil import LOCAL_TZ
 from daemon.errors import ConfigError
 from daemon.sources import SourceError
 from daemon.sources.sql import SqlSource, check_select, mask_url
-from daemon.timeutil import LOCAL_TZ
 
 QUERY = """
     -- the platform's table, columns aliased to the export headers

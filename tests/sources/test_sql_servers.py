@@ -10,10 +10,10 @@ import pytest
 import sqlalchemy
 from sqlalchemy import text
 
-from daemon.cases import Source, Status
+from daemon.core.cases import Source, Status
+from daemon.core.timeutil import LOCAL_TZ
 from daemon.sources import ColumnMapping
 from daemon.sources.sql import SqlSource
-from daemon.timeutil import LOCAL_TZ
 from tests.conftest import server_url
 
 SERVERS = [pytest.param("postgres", marks=pytest.mark.postgres), pytest.param("mariadb", marks=pytest.mark.mariadb)]

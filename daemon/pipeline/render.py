@@ -3,9 +3,9 @@
 Families: ``txt`` (every channel: console, SMS gateways, the email plain part), ``md`` (WeCom, DingTalk) and
 ``html`` (email). A template sets ``subject`` with ``{% set subject %}…{% endset %}``; the text template's
 subject is the message's. The same template renders one alert or a batch: the context always has ``items``
-(the alerts' payloads, see daemon/tick.py ``_payload``) and ``count``.
+(the alerts' payloads, see daemon/pipeline/tick.py ``_payload``) and ``count``.
 
-Templates ship in ``daemon/templates/``; a file of the same name in ``dispatch.templates_dir`` overrides
+Templates ship in ``daemon/pipeline/templates/``; a file of the same name in ``dispatch.templates_dir`` overrides
 one. SMS channels send approved templates, not text: :func:`sms_params` gives every kind the same named
 parameters and each channel's ``templates.<kind>.params`` picks the ones its approved template has.
 """
@@ -52,7 +52,7 @@ def when(value: str | datetime | None, fmt: str = "%m月%d日 %H:%M") -> str:
     if value is None or value == "":
         return ""
     instant = datetime.fromisoformat(value) if isinstance(value, str) else value
-    from daemon.timeutil import to_local
+    from daemon.core.timeutil import to_local
 
     text = to_local(instant).strftime(fmt)
     return text.lstrip("0").replace("月0", "月")
@@ -117,7 +117,7 @@ def alert_context(
     kind: str, items: Sequence[Mapping[str, Any]], recipient: Mapping[str, Any], now: datetime
 ) -> dict[str, Any]:
     """The context of an alert template: one or several alerts of ``kind`` for one recipient."""
-    from daemon.timeutil import iso_local
+    from daemon.core.timeutil import iso_local
 
     units = list(dict.fromkeys(str(i["case"]["unit"]) for i in items))
     # "甲局未配置承办人联系人，转督办人员" for several units reads as one note: "甲局、乙局未配置…"

@@ -1,7 +1,7 @@
 """Dead letter (死信): rows that could not be delivered in time stop retrying, and the supervisors are told.
 
 A row still pending ``dispatch.dead_letter_after_hours`` after it was created (or one that failed
-``dispatch.max_attempts`` times, see daemon/outbox.py) becomes ``dead``. One ``dead_letter`` message per
+``dispatch.max_attempts`` times, see daemon/pipeline/outbox.py) becomes ``dead``. One ``dead_letter`` message per
 supervisor and channel lists them, mobiles masked; it is queued in the same transaction that marks the rows
 dead, so a crash cannot lose the notice nor send it twice. A ``dead_letter`` row that dies is logged, never
 dead-lettered again (no loop).
@@ -19,10 +19,10 @@ import structlog
 from sqlalchemy import Connection, and_, or_, select, update
 
 from daemon.config import Config
-from daemon.models import outbox
-from daemon.render import Renderer
-from daemon.store import Store
-from daemon.timeutil import iso_local
+from daemon.core.timeutil import iso_local
+from daemon.pipeline.render import Renderer
+from daemon.storage.models import outbox
+from daemon.storage.store import Store
 from notifiers.base import Recipient
 
 log = structlog.get_logger("hotline_sla.outbox")
@@ -45,7 +45,7 @@ def sweep(store: Store, config: Config, renderer: Renderer, owner: str, now: dat
         outbox.c.created_at <= now - timedelta(hours=hours),
         or_(outbox.c.status == "pending", and_(outbox.c.status == "sending", outbox.c.lease_until <= now)),
     )
-    from daemon.outbox import full_rows, select_rows
+    from daemon.pipeline.outbox import full_rows, select_rows
 
     with store.engine.begin() as conn:
         ids = list(conn.execute(select(outbox.c.id).where(cond).order_by(outbox.c.id).limit(1000)).scalars())
@@ -66,8 +66,8 @@ def tell_supervisors(
     conn: Connection, config: Config, renderer: Renderer, rows: Sequence[Any], *, now: datetime, why: str
 ) -> None:
     """Queue one ``dead_letter`` message per supervisor and channel, listing ``rows`` (masked)."""
-    from daemon.outbox import enqueue
-    from daemon.recipients import Directory
+    from daemon.pipeline.outbox import enqueue
+    from daemon.pipeline.recipients import Directory
 
     for r in rows:
         log.error("outbox_dead", id=r.id, kind=r.kind, channel=r.channel, to=_masked(r.recipient),

@@ -20,17 +20,17 @@ from typing import Any
 import structlog
 from sqlalchemy import insert, select, update
 
-from daemon import parallel_import
-from daemon.cases import CaseRecord
 from daemon.config import Config, SourceConfig
+from daemon.core.cases import CaseRecord
+from daemon.core.rules import RuleSet
 from daemon.errors import ConfigError, UsageError
-from daemon.models import source_state
-from daemon.rules import RuleSet
+from daemon.pipeline import parallel_import
 from daemon.sources.base import RowResult, SourceError
 from daemon.sources.files import case_table
 from daemon.sources.mapping import ColumnMapping, RowError
-from daemon.store import Store, UpsertResult
-from daemon.upsert import FastCase
+from daemon.storage.models import source_state
+from daemon.storage.store import Store, UpsertResult
+from daemon.storage.upsert import FastCase
 
 log = structlog.get_logger("hotline_sla.sync")
 CASE_FILE_SUFFIXES = {".csv", ".xlsx"}
@@ -68,7 +68,7 @@ def import_file(
 ) -> ImportReport:
     """Import one CSV/XLSX export: good rows are upserted, bad rows reported with their row number.
 
-    A large CSV into SQLite is imported by worker processes (:mod:`daemon.parallel_import`) unless
+    A large CSV into SQLite is imported by worker processes (:mod:`daemon.pipeline.parallel_import`) unless
     ``parallel`` is False; the result is the same.
     """
     if not path.is_file():
@@ -76,7 +76,7 @@ def import_file(
     report = ImportReport(str(path))
     builder, rows = case_table(path, mapping)
     encoding = parallel_import.applies(store, path) if parallel else None
-    if encoding is not None:  # a large CSV into SQLite: every core (daemon/parallel_import.py)
+    if encoding is not None:  # a large CSV into SQLite: every core (daemon/pipeline/parallel_import.py)
         rows.close()  # type: ignore[attr-defined]
         done = parallel_import.import_parallel(store, rules, path, builder, encoding, now=now,
                                                source_name=source_name, rejected=report.rejected,

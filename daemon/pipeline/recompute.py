@@ -14,10 +14,10 @@ from typing import Any
 import structlog
 from sqlalchemy import bindparam, insert, select, update
 
-from daemon.cases import CaseRecord, Category, Satisfaction, Source, Status
-from daemon.models import case_history, cases
-from daemon.rules import RuleSet
-from daemon.store import _FINISHED, RuleCache, Store, derive
+from daemon.core.cases import CaseRecord, Category, Satisfaction, Source, Status
+from daemon.core.rules import RuleSet
+from daemon.storage.models import case_history, cases
+from daemon.storage.store import _FINISHED, RuleCache, Store, derive
 
 log = structlog.get_logger("hotline_sla.recompute")
 FINGERPRINT_KEY = "rules_calendar_fingerprint"

@@ -11,10 +11,10 @@ read with the batch, so the tick never overwrites a newer check instant with one
 (the changed case is due, or soon will be, and is evaluated again under its new state).
 
 An alert's template context is stored once, in ``alerts.detail``; each of its outbox rows stores only its
-own part (``{"note": …, "urgent": …}``) and readers merge the two (``daemon.outbox.select_rows`` /
+own part (``{"note": …, "urgent": …}``) and readers merge the two (``daemon.pipeline.outbox.select_rows`` /
 ``full_payload``), which keeps a tick that alerts thousands of cases from writing each context per recipient.
 
-A tick over thousands of due cases spends its time writing, so the writes go as in :mod:`daemon.upsert`:
+A tick over thousands of due cases spends its time writing, so the writes go as in :mod:`daemon.storage.upsert`:
 statements compiled once, values already in the driver's form (instants as naive UTC, JSON dumped once
 per alert, its text put together from pieces that many alerts share), one ``executemany`` each (on
 PostgreSQL: ``COPY`` for the inserts, and one UPDATE joined to a temporary table for the next checks); the reads
@@ -38,16 +38,16 @@ import structlog
 from sqlalchemy import Connection, Dialect, bindparam, insert, select, type_coerce, update
 from sqlalchemy.types import NullType
 
-from daemon.calendar import WorkCalendar
-from daemon.cases import Status
 from daemon.config import Config
-from daemon.engine import BreachLadders, CaseState, Decision, EngineSettings, evaluate, reads_return_warnings
-from daemon.models import alerts, cases, outbox
-from daemon.recipients import Contact, Directory, sync_config_contacts
-from daemon.rules import Deadline, RuleSet, WarningPoint
-from daemon.store import Store, paused_gc, warnings_from_json
-from daemon.timeutil import iso_local
-from daemon.upsert import BulkStatement, DriverValues, copy_rows
+from daemon.core.calendar import WorkCalendar
+from daemon.core.cases import Status
+from daemon.core.engine import BreachLadders, CaseState, Decision, EngineSettings, evaluate, reads_return_warnings
+from daemon.core.rules import Deadline, RuleSet, WarningPoint
+from daemon.core.timeutil import iso_local
+from daemon.pipeline.recipients import Contact, Directory, sync_config_contacts
+from daemon.storage.models import alerts, cases, outbox
+from daemon.storage.store import Store, paused_gc, warnings_from_json
+from daemon.storage.upsert import BulkStatement, DriverValues, copy_rows
 
 log = structlog.get_logger("hotline_sla.tick")
 

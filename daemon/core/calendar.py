@@ -25,7 +25,7 @@ from pathlib import Path
 
 import chinese_calendar
 
-from daemon.holidays import HolidayOverride, load_overrides, statutory_holidays
+from daemon.core.holidays import HolidayOverride, load_overrides, statutory_holidays
 
 FIRST_YEAR = 2004
 DEFAULT_LAST_YEAR = 2060
@@ -167,7 +167,7 @@ class WorkCalendar:
     ) -> WorkCalendar:
         """Official years, then operator overrides on top, then provisional years for the rest.
 
-        Raises :class:`daemon.holidays.HolidayFileError` (names file and line) for an invalid override.
+        Raises :class:`daemon.core.holidays.HolidayFileError` (names file and line) for an invalid override.
         """
         overrides: dict[int, HolidayOverride] = load_overrides(overrides_dir) if overrides_dir else {}
         official = official_years()

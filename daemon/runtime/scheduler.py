@@ -19,8 +19,8 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from daemon.calendar import CalendarRangeError, WorkCalendar
-from daemon.timeutil import LOCAL_TZ, to_local
+from daemon.core.calendar import CalendarRangeError, WorkCalendar
+from daemon.core.timeutil import LOCAL_TZ, to_local
 
 
 class WorkdayTrigger(BaseTrigger):  # type: ignore[misc]  # apscheduler has no type information

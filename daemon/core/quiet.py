@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from daemon.config import Config, QuietHours
-from daemon.timeutil import LOCAL_TZ, to_local
+from daemon.core.timeutil import LOCAL_TZ, to_local
 
 DEFAULT_SMS_QUIET = QuietHours()  # 22:00-07:30
 

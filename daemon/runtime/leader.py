@@ -26,8 +26,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from daemon.models import settings
-from daemon.store import Store
+from daemon.storage.models import settings
+from daemon.storage.store import Store
 
 LEADER_KEY = "leader"
 OWNER_MAX_LENGTH = 64  # settings.owner and outbox.lease_owner are String(64)

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from daemon.cases import Category, Source, Status
+from daemon.core.cases import Category, Source, Status
 
 MATCH_KEYS = {
     "source": {s.value for s in Source},

@@ -36,21 +36,21 @@ from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import exc as sa_exc
 
-from daemon.calendar import WorkCalendar
 from daemon.config import Config
 from daemon.context import AppContext
-from daemon.health import HealthServer, Metrics, check_health, db_error_text, parse_listen
-from daemon.leader import LeaderLease, current_leader, instance_id
-from daemon.outbox import Dispatcher, build_notifiers
-from daemon.recompute import recompute_if_changed
+from daemon.core.calendar import WorkCalendar
+from daemon.core.rules import RuleSet
+from daemon.core.timeutil import iso_local, utcnow
+from daemon.pipeline.outbox import Dispatcher, build_notifiers
+from daemon.pipeline.recompute import recompute_if_changed
+from daemon.pipeline.sync import sync_all
+from daemon.pipeline.tick import run_tick
 from daemon.reports.jobs import run_digest_job, run_month_end_job
-from daemon.rules import RuleSet
-from daemon.scheduler import JobSpec, WorkdayTrigger, build_scheduler, every
-from daemon.store import Store
-from daemon.sync import sync_all
-from daemon.systemd import SdNotify, WatchdogGate
-from daemon.tick import run_tick
-from daemon.timeutil import iso_local, utcnow
+from daemon.runtime.health import HealthServer, Metrics, check_health, db_error_text, parse_listen
+from daemon.runtime.leader import LeaderLease, current_leader, instance_id
+from daemon.runtime.scheduler import JobSpec, WorkdayTrigger, build_scheduler, every
+from daemon.runtime.systemd import SdNotify, WatchdogGate
+from daemon.storage.store import Store
 
 log = structlog.get_logger("hotline_sla.service")
 

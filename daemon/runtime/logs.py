@@ -57,7 +57,7 @@ class _Stdout(_Stderr):
 
 
 class _ToStructlog(logging.Handler):
-    """Stdlib log records (APScheduler, daemon.systemd, drivers) as structlog events, so the daemon writes
+    """Stdlib log records (APScheduler, daemon.runtime.systemd, drivers) as structlog events, so the daemon writes
     one format only and the redaction applies to them too."""
 
     def emit(self, record: logging.LogRecord) -> None:

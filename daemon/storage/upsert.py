@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Dialect, bindparam, insert, select, update
 from sqlalchemy.sql.dml import Insert, ValuesBase
 
-from daemon.cases import FINISHED_STATUSES, CaseRecord
-from daemon.derive import Derived, RuleCache, Warnings, content_hash, derive_parts, key_hash
-from daemon.models import UTCDateTime, case_history, cases
-from daemon.rules import Rule
-from daemon.timeutil import LOCAL_TZ
+from daemon.core.cases import FINISHED_STATUSES, CaseRecord
+from daemon.core.derive import Derived, RuleCache, Warnings, content_hash, derive_parts, key_hash
+from daemon.core.rules import Rule
+from daemon.core.timeutil import LOCAL_TZ
+from daemon.storage.models import UTCDateTime, case_history, cases
 
 if TYPE_CHECKING:
     from daemon.sources.mapping import RecordBuilder, SourceKey
@@ -276,7 +276,7 @@ class ChunkWriter:
         self, conn: Connection, items: Sequence[Prepared], now: datetime, source_name: str,
         records: Callable[[list[int]], dict[int, CaseRecord]],
     ) -> UpsertResult:
-        """:meth:`upsert` of rows prepared elsewhere (:mod:`daemon.parallel_import`): ``items`` are
+        """:meth:`upsert` of rows prepared elsewhere (:mod:`daemon.pipeline.parallel_import`): ``items`` are
         (number, digest, insert row or None, index) with distinct numbers. What is stored decides, as in
         :meth:`upsert`; a new case without a prepared row and every changed case are built by
         ``records(indexes)``, which gives their records by index.

@@ -40,10 +40,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Literal
 
-from daemon.calendar import WorkCalendar
-from daemon.cases import FINISHED_STATUSES, CaseRecord, Status
-from daemon.rules import Deadline, WarningPoint
-from daemon.timeutil import LOCAL_TZ
+from daemon.core.calendar import WorkCalendar
+from daemon.core.cases import FINISHED_STATUSES, CaseRecord, Status
+from daemon.core.rules import Deadline, WarningPoint
+from daemon.core.timeutil import LOCAL_TZ
 
 if TYPE_CHECKING:
     from daemon.config import AlertsConfig

@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 from operator import attrgetter
 from typing import Any, NamedTuple
 
-from daemon.cases import FINISHED_STATUSES, CaseRecord
-from daemon.rules import Deadline, Rule, RuleSet, WarningPoint
-from daemon.timeutil import LOCAL_TZ
+from daemon.core.cases import FINISHED_STATUSES, CaseRecord
+from daemon.core.rules import Deadline, Rule, RuleSet, WarningPoint
+from daemon.core.timeutil import LOCAL_TZ
 
 SOURCE_FIELDS = (
     "number", "source", "category", "unit", "district", "domain", "summary", "status", "received_at",

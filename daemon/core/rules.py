@@ -19,10 +19,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from daemon.calendar import WorkCalendar
+from daemon.core.calendar import WorkCalendar
+from daemon.core.rule_schema import MonthEndSettings, RuleFile, RuleModel, WarnLead, format_validation_error
+from daemon.core.timeutil import LOCAL_TZ
 from daemon.errors import ConfigError, UsageError
-from daemon.rule_schema import MonthEndSettings, RuleFile, RuleModel, WarnLead, format_validation_error
-from daemon.timeutil import LOCAL_TZ
 
 __all__ = ["Deadline", "Rule", "RuleError", "RuleSet", "WarningPoint", "load_rules"]
 

@@ -7,7 +7,7 @@ pieces of whole CSV records (a cut falls on a newline outside any quoted field, 
 which is safe in UTF-8 and GB18030 alike: neither uses the bytes of ``"`` or a newline inside a character),
 and forked workers (:func:`_work`) turn each piece into prepared cases: (number, content hash, insert row,
 index) and the piece's bad rows. The parent takes the pieces back in file order and writes them through
-:meth:`daemon.upsert.ChunkWriter.upsert_prepared`, so everything the serial import guarantees still holds:
+:meth:`daemon.storage.upsert.ChunkWriter.upsert_prepared`, so everything the serial import guarantees still holds:
 
 - **what is stored decides.** A worker only skips building the insert row of a case it saw stored (a
   read-only look at committed data); the parent looks every case up again in its own transaction, so a
@@ -22,12 +22,12 @@ index) and the piece's bad rows. The parent takes the pieces back in file order 
   the load, also after an error (SQLite builds an index from sorted keys much faster than it updates it row
   by row: measured on 1M cases, 3 s for the four against ~6 s more of inserting). Until then the daemon's
   queries on those cases scan the table; a process killed in between leaves them missing, and the next
-  :meth:`daemon.store.Store.upgrade` (every command and the service's start run it) builds them again.
+  :meth:`daemon.storage.store.Store.upgrade` (every command and the service's start run it) builds them again.
 
 It applies only where it pays and is safe: a SQLite database in a file, a CSV of at least
 :data:`MIN_BYTES` whose encoding the first MiB decides, at least two CPUs, and a process with no other
 thread (forking a threaded process can copy a lock another thread holds: the daemon's inbox imports,
-which run in the scheduler's thread, stay serial). Everything else takes :func:`daemon.sync.import_file`'s
+which run in the scheduler's thread, stay serial). Everything else takes :func:`daemon.pipeline.sync.import_file`'s
 serial path, which gives the same result (``tests/test_parallel_import.py`` compares them).
 """
 
@@ -54,14 +54,14 @@ import structlog
 from sqlalchemy import Index
 from sqlalchemy.schema import CreateIndex, DropIndex
 
-from daemon.cases import CaseRecord
-from daemon.derive import RuleCache, content_hash, derive_parts, key_hash
+from daemon.core.cases import CaseRecord
+from daemon.core.derive import RuleCache, content_hash, derive_parts, key_hash
+from daemon.core.rules import RuleSet
 from daemon.errors import UsageError
-from daemon.rules import RuleSet
 from daemon.sources.files import CSV_SUFFIXES, EncodingError, _undecodable, detect_encoding
 from daemon.sources.mapping import RecordBuilder, RowError
-from daemon.store import Store, paused_gc, secondary_case_indexes
-from daemon.upsert import LOOKUP_BATCH, ChunkWriter, Prepared, UpsertResult
+from daemon.storage.store import Store, paused_gc, secondary_case_indexes
+from daemon.storage.upsert import LOOKUP_BATCH, ChunkWriter, Prepared, UpsertResult
 
 log = structlog.get_logger("hotline_sla.import")
 

@@ -40,14 +40,14 @@ import structlog
 from sqlalchemy import Connection, Select, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from daemon import dead_letter
 from daemon.config import Config
+from daemon.core.quiet import quiet_hours_for, quiet_until
+from daemon.core.timeutil import iso_local
 from daemon.errors import ConfigError
-from daemon.models import alerts, deliveries, outbox
-from daemon.quiet import quiet_hours_for, quiet_until
-from daemon.render import Renderer, RenderError, alert_context, sms_params
-from daemon.store import Store
-from daemon.timeutil import iso_local
+from daemon.pipeline import dead_letter
+from daemon.pipeline.render import Renderer, RenderError, alert_context, sms_params
+from daemon.storage.models import alerts, deliveries, outbox
+from daemon.storage.store import Store
 from notifiers.base import Attachment, Message, Notifier, NotifierError, Receipt, Recipient, mask_mobiles_in
 from notifiers.base import ConfigError as ChannelConfigError
 from notifiers.secrets import SecretResolver
@@ -87,7 +87,7 @@ def select_rows(*columns: Any) -> Select[Any]:
     """``SELECT`` outbox rows (every column, or ``columns``) with their alert's detail as ``alert_detail``.
 
     An alert's outbox rows store only their own part of the template context (``note``, ``urgent``); the
-    rest is the alert's ``detail``, stored once (see daemon/tick.py). Report rows have no alert (outer join).
+    rest is the alert's ``detail``, stored once (see daemon/pipeline/tick.py). Report rows have no alert (outer join).
     Read the payload of a row selected here with :func:`full_payload`, or use :func:`full_rows`.
     """
     return select(*(columns or outbox.c), alerts.c.detail.label("alert_detail")).select_from(

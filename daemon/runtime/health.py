@@ -30,8 +30,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from daemon.config import Config
 from daemon.errors import ConfigError
-from daemon.models import alerts, cases, deliveries, outbox, settings
-from daemon.store import _FINISHED, Store
+from daemon.storage.models import alerts, cases, deliveries, outbox, settings
+from daemon.storage.store import _FINISHED, Store
 
 log = structlog.get_logger("hotline_sla.health")
 

@@ -20,14 +20,14 @@ from sqlalchemy import Connection, Engine, Index, create_engine, event, func, in
 from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateIndex
 
-from daemon.cases import CaseRecord
-from daemon.derive import FINISHED as _FINISHED
-from daemon.derive import RuleCache, content_hash, derive, first_check_at, is_finished, warnings_from_json
-from daemon.models import cases, metadata, settings
-from daemon.rules import RuleSet
-from daemon.upsert import ChunkWriter, FastCase, UpsertResult
+from daemon.core.cases import CaseRecord
+from daemon.core.derive import FINISHED as _FINISHED
+from daemon.core.derive import RuleCache, content_hash, derive, first_check_at, is_finished, warnings_from_json
+from daemon.core.rules import RuleSet
+from daemon.storage.models import cases, metadata, settings
+from daemon.storage.upsert import ChunkWriter, FastCase, UpsertResult
 
-__all__ = [  # the derivation and upsert helpers live in daemon.derive / daemon.upsert; importable from here too
+__all__ = [  # derivation and upsert helpers live in daemon.core.derive / daemon.storage.upsert; importable here too
     "_FINISHED", "RuleCache", "Store", "UpsertResult", "content_hash", "derive", "first_check_at", "is_finished",
     "warnings_from_json",
 ]
@@ -88,7 +88,7 @@ class Store:
 
     def _repair_case_indexes(self) -> None:
         """Build the secondary indexes of ``cases`` that are missing: a first import into an empty table
-        drops them for its load (:mod:`daemon.parallel_import`) and a process killed in it leaves them so."""
+        drops them for its load (:mod:`daemon.pipeline.parallel_import`) and a process killed in it leaves them so."""
         with self.engine.begin() as conn:
             present = secondary_case_indexes(conn)
             missing = [ix for ix in cases.indexes if ix not in present]

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from daemon.config import Config, RouteConfig
-from daemon.models import contacts, settings
+from daemon.storage.models import contacts, settings
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The case store: SQLAlchemy tables, migrations, the engine/session and bulk upserts of derived rows."""
