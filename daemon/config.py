@@ -15,10 +15,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from daemon.errors import ConfigError
+from daemon.glossary import ALERT_KINDS
 from daemon.reports.scoring import ScoringConfig
 
-ALERT_KINDS = ("warning", "breach", "breach_repeat", "return_window", "late_return")
-ROLES = ("handler", "leader", "supervisor")
 Role = Literal["handler", "leader", "supervisor"]
 
 
@@ -217,12 +216,12 @@ class Config(_Strict):
         if self.database.password is not None:
             from sqlalchemy.engine import make_url
 
-            from notifiers.base import ConfigError as SecretConfigError
+            from notifiers.base import ChannelConfigError
             from notifiers.secrets import SecretResolver
 
             try:
                 secret = SecretResolver().resolve("database.password", self.database.password)
-            except SecretConfigError as exc:
+            except ChannelConfigError as exc:
                 raise ConfigError(str(exc)) from None
             return make_url(url).set(password=secret.reveal()).render_as_string(hide_password=False)
         prefix = "sqlite:///"

@@ -220,7 +220,7 @@ def format_explain(doc: dict[str, Any]) -> str:
 
 
 def run_outbox_list(args: argparse.Namespace) -> int:
-    from daemon.pipeline.outbox import full_payload, select_rows
+    from daemon.pipeline.queue import full_payload, select_rows
     from notifiers.base import mask_mobile
 
     stmt = select_rows().order_by(outbox.c.id.desc()).limit(args.limit)

@@ -27,7 +27,7 @@ from daemon.config import Config, RouteConfig
 from daemon.core.calendar import WorkCalendar
 from daemon.core.rules import RuleSet
 from daemon.core.timeutil import to_local
-from daemon.pipeline.outbox import enqueue
+from daemon.pipeline.queue import enqueue
 from daemon.pipeline.recipients import Delivery, Directory, sync_config_contacts
 from daemon.reports import digest_render
 from daemon.reports.digest import build_digest

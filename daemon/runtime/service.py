@@ -41,7 +41,7 @@ from daemon.context import AppContext
 from daemon.core.calendar import WorkCalendar
 from daemon.core.rules import RuleSet
 from daemon.core.timeutil import iso_local, utcnow
-from daemon.pipeline.outbox import Dispatcher, build_notifiers
+from daemon.pipeline.outbox import Dispatcher, notifiers_for
 from daemon.pipeline.recompute import recompute_if_changed
 from daemon.pipeline.sync import sync_all
 from daemon.pipeline.tick import run_tick
@@ -67,7 +67,7 @@ REPORTS_ALLOWANCE_SECONDS = 1800.0
 
 def make_dispatcher(store: Store, config: Config, owner: str) -> Dispatcher:
     """The outbox dispatcher for ``config``; ConfigError names every channel that cannot be built."""
-    return Dispatcher(store, config, build_notifiers(config), owner=owner)
+    return Dispatcher(store, config, notifiers_for(config), owner=owner)
 
 
 def close_dispatcher(dispatcher: Dispatcher | None) -> None:
