@@ -11,7 +11,7 @@ import socket
 import sys
 from typing import Any
 
-from daemon.commands.store_cmds import add_now, now_arg
+from daemon.commands.args import add_now, now_arg
 from daemon.core.timeutil import iso_local
 from daemon.errors import UsageError
 from daemon.output import print_json
