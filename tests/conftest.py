@@ -1,4 +1,5 @@
-"""Shared fixtures. Database fixtures live in tests/db.py."""
+"""Shared fixtures: the calendar and rules, the in-process CLI, and the databases (``db_url`` and ``store``:
+SQLite, PostgreSQL and MariaDB, a private database per test session, further down in this file)."""
 
 from __future__ import annotations
 
