@@ -142,6 +142,7 @@ def _robot_cases(server: FakeWecom) -> Counter[str]:
     return counts
 
 
+@pytest.mark.slow  # kills a real dispatcher process over and over: 9-16 s per backend
 def test_drill_dispatcher_killed_at_random_points(store: Store, wecom: FakeWecom, tmp_path: Path) -> None:
     messages = 60
     for i in range(messages):  # one recipient each, so each alert is its own robot message
