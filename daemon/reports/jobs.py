@@ -8,7 +8,7 @@ beyond one indexed SELECT, so the scheduler may call them on every workday trigg
 (catch-up: a daemon that was down at 08:30 sends the digest when it starts, once).
 
 The jobs are registered in one place, :data:`REPORT_JOBS` (a new report is one function and one line
-there); the daemon runs them all through :func:`run_report_jobs`, the CLI runs one by name.
+there); the daemon runs them all through :func:`run_report_jobs`; `digest --send` and `month-end` call one.
 
 Report files (HTML, XLSX) are written to ``reports.output_dir`` before the transaction (atomically, under
 names fixed by the period, so a losing instance rewrites the same file) and the outbox payload carries
