@@ -1,5 +1,7 @@
 """Dispatch: claim due outbox rows, batch, render, send through the notifiers, record, retry.
 
+Rows, and what is claimable, are daemon/pipeline/queue.py's; notifiers/registry.py builds the channels.
+
 **Claims** are conditional UPDATEs with a lease, safe with several dispatchers on SQLite, PostgreSQL and
 MariaDB: candidate ids are selected, then ``UPDATE … WHERE id IN (…) AND <still claimable>`` stamps them with
 this claim's token (``lease_owner``) and ``lease_until``; the rows read back by token are ours. A crashed
