@@ -5,7 +5,7 @@ The registry of channel types lives in :mod:`notifiers.registry` (explicit, no f
 
 from notifiers.base import (
     Attachment,
-    ConfigError,
+    ChannelConfigError,
     Message,
     Notifier,
     NotifierError,
@@ -18,7 +18,7 @@ from notifiers.base import (
 
 __all__ = [
     "Attachment",
-    "ConfigError",
+    "ChannelConfigError",
     "Message",
     "Notifier",
     "NotifierError",

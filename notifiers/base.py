@@ -18,7 +18,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 Clock = Callable[[], float]
 """Monotonic seconds; ``time.monotonic`` in production, a fake in tests."""
@@ -53,8 +53,9 @@ class NotifierError(Exception):
         return self.retry_after is not None and not self.permanent
 
 
-class ConfigError(ValueError):
-    """A channel's configuration is invalid; the message names the key and what would be valid."""
+class ChannelConfigError(ValueError):
+    """A channel's options (``channels.<name>`` in config.yaml, or a secret they refer to) are invalid; the
+    message names the key and what would be valid, never a secret's value."""
 
 
 @dataclass(frozen=True)
@@ -113,10 +114,21 @@ class Receipt:
 
 
 class Notifier(ABC):
-    """One channel. Subclasses implement :meth:`send` and nothing else is required."""
+    """One channel. Subclasses implement :meth:`send` and nothing else is required.
+
+    A channel type is one module: the subclass, with its options parsed by ``from_options(name, options, *,
+    secrets, clock)`` into a pydantic model of its own (:class:`notifiers.secrets.ChannelOptions`), and
+    what it declares below; plus one line in :data:`notifiers.registry.CHANNEL_CLASSES`.
+    """
 
     #: the channel type as written in config.yaml (``wecom_app``, ``sms_aliyun`` …)
-    type_name: str = ""
+    type_name: ClassVar[str] = ""
+    #: the message formats it sends (template families: ``txt`` always, ``md``, ``html``); the outbox
+    #: renders only these
+    formats: ClassVar[tuple[str, ...]] = ("txt",)
+    #: hold messages in the default quiet hours (22:00-07:30) unless ``dispatch.quiet_hours`` names the
+    #: channel: a text message at night wakes people (the SMS channels say True)
+    quiet_hours_by_default: ClassVar[bool] = False
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -17,6 +17,8 @@ class ConsoleOptions(ChannelOptions):
 
 class ConsoleNotifier(Notifier):
     type_name = "console"
+    formats = ("txt",)
+    quiet_hours_by_default = False
 
     def __init__(self, name: str, options: ConsoleOptions, *, stream: TextIO | None = None) -> None:
         super().__init__(name)

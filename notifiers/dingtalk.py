@@ -41,6 +41,8 @@ class DingtalkOptions(HttpOptions):
 
 class DingtalkNotifier(HttpNotifier):
     type_name = "dingtalk"
+    formats = ("txt", "md")
+    quiet_hours_by_default = False
 
     def __init__(
         self,

@@ -1,4 +1,8 @@
-"""The channel types a config may name: an explicit mapping, no folder scanning."""
+"""The channel types a config may name: an explicit list, no folder scanning; and building the channels.
+
+A new vendor is one module (a :class:`~notifiers.base.Notifier` subclass that declares its type name,
+options, formats and quiet hours) plus one line in :data:`CHANNEL_CLASSES`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol, Self
 
-from notifiers.base import Clock, ConfigError, Notifier
+from notifiers.base import ChannelConfigError, Clock, Notifier
 from notifiers.console import ConsoleNotifier
 from notifiers.dingtalk import DingtalkNotifier
 from notifiers.secrets import SecretResolver
@@ -28,20 +32,23 @@ class NotifierFactory(Protocol):
     ) -> Self: ...
 
 
-CHANNEL_TYPES: dict[str, type[Notifier]] = {
-    cls.type_name: cls
-    for cls in (
-        ConsoleNotifier,
-        WecomBotNotifier,
-        WecomAppNotifier,
-        AliyunSmsNotifier,
-        TencentSmsNotifier,
-        CmccMasNotifier,
-        HttpSmsNotifier,
-        SmtpNotifier,
-        DingtalkNotifier,
-    )
-}
+CHANNEL_CLASSES: tuple[type[Notifier], ...] = (
+    ConsoleNotifier,
+    WecomBotNotifier,
+    WecomAppNotifier,
+    AliyunSmsNotifier,
+    TencentSmsNotifier,
+    CmccMasNotifier,
+    HttpSmsNotifier,
+    SmtpNotifier,
+    DingtalkNotifier,
+)
+CHANNEL_TYPES: dict[str, type[Notifier]] = {cls.type_name: cls for cls in CHANNEL_CLASSES}
+
+
+def channel_class(type_name: str) -> type[Notifier] | None:
+    """The class of channel type ``type_name`` (``channels.<name>.type``), or None for an unknown type."""
+    return CHANNEL_TYPES.get(type_name)
 
 
 def build_notifier(
@@ -49,15 +56,44 @@ def build_notifier(
 ) -> Notifier:
     """Build channel ``channels.<name>`` from its config mapping (which holds ``type`` and the options)."""
     if not isinstance(options, Mapping):
-        raise ConfigError(f"channels.{name}: expected a mapping with a 'type' key")
+        raise ChannelConfigError(f"channels.{name}: expected a mapping with a 'type' key")
     type_name = options.get("type")
     valid = ", ".join(sorted(CHANNEL_TYPES))
     if type_name is None:
-        raise ConfigError(f"channels.{name}.type: missing; valid types: {valid}")
-    cls = CHANNEL_TYPES.get(str(type_name))
+        raise ChannelConfigError(f"channels.{name}.type: missing; valid types: {valid}")
+    cls = channel_class(str(type_name))
     if cls is None:
-        raise ConfigError(f"channels.{name}.type: unknown channel type {type_name!r}; valid types: {valid}")
+        raise ChannelConfigError(f"channels.{name}.type: unknown channel type {type_name!r}; valid types: {valid}")
     rest = {k: v for k, v in options.items() if k != "type"}
     factory: Any = cls  # every registered class has from_options (see NotifierFactory)
     notifier: Notifier = factory.from_options(name, rest, secrets=secrets, clock=clock)
     return notifier
+
+
+def try_build_notifiers(
+    channels: Mapping[str, Mapping[str, Any]], *, secrets: SecretResolver | None = None
+) -> tuple[dict[str, Notifier], list[str]]:
+    """Build every channel of ``channels`` (config.yaml's ``channels:``): the ones that built, and one
+    secret-free error per channel that did not."""
+    resolver = secrets or SecretResolver()
+    built: dict[str, Notifier] = {}
+    errors: list[str] = []
+    for name, options in channels.items():
+        try:
+            built[name] = build_notifier(name, options, secrets=resolver)
+        except ChannelConfigError as exc:
+            errors.append(str(exc))
+    return built, errors
+
+
+def build_notifiers(
+    channels: Mapping[str, Mapping[str, Any]], *, secrets: SecretResolver | None = None
+) -> dict[str, Notifier]:
+    """Every channel of ``channels``; :class:`ChannelConfigError` names each broken one (and nothing is
+    left open)."""
+    built, errors = try_build_notifiers(channels, secrets=secrets)
+    if errors:
+        for notifier in built.values():
+            notifier.close()
+        raise ChannelConfigError("; ".join(errors))
+    return built

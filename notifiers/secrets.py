@@ -24,7 +24,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo
 
-from notifiers.base import ConfigError, Secret
+from notifiers.base import ChannelConfigError, Secret
 
 _FORMS = "{env: NAME}, {file: PATH} or {credential: NAME}"
 #: how ``LoadCredential=secret:DIR`` names each file of DIR (systemd appends ``_<file name>`` to the ID)
@@ -49,44 +49,44 @@ class SecretResolver:
         if isinstance(spec, Secret):
             return spec
         if isinstance(spec, str):
-            raise ConfigError(f"{key}: a secret must not be written inline; give it as {_FORMS}")
+            raise ChannelConfigError(f"{key}: a secret must not be written inline; give it as {_FORMS}")
         if not isinstance(spec, Mapping) or len(spec) != 1:
-            raise ConfigError(f"{key}: a secret must be given as {_FORMS}")
+            raise ChannelConfigError(f"{key}: a secret must be given as {_FORMS}")
         ((form, name),) = spec.items()
         if not isinstance(name, str) or not name:
-            raise ConfigError(f"{key}: {form}: expected a non-empty string")
+            raise ChannelConfigError(f"{key}: {form}: expected a non-empty string")
         if form == "env":
             value = self._environ.get(name)
             if value is None:
-                raise ConfigError(f"{key}: environment variable {name} is not set")
+                raise ChannelConfigError(f"{key}: environment variable {name} is not set")
             return Secret(value, f"env:{name}")
         if form == "file":
             return Secret(self._read(key, Path(name)), f"file:{name}")
         if form == "credential":
             directory = self._credentials_dir or self._environ.get("CREDENTIALS_DIRECTORY")
             if not directory:
-                raise ConfigError(
+                raise ChannelConfigError(
                     f"{key}: credential {name}: $CREDENTIALS_DIRECTORY is not set "
                     "(add LoadCredential= to the systemd unit)"
                 )
             if "/" in name or name in {".", ".."}:
-                raise ConfigError(f"{key}: credential: expected a plain name such as 'wecom-secret', not a path")
+                raise ChannelConfigError(f"{key}: credential: expected a plain name such as 'wecom-secret', not a path")
             candidates = [Path(directory) / f"{CREDENTIAL_PREFIX}{name}", Path(directory) / name]
             for path in candidates:
                 if path.is_file():
                     return Secret(self._read(key, path), f"credential:{name}")
-            raise ConfigError(
+            raise ChannelConfigError(
                 f"{key}: credential {name}: neither {candidates[0]} nor {candidates[1]} exists "
                 f"(put the file in /etc/hotline-sla/credentials/{name} or add a SetCredentialEncrypted= drop-in)"
             )
-        raise ConfigError(f"{key}: unknown secret source {form!r}; use {_FORMS}")
+        raise ChannelConfigError(f"{key}: unknown secret source {form!r}; use {_FORMS}")
 
     @staticmethod
     def _read(key: str, path: Path) -> str:
         try:
             return path.read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
-            raise ConfigError(f"{key}: cannot read secret file {path} ({exc.strerror})") from None
+            raise ChannelConfigError(f"{key}: cannot read secret file {path} ({exc.strerror})") from None
 
 
 def _resolve_field(value: object, info: ValidationInfo) -> Secret:
@@ -95,7 +95,7 @@ def _resolve_field(value: object, info: ValidationInfo) -> Secret:
     if not isinstance(resolver, SecretResolver):
         if isinstance(value, Secret):
             return value
-        raise ConfigError("no SecretResolver given to resolve secrets")
+        raise ChannelConfigError("no SecretResolver given to resolve secrets")
     return resolver.resolve(f"{context.get('prefix', '')}.{info.field_name}", value)
 
 
@@ -110,7 +110,7 @@ class ChannelOptions(BaseModel):
 
     @classmethod
     def parse(cls, channel: str, options: Mapping[str, Any], secrets: SecretResolver) -> Self:
-        """Validate ``options`` of ``channels.<channel>``; every problem becomes a :class:`ConfigError`.
+        """Validate ``options`` of ``channels.<channel>``; every problem becomes a :class:`ChannelConfigError`.
 
         Pydantic's own message would echo the input (possibly a secret), so only the key path and the
         reason are kept.
@@ -130,4 +130,4 @@ class ChannelOptions(BaseModel):
                     problems.append(f"{prefix}.{loc}: unknown key; valid keys: {valid}")
                 else:
                     problems.append(f"{prefix}.{loc}: {msg}")
-            raise ConfigError("; ".join(problems)) from None
+            raise ChannelConfigError("; ".join(problems)) from None

@@ -52,6 +52,8 @@ class AliyunSmsOptions(SmsOptions):
 
 class AliyunSmsNotifier(HttpNotifier):
     type_name = "sms_aliyun"
+    formats = ("txt",)
+    quiet_hours_by_default = True
 
     def __init__(
         self,

@@ -40,6 +40,8 @@ class CmccMasOptions(SmsOptions):
 
 class CmccMasNotifier(HttpNotifier):
     type_name = "sms_cmcc_mas"
+    formats = ("txt",)
+    quiet_hours_by_default = True
 
     def __init__(self, name: str, options: CmccMasOptions) -> None:
         super().__init__(name, options)

@@ -17,7 +17,7 @@ from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import Field, field_validator
 
-from notifiers.base import Clock, ConfigError, Message, NotifierError, Receipt
+from notifiers.base import ChannelConfigError, Clock, Message, NotifierError, Receipt
 from notifiers.http import HttpNotifier, HttpOptions, json_pick, mobile_of
 from notifiers.secrets import SecretResolver, SecretValue
 
@@ -50,6 +50,8 @@ class HttpSmsOptions(HttpOptions):
 
 class HttpSmsNotifier(HttpNotifier):
     type_name = "sms_http"
+    formats = ("txt",)
+    quiet_hours_by_default = True
 
     def __init__(self, name: str, options: HttpSmsOptions) -> None:
         super().__init__(name, options)
@@ -69,9 +71,9 @@ class HttpSmsNotifier(HttpNotifier):
             return _ENV.from_string(template).render(context)
         except TemplateError as exc:
             # the message names the template problem (e.g. an undefined variable), not the values
-            raise ConfigError(f"channels.{self.name}.body: {exc.message}") from None
+            raise ChannelConfigError(f"channels.{self.name}.body: {exc.message}") from None
         except (TypeError, ValueError):  # a filter (tojson) fed an undefined or odd value
-            raise ConfigError(f"channels.{self.name}.body: template cannot be rendered") from None
+            raise ChannelConfigError(f"channels.{self.name}.body: template cannot be rendered") from None
 
     def send(self, message: Message) -> Receipt:
         o = self.options
@@ -87,7 +89,7 @@ class HttpSmsNotifier(HttpNotifier):
         try:
             headers = {k: self._render(v, context) for k, v in o.headers.items()}
             kwargs = self._body(context)
-        except ConfigError as exc:
+        except ChannelConfigError as exc:
             raise NotifierError(str(exc), permanent=True) from None
         headers = {**kwargs.pop("headers", {}), **headers}  # configured headers win
         _, data = self.request_json(o.method, o.url, what="gateway submit", headers=headers, **kwargs)
@@ -105,7 +107,7 @@ class HttpSmsNotifier(HttpNotifier):
                 try:
                     json.loads(rendered)
                 except ValueError:
-                    raise ConfigError(f"channels.{self.name}.body: rendered body is not valid JSON") from None
+                    raise ChannelConfigError(f"channels.{self.name}.body: rendered body is not valid JSON") from None
                 ctype = "application/json; charset=utf-8"
             else:
                 ctype = "application/x-www-form-urlencoded; charset=utf-8"

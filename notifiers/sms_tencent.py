@@ -64,6 +64,8 @@ class TencentSmsOptions(SmsOptions):
 
 class TencentSmsNotifier(HttpNotifier):
     type_name = "sms_tencent"
+    formats = ("txt",)
+    quiet_hours_by_default = True
 
     def __init__(
         self, name: str, options: TencentSmsOptions, *, wall_clock: Callable[[], float] = time.time

@@ -28,6 +28,8 @@ class SmtpOptions(ChannelOptions):
 
 class SmtpNotifier(Notifier):
     type_name = "smtp"
+    formats = ("txt", "html")
+    quiet_hours_by_default = False
 
     def __init__(self, name: str, options: SmtpOptions) -> None:
         super().__init__(name)

@@ -26,6 +26,8 @@ class FakeNotifier(Notifier):
     """Records every message it sent; fails as scripted with :meth:`fail_next`."""
 
     type_name = "fake"
+    formats = ("txt", "md", "html")
+    quiet_hours_by_default = False
 
     def __init__(self, name: str = "fake") -> None:
         super().__init__(name)

@@ -44,6 +44,8 @@ class WecomAppOptions(HttpOptions):
 
 class WecomAppNotifier(HttpNotifier):
     type_name = "wecom_app"
+    formats = ("txt", "md")
+    quiet_hours_by_default = False
 
     def __init__(self, name: str, options: WecomAppOptions, *, clock: Clock = time.monotonic) -> None:
         super().__init__(name, options)

@@ -100,6 +100,8 @@ _ERRCODES: dict[int, tuple[bool, float | None]] = {
 
 class WecomBotNotifier(HttpNotifier):
     type_name = "wecom_bot"
+    formats = ("txt", "md")
+    quiet_hours_by_default = False
 
     def __init__(self, name: str, options: WecomBotOptions, *, clock: Clock = time.monotonic) -> None:
         super().__init__(name, options)

@@ -1,4 +1,5 @@
-"""Shared fixtures. Database fixtures live in tests/db.py."""
+"""Shared fixtures: the calendar and rules, the in-process CLI, and the databases (``db_url`` and ``store``:
+SQLite, PostgreSQL and MariaDB, a private database per test session, further down in this file)."""
 
 from __future__ import annotations
 
@@ -8,22 +9,28 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from daemon.core.calendar import WorkCalendar
-from daemon.core.rules import RuleSet, load_rules
+if TYPE_CHECKING:  # imported in the fixtures, so that a shadowed `daemon` fails tests/test_packaging.py clearly
+    from daemon.core.calendar import WorkCalendar
+    from daemon.core.rules import RuleSet
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
 def calendar() -> WorkCalendar:
+    from daemon.core.calendar import WorkCalendar
+
     return WorkCalendar.load(overrides_dir=ROOT / "sla_rules" / "holidays")
 
 
 @pytest.fixture(scope="session")
 def rules(calendar: WorkCalendar) -> RuleSet:
+    from daemon.core.rules import load_rules
+
     return load_rules(ROOT / "sla_rules", calendar)
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from daemon.config import Config
 from daemon.core.timeutil import iso_local, parse_time
-from daemon.pipeline.outbox import enqueue
+from daemon.pipeline.queue import enqueue
 from daemon.storage.models import deliveries, outbox
 from daemon.storage.store import Store
 

@@ -16,10 +16,11 @@ from daemon.core.calendar import WorkCalendar
 from daemon.core.cases import CaseRecord, Category, Source, Status
 from daemon.core.rules import RuleSet
 from daemon.core.timeutil import parse_time
+from daemon.glossary import ALERT_KINDS, KIND_ZH, REPORT_KINDS
 from daemon.pipeline.sync import import_file
 from daemon.reports import digest_render
 from daemon.reports.digest import Digest, build_digest
-from daemon.reports.jobs import run_digest_job
+from daemon.reports.jobs import REPORT_JOBS, run_digest_job
 from daemon.storage.models import cases, outbox, runs
 from daemon.storage.store import Store
 from tests.conftest import ROOT
@@ -116,7 +117,7 @@ def test_late_returns_and_failed_deliveries_with_masked_mobiles(
     ], rules=rules, now=NOW, source_name="test")
     with store.engine.begin() as conn:
         conn.execute(insert(outbox).values(
-            kind="breach", channel="sms", status="dead", dedupe_key="k1", not_before=NOW, attempts=12,
+            kind="warning", channel="sms", status="dead", dedupe_key="k1", not_before=NOW, attempts=12,
             created_at=NOW - timedelta(hours=30), last_error="isv.MOBILE_NUMBER_ILLEGAL for 13812346654",
             recipient={"name": "王承办", "role": "handler", "unit": "兴隆台区住建局", "mobile": "13812346654"},
             payload={"case": {"number": "R-LATE"}},
@@ -135,6 +136,14 @@ def test_late_returns_and_failed_deliveries_with_masked_mobiles(
     cells = " ".join(str(v) for ws in xlsx for row in ws.iter_rows(values_only=True) for v in row if v is not None)
     for text in (md, html, cells):
         assert "13812346654" not in text and "尾号6654" in text and "R-LATE" in text
+        assert KIND_ZH["warning"] == "即将超期提醒" and "即将超期提醒" in text  # the templates' word
+
+
+def test_every_kind_has_one_chinese_name_and_every_report_job_queues_report_kinds() -> None:
+    assert set(KIND_ZH) == {*ALERT_KINDS, *REPORT_KINDS}
+    assert len(set(KIND_ZH.values())) == len(KIND_ZH)
+    assert [job.name for job in REPORT_JOBS] == ["digest", "month_end"]
+    assert {kind for job in REPORT_JOBS for kind in job.kinds} <= set(REPORT_KINDS)
 
 
 # --- the job: once a day, across calls and instances ---------------------------------------------------------

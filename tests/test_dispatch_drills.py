@@ -24,9 +24,10 @@ import yaml
 from sqlalchemy import func, select
 
 from daemon.config import Config
-from daemon.pipeline.outbox import Dispatcher, build_notifiers
+from daemon.pipeline.outbox import Dispatcher
 from daemon.storage.models import deliveries
 from daemon.storage.store import Store
+from notifiers.registry import build_notifiers
 from notifiers.secrets import SecretResolver
 from tests.conftest import ROOT
 from tests.fakes.wecom import FakeWecom
@@ -56,7 +57,7 @@ def app_config(server: FakeWecom, **dispatch: Any) -> Config:
 
 def app_dispatcher(store: Store, server: FakeWecom, **dispatch: Any) -> Dispatcher:
     config = app_config(server, **dispatch)
-    notifiers = build_notifiers(config, secrets=SecretResolver(environ={"CORP_SECRET": CORP_SECRET}))
+    notifiers = build_notifiers(config.channels, secrets=SecretResolver(environ={"CORP_SECRET": CORP_SECRET}))
     return Dispatcher(store, config, notifiers, owner="drill", rng=random.Random(12345))
 
 
@@ -141,6 +142,7 @@ def _robot_cases(server: FakeWecom) -> Counter[str]:
     return counts
 
 
+@pytest.mark.slow  # kills a real dispatcher process over and over: 9-16 s per backend
 def test_drill_dispatcher_killed_at_random_points(store: Store, wecom: FakeWecom, tmp_path: Path) -> None:
     messages = 60
     for i in range(messages):  # one recipient each, so each alert is its own robot message

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from daemon.pipeline.outbox import Dispatcher, enqueue
+from daemon.pipeline.outbox import Dispatcher
+from daemon.pipeline.queue import enqueue
 from daemon.pipeline.recipients import sync_config_contacts
 from daemon.pipeline.render import TEMPLATE_KINDS, Renderer, alert_context, sms_params
 from daemon.storage.models import outbox

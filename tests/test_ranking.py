@@ -9,11 +9,11 @@ from decimal import Decimal
 import pytest
 from openpyxl import load_workbook
 
+from daemon.config import ScoringConfig
 from daemon.core.cases import Satisfaction, Source
 from daemon.core.timeutil import LOCAL_TZ
 from daemon.reports.ranking import MonthlyRanking, RankedCase, month_bounds, monthly_ranking
 from daemon.reports.ranking_render import render_html, render_markdown, render_xlsx
-from daemon.reports.scoring import ScoringConfig
 
 S, B, D = Satisfaction.SATISFIED, Satisfaction.BASICALLY_SATISFIED, Satisfaction.DISSATISFIED
 AFTER_APRIL = datetime(2024, 5, 10, 9, 0, tzinfo=LOCAL_TZ)

@@ -182,6 +182,7 @@ def integrity(db: Path) -> str:
         return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
 
 
+@pytest.mark.slow  # a real daemon filling a tiny disk and resuming: ~25 s
 def test_full_disk_is_a_clear_error_and_the_daemon_resumes_with_no_corruption(
     tiny_disk: Path, tmp_path: Path, rules: RuleSet
 ) -> None:

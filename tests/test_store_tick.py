@@ -12,7 +12,8 @@ from daemon.config import Config, ContactConfig, ContactsConfig, UnitConfig
 from daemon.core.cases import CaseRecord, Category, Source, Status
 from daemon.core.rules import RuleSet
 from daemon.core.timeutil import LOCAL_TZ, parse_time
-from daemon.pipeline.outbox import Dispatcher, full_payload, select_rows
+from daemon.pipeline.outbox import Dispatcher
+from daemon.pipeline.queue import full_payload, select_rows
 from daemon.pipeline.recompute import recompute_if_changed
 from daemon.pipeline.tick import run_tick
 from daemon.storage.models import alerts, case_history, cases, outbox

@@ -49,11 +49,11 @@ def _check_rules(ctx: Any, summary: dict[str, Any]) -> list[str]:
 
 def _check_channels(ctx: Any, summary: dict[str, Any]) -> list[str]:
     """Build every channel through the registry (secrets resolved, never shown) and parse the templates."""
-    from daemon.pipeline.outbox import try_build_notifiers
     from daemon.pipeline.render import Renderer
+    from notifiers.registry import try_build_notifiers
 
     config = ctx.config
-    built, errors = try_build_notifiers(config)
+    built, errors = try_build_notifiers(config.channels)
     for notifier in built.values():
         notifier.close()
     summary["channels"] = {name: str(opts.get("type", "?")) for name, opts in config.channels.items()}

@@ -11,7 +11,7 @@ import socket
 import sys
 from typing import Any
 
-from daemon.commands.store_cmds import add_now, now_arg
+from daemon.commands.args import add_now, now_arg
 from daemon.core.timeutil import iso_local
 from daemon.errors import UsageError
 from daemon.output import print_json
@@ -42,13 +42,13 @@ def _owner() -> str:
 
 
 def run_dispatch(args: argparse.Namespace) -> int:
-    from daemon.pipeline.outbox import Dispatcher, DispatchResult, build_notifiers
+    from daemon.pipeline.outbox import Dispatcher, DispatchResult, notifiers_for
 
     now = now_arg(args)
     ctx = args.ctx
     if args.limit < 1:
         raise UsageError("--limit: must be at least 1")
-    notifiers = build_notifiers(ctx.config)
+    notifiers = notifiers_for(ctx.config)
 
     def _close_all() -> None:
         for notifier in notifiers.values():
@@ -112,8 +112,7 @@ def test_recipient(text: str) -> Any:
 def run_notify_test(args: argparse.Namespace) -> int:
     from daemon.errors import ConfigError
     from daemon.pipeline.render import Renderer
-    from notifiers.base import ConfigError as ChannelConfigError
-    from notifiers.base import Message, NotifierError, mask_mobiles_in
+    from notifiers.base import ChannelConfigError, Message, NotifierError, mask_mobiles_in
     from notifiers.registry import build_notifier
     from notifiers.secrets import SecretResolver
 

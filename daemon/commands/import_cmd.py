@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert
 
-from daemon.commands.store_cmds import add_now, now_arg
+from daemon.commands.args import add_now, now_arg
 from daemon.output import print_json
 from daemon.storage.models import contacts
 

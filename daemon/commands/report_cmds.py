@@ -15,7 +15,7 @@ from datetime import datetime, time
 from pathlib import Path
 from typing import Any
 
-from daemon.commands.store_cmds import add_now, now_arg
+from daemon.commands.args import add_now, now_arg
 from daemon.core.timeutil import LOCAL_TZ, TimeFormatError, iso_local, parse_date, to_local
 from daemon.errors import UsageError
 from daemon.output import print_json

@@ -14,7 +14,8 @@ import sys
 import unicodedata
 from decimal import Decimal
 
-from daemon.reports.scoring import RowError, ScoreRow, ScoringConfig, score_row
+from daemon.config import ScoringConfig
+from daemon.reports.scoring import RowError, ScoreRow, score_row
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

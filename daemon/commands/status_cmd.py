@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from daemon.commands.store_cmds import add_now, now_arg
+from daemon.commands.args import add_now, now_arg
 from daemon.config import Config
 from daemon.core.calendar import DaySource, WorkCalendar
 from daemon.core.timeutil import iso_local, to_local

@@ -9,25 +9,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from daemon.core.timeutil import TimeFormatError, iso_local, parse_time, to_local, utcnow
+from daemon.commands.args import add_now, now_arg
+from daemon.core.cases import FINISHED_STATUSES
+from daemon.core.timeutil import iso_local, parse_time, to_local
 from daemon.errors import UsageError
 from daemon.output import print_json
 from daemon.storage.models import alerts, case_history, cases, deliveries, outbox
-from daemon.storage.store import _FINISHED
 
-
-def now_arg(args: argparse.Namespace) -> datetime:
-    """``--now`` for tests and drills; the clock otherwise. Only this outer layer reads the clock."""
-    if getattr(args, "now", None):
-        try:
-            return parse_time(args.now)
-        except TimeFormatError as exc:
-            raise UsageError(f"--now: {exc}") from None
-    return utcnow()
-
-
-def add_now(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--now", metavar="TIME", help="decide as if it were TIME (tests and drills); default: the clock")
+FINISHED = sorted(s.value for s in FINISHED_STATUSES)  # as strings, for SQL
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -97,7 +86,7 @@ def run_tick_cmd(args: argparse.Namespace) -> int:
 
 
 def _case_json(row: Any, now: datetime) -> dict[str, Any]:
-    finished = row.status in _FINISHED or row.fed_back_at is not None or row.closed_at is not None
+    finished = row.status in FINISHED or row.fed_back_at is not None or row.closed_at is not None
     return {
         "case": row.number, "unit": row.unit, "status": row.status, "rule": row.rule_id,
         "received_at": iso_local(row.received_at), "due_at": iso_local(row.due_at),
@@ -108,7 +97,7 @@ def _case_json(row: Any, now: datetime) -> dict[str, Any]:
 
 def run_cases_list(args: argparse.Namespace) -> int:
     now = now_arg(args)
-    stmt = select(cases).where(cases.c.status.not_in(list(_FINISHED)), cases.c.fed_back_at.is_(None),
+    stmt = select(cases).where(cases.c.status.not_in(list(FINISHED)), cases.c.fed_back_at.is_(None),
                                cases.c.closed_at.is_(None))
     if args.unit:
         stmt = stmt.where(cases.c.unit == args.unit)
@@ -220,7 +209,7 @@ def format_explain(doc: dict[str, Any]) -> str:
 
 
 def run_outbox_list(args: argparse.Namespace) -> int:
-    from daemon.pipeline.outbox import full_payload, select_rows
+    from daemon.pipeline.queue import full_payload, select_rows
     from notifiers.base import mask_mobile
 
     stmt = select_rows().order_by(outbox.c.id.desc()).limit(args.limit)

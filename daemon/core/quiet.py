@@ -1,8 +1,9 @@
 """Quiet hours (免打扰时段) per channel: messages are held until the period ends, never dropped.
 
 ``dispatch.quiet_hours`` maps a channel name to ``{start, end}`` (Asia/Shanghai wall-clock times; a period may
-run over midnight) or to ``null`` (no quiet hours). SMS-type channels that are not listed default to
-22:00-07:30; other channels have none. Urgent messages (``routes.<kind>.urgent``) bypass quiet hours.
+run over midnight) or to ``null`` (no quiet hours). A channel that is not listed has 22:00-07:30 when its type
+holds messages at night by default (the SMS channels declare so, ``quiet_hours_by_default`` in notifiers/base.py),
+and none otherwise. Urgent messages (``routes.<kind>.urgent``) bypass quiet hours.
 """
 
 from __future__ import annotations
@@ -12,15 +13,18 @@ from datetime import datetime, timedelta
 from daemon.config import Config, QuietHours
 from daemon.core.timeutil import LOCAL_TZ, to_local
 
-DEFAULT_SMS_QUIET = QuietHours()  # 22:00-07:30
+DEFAULT_QUIET_HOURS = QuietHours()  # 22:00-07:30
 
 
-def quiet_hours_for(config: Config, channel: str) -> QuietHours | None:
-    """The quiet period of ``channel``, or None when it may send at any hour."""
+def quiet_hours_for(config: Config, channel: str, *, quiet_by_default: bool) -> QuietHours | None:
+    """The quiet period of ``channel``, or None when it may send at any hour.
+
+    ``quiet_by_default``: whether the channel's type holds messages at night when ``dispatch.quiet_hours``
+    does not name the channel.
+    """
     if channel in config.dispatch.quiet_hours:
         return config.dispatch.quiet_hours[channel]
-    channel_type = str(config.channels.get(channel, {}).get("type", ""))
-    return DEFAULT_SMS_QUIET if channel_type.startswith("sms_") else None
+    return DEFAULT_QUIET_HOURS if quiet_by_default else None
 
 
 def quiet_until(quiet: QuietHours, now: datetime) -> datetime | None:

@@ -1,7 +1,8 @@
 """Dead letter (死信): rows that could not be delivered in time stop retrying, and the supervisors are told.
 
 A row still pending ``dispatch.dead_letter_after_hours`` after it was created (or one that failed
-``dispatch.max_attempts`` times, see daemon/pipeline/outbox.py) becomes ``dead``. One ``dead_letter`` message per
+``dispatch.max_attempts`` times, see daemon/pipeline/outbox.py, which calls this module; this module
+imports only the queue below both, daemon/pipeline/queue.py) becomes ``dead``. One ``dead_letter`` message per
 supervisor and channel lists them, mobiles masked; it is queued in the same transaction that marks the rows
 dead, so a crash cannot lose the notice nor send it twice. A ``dead_letter`` row that dies is logged, never
 dead-lettered again (no loop).
@@ -16,22 +17,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, and_, select, update
 
 from daemon.config import Config
 from daemon.core.timeutil import iso_local
+from daemon.glossary import KIND_ZH
+from daemon.pipeline.queue import enqueue, full_rows, open_for_claim, select_rows
+from daemon.pipeline.recipients import Directory
 from daemon.pipeline.render import Renderer
 from daemon.storage.models import outbox
 from daemon.storage.store import Store
 from notifiers.base import Recipient
 
 log = structlog.get_logger("hotline_sla.outbox")
-
-KIND_ZH = {
-    "warning": "即将超期提醒", "breach": "超期提醒", "breach_repeat": "超期未办结提醒",
-    "return_window": "退件时限提醒", "late_return": "超时退件通知", "digest": "每日超期汇总",
-    "month_end": "月末清零提醒", "carry_over": "结转工单报告", "dead_letter": "未送达通知",
-}
 
 
 def _masked(recipient: dict[str, Any]) -> str:
@@ -41,12 +39,7 @@ def _masked(recipient: dict[str, Any]) -> str:
 def sweep(store: Store, config: Config, renderer: Renderer, owner: str, now: datetime) -> int:
     """Mark rows too old to send as dead (conditional update: one dispatcher wins each row); returns how many."""
     hours = config.dispatch.dead_letter_after_hours
-    cond = and_(
-        outbox.c.created_at <= now - timedelta(hours=hours),
-        or_(outbox.c.status == "pending", and_(outbox.c.status == "sending", outbox.c.lease_until <= now)),
-    )
-    from daemon.pipeline.outbox import full_rows, select_rows
-
+    cond = and_(outbox.c.created_at <= now - timedelta(hours=hours), open_for_claim(now))
     with store.engine.begin() as conn:
         ids = list(conn.execute(select(outbox.c.id).where(cond).order_by(outbox.c.id).limit(1000)).scalars())
         if not ids:
@@ -66,9 +59,6 @@ def tell_supervisors(
     conn: Connection, config: Config, renderer: Renderer, rows: Sequence[Any], *, now: datetime, why: str
 ) -> None:
     """Queue one ``dead_letter`` message per supervisor and channel, listing ``rows`` (masked)."""
-    from daemon.pipeline.outbox import enqueue
-    from daemon.pipeline.recipients import Directory
-
     for r in rows:
         log.error("outbox_dead", id=r.id, kind=r.kind, channel=r.channel, to=_masked(r.recipient),
                   attempts=r.attempts, why=why, error=r.last_error)

@@ -1,5 +1,7 @@
 """Dispatch: claim due outbox rows, batch, render, send through the notifiers, record, retry.
 
+Rows, and what is claimable, are daemon/pipeline/queue.py's; notifiers/registry.py builds the channels.
+
 **Claims** are conditional UPDATEs with a lease, safe with several dispatchers on SQLite, PostgreSQL and
 MariaDB: candidate ids are selected, then ``UPDATE … WHERE id IN (…) AND <still claimable>`` stamps them with
 this claim's token (``lease_owner``) and ``lease_until``; the rows read back by token are ours. A crashed
@@ -33,28 +35,35 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Select, and_, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import insert, select, update
 
 from daemon.config import Config
 from daemon.core.quiet import quiet_hours_for, quiet_until
 from daemon.core.timeutil import iso_local
 from daemon.errors import ConfigError
+from daemon.glossary import REPORT_KINDS
 from daemon.pipeline import dead_letter
-from daemon.pipeline.render import Renderer, RenderError, alert_context, sms_params
-from daemon.storage.models import alerts, deliveries, outbox
+from daemon.pipeline.queue import claimable, full_rows, select_rows
+from daemon.pipeline.render import FAMILIES, Renderer, RenderError, alert_context, sms_params
+from daemon.storage.models import deliveries, outbox
 from daemon.storage.store import Store
-from notifiers.base import Attachment, Message, Notifier, NotifierError, Receipt, Recipient, mask_mobiles_in
-from notifiers.base import ConfigError as ChannelConfigError
-from notifiers.secrets import SecretResolver
+from notifiers.base import (
+    Attachment,
+    ChannelConfigError,
+    Message,
+    Notifier,
+    NotifierError,
+    Receipt,
+    Recipient,
+    mask_mobiles_in,
+)
+from notifiers.registry import build_notifiers, channel_class
 
 log = structlog.get_logger("hotline_sla.outbox")
 
-REPORT_KINDS = ("digest", "month_end", "carry_over", "dead_letter")
 MAX_BATCH = 50  # alerts per message; a longer batch is split (SMS and chat messages stay readable)
 _ERROR_CHARS = 500
 _OCTET = "application/octet-stream"
@@ -80,123 +89,16 @@ class DispatchResult:
         return asdict(self)
 
 
-# --- reading rows: the alert's detail merged back ----------------------------------------------------
-
-
-def select_rows(*columns: Any) -> Select[Any]:
-    """``SELECT`` outbox rows (every column, or ``columns``) with their alert's detail as ``alert_detail``.
-
-    An alert's outbox rows store only their own part of the template context (``note``, ``urgent``); the
-    rest is the alert's ``detail``, stored once (see daemon/pipeline/tick.py). Report rows have no alert (outer join).
-    Read the payload of a row selected here with :func:`full_payload`, or use :func:`full_rows`.
-    """
-    return select(*(columns or outbox.c), alerts.c.detail.label("alert_detail")).select_from(
-        outbox.outerjoin(alerts, alerts.c.id == outbox.c.alert_id)
-    )
-
-
-def full_payload(row: Any) -> dict[str, Any]:
-    """A row's whole payload: ``{**alert detail, **payload}`` (rows from :func:`select_rows`).
-
-    Rows written before the payload was trimmed hold the whole context already; merging the detail under
-    it gives the same document.
-    """
-    payload: dict[str, Any] = row.payload or {}
-    detail = row.alert_detail
-    return {**detail, **payload} if isinstance(detail, dict) else payload
-
-
-def full_rows(rows: Iterable[Any]) -> list[Any]:
-    """Rows from :func:`select_rows` as attribute records whose ``payload`` is the whole payload."""
-    return [SimpleNamespace(**{**r._asdict(), "payload": full_payload(r)}) for r in rows]
-
-
-# --- enqueue and notifiers ----------------------------------------------------------------------------
-
-
-def enqueue(
-    conn: Connection,
-    *,
-    kind: str,
-    channel: str,
-    recipient: dict[str, Any],
-    payload: dict[str, Any],
-    dedupe_key: str,
-    now: datetime,
-    not_before: datetime | None = None,
-    alert_id: int | None = None,
-) -> bool:
-    """Queue one message (status pending) in ``conn``'s transaction.
-
-    Returns False, without an error, when a row with the same ``(dedupe_key, channel)`` exists already.
-    """
-    if not dedupe_key or len(dedupe_key) > 200:
-        raise ValueError(f"dedupe_key must be 1-200 characters, got {len(dedupe_key)}")
-    values = {
-        "alert_id": alert_id, "kind": kind, "channel": channel, "recipient": recipient, "payload": payload,
-        "dedupe_key": dedupe_key, "status": "pending", "not_before": not_before or now, "attempts": 0,
-        "created_at": now,
-    }
-    dialect = conn.dialect.name
-    keys = ["dedupe_key", "channel"]
-    if dialect == "sqlite":
-        from sqlalchemy.dialects import sqlite
-
-        stmt: Any = sqlite.insert(outbox).values(values).on_conflict_do_nothing(index_elements=keys)
-        return bool(conn.execute(stmt).rowcount == 1)
-    if dialect == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        stmt = postgresql.insert(outbox).values(values).on_conflict_do_nothing(index_elements=keys)
-        return conn.execute(stmt.returning(outbox.c.id)).first() is not None
-    exists = conn.execute(
-        select(outbox.c.id).where(outbox.c.dedupe_key == dedupe_key, outbox.c.channel == channel)
-    ).first()
-    if exists is not None:
-        return False
-    try:
-        with conn.begin_nested():  # a concurrent insert of the same key must not abort the caller's transaction
-            conn.execute(insert(outbox).values(values))
-    except IntegrityError:
-        return False
-    return True
-
-
-def try_build_notifiers(
-    config: Config, *, secrets: SecretResolver | None = None
-) -> tuple[dict[str, Notifier], list[str]]:
-    """Build every configured channel; the ones that built, and one secret-free error per channel that did not."""
-    from notifiers.registry import build_notifier
-
-    resolver = secrets or SecretResolver()
-    built: dict[str, Notifier] = {}
-    errors: list[str] = []
-    for name, options in config.channels.items():
-        try:
-            built[name] = build_notifier(name, options, secrets=resolver)
-        except ChannelConfigError as exc:
-            errors.append(str(exc))
-    return built, errors
-
-
-def build_notifiers(config: Config, *, secrets: SecretResolver | None = None) -> dict[str, Notifier]:
-    """Every channel of ``config.channels``; :class:`daemon.errors.ConfigError` names each broken one."""
-    built, errors = try_build_notifiers(config, secrets=secrets)
-    if errors:
-        for notifier in built.values():
-            notifier.close()
-        raise ConfigError("; ".join(errors))
-    return built
-
-
 # --- the dispatcher -------------------------------------------------------------------------------------
 
 
-def _claimable(now: datetime) -> Any:
-    return and_(
-        outbox.c.not_before <= now,
-        or_(outbox.c.status == "pending", and_(outbox.c.status == "sending", outbox.c.lease_until <= now)),
-    )
+def notifiers_for(config: Config) -> dict[str, Notifier]:
+    """Every channel of ``config.channels`` built (notifiers/registry.py); :class:`daemon.errors.ConfigError`
+    names each broken one, so the CLI answers exit 2 and a reload keeps the running configuration."""
+    try:
+        return build_notifiers(config.channels)
+    except ChannelConfigError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def recipient_of(data: Mapping[str, Any]) -> Recipient:
@@ -243,7 +145,14 @@ class Dispatcher:
         self._monotonic = monotonic
         templates = self.settings.templates_dir
         self.renderer = Renderer(config.path(templates) if templates else None)
-        self._types = {name: str(opts.get("type", "")) for name, opts in config.channels.items()}
+        # what each channel's type declares (notifiers/base.py); a type the registry does not know (a test's
+        # fake) gets every format and no default quiet hours
+        self._families: dict[str, tuple[str, ...]] = {}
+        self._quiet_by_default: dict[str, bool] = {}
+        for name, opts in config.channels.items():
+            cls = channel_class(str(opts.get("type", "")))
+            self._families[name] = cls.formats if cls is not None else FAMILIES
+            self._quiet_by_default[name] = cls is not None and cls.quiet_hours_by_default
 
     # --- public ---------------------------------------------------------------------------------------
 
@@ -280,7 +189,7 @@ class Dispatcher:
 
     def _claim(self, now: datetime, limit: int) -> tuple[str, list[Any]]:
         token = f"{self.owner}/{_secrets.token_hex(6)}"
-        cond = _claimable(now)
+        cond = claimable(now)
         with self.store.engine.begin() as conn:
             ids = list(conn.execute(
                 select(outbox.c.id).where(cond).order_by(outbox.c.not_before, outbox.c.id).limit(limit)
@@ -341,7 +250,7 @@ class Dispatcher:
     def _process(self, batch: list[Any], token: str, now: datetime, current: datetime, result: DispatchResult) -> None:
         first = batch[0]
         channel = first.channel
-        quiet = quiet_hours_for(self.config, channel)
+        quiet = quiet_hours_for(self.config, channel, quiet_by_default=self._quiet_by_default.get(channel, False))
         urgent = any(bool((r.payload or {}).get("urgent")) for r in batch)
         if quiet is not None and not urgent:
             until = quiet_until(quiet, now)
@@ -405,7 +314,7 @@ class Dispatcher:
                 attachments=attachments, dedupe_key=first.dedupe_key,
             )
         context = alert_context(first.kind, [r.payload for r in batch], first.recipient, now)
-        out = self.renderer.render(first.kind, context, self.renderer.families_for(self._types.get(first.channel)))
+        out = self.renderer.render(first.kind, context, self._families.get(first.channel, FAMILIES))
         return Message(
             recipient=recipient, subject=out.subject, text=out.text, markdown=out.markdown, html=out.html,
             kind=first.kind, params=sms_params(context),

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from daemon.config import Config, RouteConfig
+from daemon.glossary import ROLE_ZH
 from daemon.storage.models import contacts, settings
 
 
@@ -136,7 +137,7 @@ class Directory:
         people.extend((c, None) for c in found)
         wants_supervisors = "supervisor" in route.roles or self.escalates(route, overdue_working_days)
         if unit_roles and not found:
-            fallback = f"{unit}未配置{'/'.join(_ROLE_ZH[r] for r in unit_roles)}联系人，转督办人员"
+            fallback = f"{unit}未配置{'/'.join(ROLE_ZH[r] for r in unit_roles)}联系人，转督办人员"
             people.extend((s, fallback) for s in self.supervisors)
         elif wants_supervisors:
             people.extend((s, None) for s in self.supervisors)
@@ -148,6 +149,3 @@ class Directory:
                     seen.add((contact.key, channel))
                     deliveries.append(Delivery(contact, channel, note))
         return deliveries
-
-
-_ROLE_ZH = {"handler": "承办人", "leader": "分管领导", "supervisor": "督办"}

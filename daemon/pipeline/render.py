@@ -21,17 +21,12 @@ from typing import Any
 from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
+from daemon.glossary import ALERT_KINDS
 from notifiers.base import mask_mobiles_in
 
 PACKAGE_TEMPLATES = Path(__file__).resolve().parent / "templates"
-ALERT_KINDS = ("warning", "breach", "breach_repeat", "return_window", "late_return")
 TEMPLATE_KINDS = (*ALERT_KINDS, "dead_letter", "test")
-FAMILIES = ("txt", "md", "html")
-# which families a channel type needs besides txt (unknown types, e.g. test fakes, get all)
-_FAMILIES_BY_TYPE: dict[str, tuple[str, ...]] = {
-    "console": (), "sms_aliyun": (), "sms_tencent": (), "sms_cmcc_mas": (), "sms_http": (),
-    "wecom_bot": ("md",), "wecom_app": ("md",), "dingtalk": ("md",), "smtp": ("html",),
-}
+FAMILIES = ("txt", "md", "html")  # a channel declares the ones it sends (``Notifier.formats``)
 
 
 class RenderError(ValueError):
@@ -76,9 +71,6 @@ class Renderer:
         )
         self.env.filters["when"] = when
         self.env.filters["mask"] = mask_mobiles_in
-
-    def families_for(self, channel_type: str | None) -> tuple[str, ...]:
-        return ("txt", *_FAMILIES_BY_TYPE.get(channel_type or "", ("md", "html")))
 
     def render(self, kind: str, context: Mapping[str, Any], families: Sequence[str] = FAMILIES) -> Rendered:
         """Render ``kind`` in ``families`` (``txt`` always). Raises :class:`RenderError`."""

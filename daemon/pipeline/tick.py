@@ -11,7 +11,7 @@ read with the batch, so the tick never overwrites a newer check instant with one
 (the changed case is due, or soon will be, and is evaluated again under its new state).
 
 An alert's template context is stored once, in ``alerts.detail``; each of its outbox rows stores only its
-own part (``{"note": …, "urgent": …}``) and readers merge the two (``daemon.pipeline.outbox.select_rows`` /
+own part (``{"note": …, "urgent": …}``) and readers merge the two (``daemon.pipeline.queue.select_rows`` /
 ``full_payload``), which keeps a tick that alerts thousands of cases from writing each context per recipient.
 
 A tick over thousands of due cases spends its time writing, so the writes go as in :mod:`daemon.storage.upsert`:
@@ -44,8 +44,9 @@ from daemon.core.cases import Status
 from daemon.core.engine import BreachLadders, CaseState, Decision, EngineSettings, evaluate, reads_return_warnings
 from daemon.core.rules import Deadline, RuleSet, WarningPoint
 from daemon.core.timeutil import iso_local
+from daemon.pipeline import queue
 from daemon.pipeline.recipients import Contact, Directory, sync_config_contacts
-from daemon.storage.models import alerts, cases, outbox
+from daemon.storage.models import alerts, cases
 from daemon.storage.store import Store, paused_gc, warnings_from_json
 from daemon.storage.upsert import BulkStatement, DriverValues, copy_rows
 
@@ -55,10 +56,6 @@ MAX_FAILURE_BACKOFF = timedelta(hours=6)
 
 ALERT_KEY = ("case_id", "kind", "level", "deadline_version")
 ALERT_COLUMNS = (*ALERT_KEY, "fire_at", "due_at", "unit", "created_at", "detail")
-OUTBOX_COLUMNS = (
-    "alert_id", "kind", "channel", "recipient", "payload", "dedupe_key", "status", "not_before", "attempts",
-    "created_at",
-)
 #: the next_check_at update: new values, then the case and what the batch read of it
 NEXT_CHECK_PARAMS = ("_next", "_failures", "_id", "_hash", "_version", "_seen")
 
@@ -157,9 +154,7 @@ class _Batcher:
         self.insert_alerts = BulkStatement(
             dialect, insert(alerts).values({c: bindparam(c) for c in ALERT_COLUMNS}), ALERT_COLUMNS
         )
-        self.insert_outbox = BulkStatement(
-            dialect, insert(outbox).values({c: bindparam(c) for c in OUTBOX_COLUMNS}), OUTBOX_COLUMNS
-        )
+        self.insert_outbox = BulkStatement(dialect, queue.bulk_insert(), queue.OUTBOX_COLUMNS)
         self.update_next_check = BulkStatement(
             dialect,
             update(cases)

@@ -315,7 +315,7 @@ def _catch_all(conn: Connection, catch_ids: list[str], total: int) -> tuple[Catc
 
 
 def _failed(conn: Connection, w: DigestWindow) -> tuple[tuple[FailedDelivery, ...], int]:
-    from daemon.pipeline.outbox import full_payload, select_rows
+    from daemon.pipeline.queue import full_payload, select_rows
     from notifiers.base import mask_mobile, mask_mobiles_in
 
     o = outbox.c

@@ -6,12 +6,11 @@ whose lists stop where the byte limit does, and says that the full list is in th
 
 from __future__ import annotations
 
+from daemon.glossary import KIND_ZH, ROLE_ZH
 from daemon.reports.digest import Digest
 from daemon.reports.tabular import (
     CATEGORY_ZH,
-    KIND_ZH,
     OUTBOX_STATUS_ZH,
-    ROLE_ZH,
     SOURCE_ZH,
     STATUS_ZH,
     WEEKDAYS,

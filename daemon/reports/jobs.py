@@ -7,14 +7,20 @@ nothing. Called before the time, on a day off, or after the period was done, a j
 beyond one indexed SELECT, so the scheduler may call them on every workday trigger and on start
 (catch-up: a daemon that was down at 08:30 sends the digest when it starts, once).
 
+The jobs are registered in one place, :data:`REPORT_JOBS` (a new report is one function and one line
+there); the daemon runs them all through :func:`run_report_jobs`; `digest --send` and `month-end` call one.
+
 Report files (HTML, XLSX) are written to ``reports.output_dir`` before the transaction (atomically, under
 names fixed by the period, so a losing instance rewrites the same file) and the outbox payload carries
-them as attachments, with the content pre-rendered (``payload.rendered``, see notes/INTERFACES.md).
+them as attachments, with the content pre-rendered (``payload.rendered``: docs/reports.md, "Outbox payload of
+report messages"; the dispatcher sends it as is).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +33,7 @@ from daemon.config import Config, RouteConfig
 from daemon.core.calendar import WorkCalendar
 from daemon.core.rules import RuleSet
 from daemon.core.timeutil import to_local
-from daemon.pipeline.outbox import enqueue
+from daemon.pipeline.queue import enqueue
 from daemon.pipeline.recipients import Delivery, Directory, sync_config_contacts
 from daemon.reports import digest_render
 from daemon.reports.digest import build_digest
@@ -270,3 +276,39 @@ def _carry_over(store: Store, config: Config, action: MonthEndAction, now: datet
         return None
     log.info("carry_over_queued", period=stamp, cases=report.total, messages=queued)
     return {**summary, "recipients": len(deliveries), "outbox_rows": queued}
+
+
+# --- the registry -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportJob:
+    """A scheduled report: ``run(store, rules, calendar, config, now)`` queues what is due at ``now`` (aware)
+    and returns one summary per report queued (none when nothing was due or another instance did it)."""
+
+    name: str
+    kinds: tuple[str, ...]  # the outbox kinds it queues (daemon.glossary.REPORT_KINDS)
+    run: Callable[[Store, RuleSet, WorkCalendar, Config, datetime], list[dict[str, Any]]]
+
+
+def _digest_reports(
+    store: Store, rules: RuleSet, calendar: WorkCalendar, config: Config, now: datetime
+) -> list[dict[str, Any]]:
+    summary = run_digest_job(store, rules, calendar, config, now)
+    return [summary] if summary else []
+
+
+REPORT_JOBS: tuple[ReportJob, ...] = (
+    ReportJob("digest", ("digest",), _digest_reports),
+    ReportJob("month_end", ("month_end", "carry_over"), run_month_end_job),
+)
+
+
+def run_report_jobs(
+    store: Store, rules: RuleSet, calendar: WorkCalendar, config: Config, now: datetime
+) -> list[dict[str, Any]]:
+    """Every job of :data:`REPORT_JOBS` in turn (cheap when nothing is due); their summaries."""
+    done: list[dict[str, Any]] = []
+    for job in REPORT_JOBS:
+        done.extend(job.run(store, rules, calendar, config, now))
+    return done

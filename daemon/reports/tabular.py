@@ -30,12 +30,6 @@ STATUS_ZH = {
     "dispatched": "待签收", "signed": "办理中", "return_requested": "申请退件", "returned": "已退件",
     "fed_back": "已反馈", "closed": "已办结",
 }
-ROLE_ZH = {"handler": "承办人", "leader": "分管领导", "supervisor": "督办"}
-KIND_ZH = {
-    "warning": "到期预警", "breach": "超期提醒", "breach_repeat": "超期重复提醒", "return_window": "退件时限提醒",
-    "late_return": "逾期退件", "digest": "每日超期通报", "month_end": "月底清零提醒", "carry_over": "结存通报",
-    "dead_letter": "发送失败通知",
-}
 OUTBOX_STATUS_ZH = {"failed": "发送失败", "dead": "多次重试失败"}
 
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

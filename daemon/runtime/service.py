@@ -41,11 +41,11 @@ from daemon.context import AppContext
 from daemon.core.calendar import WorkCalendar
 from daemon.core.rules import RuleSet
 from daemon.core.timeutil import iso_local, utcnow
-from daemon.pipeline.outbox import Dispatcher, build_notifiers
+from daemon.pipeline.outbox import Dispatcher, notifiers_for
 from daemon.pipeline.recompute import recompute_if_changed
 from daemon.pipeline.sync import sync_all
 from daemon.pipeline.tick import run_tick
-from daemon.reports.jobs import run_digest_job, run_month_end_job
+from daemon.reports.jobs import run_report_jobs
 from daemon.runtime.health import HealthServer, Metrics, check_health, db_error_text, parse_listen
 from daemon.runtime.leader import LeaderLease, current_leader, instance_id
 from daemon.runtime.scheduler import JobSpec, WorkdayTrigger, build_scheduler, every
@@ -67,7 +67,7 @@ REPORTS_ALLOWANCE_SECONDS = 1800.0
 
 def make_dispatcher(store: Store, config: Config, owner: str) -> Dispatcher:
     """The outbox dispatcher for ``config``; ConfigError names every channel that cannot be built."""
-    return Dispatcher(store, config, build_notifiers(config), owner=owner)
+    return Dispatcher(store, config, notifiers_for(config), owner=owner)
 
 
 def close_dispatcher(dispatcher: Dispatcher | None) -> None:
@@ -77,13 +77,9 @@ def close_dispatcher(dispatcher: Dispatcher | None) -> None:
 
 
 def run_reports(store: Store, rules: RuleSet, calendar: WorkCalendar, config: Config, now: datetime) -> list[Any]:
-    """The digest and the month-end reports, each once per period through ``runs`` (cheap when not due)."""
-    done: list[Any] = []
-    digest = run_digest_job(store, rules, calendar, config, now)
-    if digest:
-        done.append(digest)
-    done.extend(run_month_end_job(store, rules, calendar, config, now))
-    return done
+    """Every registered report job (``REPORT_JOBS`` in daemon/reports/jobs.py), each report once per period
+    through ``runs`` (cheap when not due)."""
+    return list(run_report_jobs(store, rules, calendar, config, now))
 
 
 def load_setup(config_path: str | None) -> tuple[Config, WorkCalendar, RuleSet]:

@@ -8,19 +8,19 @@ Each source turns platform rows into :class:`~daemon.core.cases.CaseRecord` and 
 """
 
 from daemon.sources.base import FetchResult, HeaderError, RowResult, SourceError, WatermarkedStream
-from daemon.sources.contacts import Contact, ContactResult, ContactRole
+from daemon.sources.contacts import ContactResult, ContactRole, ImportedContact
 from daemon.sources.files import EncodingError, mark_duplicates, read_case_file, read_contacts_file
 from daemon.sources.mapping import ColumnMapping, ColumnNames, RowError, ValueWords, to_record
 
 __all__ = [
     "ColumnMapping",
     "ColumnNames",
-    "Contact",
     "ContactResult",
     "ContactRole",
     "EncodingError",
     "FetchResult",
     "HeaderError",
+    "ImportedContact",
     "RowError",
     "RowResult",
     "SourceError",

@@ -45,7 +45,10 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 @dataclass(frozen=True, slots=True)
-class Contact:
+class ImportedContact:
+    """One person read from a contacts sheet (``contacts import``); the store keeps them, and the routing
+    directory reads them back as :class:`daemon.pipeline.recipients.Contact`."""
+
     name: str  # 姓名
     role: ContactRole  # 角色
     unit: str | None = None  # 单位; None for a supervisor who covers every unit
@@ -59,7 +62,7 @@ class ContactResult:
     """One row of a contacts sheet: ``row`` as the spreadsheet shows it; ``contact`` or ``error``."""
 
     row: int
-    contact: Contact | None
+    contact: ImportedContact | None
     error: str | None = None
 
 
@@ -85,7 +88,7 @@ class ContactBuilder:
         except ValueError as exc:
             return ContactResult(row, None, f"row {row}: {exc}")
 
-    def _contact(self, values: Sequence[object]) -> Contact:
+    def _contact(self, values: Sequence[object]) -> ImportedContact:
         name = self._cell(values, "name")
         if not name:
             raise ValueError("姓名 (name) is empty")
@@ -111,7 +114,7 @@ class ContactBuilder:
             raise ValueError(
                 f"{name}: no channel; give 手机 (mobile), 企业微信账号 (wecom_id) or 邮箱 (email)"
             )
-        return Contact(name=name, role=role, unit=unit, mobile=mobile, wecom_id=wecom_id, email=email)
+        return ImportedContact(name=name, role=role, unit=unit, mobile=mobile, wecom_id=wecom_id, email=email)
 
     def _mobile(self, values: Sequence[object]) -> str | None:
         raw = self._cell(values, "mobile")

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from notifiers.base import ConfigError, NotifierError, Secret
+from notifiers.base import ChannelConfigError, NotifierError, Secret
 from notifiers.console import ConsoleNotifier, ConsoleOptions
 from notifiers.registry import CHANNEL_TYPES, build_notifier
 from notifiers.secrets import SecretResolver
@@ -31,15 +31,15 @@ def test_credential_loaded_from_the_units_folder_has_the_secret_prefix(tmp_path)
     (tmp_path / "wecom").write_text("plain-id")
     resolver = SecretResolver(environ={"CREDENTIALS_DIRECTORY": str(tmp_path)})
     assert resolver.resolve("a", {"credential": "wecom"}).reveal() == "via-load-credential-dir"
-    with pytest.raises(ConfigError) as exc:
+    with pytest.raises(ChannelConfigError) as exc:
         resolver.resolve("channels.sms.key", {"credential": "missing"})
     assert "channels.sms.key" in str(exc.value) and "secret_missing" in str(exc.value)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ChannelConfigError):
         resolver.resolve("a", {"credential": "../etc/shadow"})
 
 
 def test_inline_secret_is_refused_without_echoing_it():
-    with pytest.raises(ConfigError) as exc:
+    with pytest.raises(ChannelConfigError) as exc:
         SecretResolver(environ={}).resolve("channels.g.key", SECRETS["ROBOT_KEY"])
     assert "channels.g.key" in str(exc.value) and "{env: NAME}" in str(exc.value)
     assert SECRETS["ROBOT_KEY"] not in str(exc.value)
@@ -56,13 +56,13 @@ def test_inline_secret_is_refused_without_echoing_it():
     ],
 )
 def test_unresolvable_secret_names_the_key_and_the_source(spec, named):
-    with pytest.raises(ConfigError) as exc:
+    with pytest.raises(ChannelConfigError) as exc:
         SecretResolver(environ={}).resolve("channels.sms.access_key_secret", spec)
     assert "channels.sms.access_key_secret" in str(exc.value) and named in str(exc.value)
 
 
 def test_options_errors_name_the_channel_key_and_hide_the_input(secrets):
-    with pytest.raises(ConfigError) as exc:
+    with pytest.raises(ChannelConfigError) as exc:
         WecomBotNotifier.from_options("g", {"key": SECRETS["ROBOT_KEY"], "timeout": -1}, secrets=secrets)
     text = str(exc.value)
     assert "channels.g.key" in text and "channels.g.timeout" in text
@@ -70,7 +70,7 @@ def test_options_errors_name_the_channel_key_and_hide_the_input(secrets):
 
 
 def test_unknown_option_lists_the_valid_keys(secrets):
-    with pytest.raises(ConfigError) as exc:
+    with pytest.raises(ChannelConfigError) as exc:
         ConsoleNotifier.from_options("c", {"colour": "red"}, secrets=secrets)
     assert "channels.c.colour: unknown key; valid keys: stream" in str(exc.value)
 
@@ -88,7 +88,7 @@ def test_registry_builds_every_type_by_name(secrets):
     ("options", "expected"), [({"type": "pager"}, "unknown channel type 'pager'"), ({}, "missing")]
 )
 def test_registry_rejects_bad_type_listing_valid_ones(secrets, options, expected):
-    with pytest.raises(ConfigError) as exc:
+    with pytest.raises(ChannelConfigError) as exc:
         build_notifier("x", options, secrets=secrets)
     assert "channels.x.type" in str(exc.value) and expected in str(exc.value)
     assert "console, dingtalk, sms_aliyun" in str(exc.value)

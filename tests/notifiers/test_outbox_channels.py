@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from daemon.config import Config
-from daemon.pipeline.outbox import Dispatcher, build_notifiers
+from daemon.pipeline.outbox import Dispatcher
 from daemon.storage.store import Store
+from notifiers.registry import build_notifiers
 from notifiers.secrets import SecretResolver
 from tests.notifiers.conftest import MOBILE, SECRETS
 from tests.notifiers.test_robots_and_gateway import gateway  # noqa: F401 - fixture
@@ -70,7 +71,7 @@ def test_every_channel_sends_a_batch_as_one_well_formed_signed_request(
     store = Store(f"sqlite:///{tmp_path / 'e2e.sqlite3'}")
     store.upgrade()
     config = Config.model_validate({"channels": chans, "default_channels": ["console"]})
-    notifiers = build_notifiers(config, secrets=SecretResolver(environ=SECRETS))
+    notifiers = build_notifiers(config.channels, secrets=SecretResolver(environ=SECRETS))
     zhang = person("张三", MOBILE, wecom_userid="zhangsan", email="zhangsan@example.org")
     for name in chans:
         for number in ("C1", "C2"):

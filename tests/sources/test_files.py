@@ -211,6 +211,7 @@ def test_duplicates_later_row_wins_with_a_note(write_csv) -> None:  # type: igno
     assert marked[2].record is not None and marked[2].record.status is Status.CLOSED
 
 
+@pytest.mark.slow  # 200,000 rows under tracemalloc: ~24 s
 def test_streaming_memory_stays_flat(tmp_path: Path) -> None:
     """200,000 generated cases read under tracemalloc: the peak must not grow with the file.
 

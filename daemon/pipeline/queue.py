@@ -1,0 +1,134 @@
+"""The outbox queue: what the dispatcher (daemon/pipeline/outbox.py) and the dead letter
+(daemon/pipeline/dead_letter.py) share, below both of them.
+
+- :func:`enqueue` writes one message row (status ``pending``), idempotent on ``(dedupe_key, channel)``;
+  the tick writes its alerts' rows in bulk with the same columns (:data:`OUTBOX_COLUMNS`).
+- :func:`select_rows`, :func:`full_payload` and :func:`full_rows` read rows back with their alert's detail
+  merged into the payload.
+- :func:`open_for_claim` and :func:`claimable` are the one definition of which rows a dispatcher may take:
+  pending ones, and ones whose sender's lease ran out.
+
+Time is an argument (``now``, aware); nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Insert, Select, and_, bindparam, insert, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from daemon.storage.models import alerts, outbox
+
+#: the columns of a new outbox row, in the order the tick's bulk insert passes them
+OUTBOX_COLUMNS = (
+    "alert_id", "kind", "channel", "recipient", "payload", "dedupe_key", "status", "not_before", "attempts",
+    "created_at",
+)
+DEDUPE_KEY_CHARS = 200  # the column's width
+
+
+# --- which rows may be taken ----------------------------------------------------------------------------
+
+
+def open_for_claim(now: datetime) -> ColumnElement[bool]:
+    """Rows nobody is sending: ``pending``, or ``sending`` with a lease that ran out by ``now`` (a crashed
+    dispatcher's). Whether they are due yet is :func:`claimable`'s concern; the dead letter takes old rows
+    whether due or not."""
+    return or_(outbox.c.status == "pending", and_(outbox.c.status == "sending", outbox.c.lease_until <= now))
+
+
+def claimable(now: datetime) -> ColumnElement[bool]:
+    """Rows a dispatcher may claim at ``now``: due (``not_before <= now``) and :func:`open_for_claim`."""
+    return and_(outbox.c.not_before <= now, open_for_claim(now))
+
+
+# --- reading rows: the alert's detail merged back ----------------------------------------------------
+
+
+def select_rows(*columns: Any) -> Select[Any]:
+    """``SELECT`` outbox rows (every column, or ``columns``) with their alert's detail as ``alert_detail``.
+
+    An alert's outbox rows store only their own part of the template context (``note``, ``urgent``); the
+    rest is the alert's ``detail``, stored once (see daemon/pipeline/tick.py). Report rows have no alert (outer
+    join). Read the payload of a row selected here with :func:`full_payload`, or use :func:`full_rows`.
+    """
+    return select(*(columns or outbox.c), alerts.c.detail.label("alert_detail")).select_from(
+        outbox.outerjoin(alerts, alerts.c.id == outbox.c.alert_id)
+    )
+
+
+def full_payload(row: Any) -> dict[str, Any]:
+    """A row's whole payload: ``{**alert detail, **payload}`` (rows from :func:`select_rows`).
+
+    Rows written before the payload was trimmed hold the whole context already; merging the detail under
+    it gives the same document.
+    """
+    payload: dict[str, Any] = row.payload or {}
+    detail = row.alert_detail
+    return {**detail, **payload} if isinstance(detail, dict) else payload
+
+
+def full_rows(rows: Iterable[Any]) -> list[Any]:
+    """Rows from :func:`select_rows` as attribute records whose ``payload`` is the whole payload."""
+    return [SimpleNamespace(**{**r._asdict(), "payload": full_payload(r)}) for r in rows]
+
+
+# --- writing rows --------------------------------------------------------------------------------------
+
+
+def bulk_insert() -> Insert:
+    """``INSERT`` of one outbox row with a bind parameter per :data:`OUTBOX_COLUMNS` (the tick runs it
+    for many rows at once; a new row is ``pending`` with ``attempts`` 0, as :func:`enqueue` writes it)."""
+    return insert(outbox).values({c: bindparam(c) for c in OUTBOX_COLUMNS})
+
+
+def enqueue(
+    conn: Connection,
+    *,
+    kind: str,
+    channel: str,
+    recipient: dict[str, Any],
+    payload: dict[str, Any],
+    dedupe_key: str,
+    now: datetime,
+    not_before: datetime | None = None,
+    alert_id: int | None = None,
+) -> bool:
+    """Queue one message (status pending, due at ``not_before`` or ``now``) in ``conn``'s transaction.
+
+    Returns False, without an error, when a row with the same ``(dedupe_key, channel)`` exists already.
+    """
+    if not dedupe_key or len(dedupe_key) > DEDUPE_KEY_CHARS:
+        raise ValueError(f"dedupe_key must be 1-{DEDUPE_KEY_CHARS} characters, got {len(dedupe_key)}")
+    values = {
+        "alert_id": alert_id, "kind": kind, "channel": channel, "recipient": recipient, "payload": payload,
+        "dedupe_key": dedupe_key, "status": "pending", "not_before": not_before or now, "attempts": 0,
+        "created_at": now,
+    }
+    dialect = conn.dialect.name
+    keys = ["dedupe_key", "channel"]
+    if dialect == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        stmt: Any = sqlite.insert(outbox).values(values).on_conflict_do_nothing(index_elements=keys)
+        return bool(conn.execute(stmt).rowcount == 1)
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        stmt = postgresql.insert(outbox).values(values).on_conflict_do_nothing(index_elements=keys)
+        return conn.execute(stmt.returning(outbox.c.id)).first() is not None
+    exists = conn.execute(
+        select(outbox.c.id).where(outbox.c.dedupe_key == dedupe_key, outbox.c.channel == channel)
+    ).first()
+    if exists is not None:
+        return False
+    try:
+        with conn.begin_nested():  # a concurrent insert of the same key must not abort the caller's transaction
+            conn.execute(insert(outbox).values(values))
+    except IntegrityError:
+        return False
+    return True
