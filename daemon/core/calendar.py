@@ -3,11 +3,13 @@
 Three sources, in order of precedence, decided per year:
 
 1. **override**: an operator's YAML file in ``sla_rules/holidays/`` copied from the State Council notice
-   (节假日安排通知); it replaces the whole year;
+   (节假日安排通知, ``hotline-sla calendar import-notice``); it replaces the whole year, and the days it lists
+   in December of the year before replace that year's status for those days (the newer notice wins);
 2. **official**: the arrangement shipped in ``chinese-calendar`` (2004-2026 in 1.11);
 3. **provisional** (暂定): any other year: weekends plus the statutory holidays fixed by law
-   (全国年节及纪念日放假办法, as revised from 2025), no make-up working days. Every day of such a year is
-   marked provisional, and so is every deadline that relies on one.
+   (全国年节及纪念日放假办法, as revised from 2025) and the 补假 its 第六条 owes for a statutory day on a
+   weekend or on another holiday (:func:`daemon.core.holidays.provisional_rest_days`), no make-up working
+   days. Every day of such a year is marked provisional, and so is every deadline that relies on one.
 
 All arithmetic is O(1): the calendar is precomputed into per-day arrays indexed by the day's ordinal.
 Dates are local (Asia/Shanghai) calendar days.
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from enum import StrEnum
 from itertools import accumulate
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import chinese_calendar
 
-from daemon.core.holidays import HolidayOverride, load_overrides, statutory_holidays
+from daemon.core.holidays import HolidayOverride, load_overrides, provisional_rest_days
 
 FIRST_YEAR = 2004
 DEFAULT_LAST_YEAR = 2060
@@ -90,6 +92,7 @@ class YearArrangement:
     makeup_days: dict[date, str]  # weekend days that are working days
     notice: str | None = None  # e.g. 国办发明电〔2026〕N号
     file: str | None = None
+    amended_by: str | None = None  # the next year's override file that moved some of this December's days
 
 
 def official_years() -> range:
@@ -113,7 +116,14 @@ def _official_arrangement(year: int) -> YearArrangement:
 
 
 def _provisional_arrangement(year: int) -> YearArrangement:
-    return YearArrangement(year, DaySource.PROVISIONAL, statutory_holidays(year), {})
+    return YearArrangement(year, DaySource.PROVISIONAL, provisional_rest_days(year), {})
+
+
+def _amend(arr: YearArrangement, rest: dict[date, str], makeup: dict[date, str], file: str) -> YearArrangement:
+    """``arr`` with the days a later notice moved: those days take the later notice's status."""
+    new_rest = {d: n for d, n in arr.rest_days.items() if d not in makeup} | rest
+    new_makeup = {d: n for d, n in arr.makeup_days.items() if d not in rest} | makeup
+    return replace(arr, rest_days=new_rest, makeup_days=new_makeup, amended_by=file)
 
 
 class WorkCalendar:
@@ -182,7 +192,12 @@ class WorkCalendar:
                 arrangements.append(_official_arrangement(year))
             else:
                 arrangements.append(_provisional_arrangement(year))
-        return cls(arrangements)
+        by_year = {a.year: a for a in arrangements}
+        for year, o in overrides.items():
+            rest, makeup = o.previous_december()
+            if (rest or makeup) and year - 1 in by_year:
+                by_year[year - 1] = _amend(by_year[year - 1], rest, makeup, o.file)
+        return cls(by_year.values())
 
     # --- queries --------------------------------------------------------------------------------------
 
