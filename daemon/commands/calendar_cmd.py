@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date
 from pathlib import Path
 from typing import Any
 
-from daemon.core.calendar import DaySource, WorkCalendar
+from daemon.core.calendar import DaySource, WorkCalendar, calendar_readiness
 from daemon.core.holidays import load_override_file
 from daemon.core.notice import Notice, NoticeError, decode_notice, describe, override_yaml, parse_notice
 from daemon.core.timeutil import parse_time, to_local, utcnow
@@ -63,13 +62,8 @@ def run_status(args: argparse.Namespace) -> int:
     if next_year > cal.last_year:
         raise UsageError(f"--now {now.isoformat()}: the calendar covers {cal.first_year}-{cal.last_year} only")
     years = [year_status(cal, y) for y in range(cal.first_year, next_year + 1)]
-    warning = None
-    if cal.year_source(next_year) is DaySource.PROVISIONAL and now.date() >= date(now.year, 11, 1):
-        warning = (
-            f"{next_year}年节假日安排尚未加载，跨年时限为暂定 / the {next_year} holiday arrangement is not loaded: "
-            f"deadlines that reach into {next_year} are provisional. Add {args.ctx.config.holidays_path}/"
-            f"{next_year}.yaml from the State Council notice, or upgrade chinesecalendar."
-        )
+    readiness = calendar_readiness(cal, now.date(), 0)  # no database here: `status` counts the cases
+    warning = f"{readiness.text_zh()} / {readiness.text_en()}" if readiness else None
     if args.json:
         print_json({"years": years, "warning": warning})
     else:

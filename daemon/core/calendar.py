@@ -95,6 +95,62 @@ class YearArrangement:
     amended_by: str | None = None  # the next year's override file that moved some of this December's days
 
 
+PROVISIONAL_HORIZON = timedelta(days=14)  # a provisional deadline this close is a problem, not a warning
+IMPORT_COMMAND = "hotline-sla calendar import-notice NOTICE.txt"
+
+
+@dataclass(frozen=True)
+class CalendarReadiness:
+    """Whether the calendar is ready for the deadlines that matter now (status and the digest say this).
+
+    ``years``: the provisional years that matter (this year, and next year from 1 November or as soon as an
+    open case's deadline is provisional); ``relied_on``: open cases whose provisional deadline falls within
+    :data:`PROVISIONAL_HORIZON` (or has passed). A warning when ``years`` is not empty; a problem when cases
+    already rely on it.
+    """
+
+    years: tuple[int, ...]
+    relied_on: int
+
+    @property
+    def problem(self) -> bool:
+        return bool(self.years) and self.relied_on > 0
+
+    def text_zh(self) -> str:
+        listed = "、".join(f"{y}年" for y in self.years)
+        text = (f"{listed}节假日安排尚未载入，涉及该年份的期限按法定节假日及补假暂定计算（不含调休），标注“暂定”。")
+        if self.relied_on:
+            text += f"已有{self.relied_on}件在办工单的暂定办理时限在{PROVISIONAL_HORIZON.days}天内（或已届满）。"
+        return text + (f"国务院公布安排后，请运行「{IMPORT_COMMAND}」（NOTICE.txt为通知原文），再运行"
+                       "「hotline-sla rules check」并重新加载服务（systemctl reload hotline-sla），期限将自动重算。")
+
+    def text_en(self) -> str:
+        listed = ", ".join(str(y) for y in self.years)
+        text = (f"the {listed} holiday arrangement is not loaded: deadlines that reach into it are provisional "
+                "(statutory days and 补假 only, no make-up days)")
+        if self.relied_on:
+            text += (f"; {self.relied_on} open case(s) have a provisional deadline within "
+                     f"{PROVISIONAL_HORIZON.days} days (or already past)")
+        return text + (f". When the State Council publishes it, run `{IMPORT_COMMAND}` with the notice's text, "
+                       "then `hotline-sla rules check` and `systemctl reload hotline-sla`")
+
+
+def calendar_readiness(
+    calendar: WorkCalendar, today: date, relied_on: int, provisional_open: int = 0
+) -> CalendarReadiness | None:
+    """See :class:`CalendarReadiness`; None when no provisional year matters on ``today`` (a local day).
+    ``provisional_open``: open cases with any provisional deadline (they make next year matter too)."""
+    years = []
+    if today.year <= calendar.last_year and calendar.year_source(today.year) is DaySource.PROVISIONAL:
+        years.append(today.year)
+    next_year = today.year + 1
+    unloaded = next_year > calendar.last_year or calendar.year_source(next_year) is DaySource.PROVISIONAL
+    # from 1 November working-day deadlines start to reach into next year
+    if unloaded and (today >= date(today.year, 11, 1) or relied_on or provisional_open):
+        years.append(next_year)
+    return CalendarReadiness(tuple(years), relied_on) if years else None
+
+
 def official_years() -> range:
     """The years chinese-calendar has data for (it raises NotImplementedError outside them)."""
     years = {d.year for d in chinese_calendar.holidays}
