@@ -195,3 +195,17 @@ def test_override_may_not_reach_before_the_previous_december(tmp_path: Path) -> 
     (tmp_path / "2027.yaml").write_text("year: 2027\nrest_days:\n  - {date: 2026-11-30}\n", encoding="utf-8")
     with pytest.raises(HolidayFileError, match=r"2027.yaml:3: 2026-11-30 is outside the file's year 2027"):
         WorkCalendar.load(overrides_dir=tmp_path)
+
+
+def test_rules_check_reports_a_previous_december_conflict(cli, tmp_path: Path) -> None:
+    holidays = tmp_path / "holidays"
+    holidays.mkdir()
+    (holidays / "2026.yaml").write_text("year: 2026\nrest_days:\n  - {date: 2026-12-26}\n", encoding="utf-8")
+    (holidays / "2027.yaml").write_text("year: 2027\nmake_up_workdays:\n  - {date: 2026-12-26}\n", encoding="utf-8")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"rules_dir: {Path(__file__).resolve().parent.parent / 'sla_rules'}\nholidays_dir: {holidays}\n",
+                      encoding="utf-8")
+    r = cli("--config", str(config), "rules", "check")
+    assert r.code == 1 and "2026-12-26" in r.out and "2026.yaml" in r.out
+    (holidays / "2026.yaml").unlink()
+    assert cli("--config", str(config), "rules", "check").code == 0

@@ -106,7 +106,7 @@ def run_show(args: argparse.Namespace) -> int:
     weekday_zh = "一二三四五六日"
     print(f"{args.year}: {arr.source.value} ({SOURCE_ZH[arr.source]}){' ' + arr.notice if arr.notice else ''}")
     if arr.source is DaySource.PROVISIONAL:
-        print("  暂定 provisional: statutory holidays only (法定节假日), no make-up days (not yet published)")
+        print("  暂定 provisional: statutory holidays (法定节假日) and 补假 only, no make-up days (not yet published)")
     print("  放假 rest days:")
     for d in rest:
         print(f"    {d.day.isoformat()} 周{weekday_zh[d.day.weekday()]}  {d.name}")
