@@ -146,3 +146,30 @@ def test_import_notice_refuses_a_broken_text_with_exit_2(cli, tmp_path: Path) ->
     assert not (tmp_path / "2027.yaml").exists()
     j = cli("calendar", "import-notice", str(bad), "--output", str(tmp_path / "2027.yaml"), "--json")
     assert j.code == 2 and json.loads(j.out)["sentence"].startswith("2月5日至13日")
+
+
+# The 2008 notice's first five items as published (国办发明电〔2007〕40号): "—" ranges, 其中 commentary with the
+# 上班 clause inside it, a bare 12月 meaning the previous December, “五一”国际劳动节.
+NOTICE_2008_ITEMS = """国务院办公厅关于2008年部分节假日安排的通知
+一、元旦：2007年12月30日—2008年1月1日放假，共3天。其中：1月1日（星期二）为法定节假日，12月30日（星期日）为公休日，
+12月29日（星期六）公休日调至12月31日（星期一），12月29日（星期六）上班。
+二、春节：2月6日—12日（即农历除夕至正月初六）放假，共7天。其中，2月6日（除夕）、2月7日（春节）、2月8日（正月初二）为
+法定节假日，2月9日（星期六）、2月10日（星期日）照常公休，将2月2日（星期六）、2月3日（星期日）两个公休日调至2月11日（星期一）、
+2月12日（星期二），2月2日（星期六）、2月3日（星期日）上班。
+三、清明节：4月4日—6日放假，共3天。其中：4月4日（清明节），为法定节假日，4月5日（星期六）、4月6日（星期日）照常公休。
+四、“五一”国际劳动节：5月1日—3日放假，共3天。其中，5月1日为法定节假日，5月3日（星期六）为公休日，5月4日（星期日）公休日
+调至5月2日（星期五），5月4日（星期日）上班。
+五、端午节：6月7日—9日放假，共3天。其中：6月7日（星期六）照常公休，6月8日（农历五月初五，端午节）为法定节假日，6月8日
+（星期日）公休日调至6月9日（星期一）。
+"""
+
+
+def test_the_2008_phrasing_with_its_commentary() -> None:
+    notice = parse_notice(NOTICE_2008_ITEMS)
+    assert notice.year == 2008 and [b.name for b in notice.blocks][3] == "五一国际劳动节"
+    assert notice.makeup_days.keys() == {date(2007, 12, 29), date(2008, 2, 2), date(2008, 2, 3), date(2008, 5, 4)}
+    assert len(notice.rest_days) == 3 + 7 + 3 + 3 + 3
+    listed = [*notice.rest_days, *notice.makeup_days]
+    assert [d for d in listed if _is_workday(notice, d) != chinese_calendar.is_workday(d)] == []
+    assert all(_is_workday(notice, d) == chinese_calendar.is_workday(d)
+               for d in (date(2008, 1, 1) + timedelta(days=i) for i in range(160)))

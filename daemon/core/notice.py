@@ -25,11 +25,14 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 WEEKDAY_ZH = "一二三四五六日"
-_HOLIDAY = r"(?:元旦|春节|清明节|清明|劳动节|端午节|端午|中秋节|中秋|国庆节|国庆)"
+_HOLIDAY = (r"(?:元旦|春节|清明节|清明|[“\"]?五一[”\"]?国际劳动节|国际劳动节|劳动节|[“\"]五一[”\"]"
+            r"|端午节|端午|中秋节|中秋|国庆节|国庆|[“\"]十一[”\"])")
 _ITEM = re.compile(rf"(?:[一二三四五六七八九十]+、)?({_HOLIDAY}(?:[、和]{_HOLIDAY})*):")
 _DATE = re.compile(r"(?:(\d{4})年)?(?:(\d{1,2})月)?(\d{1,2})日(?:\(([^()]*)\))?")
 _TOTAL = re.compile(r"(?:共|放假)(\d+)天")
 _REST_WORDS = ("放假", "补休", "公休", "连休")
+_RANGE = ("至", "到", "-", "—", "~")
+_CLAUSE = re.compile(r",(?![^()]*\))")  # a comma outside parentheses
 _COMMENT_WORDS = ("其中", "鼓励")
 _TITLE_YEAR = re.compile(r"关于(\d{4})年(?:部分)?节假日安排")
 _BODY_YEAR = re.compile(r"现将(\d{4})年")
@@ -98,7 +101,7 @@ def parse_notice(text: str, year: int | None = None) -> Notice:
     makeup: dict[date, str] = {}
     for k, item in enumerate(items):
         end = items[k + 1].start() if k + 1 < len(items) else len(flat)
-        name = item.group(1).replace("和", "、")
+        name = re.sub(r"[“”\"]", "", item.group(1)).replace("和", "、")
         block = _parse_item(name, flat[item.end():end], year)
         for day in block.rest_days:
             _claim(day, rest, makeup, name, block.text)
@@ -120,23 +123,28 @@ def _parse_item(name: str, body: str, year: int) -> NoticeBlock:
     rest: list[date] = []
     makeup: list[date] = []
     total: int | None = None
-    item_text = body
-    for sentence in (s for s in re.split(r"[。;；]", body) if s):
-        if any(w in sentence for w in _COMMENT_WORDS) or not _DATE.search(sentence):
+    # an item that names December of the previous year (2008: 2007年12月30日…) means it by a bare 12月 too
+    december_year = year - 1 if f"{year - 1}年12月" in body else year
+    last: date | None = None  # the item's last date: a bare 17日 takes its month
+    for sentence in (s for s in body.split("。") if s):  # a ； stays inside its sentence (其中…；…)
+        if not _DATE.search(sentence):
+            continue
+        if any(w in sentence for w in _COMMENT_WORDS):
+            # commentary (其中…为法定节假日…, 鼓励…): only its own …上班 clauses give days (2007-2010 style)
+            for clause in _CLAUSE.split(sentence):
+                if clause.endswith("上班") and _DATE.search(clause):
+                    days, _ = _sentence_days(clause, year, december_year, last)
+                    makeup.extend(_weekends(days, clause))
             continue
         is_work, is_rest = "上班" in sentence, any(w in sentence for w in _REST_WORDS)
         if is_work == is_rest:
             if not is_work:
                 continue  # a date in a sentence that neither rests nor works (e.g. the signature)
             raise NoticeError("a sentence both gives rest days and make-up days; split it", sentence)
-        days, has_range = _sentence_days(sentence, year)
+        days, has_range = _sentence_days(sentence, year, december_year, last)
+        last = days[-1] if days else last
         if is_work:
-            for day in days:
-                if day.weekday() < 5:
-                    raise NoticeError(
-                        f"make-up working day {_zh(day)} is a 周{WEEKDAY_ZH[day.weekday()]}; "
-                        "make-up days (调休上班) are Saturdays or Sundays", sentence)
-            makeup.extend(days)
+            makeup.extend(_weekends(days, sentence))
             continue
         counted = _TOTAL.search(sentence)
         if counted is not None:
@@ -147,9 +155,18 @@ def _parse_item(name: str, body: str, year: int) -> NoticeBlock:
                     f"({_zh(days[0])} to {_zh(days[-1])})", sentence)
         elif has_range:
             raise NoticeError("a range of days (至) without its length 共N天", sentence)
-        rest.extend(days)
-    _check_span(name, item_text, year, [*rest, *makeup])
-    return NoticeBlock(name, item_text, tuple(rest), tuple(makeup), total)
+        rest.extend(d for d in days if d not in rest)  # 10月4日、5日照常公休 restates days of the range
+    _check_span(name, body, year, [*rest, *makeup])
+    return NoticeBlock(name, body, tuple(rest), tuple(makeup), total)
+
+
+def _weekends(days: list[date], sentence: str) -> list[date]:
+    for day in days:
+        if day.weekday() < 5:
+            raise NoticeError(
+                f"make-up working day {_zh(day)} is a 周{WEEKDAY_ZH[day.weekday()]}; "
+                "make-up days (调休上班) are Saturdays or Sundays", sentence)
+    return days
 
 
 def _check_span(name: str, item_text: str, year: int, days: list[date]) -> None:
@@ -162,8 +179,11 @@ def _check_span(name: str, item_text: str, year: int, days: list[date]) -> None:
                 f"{year} may move", f"{name}：{item_text}")
 
 
-def _sentence_days(sentence: str, year: int) -> tuple[list[date], bool]:
-    """The days a sentence names, ranges expanded, in order; and whether it had a range."""
+def _sentence_days(
+    sentence: str, year: int, december_year: int, context: date | None
+) -> tuple[list[date], bool]:
+    """The days a sentence names, ranges expanded, in order; and whether it had a range. A date without a
+    year takes ``year`` (``december_year`` for a December), without a month the one before it."""
     days: list[date] = []
     has_range = False
     prev: date | None = None
@@ -172,8 +192,14 @@ def _sentence_days(sentence: str, year: int) -> tuple[list[date], bool]:
     for m in _DATE.finditer(sentence):
         between = sentence[prev_end:m.start()]
         explicit_year, month_text, day_text, note = m.groups()
-        y = int(explicit_year) if explicit_year else (prev.year if prev and not month_text else year)
-        mo = int(month_text) if month_text else (prev.month if prev else 0)
+        before = prev or context
+        mo = int(month_text) if month_text else (before.month if before else 0)
+        if explicit_year:
+            y = int(explicit_year)
+        elif before is not None and not month_text:
+            y = before.year
+        else:
+            y = december_year if mo == 12 else year
         if not mo:
             raise NoticeError(f"{m.group(0)} has no month", sentence)
         try:
@@ -182,7 +208,7 @@ def _sentence_days(sentence: str, year: int) -> tuple[list[date], bool]:
             raise NoticeError(f"{y}年{mo}月{day_text}日 is not a date", sentence) from None
         if note:
             _check_weekday(day, note, sentence)
-        if prev is not None and between in ("至", "到", "-", "~"):
+        if prev is not None and between in _RANGE:
             start = prev
             if start > day and not prev_explicit_year and start.replace(year=start.year - 1) <= day:
                 start = start.replace(year=start.year - 1)  # 12月30日至2019年1月1日: the December before
