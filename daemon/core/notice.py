@@ -78,15 +78,34 @@ def decode_notice(data: bytes) -> str:
     raise NoticeError("the notice is neither UTF-8 nor GB18030 text")
 
 
-def normalize(text: str) -> str:
-    """Full-width digits and punctuation to ASCII (NFKC), whitespace removed (titles wrap mid-line)."""
-    text = unicodedata.normalize("NFKC", text)
-    return re.sub(r"\s+", "", text)
+def normalize(text: str) -> tuple[str, list[int]]:
+    """Full-width digits and punctuation to ASCII (NFKC), whitespace removed (titles wrap mid-line); and for
+    each character of the result, its index in ``text`` (to quote a failing sentence as the notice has it)."""
+    chars: list[str] = []
+    origin: list[int] = []
+    for i, c in enumerate(text):
+        for n in unicodedata.normalize("NFKC", c):
+            if not n.isspace():
+                chars.append(n)
+                origin.append(i)
+    return "".join(chars), origin
 
 
 def parse_notice(text: str, year: int | None = None) -> Notice:
-    """The notice's days. ``year`` overrides the year read from the title. Raises :class:`NoticeError`."""
-    flat = normalize(text)
+    """The notice's days. ``year`` overrides the year read from the title. Raises :class:`NoticeError`
+    whose ``sentence`` is quoted from ``text`` as written."""
+    flat, origin = normalize(text)
+    try:
+        return _parse_flat(flat, year)
+    except NoticeError as exc:
+        at = flat.find(exc.sentence) if exc.sentence else -1
+        if at < 0:
+            raise
+        quoted = text[origin[at]:origin[at + len(exc.sentence) - 1] + 1]
+        raise NoticeError(exc.reason, quoted) from None
+
+
+def _parse_flat(flat: str, year: int | None) -> Notice:
     found = _TITLE_YEAR.search(flat) or _BODY_YEAR.search(flat)
     if year is None:
         if found is None:
