@@ -129,3 +129,83 @@ def test_override_errors_name_file_and_line(tmp_path: Path, body: str, line: int
 def test_outside_the_range_is_a_clear_error(calendar: WorkCalendar) -> None:
     with pytest.raises(CalendarRangeError, match="2003-12-31 is outside the calendar"):
         calendar.is_workday(date(2003, 12, 31))
+
+
+def test_provisional_year_owes_the_weekend_days_back_bujia(calendar: WorkCalendar) -> None:
+    """放假办法 第六条: 春节 2027 has Sat Feb 6 and Sun Feb 7 among its statutory days; both are made up
+    on the next working days (Tue 9, Wed 10). Before the fix Feb 9 was a working day."""
+    assert calendar.day(date(2027, 2, 9)).name == "春节补假"
+    assert not calendar.is_workday(date(2027, 2, 9)) and not calendar.is_workday(date(2027, 2, 10))
+    assert calendar.is_workday(date(2027, 2, 11)) and calendar.day(date(2027, 2, 11)).provisional
+    assert calendar.add_working_days(date(2027, 2, 4), 1) == date(2027, 2, 11)
+    assert not calendar.is_workday(date(2027, 5, 3)) and not calendar.is_workday(date(2027, 5, 4))  # 劳动节 Sat+Sun
+    assert calendar.day(date(2027, 10, 4)).name == "国庆节补假"
+    assert not calendar.is_workday(date(2028, 1, 3))  # 元旦 2028 is a Saturday
+
+
+@pytest.mark.parametrize(
+    ("year", "rest", "first_workday"),
+    [
+        # 2031: 中秋 is Oct 1 (Wed), inside 国庆 Oct 1-3: one day owed, made up on Mon Oct 6
+        (2031, [date(2031, 10, d) for d in (1, 2, 3, 6)], date(2031, 10, 7)),
+        # 2028: 中秋 is Oct 3 (Tue); Oct 1 is a Sunday: two days owed, Wed Oct 4 and Thu Oct 5
+        (2028, [date(2028, 10, d) for d in (2, 3, 4, 5)], date(2028, 10, 6)),
+    ],
+)
+def test_mid_autumn_inside_national_day_loses_no_day(
+    calendar: WorkCalendar, year: int, rest: list[date], first_workday: date
+) -> None:
+    weekday_rest = [d for d in (date(year, 10, 1) + timedelta(days=i) for i in range(10))
+                    if d.weekday() < 5 and not calendar.is_workday(d)]
+    assert weekday_rest == rest
+    assert calendar.next_workday(date(year, 10, 1)) == first_workday
+    assert "中秋节" in (calendar.day(date(year, 10, 1 if year == 2031 else 3)).name or "")
+    assert len(statutory_holidays(year)) == 12  # 13 entitlements, two on one date
+
+
+def test_override_may_move_the_previous_december(tmp_path: Path) -> None:
+    """A notice for 2027 that moves 2026-12-31 (Thu) to a rest day and 2026-12-26 (Sat) to a working day,
+    as the 2019 notice did for 2018: those days follow the 2027 file, the rest of 2026 stays official."""
+    (tmp_path / "2027.yaml").write_text(
+        "year: 2027\nrest_days:\n  - {date: 2026-12-31, to: 2027-01-01, name: 元旦}\n"
+        "make_up_workdays:\n  - {date: 2026-12-26, name: 元旦调休上班}\n",
+        encoding="utf-8",
+    )
+    base = WorkCalendar.load()
+    cal = WorkCalendar.load(overrides_dir=tmp_path)
+    assert base.is_workday(date(2026, 12, 31)) and not cal.is_workday(date(2026, 12, 31))
+    assert not base.is_workday(date(2026, 12, 26)) and cal.is_workday(date(2026, 12, 26))
+    assert cal.day(date(2026, 12, 26)).makeup and cal.day(date(2026, 12, 31)).name == "元旦"
+    assert cal.year_source(2026) is DaySource.OFFICIAL and cal.years[2026].amended_by == str(tmp_path / "2027.yaml")
+    assert cal.add_working_days(date(2026, 12, 30), 1) == date(2027, 1, 4)
+    assert cal.is_workday(date(2026, 12, 30))  # a day the notice does not list keeps the package's status
+
+
+def test_previous_december_conflicting_with_that_years_file_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "2026.yaml").write_text("year: 2026\nrest_days:\n  - {date: 2026-12-26, name: 某节}\n",
+                                        encoding="utf-8")
+    (tmp_path / "2027.yaml").write_text("year: 2027\nmake_up_workdays:\n  - {date: 2026-12-26}\n",
+                                        encoding="utf-8")
+    with pytest.raises(HolidayFileError) as exc:
+        WorkCalendar.load(overrides_dir=tmp_path)
+    assert "2027.yaml" in str(exc.value) and "2026.yaml" in str(exc.value) and "2026-12-26" in str(exc.value)
+
+
+def test_override_may_not_reach_before_the_previous_december(tmp_path: Path) -> None:
+    (tmp_path / "2027.yaml").write_text("year: 2027\nrest_days:\n  - {date: 2026-11-30}\n", encoding="utf-8")
+    with pytest.raises(HolidayFileError, match=r"2027.yaml:3: 2026-11-30 is outside the file's year 2027"):
+        WorkCalendar.load(overrides_dir=tmp_path)
+
+
+def test_rules_check_reports_a_previous_december_conflict(cli, tmp_path: Path) -> None:
+    holidays = tmp_path / "holidays"
+    holidays.mkdir()
+    (holidays / "2026.yaml").write_text("year: 2026\nrest_days:\n  - {date: 2026-12-26}\n", encoding="utf-8")
+    (holidays / "2027.yaml").write_text("year: 2027\nmake_up_workdays:\n  - {date: 2026-12-26}\n", encoding="utf-8")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"rules_dir: {Path(__file__).resolve().parent.parent / 'sla_rules'}\nholidays_dir: {holidays}\n",
+                      encoding="utf-8")
+    r = cli("--config", str(config), "rules", "check")
+    assert r.code == 1 and "2026-12-26" in r.out and "2026.yaml" in r.out
+    (holidays / "2026.yaml").unlink()
+    assert cli("--config", str(config), "rules", "check").code == 0

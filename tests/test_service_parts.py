@@ -142,7 +142,8 @@ def test_status_reports_every_part_and_its_problems(store: Store, calendar: Work
     assert doc["sources"][0]["last_error"] == "HTTP 502 from the platform API"
     assert doc["calendar"]["official"] == "2004-2026" and 2027 in doc["calendar"]["provisional"]
     problems = "\n".join(doc["problems"])
-    assert "dead letter" in problems and "platform" in problems and "2027" in problems
+    assert "dead letter" in problems and "platform" in problems and "2027" not in problems  # a warning only
+    assert "2027" in doc["calendar"]["warning"] and not doc["calendar"]["problem"]
     # later: the lease and the tick have gone stale
     later = collect_status(store, cfg, calendar, at("2026-11-20 09:10"))
     assert not later["leader"]["live"]

@@ -2,22 +2,24 @@
 
 Reads the database only (works while ``run`` is running, on any host that reaches the database): the last
 sync of each source, the last tick, the outbox backlog and its oldest row, dead letters, the calendar's
-coverage and who leads. Exit 1 when it finds a problem (listed under ``problems``), 0 otherwise.
+coverage and who leads. Exit 1 when it finds a problem (listed under ``problems``), 0 otherwise; a
+provisional next year is a warning (exit 0) until open cases' deadlines within 14 days rely on it.
 """
 
 from __future__ import annotations
 
 import argparse
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 
 from daemon.commands.args import add_now, now_arg
 from daemon.config import Config
-from daemon.core.calendar import DaySource, WorkCalendar
+from daemon.core.calendar import DaySource, WorkCalendar, calendar_readiness
 from daemon.core.timeutil import iso_local, to_local
 from daemon.output import print_json
+from daemon.reports.digest import provisional_relied_on
 from daemon.runtime.health import LAST_TICK_KEY, stale_after
 from daemon.runtime.leader import current_leader
 from daemon.storage.models import outbox, settings, source_state
@@ -37,26 +39,23 @@ def _age(now: datetime, then: datetime | None) -> int | None:
     return None if then is None else int((now - then).total_seconds())
 
 
-def calendar_coverage(calendar: WorkCalendar, now: datetime) -> dict[str, Any]:
-    """Which years are official, operator overrides or provisional, up to next year, and a warning when
-    next year is still provisional (its holiday arrangement is published in the autumn)."""
+def calendar_coverage(calendar: WorkCalendar, now: datetime, relied_on: int = 0) -> dict[str, Any]:
+    """Which years are official, operator overrides or provisional, up to next year. A provisional year
+    that matters now is a ``warning`` (exit 0); open cases whose provisional deadline falls within 14 days
+    make it a ``problem`` (exit 1): :func:`daemon.core.calendar.calendar_readiness` decides both."""
     local = to_local(now)
     by_source: dict[str, list[int]] = {s.value: [] for s in DaySource}
     for year in range(calendar.first_year, min(calendar.last_year, local.year + 1) + 1):
         by_source[calendar.year_source(year).value].append(year)
-    next_year = local.year + 1
-    warning = None
-    unloaded = next_year > calendar.last_year or calendar.year_source(next_year) is DaySource.PROVISIONAL
-    if unloaded and local.date() >= date(local.year, 11, 1):  # from November deadlines reach into it
-        warning = (f"{next_year}年节假日安排未加载，跨年时限为暂定 / the {next_year} holiday arrangement is not "
-                   f"loaded: deadlines reaching into {next_year} are provisional; add sla_rules/holidays/"
-                   f"{next_year}.yaml from the State Council notice or upgrade chinesecalendar")
+    readiness = calendar_readiness(calendar, local.date(), relied_on)
     official = by_source[DaySource.OFFICIAL.value]
     return {
         "official": f"{official[0]}-{official[-1]}" if official else None,
         "override": by_source[DaySource.OVERRIDE.value],
         "provisional": by_source[DaySource.PROVISIONAL.value],
-        "warning": warning,
+        "warning": f"{readiness.text_zh()} / {readiness.text_en()}" if readiness else None,
+        "provisional_due_soon": relied_on,
+        "problem": bool(readiness and readiness.problem),
     }
 
 
@@ -72,6 +71,7 @@ def collect_status(store: Store, config: Config, calendar: WorkCalendar, now: da
             select(func.min(outbox.c.created_at)).where(outbox.c.status.in_(["pending", "sending"]))
         ).scalar()
         holder = current_leader(conn)
+        relied_on = provisional_relied_on(conn, now)
     if oldest is not None and not isinstance(oldest, datetime):  # SQLite: MIN() loses the column type
         oldest = datetime.fromisoformat(str(oldest))
     if oldest is not None and oldest.tzinfo is None:
@@ -111,8 +111,8 @@ def collect_status(store: Store, config: Config, calendar: WorkCalendar, now: da
     if leader is None or not leader["live"]:
         problems.append("no instance holds the leader lease: schedules (sync, tick, reports) are not running")
 
-    cal = calendar_coverage(calendar, now)
-    if cal["warning"]:
+    cal = calendar_coverage(calendar, now, relied_on)
+    if cal["problem"]:
         problems.append(cal["warning"])
     return {
         "now": iso_local(now),

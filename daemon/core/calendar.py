@@ -3,11 +3,13 @@
 Three sources, in order of precedence, decided per year:
 
 1. **override**: an operator's YAML file in ``sla_rules/holidays/`` copied from the State Council notice
-   (节假日安排通知); it replaces the whole year;
+   (节假日安排通知, ``hotline-sla calendar import-notice``); it replaces the whole year, and the days it lists
+   in December of the year before replace that year's status for those days (the newer notice wins);
 2. **official**: the arrangement shipped in ``chinese-calendar`` (2004-2026 in 1.11);
 3. **provisional** (暂定): any other year: weekends plus the statutory holidays fixed by law
-   (全国年节及纪念日放假办法, as revised from 2025), no make-up working days. Every day of such a year is
-   marked provisional, and so is every deadline that relies on one.
+   (全国年节及纪念日放假办法, as revised from 2025) and the 补假 its 第六条 owes for a statutory day on a
+   weekend or on another holiday (:func:`daemon.core.holidays.provisional_rest_days`), no make-up working
+   days. Every day of such a year is marked provisional, and so is every deadline that relies on one.
 
 All arithmetic is O(1): the calendar is precomputed into per-day arrays indexed by the day's ordinal.
 Dates are local (Asia/Shanghai) calendar days.
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from enum import StrEnum
 from itertools import accumulate
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import chinese_calendar
 
-from daemon.core.holidays import HolidayOverride, load_overrides, statutory_holidays
+from daemon.core.holidays import HolidayOverride, load_overrides, provisional_rest_days
 
 FIRST_YEAR = 2004
 DEFAULT_LAST_YEAR = 2060
@@ -90,6 +92,63 @@ class YearArrangement:
     makeup_days: dict[date, str]  # weekend days that are working days
     notice: str | None = None  # e.g. 国办发明电〔2026〕N号
     file: str | None = None
+    amended_by: str | None = None  # the next year's override file that moved some of this December's days
+
+
+PROVISIONAL_HORIZON = timedelta(days=14)  # a provisional deadline this close is a problem, not a warning
+IMPORT_COMMAND = "hotline-sla calendar import-notice NOTICE.txt"
+
+
+@dataclass(frozen=True)
+class CalendarReadiness:
+    """Whether the calendar is ready for the deadlines that matter now (status and the digest say this).
+
+    ``years``: the provisional years that matter (this year, and next year from 1 November or as soon as an
+    open case's deadline is provisional); ``relied_on``: open cases whose provisional deadline falls within
+    :data:`PROVISIONAL_HORIZON` (or has passed). A warning when ``years`` is not empty; a problem when cases
+    already rely on it.
+    """
+
+    years: tuple[int, ...]
+    relied_on: int
+
+    @property
+    def problem(self) -> bool:
+        return bool(self.years) and self.relied_on > 0
+
+    def text_zh(self) -> str:
+        listed = "、".join(f"{y}年" for y in self.years)
+        text = (f"{listed}节假日安排尚未载入，涉及该年份的期限按法定节假日及补假暂定计算（不含调休），标注“暂定”。")
+        if self.relied_on:
+            text += f"已有{self.relied_on}件在办工单的暂定办理时限在{PROVISIONAL_HORIZON.days}天内（或已届满）。"
+        return text + (f"国务院公布安排后，请运行「{IMPORT_COMMAND}」（NOTICE.txt为通知原文），再运行"
+                       "「hotline-sla rules check」并重新加载服务（systemctl reload hotline-sla），期限将自动重算。")
+
+    def text_en(self) -> str:
+        listed = ", ".join(str(y) for y in self.years)
+        text = (f"the {listed} holiday arrangement is not loaded: deadlines that reach into it are provisional "
+                "(statutory days and 补假 only, no make-up days)")
+        if self.relied_on:
+            text += (f"; {self.relied_on} open case(s) have a provisional deadline within "
+                     f"{PROVISIONAL_HORIZON.days} days (or already past)")
+        return text + (f". When the State Council publishes it, run `{IMPORT_COMMAND}` with the notice's text, "
+                       "then `hotline-sla rules check` and `systemctl reload hotline-sla`")
+
+
+def calendar_readiness(
+    calendar: WorkCalendar, today: date, relied_on: int, provisional_open: int = 0
+) -> CalendarReadiness | None:
+    """See :class:`CalendarReadiness`; None when no provisional year matters on ``today`` (a local day).
+    ``provisional_open``: open cases with any provisional deadline (they make next year matter too)."""
+    years = []
+    if today.year <= calendar.last_year and calendar.year_source(today.year) is DaySource.PROVISIONAL:
+        years.append(today.year)
+    next_year = today.year + 1
+    unloaded = next_year > calendar.last_year or calendar.year_source(next_year) is DaySource.PROVISIONAL
+    # from 1 November working-day deadlines start to reach into next year
+    if unloaded and (today >= date(today.year, 11, 1) or relied_on or provisional_open):
+        years.append(next_year)
+    return CalendarReadiness(tuple(years), relied_on) if years else None
 
 
 def official_years() -> range:
@@ -113,7 +172,14 @@ def _official_arrangement(year: int) -> YearArrangement:
 
 
 def _provisional_arrangement(year: int) -> YearArrangement:
-    return YearArrangement(year, DaySource.PROVISIONAL, statutory_holidays(year), {})
+    return YearArrangement(year, DaySource.PROVISIONAL, provisional_rest_days(year), {})
+
+
+def _amend(arr: YearArrangement, rest: dict[date, str], makeup: dict[date, str], file: str) -> YearArrangement:
+    """``arr`` with the days a later notice moved: those days take the later notice's status."""
+    new_rest = {d: n for d, n in arr.rest_days.items() if d not in makeup} | rest
+    new_makeup = {d: n for d, n in arr.makeup_days.items() if d not in rest} | makeup
+    return replace(arr, rest_days=new_rest, makeup_days=new_makeup, amended_by=file)
 
 
 class WorkCalendar:
@@ -182,7 +248,12 @@ class WorkCalendar:
                 arrangements.append(_official_arrangement(year))
             else:
                 arrangements.append(_provisional_arrangement(year))
-        return cls(arrangements)
+        by_year = {a.year: a for a in arrangements}
+        for year, o in overrides.items():
+            rest, makeup = o.previous_december()
+            if (rest or makeup) and year - 1 in by_year:
+                by_year[year - 1] = _amend(by_year[year - 1], rest, makeup, o.file)
+        return cls(by_year.values())
 
     # --- queries --------------------------------------------------------------------------------------
 

@@ -1,7 +1,10 @@
 """Holiday arrangements that do not come from chinese-calendar.
 
-- :func:`statutory_holidays`: the days the law itself fixes (全国年节及纪念日放假办法, revised from 2025), for a
-  year whose arrangement is not published yet (a provisional year, 暂定).
+- :func:`statutory_holidays`: the days the law itself fixes (全国年节及纪念日放假办法, revised from 2025);
+- :func:`provisional_rest_days`: a year whose arrangement is not published yet (a provisional year, 暂定):
+  the statutory days, plus the compensation that 第六条 owes (补假: a statutory day that falls on a Saturday
+  or Sunday is made up on the next working day), and a statutory day that coincides with another one
+  (中秋 inside 国庆, 2028 and 2031) is made up the same way, so no day is lost;
 - :func:`load_overrides`: the operator's files in ``sla_rules/holidays/``, one per year, copied from the
   State Council notice (国务院办公厅关于…节假日安排的通知). Example::
 
@@ -12,6 +15,11 @@
         - {date: 2027-02-05, to: 2027-02-13, name: 春节}
       make_up_workdays:
         - {date: 2027-02-14, name: 春节调休上班}
+
+A file for year Y may also list days of December Y-1, which a notice sometimes moves (the 2019 notice:
+2018-12-29 上班, 12-30..31 放假). Precedence: those days replace whatever Y-1's own source says for them
+(package, override or provisional), since the notice for Y is the newer decision; the rest of Y-1 is
+untouched. Y-1's own override file may not say the opposite for the same day (an error naming both files).
 
 Errors name the file and line, and what would be valid.
 """
@@ -30,21 +38,52 @@ from lunar_python import Lunar
 from daemon.errors import ConfigError
 
 
-def statutory_holidays(year: int) -> dict[date, str]:
-    """The statutory rest days of ``year`` (no weekends, no make-up days), named in Chinese."""
-    days: dict[date, str] = {date(year, 1, 1): "元旦"}
+def statutory_entitlements(year: int) -> list[tuple[date, str]]:
+    """Each statutory rest day of ``year`` that the law grants, in date order; two may share a date."""
     new_year = _lunar_to_solar(year, 1, 1)
-    days[new_year - timedelta(days=1)] = "春节"  # 除夕, the eve: the last day of the previous lunar year
-    for offset in range(3):
-        days[new_year + timedelta(days=offset)] = "春节"
-    days[_qingming(year)] = "清明节"
-    days[date(year, 5, 1)] = "劳动节"
-    days[date(year, 5, 2)] = "劳动节"
-    days[_lunar_to_solar(year, 5, 5)] = "端午节"
-    days[_lunar_to_solar(year, 8, 15)] = "中秋节"
-    for d in (1, 2, 3):
-        days[date(year, 10, d)] = "国庆节"
+    days = [(date(year, 1, 1), "元旦")]
+    days.append((new_year - timedelta(days=1), "春节"))  # 除夕, the eve: the last day of the previous lunar year
+    days.extend((new_year + timedelta(days=offset), "春节") for offset in range(3))
+    days.append((_qingming(year), "清明节"))
+    days.extend([(date(year, 5, 1), "劳动节"), (date(year, 5, 2), "劳动节")])
+    days.append((_lunar_to_solar(year, 5, 5), "端午节"))
+    days.extend((date(year, 10, d), "国庆节") for d in (1, 2, 3))
+    days.append((_lunar_to_solar(year, 8, 15), "中秋节"))
+    return sorted(days, key=lambda item: item[0])
+
+
+def statutory_holidays(year: int) -> dict[date, str]:
+    """The statutory rest days of ``year`` (no weekends, no make-up days), named in Chinese; a day that
+    carries two holidays (中秋 inside 国庆) is named after both (国庆节、中秋节)."""
+    days: dict[date, str] = {}
+    for day, name in statutory_entitlements(year):
+        days[day] = f"{days[day]}、{name}" if day in days else name
     return days
+
+
+def provisional_rest_days(year: int) -> dict[date, str]:
+    """The rest days of a provisional year: the statutory days plus 补假 (放假办法 第六条).
+
+    A statutory day on a Saturday or Sunday, and a statutory day that shares its date with another one, is
+    made up on the next working day after it (a weekday that is not already a rest day), named
+    ``<holiday>补假``. Local calendar days.
+    """
+    days: dict[date, str] = {}
+    owed: list[tuple[date, str]] = []
+    for day, name in statutory_entitlements(year):
+        if day in days:
+            days[day] = f"{days[day]}、{name}"
+            owed.append((day, name))
+            continue
+        days[day] = name
+        if day.weekday() >= 5:
+            owed.append((day, name))
+    for day, name in owed:
+        extra = day + timedelta(days=1)
+        while extra.weekday() >= 5 or extra in days:
+            extra += timedelta(days=1)
+        days[extra] = f"{name}补假"
+    return dict(sorted(days.items()))
 
 
 def _lunar_to_solar(year: int, month: int, day: int) -> date:
@@ -71,8 +110,15 @@ class HolidayOverride:
     year: int
     file: str
     notice: str | None = None
-    rest_days: dict[date, str] = field(default_factory=dict)
-    makeup_days: dict[date, str] = field(default_factory=dict)
+    rest_days: dict[date, str] = field(default_factory=dict)  # may include days of December year-1
+    makeup_days: dict[date, str] = field(default_factory=dict)  # may include days of December year-1
+
+    def previous_december(self) -> tuple[dict[date, str], dict[date, str]]:
+        """The rest and make-up days this file sets in December of the previous year."""
+        return (
+            {d: n for d, n in self.rest_days.items() if d.year < self.year},
+            {d: n for d, n in self.makeup_days.items() if d.year < self.year},
+        )
 
 
 _ALLOWED_TOP = {"year", "notice", "rest_days", "make_up_workdays"}
@@ -92,6 +138,19 @@ def load_overrides(directory: Path) -> dict[int, HolidayOverride]:
                 "keep one file per year"
             )
         result[override.year] = override
+    for year, override in result.items():
+        earlier = result.get(year - 1)
+        if earlier is None:
+            continue
+        rest, makeup = override.previous_december()
+        for day in sorted([*rest, *makeup]):
+            said_rest = day in rest
+            if (said_rest and day in earlier.makeup_days) or (not said_rest and day in earlier.rest_days):
+                raise HolidayFileError(
+                    f"{override.file}: {day.isoformat()} is a {'rest day' if said_rest else 'make-up working day'}"
+                    f" here but a {'make-up working day' if said_rest else 'rest day'} in {earlier.file}; "
+                    f"the {year} notice decides December {year - 1}'s moved days: remove it from {earlier.file}"
+                )
     return result
 
 
@@ -176,9 +235,10 @@ def _parse_day(path: Path, line: int, value: str, year: int) -> date:
         day = date.fromisoformat(str(value).strip())
     except ValueError:
         raise HolidayFileError(f"{path}:{line}: {value!r} is not a date; write YYYY-MM-DD, e.g. {year}-10-01") from None
-    if day.year != year:
+    if day.year != year and not (day.year == year - 1 and day.month == 12):
         raise HolidayFileError(
             f"{path}:{line}: {day.isoformat()} is outside the file's year {year}; "
-            "put each year's days in that year's file"
+            f"put each year's days in that year's file (only December {year - 1}, which the notice for "
+            f"{year} may move, can be listed here too)"
         )
     return day

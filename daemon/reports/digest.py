@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, or_, select
 
-from daemon.core.calendar import DaySource, WorkCalendar
+from daemon.core.calendar import PROVISIONAL_HORIZON, WorkCalendar, calendar_readiness
 from daemon.core.cases import Status
 from daemon.core.rules import RuleSet
 from daemon.core.timeutil import LOCAL_TZ, to_local
@@ -203,7 +203,8 @@ def build_digest(conn: Connection, rules: RuleSet, calendar: WorkCalendar, now: 
         catch_all=catch_all,
         failed=failed,
         failed_total=failed_total,
-        calendar_notice=calendar_notice(calendar, w.today, overview.provisional),
+        calendar_notice=calendar_notice(calendar, w.today, overview.provisional,
+                                        provisional_relied_on(conn, now)),
     )
 
 
@@ -339,15 +340,20 @@ def _failed(conn: Connection, w: DigestWindow) -> tuple[tuple[FailedDelivery, ..
     return tuple(out), total
 
 
-def calendar_notice(calendar: WorkCalendar, today: date, provisional_open: int) -> str | None:
-    """Say when deadlines are provisional (暂定) because a year's holiday arrangement is not published."""
-    years = [y for y in (today.year, today.year + 1) if y <= calendar.last_year
-             and calendar.year_source(y) is DaySource.PROVISIONAL]
-    if not years or (provisional_open == 0 and (today.year not in years and today.month < 10)):
+def provisional_relied_on(conn: Connection, now: datetime) -> int:
+    """Open cases whose provisional (暂定) deadline falls before ``now`` + PROVISIONAL_HORIZON."""
+    stmt = select(func.count()).select_from(cases).where(
+        OPEN, cases.c.provisional.is_(True), cases.c.due_at <= now + PROVISIONAL_HORIZON)
+    return int(conn.execute(stmt).scalar() or 0)
+
+
+def calendar_notice(calendar: WorkCalendar, today: date, provisional_open: int, relied_on: int = 0) -> str | None:
+    """Say when deadlines are provisional (暂定) because a year's holiday arrangement is not loaded, and the
+    command that loads it (the same decision as ``status``: :func:`daemon.core.calendar.calendar_readiness`)."""
+    readiness = calendar_readiness(calendar, today, relied_on, provisional_open)
+    if readiness is None:
         return None
-    listed = "、".join(f"{y} 年" for y in years)
-    text = (f"{listed}节假日安排尚未发布（或尚未载入），涉及该年份的期限按法定节假日暂定计算（仅周末和法定节日"
-            f"放假，不含调休），标注“暂定”；安排发布并载入后自动重算。")
+    text = readiness.text_zh()
     if provisional_open:
         text += f"当前在办工单中有 {provisional_open} 件期限为暂定。"
     return text
