@@ -50,7 +50,7 @@ from daemon.storage.models import alerts, deliveries, outbox
 from daemon.storage.store import Store
 from notifiers.base import Attachment, Message, Notifier, NotifierError, Receipt, Recipient, mask_mobiles_in
 from notifiers.base import ConfigError as ChannelConfigError
-from notifiers.secrets import SecretResolver
+from notifiers.secrets import SecretResolver, redact_secrets
 
 log = structlog.get_logger("hotline_sla.outbox")
 
@@ -218,7 +218,8 @@ def _recipient_rejected(
 
 
 def _masked_error(text: str) -> str:
-    return mask_mobiles_in(text)[:_ERROR_CHARS]
+    """What is stored in ``deliveries``/``outbox`` and logged: no mobile, no configured secret value."""
+    return redact_secrets(mask_mobiles_in(text))[:_ERROR_CHARS]
 
 
 class Dispatcher:

@@ -1,0 +1,112 @@
+"""Issue 14: hostile or broken input (formula cells, echoed secrets, deep JSON, vanished files, idle sockets,
+symlinks in the inbox) and the log stream the daemon writes."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from daemon.pipeline.outbox import Dispatcher
+from daemon.pipeline.recipients import sync_config_contacts
+from daemon.reports import ranking_render
+from daemon.reports.ranking_render import Table
+from daemon.reports.xlsx_writer import Sheet, workbook_bytes
+from daemon.storage.store import Store
+from notifiers.secrets import SecretResolver, redact_secrets
+from notifiers.testing import FakeNotifier
+from tests.daemon_proc import DaemonProcess, write_config
+from tests.outbox_helpers import at, config, queue, rows, tries
+
+NOW = at("2026-11-20 09:00")
+HOSTILE = ["=HYPERLINK(\"http://evil.example/\",\"点此\")", "+1+1", "-2+3", "@SUM(A1:A2)", "\tTAB", "\rCR"]
+
+
+# --- finding 2: formula injection in every workbook --------------------------------------------------------
+
+
+def _assert_text_cells(data: bytes, sheet: str, row: int, values: list[str]) -> None:
+    book = load_workbook(io.BytesIO(data))
+    cells = list(book[sheet][row])
+    for cell, expected in zip(cells, values, strict=False):
+        assert cell.data_type == "s", f"{expected!r} was written as {cell.data_type!r}"
+        assert cell.value == expected.replace("\r", "\n")  # XML readers normalise a CR to LF
+        assert cell.quotePrefix, f"{expected!r} lacks the quote prefix that keeps it text when edited"
+
+
+def test_the_ranking_workbook_writes_a_formula_looking_unit_name_as_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    from decimal import Decimal
+
+    table = Table(title="表一", sheet="十佳", columns=(("名次", "int"), ("受理单位", "text"), ("办结率", "pct")),
+                  rows=((1, HOSTILE[0], Decimal("0.5")),))
+    monkeypatch.setattr(ranking_render, "ranking_tables", lambda _ranking: [table])
+    data = ranking_render.render_xlsx(None)  # type: ignore[arg-type]
+    book = load_workbook(io.BytesIO(data))
+    cells = list(book["十佳"][3])
+    assert cells[0].value == 1 and cells[2].value == pytest.approx(0.5) and cells[2].number_format == "0.00%"
+    assert (cells[1].data_type, cells[1].value, cells[1].quotePrefix) == ("s", HOSTILE[0], True)
+
+
+def test_the_one_writer_guards_every_trigger_character() -> None:
+    sheet = Sheet("s")
+    sheet.append(HOSTILE)
+    sheet.append(["普通文本", "a=b", 5])
+    data = workbook_bytes([sheet])
+    _assert_text_cells(data, "s", 1, HOSTILE)
+    plain = list(load_workbook(io.BytesIO(data))["s"][2])
+    assert not plain[0].quotePrefix and plain[2].value == 5
+
+
+# --- finding 6: secret values redacted wherever they appear ------------------------------------------------
+
+
+def test_a_provider_reply_echoing_a_secret_is_redacted_in_outbox_deliveries_and_logs(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret_id = "AKIDz8krbsJ5yKBZQpn74WFkmLPx3gnPhESA"  # the Tencent SecretId, configured as a secret
+    SecretResolver(environ={"TENCENT_SECRET_ID": secret_id}).resolve(
+        "channels.sms.secret_id", {"env": "TENCENT_SECRET_ID"})
+    fake = FakeNotifier("wecom")
+    fake.fail_next(1, permanent=True, reason=f"sms: AuthFailure.SecretIdNotFound ({secret_id}) x%s" % secret_id[:6])
+    queue(store, NOW)
+    cfg = config()
+    with store.engine.begin() as conn:
+        sync_config_contacts(conn, cfg)
+    Dispatcher(store, cfg, {"wecom": fake}, owner="d1", rng=random.Random(7), monotonic=lambda: 0.0).dispatch_once(NOW)
+    stored = [rows(store)[0].last_error or "", *(t.error or "" for t in tries(store))]
+    assert all(secret_id not in text and "<redacted>" in text for text in stored), stored
+    assert secret_id not in capsys.readouterr().err
+
+
+def test_redaction_finds_the_value_anywhere_and_url_encoded() -> None:
+    SecretResolver(environ={"K": "s3cr/t+value"}).resolve("channels.x.key", {"env": "K"})
+    text = redact_secrets("a=s3cr/t+value b=s3cr%2Ft%2Bvalue ?xs3cr/t+valuex")
+    assert "s3cr" not in text and text.count("<redacted>") == 3
+
+
+# --- console channel and the JSON log stream ---------------------------------------------------------------
+
+
+def test_every_line_of_a_run_with_the_console_channel_is_json(tmp_path: Path) -> None:
+    cases = tmp_path / "cases.csv"
+    cases.write_text(
+        "工单编号,来源,诉求类型,承办单位,受理时间,问题摘要\n"
+        "2611100001,市级,投诉,兴隆台区住建局,2026-11-05 09:00,供暖不达标\n", encoding="utf-8")
+    extra = (f"sources: [{{name: s, type: files, path: {cases}}}]\n"
+             "contacts: {units: [{name: 兴隆台区住建局, contacts: [{name: 王承办, mobile: '13800001234', "
+             "channels: [console]}]}]}\n"
+             "dispatch: {batch_window_seconds: 0}\n")
+    cfg = write_config(tmp_path / "config.yaml", database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}", extra=extra)
+    with DaemonProcess.start(cfg) as daemon:
+        daemon.wait_for_event("console_message", 60)
+        assert daemon.stop(30) == 0
+    daemon._reader.join(10)
+    assert daemon.raw, "the daemon wrote nothing"
+    for line in daemon.raw:
+        assert isinstance(json.loads(line), dict), line
+    message = daemon.find("console_message")[0]
+    assert message["recipient"] == "王承办(尾号1234)" and "2611100001" in message["subject"] + message["text"]
