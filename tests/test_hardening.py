@@ -7,6 +7,7 @@ import io
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 from openpyxl import load_workbook
@@ -110,3 +111,94 @@ def test_every_line_of_a_run_with_the_console_channel_is_json(tmp_path: Path) ->
         assert isinstance(json.loads(line), dict), line
     message = daemon.find("console_message")[0]
     assert message["recipient"] == "王承办(尾号1234)" and "2611100001" in message["subject"] + message["text"]
+
+
+# --- signals: a second SIGTERM during the stop is harmless ------------------------------------------------
+
+
+@pytest.mark.slow
+def test_twenty_double_sigterms_all_exit_within_the_stop_timeout(tmp_path: Path) -> None:
+    import re
+    import signal
+    import threading
+    import time
+
+    from tests.daemon_proc import ROOT
+
+    unit = (ROOT / "systemd" / "hotline-sla.service").read_text(encoding="utf-8")
+    stop_timeout = float(re.search(r"^TimeoutStopSec=(\d+)s?$", unit, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    cfg = write_config(tmp_path / "config.yaml", database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    for attempt in range(20):
+        with DaemonProcess.start(cfg, name=f"try {attempt}") as daemon:
+            daemon.wait_for_event("ready", 60)
+            started = time.monotonic()
+            daemon.signal(signal.SIGTERM)
+            threading.Event().wait(0.05)  # the gap the issue prescribes, not a wait for anything
+            if daemon.proc.poll() is None:
+                daemon.signal(signal.SIGTERM)
+            code = daemon.proc.wait(stop_timeout)
+            assert code == 0, f"try {attempt}: exit {code}"
+            assert time.monotonic() - started < stop_timeout
+
+
+# --- finding 1: any exception of a source is that source's failure; bounded JSON ---------------------------
+
+
+@pytest.fixture
+def hostile_api():  # type: ignore[no-untyped-def]
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    bodies = {"/deep": b"[" * 200_000 + b"]" * 200_000,
+              "/big": b'{"data": {"items": []}, "pad": "' + b"x" * 5000 + b'"}'}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            body = bodies[self.path.split("?")[0]]
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_hostile_http_sources_fail_alone_and_the_next_sources_still_run(
+    store: Store, rules: Any, hostile_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from daemon.config import Config
+    from daemon.pipeline.sync import sync_all
+    from daemon.sources.http import HttpSource
+
+    cases = tmp_path / "cases.csv"
+    cases.write_text("工单编号,来源,诉求类型,承办单位,受理时间,问题摘要\n"
+                     "2611100001,市级,投诉,兴隆台区住建局,2026-11-05 09:00,供暖不达标\n", encoding="utf-8")
+    cfg = Config.model_validate({"base_dir": tmp_path, "sources": [
+        {"name": "deep", "type": "http", "url": f"{hostile_api}/deep", "retries": 0},
+        {"name": "big", "type": "http", "url": f"{hostile_api}/big", "retries": 0, "max_body_bytes": 1000},
+        {"name": "broken", "type": "http", "url": f"{hostile_api}/deep"},
+        {"name": "csv", "type": "files", "path": str(cases)},
+    ]})
+    real_stream = HttpSource.stream
+
+    def stream(self: HttpSource, watermark: Any) -> Any:
+        if self.name == "broken":  # a bug of some source, not one of our error types
+            raise ZeroDivisionError("division by zero")
+        return real_stream(self, watermark)
+
+    monkeypatch.setattr(HttpSource, "stream", stream)
+    result = sync_all(store, rules, cfg, NOW)
+    assert "nested deeper than 64 levels" in result.sources["deep"]["error"]
+    assert "larger than 1000 bytes" in result.sources["big"]["error"]
+    assert "ZeroDivisionError" in result.sources["broken"]["error"]
+    assert result.sources["csv"]["inserted"] == 1
+    assert result.failed == ["deep", "big", "broken"]

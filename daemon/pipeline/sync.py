@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import insert, select, update
 
 from daemon.config import Config, SourceConfig
@@ -33,6 +34,11 @@ from daemon.storage.store import Store, UpsertResult
 from daemon.storage.upsert import FastCase
 
 log = structlog.get_logger("hotline_sla.sync")
+
+#: errors of the store itself (down, read-only, full): not a source's failure
+STORE_OUTAGE: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.TimeoutError,
+)
 CASE_FILE_SUFFIXES = {".csv", ".xlsx"}
 
 
@@ -126,12 +132,22 @@ def sync_all(store: Store, rules: RuleSet, config: Config, now: datetime) -> Syn
             _record_state(store, src.name, now, ok=True, stats=stats, watermark=watermark)
             log.info("source_synced", source=src.name, **{k: v for k, v in stats.items() if k != "rejected"},
                      rejected=len(stats.get("rejected", [])))
-        except (SourceError, UsageError, ConfigError, OSError) as exc:
-            stats = {"error": str(exc)}
-            _record_state(store, src.name, now, ok=False, error=str(exc))
-            log.error("source_failed", source=src.name, error=str(exc))
+        except STORE_OUTAGE:
+            raise  # the store is away, not the source: the caller backs off and retries every source
+        except Exception as exc:  # anything else a source raises is that source's failure, the next ones run
+            error = _failure_text(src.name, exc)
+            stats = {"error": error}
+            _record_state(store, src.name, now, ok=False, error=error)
+            log.error("source_failed", source=src.name, error=error)
         result.sources[src.name] = stats
     return result
+
+
+def _failure_text(name: str, exc: Exception) -> str:
+    """One line naming the source: our own errors as they are, anything unexpected with its type."""
+    if isinstance(exc, SourceError | UsageError | ConfigError | OSError):
+        return str(exc)
+    return f"source {name!r}: {type(exc).__name__}: {str(exc)[:300]}"
 
 
 def _sync_one(

@@ -22,6 +22,7 @@ runs again at its next time. Only this module and the CLI read the clock; every 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import time
@@ -60,6 +61,8 @@ DB_ERRORS: tuple[type[BaseException], ...] = (
 )
 #: a report job may legitimately run this long before the watchdog calls it stuck
 REPORTS_ALLOWANCE_SECONDS = 1800.0
+#: the byte that tells the signal thread to end (no signal has number 0)
+_WAKEUP_QUIT = 0
 
 
 # --- the jobs of other modules, behind one small function each -----------------------------------------
@@ -156,6 +159,8 @@ class Service:
         self._allowance: dict[str, float] = {}
         self._stuck_logged: set[str] = set()
         self._retired: list[Dispatcher] = []
+        self._signal_thread: threading.Thread | None = None
+        self._wakeup_read = self._wakeup_write = -1
 
     # --- the main line -----------------------------------------------------------------------------------
 
@@ -203,6 +208,7 @@ class Service:
         return False
 
     def _finish(self) -> None:
+        self._close_signals()  # a stop already read from the pipe has started its thread by now
         with self._lifecycle:
             stopper = self._stop_thread
         if stopper is not None:
@@ -229,18 +235,61 @@ class Service:
     # --- signals -----------------------------------------------------------------------------------------
 
     def _install_signals(self) -> None:
-        signal.signal(signal.SIGTERM, self._on_stop_signal)
-        signal.signal(signal.SIGINT, self._on_stop_signal)
-        signal.signal(signal.SIGHUP, self._on_reload_signal)
+        """Handlers only write one byte to a pipe; the ``signals`` thread does the work.
 
-    def _on_stop_signal(self, signum: int, _frame: FrameType | None) -> None:
-        # A handler only sets flags and starts a thread: the main thread may be inside the scheduler.
-        self.stop_event.set()
+        A handler runs on the main thread between two bytecodes, possibly while that thread holds a lock
+        (the scheduler's, ``_lifecycle``, an Event's condition): taking any lock or starting a thread there
+        can dead-lock, which a second SIGTERM during the stop used to do.
+        """
+        self._wakeup_read, self._wakeup_write = os.pipe()
+        os.set_blocking(self._wakeup_write, False)
+        self._signal_thread = threading.Thread(target=self._signal_loop, name="signals", daemon=True)
+        self._signal_thread.start()
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        with contextlib.suppress(OSError):  # a full pipe already holds a wake-up: dropping this one is fine
+            os.write(self._wakeup_write, bytes([signum]))
+
+    def _signal_loop(self) -> None:
+        """Act on the signals in order: the first stop signal stops (once), later ones are no-ops."""
+        while True:
+            try:
+                data = os.read(self._wakeup_read, 64)
+            except OSError:
+                return
+            for signum in data:
+                if signum == _WAKEUP_QUIT:
+                    return
+                if signum == signal.SIGHUP:
+                    threading.Thread(target=self.reload, name="reload", daemon=True).start()
+                else:
+                    self.request_stop(signal.Signals(signum).name)
+
+    def request_stop(self, reason: str) -> None:
+        """Stop the daemon (idempotent: a second request while stopping changes nothing)."""
         with self._lifecycle:
-            if self._stop_thread is None:
-                self._stop_thread = threading.Thread(
-                    target=self._stop, args=(signal.Signals(signum).name,), name="stop")
-                self._stop_thread.start()
+            if self._stop_thread is not None:
+                return
+            self.stop_event.set()
+            self._stop_thread = threading.Thread(target=self._stop, args=(reason,), name="stop")
+            self._stop_thread.start()
+
+    def _close_signals(self) -> None:
+        if self._signal_thread is None:
+            return
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # stopping already; the pipe closes
+                signal.signal(signum, signal.SIG_IGN)
+        with contextlib.suppress(OSError):
+            os.write(self._wakeup_write, bytes([_WAKEUP_QUIT]))
+        self._signal_thread.join(timeout=10)
+        for fd in (self._wakeup_read, self._wakeup_write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._signal_thread = None
 
     def _stop(self, signal_name: str) -> None:
         self.notify.stopping("stopping: finishing the message in flight")
@@ -258,9 +307,6 @@ class Service:
             return
         with contextlib.suppress(SchedulerNotRunningError):  # already stopped
             scheduler.shutdown(wait=True)  # running jobs finish; dispatch stops after the message in flight
-
-    def _on_reload_signal(self, _signum: int, _frame: FrameType | None) -> None:
-        threading.Thread(target=self.reload, name="reload", daemon=True).start()
 
     # --- reload ------------------------------------------------------------------------------------------
 
