@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "daemon.commands.report_cmds",
     "daemon.commands.run_cmd",
     "daemon.commands.status_cmd",
+    "daemon.commands.init_cmd",
 )
 
 # Commands run in pipelines (``deadline --received -``) or by hand many times: their module is registered

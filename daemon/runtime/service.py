@@ -42,13 +42,15 @@ from daemon.context import AppContext
 from daemon.core.calendar import WorkCalendar
 from daemon.core.rules import RuleSet
 from daemon.core.timeutil import iso_local, utcnow
+from daemon.errors import ConfigError
 from daemon.pipeline.outbox import Dispatcher, build_notifiers
 from daemon.pipeline.recompute import recompute_if_changed
 from daemon.pipeline.sync import sync_all
 from daemon.pipeline.tick import run_tick
 from daemon.reports.jobs import run_digest_job, run_month_end_job
-from daemon.runtime.health import HealthServer, Metrics, check_health, db_error_text, parse_listen
+from daemon.runtime.health import HealthServer, Metrics, check_health, db_error_text
 from daemon.runtime.leader import LeaderLease, current_leader, instance_id
+from daemon.runtime.preflight import setting_of, startup_problems
 from daemon.runtime.scheduler import JobSpec, WorkdayTrigger, build_scheduler, every
 from daemon.runtime.systemd import SdNotify, WatchdogGate
 from daemon.storage.store import Store
@@ -93,8 +95,9 @@ def load_setup(config_path: str | None) -> tuple[Config, WorkCalendar, RuleSet]:
     """Config, calendar and rules, validated; raises ConfigError (or a subclass) naming file and key."""
     ctx = AppContext(config_path)
     config, calendar, rules = ctx.config, ctx.calendar, ctx.rules
-    if config.health.listen:
-        parse_listen(config.health.listen)
+    problems = startup_problems(config)  # the same checks as `config check`
+    if problems:
+        raise ConfigError("; ".join(problems))
     return config, calendar, rules
 
 
@@ -182,6 +185,10 @@ class Service:
                 self.scheduler = scheduler
             if not self.stop_event.is_set():
                 scheduler.start()  # blocks until a stop shuts it down
+        except OSError as exc:  # a path the service cannot write: one line naming it, no traceback
+            log.error("path_not_writable", path=exc.filename, setting=setting_of(self.config, exc.filename),
+                      error=exc.strerror or str(exc), hint="run `hotline-sla config check` as the service user")
+            return 1
         finally:
             self._finish()
         return 0
