@@ -3,6 +3,7 @@ symlinks in the inbox) and the log stream the daemon writes."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import random
@@ -202,3 +203,93 @@ def test_hostile_http_sources_fail_alone_and_the_next_sources_still_run(
     assert "ZeroDivisionError" in result.sources["broken"]["error"]
     assert result.sources["csv"]["inserted"] == 1
     assert result.failed == ["deep", "big", "broken"]
+
+
+# --- finding 8: `config check` applies every check `run` applies -------------------------------------------
+
+
+def test_config_check_refuses_a_health_listener_that_run_refuses(tmp_path: Path, cli: Any) -> None:
+    cfg = write_config(tmp_path / "config.yaml", database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+                       extra="health: {listen: '0.0.0.0:9817'}\n")
+    r = cli("--config", str(cfg), "config", "check", "--json")
+    doc = json.loads(r.out)
+    assert r.code == 1 and any("health.listen" in e for e in doc["errors"]), doc
+
+
+def test_config_check_refuses_a_writable_path_outside_the_state_directory(
+    tmp_path: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    cfg = write_config(tmp_path / "config.yaml", database_url=f"sqlite:///{state / 'db.sqlite3'}",
+                       extra=f"reports: {{output_dir: {tmp_path / 'reports'}}}\n")
+    monkeypatch.setenv("STATE_DIRECTORY", str(state))
+    r = cli("--config", str(cfg), "config", "check", "--json")
+    doc = json.loads(r.out)
+    assert r.code == 1 and len(doc["errors"]) == 1 and doc["errors"][0].startswith("reports.output_dir:"), doc
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path))
+    assert cli("--config", str(cfg), "config", "check").code == 0
+
+
+# --- finding 11: idle health connections are closed ---------------------------------------------------------
+
+
+def test_the_health_listener_closes_idle_connections(store: Store) -> None:
+    import socket
+    import time
+
+    from daemon.config import Config
+    from daemon.runtime.health import HealthServer, check_health
+
+    server = HealthServer("127.0.0.1:0", health=lambda: check_health(store, Config(), NOW), metrics=lambda: b"",
+                          idle_timeout=0.5).start()
+    idle = [socket.create_connection(server.address, timeout=5) for _ in range(30)]
+    try:
+        deadline = time.monotonic() + 10
+        for sock in idle:  # the server closes each: recv sees EOF (or a reset), never our 5 s timeout
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            with contextlib.suppress(ConnectionResetError):
+                assert sock.recv(1) == b""
+    finally:
+        for sock in idle:
+            sock.close()
+        server.stop()
+
+
+# --- finding 10: a vanished SQLite file ---------------------------------------------------------------------
+
+
+def test_a_vanished_sqlite_file_fails_health_and_is_never_recreated(tmp_path: Path) -> None:
+    import socket
+    import urllib.error
+    import urllib.request
+
+    from tests.daemon_proc import wait_until
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    db = tmp_path / "db.sqlite3"
+    cfg = write_config(tmp_path / "config.yaml", database_url=f"sqlite:///{db}",
+                       extra=f"health: {{listen: '127.0.0.1:{port}'}}\n")
+
+    def health() -> tuple[int, dict[str, Any]]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    with DaemonProcess.start(cfg) as daemon:
+        daemon.wait_for_event("ready", 60)
+        assert health()[0] == 200
+        mark = daemon.mark()
+        db.unlink()
+        code, body = wait_until(lambda: (h := health())[0] == 503 and h, 10, "503 from /healthz")
+        assert code == 503 and "vanished" in body["reason"], body
+        event = daemon.wait_for_event("database_unavailable", 30, after=mark)
+        assert str(db) in event["error"] and "vanished" in event["error"]
+        daemon.wait_for_event("database_unavailable", 30, after=daemon.mark())  # a later round: still refused
+        assert not db.exists(), "a new, empty SQLite file was created"
+        assert daemon.stop(30) == 0
+    assert not db.exists()

@@ -48,7 +48,7 @@ from daemon.pipeline.recompute import recompute_if_changed
 from daemon.pipeline.sync import sync_all
 from daemon.pipeline.tick import run_tick
 from daemon.reports.jobs import run_digest_job, run_month_end_job
-from daemon.runtime.health import HealthServer, Metrics, check_health, db_error_text
+from daemon.runtime.health import HealthServer, Metrics, SqliteFileGuard, check_health, db_error_text
 from daemon.runtime.leader import LeaderLease, current_leader, instance_id
 from daemon.runtime.preflight import setting_of, startup_problems
 from daemon.runtime.scheduler import JobSpec, WorkdayTrigger, build_scheduler, every
@@ -148,7 +148,8 @@ class Service:
         self.lease = LeaderLease(self.store, self.owner, self.config.scheduler.leader_lease_seconds)
         self.dispatcher = make_dispatcher(self.store, self.config, self.owner)
         self.gate = WatchdogGate.from_environ(self.notify, environ)
-        self.metrics = Metrics(lambda: self.store, clock)
+        self.file_guard = SqliteFileGuard(self.store)
+        self.metrics = Metrics(self._guarded_store, clock)
         self.backoff = Backoff()
         self.stop_event = threading.Event()
         self.leader_work = threading.Lock()  # sync, tick, reports and recompute never overlap
@@ -199,6 +200,7 @@ class Service:
             now = self.clock()
             try:
                 self.store.upgrade()
+                self.file_guard.arm()
                 self._lease_round(now)
                 if self.lease.is_leader(now):
                     with self.leader_work:
@@ -220,7 +222,7 @@ class Service:
             stopper = self._stop_thread
         if stopper is not None:
             stopper.join(timeout=60)
-        if self.lease.held_until is not None:
+        if self.lease.held_until is not None and self.file_guard.problem() is None:
             try:
                 self.lease.release(self.clock())
                 log.info("leadership_released", instance=self.owner)
@@ -414,6 +416,11 @@ class Service:
             if not self.backoff.ready(self.mono()):
                 self.gate.progress()  # waiting out a database outage is the loop working as intended
                 return
+            vanished = self.file_guard.problem()
+            if vanished:  # a job now would create a new, empty SQLite file and run on it
+                delay = self.backoff.failure(self.mono())
+                log.error("database_unavailable", job=job_id, error=vanished, retry_in_s=delay)
+                return
             self._running[job_id] = self.mono()
             try:
                 body(self.clock())
@@ -539,13 +546,20 @@ class Service:
 
     # --- health ------------------------------------------------------------------------------------------
 
+    def _guarded_store(self) -> Store:
+        """The store for a metrics scrape, unless its SQLite file vanished (a scrape must not recreate it)."""
+        problem = self.file_guard.problem()
+        if problem:
+            raise sa_exc.DisconnectionError(problem)
+        return self.store
+
     def _start_health(self) -> None:
         if not self.config.health.listen:
             return
         try:
             self.health_server = HealthServer(
                 self.config.health.listen,
-                health=lambda: check_health(self.store, self.config, self.clock()),
+                health=lambda: check_health(self.store, self.config, self.clock(), self.file_guard),
                 metrics=self.metrics.render,
             ).start()
         except OSError as exc:  # a taken port must not keep the alerts from going out
