@@ -293,3 +293,40 @@ def test_a_vanished_sqlite_file_fails_health_and_is_never_recreated(tmp_path: Pa
         assert not db.exists(), "a new, empty SQLite file was created"
         assert daemon.stop(30) == 0
     assert not db.exists()
+
+
+# --- finding 11: the inbox refuses symlinks and anything not a regular file --------------------------------
+
+
+def test_the_inbox_refuses_symlinks_and_special_files(store: Store, rules: Any, tmp_path: Path) -> None:
+    import os
+
+    from daemon.config import Config
+    from daemon.pipeline.sync import sync_all
+
+    header = "工单编号,来源,诉求类型,承办单位,受理时间,问题摘要\n"
+    outside = tmp_path / "elsewhere.csv"  # e.g. another unit's export the service can read
+    outside.write_text(header + "2611100666,市级,投诉,兴海街道办事处,2026-11-05 09:00,外部文件\n", encoding="utf-8")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "ok.csv").write_text(header + "2611100001,市级,投诉,兴隆台区住建局,2026-11-05 09:00,正常\n",
+                                  encoding="utf-8")
+    (inbox / "link.csv").symlink_to(outside)
+    os.mkfifo(inbox / "pipe.csv")
+    (inbox / "folder.xlsx").mkdir()
+    cfg = Config.model_validate({"base_dir": tmp_path, "sources": [{"name": "inbox", "type": "inbox",
+                                                                    "path": str(inbox)}]})
+    result = sync_all(store, rules, cfg, NOW)
+    assert result.sources["inbox"]["inserted"] == 1 and result.sources["inbox"]["files"] == 1
+    failed = sorted(p.name for p in (inbox / "failed").iterdir() if not p.name.endswith(".report.json"))
+    assert [name.split("-", 1)[1] for name in failed] == ["folder.xlsx", "link.csv", "pipe.csv"]
+    reports = [json.loads(p.read_text(encoding="utf-8")) for p in (inbox / "failed").glob("*.report.json")]
+    assert any("symbolic link" in r["error"] for r in reports)
+    assert outside.read_text(encoding="utf-8").startswith(header)  # the target is untouched
+    from sqlalchemy import select
+
+    from daemon.storage.models import cases
+
+    with store.engine.connect() as conn:
+        numbers = set(conn.execute(select(cases.c.number)).scalars())
+    assert "2611100666" not in numbers and "2611100001" in numbers

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -231,8 +232,13 @@ def _sync_inbox(  # noqa: PLR0917 - internal
     folder.mkdir(parents=True, exist_ok=True)
     done, failed = folder / "done", folder / "failed"
     totals: dict[str, Any] = {"files": 0, "inserted": 0, "updated": 0, "unchanged": 0, "rejected": []}
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in CASE_FILE_SUFFIXES):
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in CASE_FILE_SUFFIXES):
         stamp = now.strftime("%Y%m%dT%H%M%S")
+        refusal = _not_a_regular_file(path)
+        if refusal:  # a symlink could read any file the service can; a FIFO would block the import for ever
+            _move(path, failed, stamp, {"file": path.name, "error": refusal})
+            log.error("inbox_file_refused", source=src.name, file=path.name, error=refusal)
+            continue
         try:
             report = import_file(store, rules, path, now=now, mapping=mapping, source_name=src.name)
         except (UsageError, OSError) as exc:
@@ -246,6 +252,19 @@ def _sync_inbox(  # noqa: PLR0917 - internal
         target = failed if report.rejected and not (report.inserted or report.updated or report.unchanged) else done
         _move(path, target, stamp, {"file": path.name, **report.as_json()})
     return totals
+
+
+def _not_a_regular_file(path: Path) -> str | None:
+    """Why the inbox refuses ``path`` (looked at without following a symlink), or None for a regular file."""
+    try:
+        mode = path.lstat().st_mode
+    except OSError as exc:
+        return f"{path.name}: cannot be examined ({exc.strerror})"
+    if stat.S_ISLNK(mode):
+        return f"{path.name}: a symbolic link; the inbox takes only regular files copied into it"
+    if not stat.S_ISREG(mode):
+        return f"{path.name}: not a regular file (a directory, pipe or device); the inbox takes only files"
+    return None
 
 
 def _move(path: Path, target: Path, stamp: str, report: dict[str, Any]) -> None:
