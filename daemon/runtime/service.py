@@ -17,18 +17,19 @@ Life of the process:
 A job never takes the process down: a database error puts every database job into a shared exponential
 backoff (logged, ``database_unavailable``), any other exception is logged with its traceback and the job
 runs again at its next time. Only this module and the CLI read the clock; every job gets ``now``.
+
+Over the house's ~400 lines because the Service is one state machine (start-up, jobs, reload, stop)
+whose parts share its state; what stands alone lives beside it in runtime/ (signals, preflight, health,
+scheduler, leader, systemd).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from types import FrameType
 from typing import Any
 
 import structlog
@@ -52,6 +53,7 @@ from daemon.runtime.health import HealthServer, Metrics, SqliteFileGuard, check_
 from daemon.runtime.leader import LeaderLease, current_leader, instance_id
 from daemon.runtime.preflight import setting_of, startup_problems
 from daemon.runtime.scheduler import JobSpec, WorkdayTrigger, build_scheduler, every
+from daemon.runtime.signals import SignalPipe
 from daemon.runtime.systemd import SdNotify, WatchdogGate
 from daemon.storage.store import Store
 
@@ -63,8 +65,6 @@ DB_ERRORS: tuple[type[BaseException], ...] = (
 )
 #: a report job may legitimately run this long before the watchdog calls it stuck
 REPORTS_ALLOWANCE_SECONDS = 1800.0
-#: the byte that tells the signal thread to end (no signal has number 0)
-_WAKEUP_QUIT = 0
 
 
 # --- the jobs of other modules, behind one small function each -----------------------------------------
@@ -163,14 +163,13 @@ class Service:
         self._allowance: dict[str, float] = {}
         self._stuck_logged: set[str] = set()
         self._retired: list[Dispatcher] = []
-        self._signal_thread: threading.Thread | None = None
-        self._wakeup_read = self._wakeup_write = -1
+        self.signals = SignalPipe(on_stop=self.request_stop, on_reload=self._reload_quietly)
 
     # --- the main line -----------------------------------------------------------------------------------
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns the exit code (0)."""
-        self._install_signals()
+        self.signals.install()  # handlers only write to a pipe (daemon.runtime.signals)
         log.info("starting", instance=self.owner, database=self.store.safe_url,
                  watchdog_s=self.gate.timeout_seconds if self.gate.enabled else None)
         try:
@@ -217,7 +216,7 @@ class Service:
         return False
 
     def _finish(self) -> None:
-        self._close_signals()  # a stop already read from the pipe has started its thread by now
+        self.signals.close()  # a stop already read from the pipe has started its thread by now
         with self._lifecycle:
             stopper = self._stop_thread
         if stopper is not None:
@@ -243,39 +242,8 @@ class Service:
 
     # --- signals -----------------------------------------------------------------------------------------
 
-    def _install_signals(self) -> None:
-        """Handlers only write one byte to a pipe; the ``signals`` thread does the work.
-
-        A handler runs on the main thread between two bytecodes, possibly while that thread holds a lock
-        (the scheduler's, ``_lifecycle``, an Event's condition): taking any lock or starting a thread there
-        can dead-lock, which a second SIGTERM during the stop used to do.
-        """
-        self._wakeup_read, self._wakeup_write = os.pipe()
-        os.set_blocking(self._wakeup_write, False)
-        self._signal_thread = threading.Thread(target=self._signal_loop, name="signals", daemon=True)
-        self._signal_thread.start()
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
-        signal.signal(signal.SIGHUP, self._on_signal)
-
-    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        with contextlib.suppress(OSError):  # a full pipe already holds a wake-up: dropping this one is fine
-            os.write(self._wakeup_write, bytes([signum]))
-
-    def _signal_loop(self) -> None:
-        """Act on the signals in order: the first stop signal stops (once), later ones are no-ops."""
-        while True:
-            try:
-                data = os.read(self._wakeup_read, 64)
-            except OSError:
-                return
-            for signum in data:
-                if signum == _WAKEUP_QUIT:
-                    return
-                if signum == signal.SIGHUP:
-                    threading.Thread(target=self.reload, name="reload", daemon=True).start()
-                else:
-                    self.request_stop(signal.Signals(signum).name)
+    def _reload_quietly(self) -> None:
+        self.reload()
 
     def request_stop(self, reason: str) -> None:
         """Stop the daemon (idempotent: a second request while stopping changes nothing)."""
@@ -285,20 +253,6 @@ class Service:
             self.stop_event.set()
             self._stop_thread = threading.Thread(target=self._stop, args=(reason,), name="stop")
             self._stop_thread.start()
-
-    def _close_signals(self) -> None:
-        if self._signal_thread is None:
-            return
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # stopping already; the pipe closes
-                signal.signal(signum, signal.SIG_IGN)
-        with contextlib.suppress(OSError):
-            os.write(self._wakeup_write, bytes([_WAKEUP_QUIT]))
-        self._signal_thread.join(timeout=10)
-        for fd in (self._wakeup_read, self._wakeup_write):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._signal_thread = None
 
     def _stop(self, signal_name: str) -> None:
         self.notify.stopping("stopping: finishing the message in flight")
