@@ -330,3 +330,32 @@ def test_the_inbox_refuses_symlinks_and_special_files(store: Store, rules: Any, 
     with store.engine.connect() as conn:
         numbers = set(conn.execute(select(cases.c.number)).scalars())
     assert "2611100666" not in numbers and "2611100001" in numbers
+
+
+# --- run: an OSError on a configured path is one log line naming the path and the setting -------------------
+
+
+def test_a_job_that_cannot_write_a_configured_path_logs_one_line_without_traceback(tmp_path: Path) -> None:
+    import errno
+
+    from structlog.testing import capture_logs
+
+    from daemon.runtime.service import Service
+
+    reports = tmp_path / "state" / "reports"
+    cfg = write_config(tmp_path / "config.yaml", database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+                       extra=f"reports: {{output_dir: {reports}}}\n")
+    service = Service(str(cfg), clock=lambda: NOW, owner="a:1:x", environ={})
+
+    def body(_now: Any) -> None:
+        raise OSError(errno.EROFS, "Read-only file system", str(reports / "digest-2026-11-20.xlsx"))
+
+    try:
+        with capture_logs() as events:
+            service._job("reports", body)()
+    finally:
+        service.store.close()
+    assert [e["event"] for e in events] == ["path_not_writable"]
+    event = events[0]
+    assert event["setting"] == "reports.output_dir" and event["path"].endswith("digest-2026-11-20.xlsx")
+    assert event["error"] == "Read-only file system" and "exc_info" not in event

@@ -186,7 +186,8 @@ class Service:
             if not self.stop_event.is_set():
                 scheduler.start()  # blocks until a stop shuts it down
         except OSError as exc:  # a path the service cannot write: one line naming it, no traceback
-            log.error("path_not_writable", path=exc.filename, setting=setting_of(self.config, exc.filename),
+            log.error("path_not_writable", path=str(exc.filename) if exc.filename is not None else None,
+                      setting=setting_of(self.config, exc.filename),
                       error=exc.strerror or str(exc), hint="run `hotline-sla config check` as the service user")
             return 1
         finally:
@@ -384,6 +385,13 @@ class Service:
                 delay = self.backoff.failure(self.mono())
                 log.error("database_unavailable", job=job_id, error=db_error_text(exc), retry_in_s=delay,
                           **self._db_hint(exc))
+            except OSError as exc:
+                if exc.filename is None:
+                    log.exception("job_failed", job=job_id, error=f"{type(exc).__name__}: {exc}")
+                else:  # a path the service cannot write: one line naming it and its setting, no traceback
+                    log.error("path_not_writable", job=job_id, path=str(exc.filename),
+                              setting=setting_of(self.config, exc.filename), error=exc.strerror or str(exc),
+                              hint="run `hotline-sla config check` as the service user")
             except Exception as exc:
                 log.exception("job_failed", job=job_id, error=f"{type(exc).__name__}: {exc}")
             finally:
