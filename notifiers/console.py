@@ -3,7 +3,7 @@
 Under ``hotline-sla run --log-format json`` stdout is the JSON log stream that journald keeps and operators
 pipe into ``jq``: there a message becomes one JSON log event (``console_message``) instead of plain text,
 whatever ``stream`` says (:func:`emit_as_log_events`, called by the log set-up). Elsewhere it is plain text
-on stderr by default, so that ``--json`` output on stdout stays one JSON document.
+on ``stream`` (stdout by default; ``dispatch --json`` moves it to stderr itself).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def emit_as_log_events(enabled: bool) -> None:
 
 
 class ConsoleOptions(ChannelOptions):
-    stream: Literal["stdout", "stderr"] = "stderr"
+    stream: Literal["stdout", "stderr"] = "stdout"
 
 
 class ConsoleNotifier(Notifier):
