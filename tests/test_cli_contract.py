@@ -65,3 +65,24 @@ def test_sync_and_import_report_rejected_rows_alike(tmp_path: Path, cli: Any) ->
     doc_import = json.loads(cli("--config", str(cfg), "import", str(cases), "--json").out)
     doc_sync = json.loads(cli("--config", str(cfg), "sync", "--json").out)
     assert doc_sync["sources"]["s"]["rejected"] == doc_import["rejected"]
+
+
+def test_init_writes_a_config_that_checks_and_never_overwrites(
+    tmp_path: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    etc, state = tmp_path / "etc", tmp_path / "state"
+    assert cli("init", "--config-dir", str(etc), "--state-dir", str(state)).code == 0
+    text = (etc / "config.yaml").read_text(encoding="utf-8")
+    assert "samples/" not in text and "# wecom:" in text and "{credential: wecom-bot-key}" in text
+    assert (etc / "sla_rules" / "default.yaml").read_bytes() == (Path(__file__).parent.parent / "sla_rules"
+                                                                  / "default.yaml").read_bytes()
+    assert (etc / "sla_rules" / "holidays").is_dir() and (etc / "credentials").stat().st_mode & 0o077 == 0
+    before = (etc / "config.yaml").read_bytes()
+    again = cli("init", "--config-dir", str(etc), "--state-dir", str(state))
+    assert again.code == 1 and "already exist" in again.err and (etc / "config.yaml").read_bytes() == before
+    state.mkdir()
+    monkeypatch.setenv("STATE_DIRECTORY", str(state))
+    check = cli("config", "check", "--json", "--config", str(etc / "config.yaml"))
+    doc = json.loads(check.out)
+    assert check.code == 0, doc
+    assert all(path.startswith(str(state)) for path in doc["summary"]["writable_paths"].values())
