@@ -359,3 +359,30 @@ def test_a_job_that_cannot_write_a_configured_path_logs_one_line_without_traceba
     event = events[0]
     assert event["setting"] == "reports.output_dir" and event["path"].endswith("digest-2026-11-20.xlsx")
     assert event["error"] == "Read-only file system" and "exc_info" not in event
+
+
+def test_a_source_token_echoed_in_an_error_is_redacted(store: Store, rules: Any, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from daemon.config import Config
+    from daemon.pipeline.sync import sync_all
+    from daemon.sources.base import SourceError
+    from daemon.sources.http import HttpSource
+
+    token = "platform-token-7f3a9c2e51"
+    monkeypatch.setenv("PLATFORM_TOKEN", token)
+
+    def stream(self: HttpSource, watermark: Any) -> Any:
+        raise SourceError(self.name, f"HTTP 401: invalid token {token}")  # a server echoing the token
+
+    monkeypatch.setattr(HttpSource, "stream", stream)
+    cfg = Config.model_validate({"base_dir": tmp_path, "sources": [
+        {"name": "api", "type": "http", "url": "http://127.0.0.1:9/cases", "token_env": "PLATFORM_TOKEN"}]})
+    result = sync_all(store, rules, cfg, NOW)
+    assert token not in result.sources["api"]["error"]
+    from sqlalchemy import select
+
+    from daemon.storage.models import source_state
+
+    with store.engine.connect() as conn:
+        stored = conn.execute(select(source_state.c.last_error)).scalar_one()
+    assert token not in stored and "<redacted>" in stored

@@ -33,6 +33,7 @@ from daemon.sources.mapping import ColumnMapping, RowError
 from daemon.storage.models import source_state
 from daemon.storage.store import Store, UpsertResult
 from daemon.storage.upsert import FastCase
+from notifiers.secrets import redact_secrets, remember_secret
 
 log = structlog.get_logger("hotline_sla.sync")
 
@@ -145,10 +146,11 @@ def sync_all(store: Store, rules: RuleSet, config: Config, now: datetime) -> Syn
 
 
 def _failure_text(name: str, exc: Exception) -> str:
-    """One line naming the source: our own errors as they are, anything unexpected with its type."""
+    """One line naming the source (our own errors as they are, anything unexpected with its type), without
+    any secret value: it is stored in ``source_state`` and logged."""
     if isinstance(exc, SourceError | UsageError | ConfigError | OSError):
-        return str(exc)
-    return f"source {name!r}: {type(exc).__name__}: {str(exc)[:300]}"
+        return redact_secrets(str(exc))
+    return redact_secrets(f"source {name!r}: {type(exc).__name__}: {str(exc)[:300]}")
 
 
 def _sync_one(
@@ -191,6 +193,7 @@ def _fetcher(src: SourceConfig, mapping: ColumnMapping) -> Any:
         from daemon.sources.sql import SqlSource
 
         url = _from_env(src, opts, "url")
+        _remember_url_password(url)
         query = str(_require(src, "query"))
         opts.pop("query", None)
         return SqlSource(src.name, url, query, mapping, **opts)
@@ -199,10 +202,24 @@ def _fetcher(src: SourceConfig, mapping: ColumnMapping) -> Any:
     url = str(_require(src, "url"))
     opts.pop("url", None)
     token = _from_env(src, opts, "token") if ("token_env" in opts or "token" in opts) else None
+    if token:
+        remember_secret(token)  # redacted from every stored error and log line from now on
     try:
         return HttpSource(src.name, url, mapping, token=token, **opts)
     except TypeError as exc:
         raise ConfigError(f"sources.{src.name}: {exc}") from None
+
+
+def _remember_url_password(url: str) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        password = make_url(url).password
+    except (ArgumentError, ValueError):
+        return
+    if password:
+        remember_secret(str(password))
 
 
 def _from_env(src: SourceConfig, opts: dict[str, Any], key: str) -> str:
