@@ -106,7 +106,6 @@ def test_every_line_of_a_run_with_the_console_channel_is_json(tmp_path: Path) ->
     with DaemonProcess.start(cfg) as daemon:
         daemon.wait_for_event("console_message", 60)
         assert daemon.stop(30) == 0
-    daemon._reader.join(10)
     assert daemon.raw, "the daemon wrote nothing"
     for line in daemon.raw:
         assert isinstance(json.loads(line), dict), line
