@@ -233,14 +233,13 @@ def test_config_check_refuses_a_writable_path_outside_the_state_directory(
 # --- finding 11: idle health connections are closed ---------------------------------------------------------
 
 
-def test_the_health_listener_closes_idle_connections(store: Store) -> None:
+def test_the_health_listener_closes_idle_connections() -> None:
     import socket
     import time
 
-    from daemon.config import Config
-    from daemon.runtime.health import HealthServer, check_health
+    from daemon.runtime.health import Health, HealthServer
 
-    server = HealthServer("127.0.0.1:0", health=lambda: check_health(store, Config(), NOW), metrics=lambda: b"",
+    server = HealthServer("127.0.0.1:0", health=lambda: Health(True, "ok"), metrics=lambda: b"",
                           idle_timeout=0.5).start()
     idle = [socket.create_connection(server.address, timeout=5) for _ in range(30)]
     try:
