@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "daemon.commands.report_cmds",
     "daemon.commands.run_cmd",
     "daemon.commands.status_cmd",
+    "daemon.commands.init_cmd",
 )
 
 # Commands run in pipelines (``deadline --received -``) or by hand many times: their module is registered
@@ -54,21 +55,74 @@ def _command_token(argv: Sequence[str]) -> str | None:
     return None
 
 
+#: one example per command, shown at the end of its ``--help``
+EXAMPLES = {
+    "deadline": 'hotline-sla deadline --rule municipal_complaint --received "2024-09-27 16:30" --json',
+    "calendar": "hotline-sla calendar status",
+    "calendar status": "hotline-sla calendar status --json",
+    "calendar show": "hotline-sla calendar show 2026",
+    "rules": "hotline-sla rules check",
+    "rules check": "hotline-sla rules check --json",
+    "rules test": "hotline-sla rules test",
+    "config": "hotline-sla --config /etc/hotline-sla/config.yaml config check",
+    "config check": "hotline-sla config check --config /etc/hotline-sla/config.yaml --json",
+    "score": "hotline-sla score 2026-04-bulletin.xlsx --json",
+    "db": "hotline-sla db upgrade",
+    "db upgrade": "hotline-sla --config /etc/hotline-sla/config.yaml db upgrade",
+    "tick": 'hotline-sla tick --now "2026-11-20 09:00" --json',
+    "cases": "hotline-sla cases list --overdue",
+    "cases list": "hotline-sla cases list --unit 兴隆台区住建局 --overdue",
+    "cases explain": "hotline-sla cases explain 2611100029",
+    "outbox": "hotline-sla outbox list --status pending",
+    "outbox list": "hotline-sla outbox list --status failed --json",
+    "import": "hotline-sla import export-2026-11-20.csv --source inbox --json",
+    "sync": 'hotline-sla sync --now "2026-11-20 09:00"',
+    "contacts": "hotline-sla contacts import contacts.xlsx",
+    "contacts import": "hotline-sla contacts import contacts.xlsx --json",
+    "dispatch": "hotline-sla dispatch --limit 100 --json",
+    "notify": "hotline-sla notify test wecom 13800001234",
+    "notify test": "hotline-sla notify test sms 13800001234 --json",
+    "digest": "hotline-sla digest --date 2026-11-20 --format xlsx --output digest.xlsx",
+    "month-end": 'hotline-sla month-end --now "2026-11-28 09:00" --json',
+    "report": "hotline-sla report month 2026-10 --format html --output 2026-10.html",
+    "report month": "hotline-sla report month 2026-10 --format xlsx --output 2026-10.xlsx",
+    "run": "hotline-sla --config /etc/hotline-sla/config.yaml run --log-format console",
+    "status": "hotline-sla status --json",
+    "init": "hotline-sla init --config-dir /etc/hotline-sla --state-dir /var/lib/hotline-sla",
+}
+CONFIG_HELP = "config file (else $HOTLINE_SLA_CONFIG, else ./config.yaml, else /etc/hotline-sla/config.yaml)"
+
+
+def _finish_subcommands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> None:
+    """Give every sub-command a description (its one-line help), an example, and ``--config`` after it."""
+    for action in parser._actions:  # argparse offers no public walk of its sub-parsers
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        helps = {choice.dest: choice.help for choice in action._choices_actions}
+        for name, sub in action.choices.items():
+            full = (*path, name)
+            if sub.description is None:
+                sub.description = helps.get(name)
+            example = EXAMPLES.get(" ".join(full))
+            if sub.epilog is None and example:
+                sub.epilog = f"example: {example}"
+            if not any("--config" in a.option_strings for a in sub._actions):
+                sub.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help=CONFIG_HELP)
+            _finish_subcommands(sub, full)
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hotline-sla",
         description="Deadline and SLA monitoring for 12345 hotline cases (12345热线工单时限监控).",
     )
     parser.add_argument("--version", action="version", version=f"hotline-sla {__version__}")
-    parser.add_argument(
-        "--config",
-        metavar="FILE",
-        help="config file (else $HOTLINE_SLA_CONFIG, else ./config.yaml, else /etc/hotline-sla/config.yaml)",
-    )
+    parser.add_argument("--config", metavar="FILE", help=CONFIG_HELP)  # also accepted after the command
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     light = LIGHT_COMMANDS.get(_command_token(argv) or "") if argv is not None else None
     for name in (light,) if light else COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    _finish_subcommands(parser)
     return parser
 
 

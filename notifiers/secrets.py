@@ -13,14 +13,22 @@ A credential ``NAME`` is read from ``$CREDENTIALS_DIRECTORY/secret_NAME`` (how t
 loads the credential under its own name, ``LoadCredential=NAME:PATH``).
 
 Errors name the config key and where we looked, never the value.
+
+Every value a :class:`SecretResolver` resolves is remembered (in this process only) so that
+:func:`redact_secrets` can cut it out of any text, wherever it appears: a provider's reply that echoes a
+key, an exception message, a log line. The outbox applies it to every delivery error it stores and the
+log set-up to every log event.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Self
+from urllib.parse import quote
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo
 
@@ -29,6 +37,46 @@ from notifiers.base import ChannelConfigError, Secret
 _FORMS = "{env: NAME}, {file: PATH} or {credential: NAME}"
 #: how ``LoadCredential=secret:DIR`` names each file of DIR (systemd appends ``_<file name>`` to the ID)
 CREDENTIAL_PREFIX = "secret_"
+#: shorter values are not redacted: cutting every "abc" out of a text would hide more than it protects
+MIN_REDACTED_LENGTH = 4
+REDACTED = "<redacted>"
+
+
+class _KnownSecrets:
+    """The resolved secret values of this process and one regex that finds any of them."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._lock = threading.Lock()
+        self._pattern: re.Pattern[str] | None = None
+
+    def add(self, value: str) -> None:
+        if len(value) < MIN_REDACTED_LENGTH:
+            return
+        forms = {value, quote(value, safe=""), quote(value, safe="/"), quote(value)}
+        with self._lock:
+            if forms <= self._values:
+                return
+            self._values |= forms
+            alternatives = sorted(self._values, key=len, reverse=True)  # the longest form wins
+            self._pattern = re.compile("|".join(re.escape(v) for v in alternatives))
+
+    def redact(self, text: str) -> str:
+        pattern = self._pattern
+        return text if pattern is None else pattern.sub(REDACTED, text)
+
+
+_known = _KnownSecrets()
+
+
+def remember_secret(value: str) -> None:
+    """Have :func:`redact_secrets` cut ``value`` (and its URL-encoded forms) out of every text from now on."""
+    _known.add(value)
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` with every secret value resolved in this process replaced by ``<redacted>``."""
+    return _known.redact(text)
 
 
 class SecretResolver:
@@ -45,7 +93,15 @@ class SecretResolver:
         self._credentials_dir = credentials_dir
 
     def resolve(self, key: str, spec: object) -> Secret:
-        """``key`` is the dotted config key (``channels.wecom.corpsecret``), used only in errors."""
+        """``key`` is the dotted config key (``channels.wecom.corpsecret``), used only in errors.
+
+        The value is remembered for :func:`redact_secrets`.
+        """
+        secret = self._resolve(key, spec)
+        remember_secret(secret.reveal())
+        return secret
+
+    def _resolve(self, key: str, spec: object) -> Secret:
         if isinstance(spec, Secret):
             return spec
         if isinstance(spec, str):

@@ -65,7 +65,16 @@ def _check_channels(ctx: Any, summary: dict[str, Any]) -> list[str]:
     return errors
 
 
-CHECKS: list[Any] = [_check_rules, _check_channels]
+def _check_startup(ctx: Any, summary: dict[str, Any]) -> list[str]:
+    """What ``run`` refuses to start with: health.listen, and every path the service writes."""
+    from daemon.runtime.preflight import startup_problems, writable_paths
+
+    config = ctx.config
+    summary["writable_paths"] = {setting: str(path) for setting, path in writable_paths(config)}
+    return startup_problems(config)
+
+
+CHECKS: list[Any] = [_check_rules, _check_channels, _check_startup]
 
 
 def run_check(args: argparse.Namespace) -> int:

@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_import)
 
-    s = sub.add_parser("sync", help="run every configured source once (同步)")
+    s = sub.add_parser("sync", help="run every configured source once (同步); exit 1 if one failed or rows "
+                       "were rejected")
     add_now(s)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=run_sync)
@@ -53,9 +54,15 @@ def run_import(args: argparse.Namespace) -> int:
     else:
         print(f"{args.file}: inserted {report.inserted}, updated {report.updated}, unchanged {report.unchanged}, "
               f"rejected {len(report.rejected)}")
-        for r in report.rejected:
-            print(f"  row {r['row']}: {r['error']}")
+        print_rejected(report.rejected)
     return 1 if report.rejected else 0
+
+
+def print_rejected(rejected: list[dict[str, Any]]) -> None:
+    """One line per rejected row, by row number (and file, for an inbox): the same for import and sync."""
+    for r in rejected:
+        where = f"{r['file']} row {r['row']}" if r.get("file") else f"row {r['row']}"
+        print(f"  {where}: {r['error']}")
 
 
 def run_sync(args: argparse.Namespace) -> int:
@@ -72,7 +79,10 @@ def run_sync(args: argparse.Namespace) -> int:
             else:
                 shown = {k: (len(v) if isinstance(v, list) else v) for k, v in stats.items()}
                 print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in shown.items()))
-    return 1 if result.failed else 0
+                print_rejected(stats.get("rejected") or [])
+    # like import: exit 1 when a source failed or rows were rejected (the good rows landed either way)
+    rejected = any(stats.get("rejected") for stats in result.sources.values())
+    return 1 if result.failed or rejected else 0
 
 
 def run_contacts_import(args: argparse.Namespace) -> int:

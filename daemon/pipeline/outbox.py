@@ -61,6 +61,7 @@ from notifiers.base import (
     mask_mobiles_in,
 )
 from notifiers.registry import build_notifiers, channel_class
+from notifiers.secrets import redact_secrets
 
 log = structlog.get_logger("hotline_sla.outbox")
 
@@ -120,7 +121,8 @@ def _recipient_rejected(
 
 
 def _masked_error(text: str) -> str:
-    return mask_mobiles_in(text)[:_ERROR_CHARS]
+    """What is stored in ``deliveries``/``outbox`` and logged: no mobile, no configured secret value."""
+    return redact_secrets(mask_mobiles_in(text))[:_ERROR_CHARS]
 
 
 class Dispatcher:

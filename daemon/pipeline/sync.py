@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import insert, select, update
 
 from daemon.config import Config, SourceConfig
@@ -31,8 +33,14 @@ from daemon.sources.mapping import ColumnMapping, RowError
 from daemon.storage.models import source_state
 from daemon.storage.store import Store, UpsertResult
 from daemon.storage.upsert import FastCase
+from notifiers.secrets import redact_secrets, remember_secret
 
 log = structlog.get_logger("hotline_sla.sync")
+
+#: errors of the store itself (down, read-only, full): not a source's failure
+STORE_OUTAGE: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.TimeoutError,
+)
 CASE_FILE_SUFFIXES = {".csv", ".xlsx"}
 
 
@@ -126,12 +134,23 @@ def sync_all(store: Store, rules: RuleSet, config: Config, now: datetime) -> Syn
             _record_state(store, src.name, now, ok=True, stats=stats, watermark=watermark)
             log.info("source_synced", source=src.name, **{k: v for k, v in stats.items() if k != "rejected"},
                      rejected=len(stats.get("rejected", [])))
-        except (SourceError, UsageError, ConfigError, OSError) as exc:
-            stats = {"error": str(exc)}
-            _record_state(store, src.name, now, ok=False, error=str(exc))
-            log.error("source_failed", source=src.name, error=str(exc))
+        except STORE_OUTAGE:
+            raise  # the store is away, not the source: the caller backs off and retries every source
+        except Exception as exc:  # anything else a source raises is that source's failure, the next ones run
+            error = _failure_text(src.name, exc)
+            stats = {"error": error}
+            _record_state(store, src.name, now, ok=False, error=error)
+            log.error("source_failed", source=src.name, error=error)
         result.sources[src.name] = stats
     return result
+
+
+def _failure_text(name: str, exc: Exception) -> str:
+    """One line naming the source (our own errors as they are, anything unexpected with its type), without
+    any secret value: it is stored in ``source_state`` and logged."""
+    if isinstance(exc, SourceError | UsageError | ConfigError | OSError):
+        return redact_secrets(str(exc))
+    return redact_secrets(f"source {name!r}: {type(exc).__name__}: {str(exc)[:300]}")
 
 
 def _sync_one(
@@ -174,6 +193,7 @@ def _fetcher(src: SourceConfig, mapping: ColumnMapping) -> Any:
         from daemon.sources.sql import SqlSource
 
         url = _from_env(src, opts, "url")
+        _remember_url_password(url)
         query = str(_require(src, "query"))
         opts.pop("query", None)
         return SqlSource(src.name, url, query, mapping, **opts)
@@ -182,10 +202,24 @@ def _fetcher(src: SourceConfig, mapping: ColumnMapping) -> Any:
     url = str(_require(src, "url"))
     opts.pop("url", None)
     token = _from_env(src, opts, "token") if ("token_env" in opts or "token" in opts) else None
+    if token:
+        remember_secret(token)  # redacted from every stored error and log line from now on
     try:
         return HttpSource(src.name, url, mapping, token=token, **opts)
     except TypeError as exc:
         raise ConfigError(f"sources.{src.name}: {exc}") from None
+
+
+def _remember_url_password(url: str) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        password = make_url(url).password
+    except (ArgumentError, ValueError):
+        return
+    if password:
+        remember_secret(str(password))
 
 
 def _from_env(src: SourceConfig, opts: dict[str, Any], key: str) -> str:
@@ -215,8 +249,13 @@ def _sync_inbox(  # noqa: PLR0917 - internal
     folder.mkdir(parents=True, exist_ok=True)
     done, failed = folder / "done", folder / "failed"
     totals: dict[str, Any] = {"files": 0, "inserted": 0, "updated": 0, "unchanged": 0, "rejected": []}
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in CASE_FILE_SUFFIXES):
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in CASE_FILE_SUFFIXES):
         stamp = now.strftime("%Y%m%dT%H%M%S")
+        refusal = _not_a_regular_file(path)
+        if refusal:  # a symlink could read any file the service can; a FIFO would block the import for ever
+            _move(path, failed, stamp, {"file": path.name, "error": refusal})
+            log.error("inbox_file_refused", source=src.name, file=path.name, error=refusal)
+            continue
         try:
             report = import_file(store, rules, path, now=now, mapping=mapping, source_name=src.name)
         except (UsageError, OSError) as exc:
@@ -230,6 +269,19 @@ def _sync_inbox(  # noqa: PLR0917 - internal
         target = failed if report.rejected and not (report.inserted or report.updated or report.unchanged) else done
         _move(path, target, stamp, {"file": path.name, **report.as_json()})
     return totals
+
+
+def _not_a_regular_file(path: Path) -> str | None:
+    """Why the inbox refuses ``path`` (looked at without following a symlink), or None for a regular file."""
+    try:
+        mode = path.lstat().st_mode
+    except OSError as exc:
+        return f"{path.name}: cannot be examined ({exc.strerror})"
+    if stat.S_ISLNK(mode):
+        return f"{path.name}: a symbolic link; the inbox takes only regular files copied into it"
+    if not stat.S_ISREG(mode):
+        return f"{path.name}: not a regular file (a directory, pipe or device); the inbox takes only files"
+    return None
 
 
 def _move(path: Path, target: Path, stamp: str, report: dict[str, Any]) -> None:

@@ -7,7 +7,6 @@ text formats print ``99.22%`` and ``10.12``; XLSX keeps numbers with a percent o
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
@@ -309,36 +308,33 @@ def render_html(ranking: MonthlyRanking) -> str:
 
 
 def render_xlsx(ranking: MonthlyRanking) -> bytes:
-    """An XLSX workbook: one sheet per section, Chinese headers, numbers kept as numbers."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font
+    """An XLSX workbook: one sheet per section, Chinese headers, numbers kept as numbers.
 
-    book = Workbook()
-    book.remove(book.active)
+    Written by the one XLSX writer of every report, which writes a unit name such as ``=HYPERLINK(..)``
+    as text, never as a formula.
+    """
+    from daemon.reports.xlsx_writer import (
+        STYLE_BOLD,
+        STYLE_DECIMAL,
+        STYLE_PERCENT,
+        STYLE_PLAIN,
+        STYLE_TITLE,
+        Sheet,
+        workbook_bytes,
+    )
+
+    kind_style = {"pct": STYLE_PERCENT, "score": STYLE_DECIMAL}
+    sheets = []
     for table in ranking_tables(ranking):
-        sheet = book.create_sheet(table.sheet[:31])
-        sheet.append([table.title])
-        sheet["A1"].font = Font(bold=True, size=13)
-        sheet.append([name for name, _ in table.columns])
-        for cell in sheet[2]:
-            cell.font = Font(bold=True)
-            cell.alignment = Alignment(horizontal="center")
+        widths = [36 if kind == "text" and name in {"受理单位", "问题摘要"} else 14 for name, kind in table.columns]
+        sheet = Sheet(table.sheet[:31], widths=widths, freeze_rows=2)
+        sheet.append([table.title], STYLE_TITLE)
+        sheet.append([name for name, _ in table.columns], STYLE_BOLD)
+        styles = [kind_style.get(kind, STYLE_PLAIN) for _, kind in table.columns]
         for row in table.rows:
-            sheet.append(list(row))
-            for cell, (_, kind) in zip(sheet[sheet.max_row], table.columns, strict=True):
-                if kind == "pct":
-                    cell.number_format = "0.00%"
-                elif kind == "score":
-                    cell.number_format = "0.00"
+            sheet.append(list(row), styles)
         if table.note:
             sheet.append([])
             sheet.append([table.note])
-        for index, (name, kind) in enumerate(table.columns, start=1):
-            letter = sheet.cell(row=2, column=index).column_letter
-            sheet.column_dimensions[letter].width = (
-                36 if kind == "text" and name in {"受理单位", "问题摘要"} else 14
-            )
-        sheet.freeze_panes = "A3"
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+        sheets.append(sheet)
+    return workbook_bytes(sheets)

@@ -1,11 +1,16 @@
-"""A small streaming XLSX (SpreadsheetML) writer for large report sheets: text and integer cells, a bold
-header, column widths and frozen header rows, nothing else.
+"""The one XLSX (SpreadsheetML) writer of every workbook we produce (digest, month-end, ranking): text and
+number cells, a bold header, percent and 0.00 number formats, column widths and frozen header rows.
+
+Text that a spreadsheet would take for a formula (starting with ``= + - @``, a tab or a CR: a unit name
+``=HYPERLINK(...)`` typed into the platform) is always written as text with Excel's quote prefix, so
+that neither opening nor editing the cell turns it into a formula (formula injection, OWASP "CSV
+injection"); no cell is ever written as a formula.
 
 Why not openpyxl here: the digest's overdue sheet can hold 50,000 rows × 10 columns. openpyxl's write-only
 mode measured 6.0 s for 500,000 cells (4.9 s with lxml), XlsxWriter 3.0 s; the digest must build and render
-in under 10 s. Writing the sheet XML directly takes 0.4 s. openpyxl still reads these files in the tests
-(and writes the small ranking workbook). Strings are inline (no shared-string table), which every
-spreadsheet program reads.
+in under 10 s. Writing the sheet XML directly takes 0.4 s. openpyxl still reads these files in the tests.
+The ranking's small workbook is written here too, so that one place guards every cell. Strings are inline
+(no shared-string table), which every spreadsheet program reads.
 """
 
 from __future__ import annotations
@@ -15,15 +20,25 @@ import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from xml.sax.saxutils import escape, quoteattr
 
-Cell = str | int
+Cell = str | int | float | Decimal
 
 # characters XML 1.0 forbids (a stray control character in a case summary must not break the workbook)
 _ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _SHEET_NAME_BAD = re.compile(r"[\[\]:*?/\\]")
 
-STYLE_PLAIN, STYLE_BOLD, STYLE_TITLE = 0, 1, 2
+STYLE_PLAIN, STYLE_BOLD, STYLE_TITLE, STYLE_PERCENT, STYLE_DECIMAL = 0, 1, 2, 3, 4
+#: the same look with Excel's quote prefix ("this is text"), for text that looks like a formula
+_GUARDED_STYLE = {STYLE_PLAIN: 5, STYLE_BOLD: 6, STYLE_TITLE: 7, STYLE_PERCENT: 5, STYLE_DECIMAL: 5}
+#: first characters that make a spreadsheet read a typed value as a formula
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def looks_like_formula(text: str) -> bool:
+    """True for text a spreadsheet would evaluate if it were typed in (``=1+1``, ``@SUM(..)``, ``-2+3``)."""
+    return text.startswith(FORMULA_TRIGGERS)
 
 
 @dataclass
@@ -31,9 +46,10 @@ class Sheet:
     name: str
     widths: Sequence[float] = ()
     freeze_rows: int = 0
-    rows: list[tuple[int, Sequence[Cell | None]]] = field(default_factory=list)  # (style, cells)
+    # (style, cells): one style for the row, or one per cell
+    rows: list[tuple[int | Sequence[int], Sequence[Cell | None]]] = field(default_factory=list)
 
-    def append(self, cells: Sequence[Cell | None], style: int = STYLE_PLAIN) -> None:
+    def append(self, cells: Sequence[Cell | None], style: int | Sequence[int] = STYLE_PLAIN) -> None:
         self.rows.append((style, cells))
 
 
@@ -47,13 +63,18 @@ def column_letter(index: int) -> str:
 
 
 def _cell(ref: str, value: Cell | None, style: int) -> str:
-    s = f' s="{style}"' if style else ""
     if value is None or value == "":
         return ""
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        s = f' s="{style}"' if style else ""
         return f'<c r="{ref}"{s}><v>{value}</v></c>'
-    text = escape(_ILLEGAL.sub("", str(value)))
-    return f'<c r="{ref}"{s} t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>'
+    raw = _ILLEGAL.sub("", str(value))
+    if looks_like_formula(raw):
+        style = _GUARDED_STYLE[style]
+    elif style in {STYLE_PERCENT, STYLE_DECIMAL}:
+        style = STYLE_PLAIN
+    s = f' s="{style}"' if style else ""
+    return f'<c r="{ref}"{s} t="inlineStr"><is><t xml:space="preserve">{escape(raw)}</t></is></c>'
 
 
 def _sheet_xml(sheet: Sheet) -> str:
@@ -70,7 +91,10 @@ def _sheet_xml(sheet: Sheet) -> str:
     width = max((len(cells) for _, cells in sheet.rows), default=0)
     letters = [column_letter(i) for i in range(1, width + 1)]
     for n, (style, cells) in enumerate(sheet.rows, start=1):
-        row = "".join(_cell(f"{letters[i]}{n}", v, style) for i, v in enumerate(cells))
+        if isinstance(style, int):
+            row = "".join(_cell(f"{letters[i]}{n}", v, style) for i, v in enumerate(cells))
+        else:
+            row = "".join(_cell(f"{letters[i]}{n}", v, st) for i, (v, st) in enumerate(zip(cells, style, strict=False)))
         out.append(f'<row r="{n}">{row}</row>')
     out.append("</sheetData></worksheet>")
     return "".join(out)
@@ -101,9 +125,14 @@ _STYLES = (
     '<fills count="2"><fill><patternFill patternType="none"/></fill><fill><patternFill patternType="gray125"/></fill>'
     '</fills><borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
     '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
-    '<cellXfs count="3"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+    '<cellXfs count="8"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
     '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/>'
-    '<xf numFmtId="0" fontId="2" fillId="0" borderId="0" xfId="0" applyFont="1"/></cellXfs>'
+    '<xf numFmtId="0" fontId="2" fillId="0" borderId="0" xfId="0" applyFont="1"/>'
+    '<xf numFmtId="10" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'  # 0.00%
+    '<xf numFmtId="2" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'  # 0.00
+    '<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0" quotePrefix="1"/>'
+    '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1" quotePrefix="1"/>'
+    '<xf numFmtId="0" fontId="2" fillId="0" borderId="0" xfId="0" applyFont="1" quotePrefix="1"/></cellXfs>'
     '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles></styleSheet>'
 )
 

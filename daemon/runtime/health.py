@@ -10,6 +10,7 @@ those with ``max``, not ``sum``; the tick duration histogram and the leader gaug
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import socket
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -86,8 +88,12 @@ class Health:
                 "last_tick_at": self.last_tick_at, "tick_age_seconds": self.tick_age_seconds}
 
 
-def check_health(store: Store, config: Config, now: datetime) -> Health:
-    """Is the service doing its job at ``now``: the database answers and a tick ran recently."""
+def check_health(store: Store, config: Config, now: datetime, guard: SqliteFileGuard | None = None) -> Health:
+    """Is the service doing its job at ``now``: the database (file) is there, answers, and a tick ran
+    recently."""
+    problem = guard.problem() if guard is not None else None
+    if problem:
+        return Health(False, problem)
     try:
         with store.engine.connect() as conn:
             raw = conn.execute(select(settings.c.value).where(settings.c.key == LAST_TICK_KEY)).scalar()
@@ -172,14 +178,60 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+#: seconds a health/metrics connection may stay silent before the listener closes it
+IDLE_TIMEOUT_SECONDS = 10.0
+
+
+class SqliteFileGuard:
+    """Notices that the SQLite file the daemon opened was deleted or replaced.
+
+    SQLite keeps working on a deleted file through the connections already open and creates a new, empty
+    file for the next one: the daemon would run on a database without tables (or say ok on /healthz while
+    writing into a file nobody will ever read). ``arm()`` after the store was migrated remembers the file;
+    ``problem()`` says what happened to it, else None. Not a SQLite file: never a problem.
+    """
+
+    def __init__(self, store: Store) -> None:
+        url = store.engine.url
+        name = url.database if store.dialect == "sqlite" else None
+        self.path = Path(name) if name and name != ":memory:" and not name.startswith("file:") else None
+        self._identity: tuple[int, int] | None = None
+
+    def arm(self) -> None:
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                st = self.path.stat()
+                self._identity = (st.st_dev, st.st_ino)
+
+    def problem(self) -> str | None:
+        if self.path is None or self._identity is None:
+            return None
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return (f"the SQLite file {self.path} has vanished; restore it from a backup (or move the empty "
+                    "one away) and restart the service: nothing is written meanwhile")
+        except OSError as exc:
+            return f"the SQLite file {self.path} cannot be examined ({exc.strerror})"
+        if (st.st_dev, st.st_ino) != self._identity:
+            return (f"the SQLite file {self.path} was replaced by another file since the start; restart the "
+                    "service to use the new one")
+        return None
+
+
 class HealthServer:
     """A ThreadingHTTPServer on a background thread; ``stop()`` shuts it down."""
 
-    def __init__(self, listen: str, *, health: Callable[[], Health], metrics: Callable[[], bytes]) -> None:
+    def __init__(self, listen: str, *, health: Callable[[], Health], metrics: Callable[[], bytes],
+                 idle_timeout: float = IDLE_TIMEOUT_SECONDS) -> None:
         host, port = parse_listen(listen)
         health_fn, metrics_fn = health, metrics
 
         class Handler(BaseHTTPRequestHandler):
+            # a connection that sends nothing (or too slowly) is closed after this many seconds, so idle
+            # sockets cannot pile up threads and file descriptors
+            timeout = idle_timeout
+
             def log_message(self, format: str, *args: Any) -> None:  # scrapes are not worth a log line
                 pass
 

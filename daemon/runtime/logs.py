@@ -15,17 +15,20 @@ from typing import Any
 import structlog
 
 from notifiers.base import mask_mobiles_in
+from notifiers.console import emit_as_log_events
+from notifiers.secrets import redact_secrets
 
 _SECRET_KEYS = ("secret", "token", "password", "key", "signature", "authorization")
 
 
 def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Mask mobiles in every string value; drop values of keys that name a secret."""
+    """Mask mobiles and cut out every resolved secret value in every string value; drop values of keys
+    that name a secret."""
     for key, value in list(event.items()):
         if any(s in key.lower() for s in _SECRET_KEYS) and key != "event":
             event[key] = "<redacted>"
         elif isinstance(value, str):
-            event[key] = mask_mobiles_in(value)
+            event[key] = redact_secrets(mask_mobiles_in(value))
     return event
 
 
@@ -100,3 +103,4 @@ def configure(*, json: bool = False, level: int = logging.INFO, stdout: bool = F
         logger_factory=structlog.PrintLoggerFactory(file=_Stdout() if stdout else _Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
+    emit_as_log_events(json)  # a console channel's plain text would break a JSON log stream

@@ -17,17 +17,19 @@ Life of the process:
 A job never takes the process down: a database error puts every database job into a shared exponential
 backoff (logged, ``database_unavailable``), any other exception is logged with its traceback and the job
 runs again at its next time. Only this module and the CLI read the clock; every job gets ``now``.
+
+Over the house's ~400 lines because the Service is one state machine (start-up, jobs, reload, stop)
+whose parts share its state; what stands alone lives beside it in runtime/ (signals, preflight, health,
+scheduler, leader, systemd).
 """
 
 from __future__ import annotations
 
 import contextlib
-import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from types import FrameType
 from typing import Any
 
 import structlog
@@ -41,14 +43,17 @@ from daemon.context import AppContext
 from daemon.core.calendar import WorkCalendar
 from daemon.core.rules import RuleSet
 from daemon.core.timeutil import iso_local, utcnow
+from daemon.errors import ConfigError
 from daemon.pipeline.outbox import Dispatcher, notifiers_for
 from daemon.pipeline.recompute import recompute_if_changed
 from daemon.pipeline.sync import sync_all
 from daemon.pipeline.tick import run_tick
 from daemon.reports.jobs import run_report_jobs
-from daemon.runtime.health import HealthServer, Metrics, check_health, db_error_text, parse_listen
+from daemon.runtime.health import HealthServer, Metrics, SqliteFileGuard, check_health, db_error_text
 from daemon.runtime.leader import LeaderLease, current_leader, instance_id
+from daemon.runtime.preflight import setting_of, startup_problems
 from daemon.runtime.scheduler import JobSpec, WorkdayTrigger, build_scheduler, every
+from daemon.runtime.signals import SignalPipe
 from daemon.runtime.systemd import SdNotify, WatchdogGate
 from daemon.storage.store import Store
 
@@ -86,8 +91,9 @@ def load_setup(config_path: str | None) -> tuple[Config, WorkCalendar, RuleSet]:
     """Config, calendar and rules, validated; raises ConfigError (or a subclass) naming file and key."""
     ctx = AppContext(config_path)
     config, calendar, rules = ctx.config, ctx.calendar, ctx.rules
-    if config.health.listen:
-        parse_listen(config.health.listen)
+    problems = startup_problems(config)  # the same checks as `config check`
+    if problems:
+        raise ConfigError("; ".join(problems))
     return config, calendar, rules
 
 
@@ -138,7 +144,8 @@ class Service:
         self.lease = LeaderLease(self.store, self.owner, self.config.scheduler.leader_lease_seconds)
         self.dispatcher = make_dispatcher(self.store, self.config, self.owner)
         self.gate = WatchdogGate.from_environ(self.notify, environ)
-        self.metrics = Metrics(lambda: self.store, clock)
+        self.file_guard = SqliteFileGuard(self.store)
+        self.metrics = Metrics(self._guarded_store, clock)
         self.backoff = Backoff()
         self.stop_event = threading.Event()
         self.leader_work = threading.Lock()  # sync, tick, reports and recompute never overlap
@@ -152,12 +159,13 @@ class Service:
         self._allowance: dict[str, float] = {}
         self._stuck_logged: set[str] = set()
         self._retired: list[Dispatcher] = []
+        self.signals = SignalPipe(on_stop=self.request_stop, on_reload=self._reload_quietly)
 
     # --- the main line -----------------------------------------------------------------------------------
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns the exit code (0)."""
-        self._install_signals()
+        self.signals.install()  # handlers only write to a pipe (daemon.runtime.signals)
         log.info("starting", instance=self.owner, database=self.store.safe_url,
                  watchdog_s=self.gate.timeout_seconds if self.gate.enabled else None)
         try:
@@ -173,6 +181,11 @@ class Service:
                 self.scheduler = scheduler
             if not self.stop_event.is_set():
                 scheduler.start()  # blocks until a stop shuts it down
+        except OSError as exc:  # a path the service cannot write: one line naming it, no traceback
+            log.error("path_not_writable", path=str(exc.filename) if exc.filename is not None else None,
+                      setting=setting_of(self.config, exc.filename),
+                      error=exc.strerror or str(exc), hint="run `hotline-sla config check` as the service user")
+            return 1
         finally:
             self._finish()
         return 0
@@ -183,6 +196,7 @@ class Service:
             now = self.clock()
             try:
                 self.store.upgrade()
+                self.file_guard.arm()
                 self._lease_round(now)
                 if self.lease.is_leader(now):
                     with self.leader_work:
@@ -199,11 +213,12 @@ class Service:
         return False
 
     def _finish(self) -> None:
+        self.signals.close()  # a stop already read from the pipe has started its thread by now
         with self._lifecycle:
             stopper = self._stop_thread
         if stopper is not None:
             stopper.join(timeout=60)
-        if self.lease.held_until is not None:
+        if self.lease.held_until is not None and self.file_guard.problem() is None:
             try:
                 self.lease.release(self.clock())
                 log.info("leadership_released", instance=self.owner)
@@ -224,19 +239,17 @@ class Service:
 
     # --- signals -----------------------------------------------------------------------------------------
 
-    def _install_signals(self) -> None:
-        signal.signal(signal.SIGTERM, self._on_stop_signal)
-        signal.signal(signal.SIGINT, self._on_stop_signal)
-        signal.signal(signal.SIGHUP, self._on_reload_signal)
+    def _reload_quietly(self) -> None:
+        self.reload()
 
-    def _on_stop_signal(self, signum: int, _frame: FrameType | None) -> None:
-        # A handler only sets flags and starts a thread: the main thread may be inside the scheduler.
-        self.stop_event.set()
+    def request_stop(self, reason: str) -> None:
+        """Stop the daemon (idempotent: a second request while stopping changes nothing)."""
         with self._lifecycle:
-            if self._stop_thread is None:
-                self._stop_thread = threading.Thread(
-                    target=self._stop, args=(signal.Signals(signum).name,), name="stop")
-                self._stop_thread.start()
+            if self._stop_thread is not None:
+                return
+            self.stop_event.set()
+            self._stop_thread = threading.Thread(target=self._stop, args=(reason,), name="stop")
+            self._stop_thread.start()
 
     def _stop(self, signal_name: str) -> None:
         self.notify.stopping("stopping: finishing the message in flight")
@@ -254,9 +267,6 @@ class Service:
             return
         with contextlib.suppress(SchedulerNotRunningError):  # already stopped
             scheduler.shutdown(wait=True)  # running jobs finish; dispatch stops after the message in flight
-
-    def _on_reload_signal(self, _signum: int, _frame: FrameType | None) -> None:
-        threading.Thread(target=self.reload, name="reload", daemon=True).start()
 
     # --- reload ------------------------------------------------------------------------------------------
 
@@ -357,6 +367,11 @@ class Service:
             if not self.backoff.ready(self.mono()):
                 self.gate.progress()  # waiting out a database outage is the loop working as intended
                 return
+            vanished = self.file_guard.problem()
+            if vanished:  # a job now would create a new, empty SQLite file and run on it
+                delay = self.backoff.failure(self.mono())
+                log.error("database_unavailable", job=job_id, error=vanished, retry_in_s=delay)
+                return
             self._running[job_id] = self.mono()
             try:
                 body(self.clock())
@@ -366,6 +381,13 @@ class Service:
                 delay = self.backoff.failure(self.mono())
                 log.error("database_unavailable", job=job_id, error=db_error_text(exc), retry_in_s=delay,
                           **self._db_hint(exc))
+            except OSError as exc:
+                if exc.filename is None:
+                    log.exception("job_failed", job=job_id, error=f"{type(exc).__name__}: {exc}")
+                else:  # a path the service cannot write: one line naming it and its setting, no traceback
+                    log.error("path_not_writable", job=job_id, path=str(exc.filename),
+                              setting=setting_of(self.config, exc.filename), error=exc.strerror or str(exc),
+                              hint="run `hotline-sla config check` as the service user")
             except Exception as exc:
                 log.exception("job_failed", job=job_id, error=f"{type(exc).__name__}: {exc}")
             finally:
@@ -482,13 +504,20 @@ class Service:
 
     # --- health ------------------------------------------------------------------------------------------
 
+    def _guarded_store(self) -> Store:
+        """The store for a metrics scrape, unless its SQLite file vanished (a scrape must not recreate it)."""
+        problem = self.file_guard.problem()
+        if problem:
+            raise sa_exc.DisconnectionError(problem)
+        return self.store
+
     def _start_health(self) -> None:
         if not self.config.health.listen:
             return
         try:
             self.health_server = HealthServer(
                 self.config.health.listen,
-                health=lambda: check_health(self.store, self.config, self.clock()),
+                health=lambda: check_health(self.store, self.config, self.clock(), self.file_guard),
                 metrics=self.metrics.render,
             ).start()
         except OSError as exc:  # a taken port must not keep the alerts from going out

@@ -7,13 +7,16 @@ mapped with the source's :class:`ColumnMapping`; JSON keys may be the Chinese he
 names.
 
 Failures of the source (connection refused, timeouts, HTTP 5xx after the retries, HTTP 4xx, malformed
-JSON, a response without the records list) raise :class:`SourceError`. The auth token is sent as a header
+JSON, a body over ``max_body_bytes``, JSON nested deeper than ``max_json_depth``, a response without the
+records list) raise :class:`SourceError`. The auth token is sent as a header
 and never appears in a message or a log. Backoff waits go through an injected ``sleep`` so tests never
 sleep.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
@@ -58,6 +61,8 @@ class HttpSource:
         backoff: float = 1.0,
         backoff_max: float = 30.0,
         max_pages: int = 100_000,
+        max_body_bytes: int = 64 * 1024 * 1024,
+        max_json_depth: int = 64,
         sleep: Callable[[float], None] = time.sleep,
         session: requests.Session | None = None,
     ) -> None:
@@ -75,6 +80,7 @@ class HttpSource:
         self.timeout = (connect_timeout, read_timeout)
         self.retries, self.backoff, self.backoff_max = retries, backoff, backoff_max
         self.max_pages = max_pages
+        self.max_body_bytes, self.max_json_depth = max_body_bytes, max_json_depth
         self.sleep = sleep
         self.session = session or requests.Session()
         self.session.headers.update(headers or {})
@@ -164,7 +170,7 @@ class HttpSource:
         for attempt in range(self.retries + 1):
             wait = min(self.backoff * 2**attempt, self.backoff_max)
             try:
-                response = self.session.get(url, params=params, timeout=self.timeout)
+                response = self.session.get(url, params=params, timeout=self.timeout, stream=True)
             except requests.Timeout:
                 problem = f"timed out (connect {self.timeout[0]}s, read {self.timeout[1]}s)"
             except requests.RequestException as exc:
@@ -172,7 +178,7 @@ class HttpSource:
             else:
                 status = response.status_code
                 if status < 400:
-                    return self._json(response, page)
+                    return self._json(self._body(response, page), response, page)
                 if status < 500 and status != 429:
                     hint = "; check the token" if status in (401, 403) else ""
                     raise SourceError(self.name, f"{self.display_url} page {page}: HTTP {status}{hint}")
@@ -184,19 +190,57 @@ class HttpSource:
             self.name, f"{self.display_url} page {page}: {problem}, after {self.retries + 1} attempts"
         )
 
-    def _json(self, response: requests.Response, page: int) -> object:
+    def _body(self, response: requests.Response, page: int) -> bytes:
+        """The body, read up to ``max_body_bytes`` (a larger one is refused before it fills the memory)."""
+        chunks: list[bytes] = []
+        size = 0
         try:
-            return response.json()
-        except ValueError as exc:
-            content_type = response.headers.get("Content-Type", "no Content-Type")
+            for chunk in response.iter_content(chunk_size=1 << 16):
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    raise SourceError(
+                        self.name, f"{self.display_url} page {page}: the response is larger than "
+                        f"{self.max_body_bytes} bytes (sources.{self.name}.max_body_bytes)")
+                chunks.append(chunk)
+        except requests.RequestException as exc:
+            raise SourceError(self.name, f"{self.display_url} page {page}: reading the response failed "
+                                         f"({type(exc).__name__})") from None
+        finally:
+            response.close()
+        return b"".join(chunks)
+
+    def _json(self, body: bytes, response: requests.Response, page: int) -> object:
+        where = f"{self.display_url} page {page}"
+        content_type = response.headers.get("Content-Type", "no Content-Type")
+        if _nesting_depth(body) > self.max_json_depth:
+            raise SourceError(self.name, f"{where}: JSON nested deeper than {self.max_json_depth} levels "
+                                         f"(sources.{self.name}.max_json_depth)")
+        try:
+            return json.loads(body.decode(response.encoding) if response.encoding else body)
+        except (ValueError, RecursionError, LookupError) as exc:
             raise SourceError(
-                self.name,
-                f"{self.display_url} page {page}: malformed JSON ({content_type}, {len(response.content)} "
-                f"bytes): {exc}",
+                self.name, f"{where}: malformed JSON ({content_type}, {len(body)} bytes): {exc}",
             ) from None
 
     def close(self) -> None:
         self.session.close()
+
+
+_JSON_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def _nesting_depth(body: bytes) -> int:
+    """The deepest nesting of arrays and objects in a JSON text, counted without parsing (no recursion);
+    brackets inside strings do not count."""
+    depth = deepest = 0
+    for match in _JSON_TOKENS.finditer(body):
+        token = match.group()
+        if token in {b"[", b"{"}:
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in {b"]", b"}"}:
+            depth -= 1
+    return deepest
 
 
 def _at(body: object, path: list[str]) -> Any:
