@@ -61,6 +61,7 @@ EXAMPLES = {
     "calendar": "hotline-sla calendar status",
     "calendar status": "hotline-sla calendar status --json",
     "calendar show": "hotline-sla calendar show 2026",
+    "calendar import-notice": "hotline-sla calendar import-notice notice-2027.txt --year 2027",
     "rules": "hotline-sla rules check",
     "rules check": "hotline-sla rules check --json",
     "rules test": "hotline-sla rules test",
