@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from daemon.core.calendar import WorkCalendar
 from daemon.core.cases import FINISHED_STATUSES, CaseRecord, Status
@@ -50,8 +50,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BreachLadders", "CaseState", "Decision", "DecisionKind", "EngineSettings", "Evaluation", "evaluate",
-    "reads_return_warnings",
+    "first_check", "first_check_at", "is_late_return", "reads_return_warnings",
 ]
+
+#: an instant as the callers of :func:`first_check` hold it: an aware datetime, or the canonical local text
+#: 'YYYY-MM-DD HH:MM:SS' of an import row (one fixed offset, so text order is time order)
+Instant = TypeVar("Instant", datetime, str)
 
 DecisionKind = Literal["warning", "breach", "breach_repeat", "return_window", "late_return"]
 
@@ -229,11 +233,56 @@ def evaluate(
     return Evaluation(tuple(decisions), next_check_at)
 
 
+def is_late_return(requested_at: Instant, window_end: Instant) -> bool:
+    """Whether a return asked for at ``requested_at`` is late: at or after the window's end (its first late
+    instant, like ``due_at``). Both aware datetimes, or both canonical local texts."""
+    return requested_at >= window_end
+
+
+def first_check(
+    *, finished: bool, awaiting_signature: bool, resolution_first: Instant, requested_at: Instant | None,
+    window_end: Instant | None, return_first: Instant | None,
+) -> Instant | None:
+    """The first instant at which :func:`evaluate` can return anything for a case, whatever ``now``.
+
+    ``resolution_first``: the earliest of the resolution deadline's warnings and its ``due_at``;
+    ``window_end``: the return deadline's ``due_at`` (None without a return rule); ``return_first``: its
+    earliest warning (None when it has none). Instants are aware datetimes or, all of them, canonical local
+    texts (the import's rows): the order is the same. None when nothing can happen any more unless the
+    case changes. :func:`first_check_at` is this on a case and its deadlines.
+    """
+    late = requested_at is not None and window_end is not None and is_late_return(requested_at, window_end)
+    if finished:
+        return requested_at if late else None
+    first = resolution_first
+    if late:
+        assert requested_at is not None
+        first = min(first, requested_at)
+    elif awaiting_signature and return_first is not None and return_first < first:
+        first = return_first
+    return first
+
+
+def first_check_at(case: CaseState, deadline: Deadline, return_deadline: Deadline | None) -> datetime | None:
+    """The first instant (aware) at which :func:`evaluate` can return anything for ``case`` under these
+    deadlines, whatever ``now``: what the store writes as ``next_check_at`` when a case is inserted or changes.
+    A past instant is fine: the next tick evaluates the case and stores the next one.
+    """
+    resolution_first = min((w.at for w in deadline.warnings), default=deadline.due_at)
+    return first_check(
+        finished=case.finished, awaiting_signature=case.awaiting_signature,
+        resolution_first=min(resolution_first, deadline.due_at),
+        requested_at=case.return_requested_at,
+        window_end=None if return_deadline is None else return_deadline.due_at,
+        return_first=None if return_deadline is None else min((w.at for w in return_deadline.warnings), default=None),
+    )
+
+
 def _late_return(case: CaseState, return_deadline: Deadline | None) -> Decision | None:
-    """A return asked for at or after the window's end (its first late instant): a notice for supervisors."""
+    """A late return (:func:`is_late_return`): a notice for supervisors."""
     if return_deadline is None or case.return_requested_at is None:
         return None
-    if case.return_requested_at < return_deadline.due_at:
+    if not is_late_return(case.return_requested_at, return_deadline.due_at):
         return None
     return Decision("late_return", 0, fire_at=case.return_requested_at, due_at=return_deadline.due_at)
 
