@@ -15,7 +15,6 @@ import heapq
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import pytest
 from sqlalchemy import select
 
 from daemon.config import Config, ContactConfig, ContactsConfig, UnitConfig
@@ -29,8 +28,6 @@ from daemon.storage.models import alerts, cases
 from daemon.storage.store import Store
 
 UNIT = "兴隆台区住建局"
-# the store's copies of "when to look next" treat a return at the window's end as in time (issue 11)
-pytestmark = pytest.mark.xfail(strict=True, reason="the store's next-check copies disagree with the engine")
 END = parse_time("2024-10-18 12:00")  # the walk's horizon
 
 

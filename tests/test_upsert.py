@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from daemon.core.cases import CaseRecord, Category, Source, Status
-from daemon.core.derive import RuleCache, derive, first_check_at, warnings_json
+from daemon.core.derive import RuleCache, derive, warnings_json
+from daemon.core.engine import CaseState, first_check_at
 from daemon.core.rules import RuleSet
 from daemon.core.timeutil import LOCAL_TZ
 from daemon.storage.models import cases
@@ -28,7 +29,7 @@ def _reference(record: CaseRecord, rules: RuleSet) -> dict[str, object]:
         "rule_id": rule.id, "due_at": deadline.due_at, "provisional": deadline.provisional,
         "warnings": warnings_json(deadline.warnings), "return_rule_id": return_rule.id if return_rule else None,
         "return_due_at": ret.due_at if ret else None, "return_warnings": warnings_json(ret.warnings) if ret else None,
-        "next_check_at": first_check_at(record, deadline, ret),
+        "next_check_at": first_check_at(CaseState.from_record(record), deadline, ret),
     }
 
 

@@ -13,7 +13,7 @@ from daemon.core.timeutil import TimeFormatError, iso_local, parse_time, to_loca
 from daemon.errors import UsageError
 from daemon.output import print_json
 from daemon.storage.models import alerts, case_history, cases, deliveries, outbox
-from daemon.storage.store import _FINISHED
+from daemon.storage.store import FINISHED
 
 
 def now_arg(args: argparse.Namespace) -> datetime:
@@ -97,7 +97,7 @@ def run_tick_cmd(args: argparse.Namespace) -> int:
 
 
 def _case_json(row: Any, now: datetime) -> dict[str, Any]:
-    finished = row.status in _FINISHED or row.fed_back_at is not None or row.closed_at is not None
+    finished = row.status in FINISHED or row.fed_back_at is not None or row.closed_at is not None
     return {
         "case": row.number, "unit": row.unit, "status": row.status, "rule": row.rule_id,
         "received_at": iso_local(row.received_at), "due_at": iso_local(row.due_at),
@@ -108,7 +108,7 @@ def _case_json(row: Any, now: datetime) -> dict[str, Any]:
 
 def run_cases_list(args: argparse.Namespace) -> int:
     now = now_arg(args)
-    stmt = select(cases).where(cases.c.status.not_in(list(_FINISHED)), cases.c.fed_back_at.is_(None),
+    stmt = select(cases).where(cases.c.status.not_in(list(FINISHED)), cases.c.fed_back_at.is_(None),
                                cases.c.closed_at.is_(None))
     if args.unit:
         stmt = stmt.where(cases.c.unit == args.unit)

@@ -41,7 +41,7 @@ from sqlalchemy.types import NullType
 from daemon.config import Config
 from daemon.core.calendar import WorkCalendar
 from daemon.core.cases import Status
-from daemon.core.engine import BreachLadders, CaseState, Decision, EngineSettings, evaluate, reads_return_warnings
+from daemon.core.engine import CaseState, Decision, EngineSettings, evaluate, reads_return_warnings
 from daemon.core.rules import Deadline, RuleSet, WarningPoint
 from daemon.core.timeutil import iso_local
 from daemon.pipeline.recipients import Contact, Directory, sync_config_contacts
@@ -169,7 +169,6 @@ class _Batcher:
             NEXT_CHECK_PARAMS,
         )
         self.pg = dialect.name == "postgresql" and dialect.driver == "psycopg"
-        self.ladders = BreachLadders(now, calendar=calendar, settings=self.settings)
         self._shared_instants: dict[Any, datetime] = {}
         self._local: dict[datetime, str] = {}
         self._rule_text: dict[str, tuple[str, str]] = {}
@@ -186,12 +185,12 @@ class _Batcher:
         new_alerts: list[tuple[_Case, Decision]] = []
         next_checks: list[tuple[Any, ...]] = []
         instant, now = self.values.shared_instant, self.now
-        settings, calendar, ladders = self.settings, self.calendar, self.ladders
+        settings, calendar = self.settings, self.calendar
         for row in rows:
             try:
                 case = _Case(row, self)
                 deadline, ret = self._deadlines(case)
-                ev = evaluate(case.state, deadline, ret, now, calendar=calendar, settings=settings, ladders=ladders)
+                ev = evaluate(case.state, deadline, ret, now, calendar=calendar, settings=settings)
             except Exception as exc:
                 failures = row.check_failures + 1
                 delay = min(timedelta(minutes=2 ** min(failures, 12)), MAX_FAILURE_BACKOFF)

@@ -21,15 +21,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateIndex
 
 from daemon.core.cases import CaseRecord
-from daemon.core.derive import FINISHED as _FINISHED
-from daemon.core.derive import RuleCache, content_hash, derive, first_check_at, is_finished, warnings_from_json
+from daemon.core.derive import FINISHED, RuleCache, content_hash, derive, warnings_from_json
 from daemon.core.rules import RuleSet
 from daemon.storage.models import cases, metadata, settings
 from daemon.storage.upsert import ChunkWriter, FastCase, UpsertResult
 
 __all__ = [  # derivation and upsert helpers live in daemon.core.derive / daemon.storage.upsert; importable here too
-    "_FINISHED", "RuleCache", "Store", "UpsertResult", "content_hash", "derive", "first_check_at", "is_finished",
-    "warnings_from_json",
+    "FINISHED", "RuleCache", "Store", "UpsertResult", "content_hash", "derive", "warnings_from_json",
 ]
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -172,7 +170,7 @@ class Store:
     def count_cases(self, *, open_only: bool = False) -> int:
         stmt = select(func.count()).select_from(cases)
         if open_only:
-            stmt = stmt.where(cases.c.status.not_in(list(_FINISHED)))
+            stmt = stmt.where(cases.c.status.not_in(list(FINISHED)))
         with self.engine.connect() as conn:
             return int(conn.execute(stmt).scalar_one())
 

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Dialect, bindparam, insert, select, update
 from sqlalchemy.sql.dml import Insert, ValuesBase
 
-from daemon.core.cases import FINISHED_STATUSES, CaseRecord
+from daemon.core.cases import CaseRecord
 from daemon.core.derive import Derived, RuleCache, Warnings, content_hash, derive_parts, key_hash
+from daemon.core.engine import awaiting_signature, first_check, is_finished
 from daemon.core.rules import Rule
 from daemon.core.timeutil import LOCAL_TZ
 from daemon.storage.models import UTCDateTime, case_history, cases
@@ -387,15 +388,12 @@ class ChunkWriter:
                 return_warnings = v.json([[lv, iso, text] for (lv, text), iso in zip(labels, isos, strict=True)])
             if first_i is not None:
                 ret_first = ats[first_i]
-        late = requested_due is not None and requested is not None and requested > requested_due
-        if status in FINISHED_STATUSES or fed_back is not None or closed is not None:
-            next_check = local(requested) if late else None
-        elif late and requested < first_text:
-            next_check = local(requested)
-        elif not late and ret_first is not None and signed is None and requested is None and ret_first < first_text:
-            next_check = local(ret_first)
-        else:
-            next_check = first_bound
+        finished = is_finished(status, fed_back, closed)
+        first = first_check(  # the engine's decision, on the canonical local texts
+            finished=finished, awaiting_signature=awaiting_signature(status, signed, requested, finished=finished),
+            resolution_first=first_text, requested_at=requested, window_end=requested_due, return_first=ret_first,
+        )
+        next_check = None if first is None else first_bound if first is first_text else local(first)
         return (
             number, source._value_, category._value_, unit, district, domain, summary, status._value_,
             local(received), None if signed is None else local(signed),
@@ -419,7 +417,7 @@ class ChunkWriter:
         """(due, provisional, warnings, first check as local text, first check) in driver values for a day
         rule and a local day of receipt when they are the same for every instant of that day, else _SLOW.
         """
-        if rule.hours is not None:
+        if not rule.counts_whole_days:
             return _SLOW
         start = datetime.fromisoformat(day).replace(tzinfo=LOCAL_TZ)
         full = rule.deadline(start)
@@ -439,7 +437,7 @@ class ChunkWriter:
         first warning) for an hour rule whose warnings are the same for every case, else _SLOW. A shift is
         (memo, whole minutes after receipt), see :meth:`_shifted`.
         """
-        leads = self.cache._hour_leads(rule)
+        leads = self.cache.hour_leads(rule)
         if rule.hours is None or leads is None:
             return _SLOW
         period = timedelta(hours=rule.hours)
