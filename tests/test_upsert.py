@@ -15,7 +15,7 @@ from daemon.core.engine import CaseState, first_check_at
 from daemon.core.rules import RuleSet
 from daemon.core.timeutil import LOCAL_TZ
 from daemon.storage.models import cases
-from daemon.storage.upsert import DriverValues
+from daemon.storage.upsert import CaseValues
 
 
 def _reference(record: CaseRecord, rules: RuleSet) -> dict[str, object]:
@@ -62,7 +62,7 @@ def test_memoised_derive_matches_rule_deadline(rules: RuleSet) -> None:
 @pytest.mark.parametrize("dialect", [sqlite.dialect(), postgresql.psycopg.dialect(), mysql.pymysql.dialect()],
                          ids=["sqlite", "postgresql", "mariadb"])
 def test_driver_values_match_sqlalchemy_types(dialect: object) -> None:
-    values = DriverValues(dialect)  # type: ignore[arg-type]
+    values = CaseValues(dialect)  # type: ignore[arg-type]
     instants = [datetime(2026, 11, 20, 9, 0, tzinfo=LOCAL_TZ), datetime(2026, 11, 20, 9, 0, 0, 250, tzinfo=UTC),
                 datetime(1970, 1, 1, tzinfo=UTC), None]
     sa_instant = cases.c.due_at.type.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[arg-type]
@@ -78,6 +78,6 @@ def test_driver_values_match_sqlalchemy_types(dialect: object) -> None:
     as_json = cases.c.warnings.type.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[arg-type]
     assert as_json is not None
     for value in (None, [[1, "2026-11-20T08:30:00+08:00", "2 working days"]]):
-        got = values.json_null if value is None else values._json(value)
+        got = values.json_null if value is None else values.json(value)
         expected = as_json(value)
         assert getattr(got, "obj", got) == getattr(expected, "obj", expected)  # psycopg wraps it in Json

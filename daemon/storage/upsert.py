@@ -11,17 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Dialect, bindparam, insert, select, update
-from sqlalchemy.sql.dml import Insert, ValuesBase
 
 from daemon.core.cases import CaseRecord
 from daemon.core.derive import Derived, RuleCache, Warnings, content_hash, derive_parts, key_hash
 from daemon.core.engine import awaiting_signature, first_check, is_finished
 from daemon.core.rules import Rule
 from daemon.core.timeutil import LOCAL_TZ
+from daemon.storage.codec import BoundedMemo, BulkStatement, DriverValues
 from daemon.storage.models import UTCDateTime, case_history, cases
 
 if TYPE_CHECKING:
@@ -86,32 +86,12 @@ _SLOW = object()  # a memo entry meaning "this rule/day takes the record path"
 _UTC_OFFSET = LOCAL_TZ.utcoffset(None)
 
 
-def _naive_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r} given to the store: attach a timezone")
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
-class DriverValues:
-    """Python values → what the driver receives for a ``cases`` column, as SQLAlchemy's types convert them."""
+class CaseValues(DriverValues):
+    """:class:`DriverValues` of the ``cases`` table, with the import's own conversions."""
 
     def __init__(self, dialect: Dialect) -> None:
-        if dialect.name == "sqlite":  # SQLAlchemy's SQLite DATETIME text, which SQL compares as text
-            def instant(value: datetime | None) -> Any:
-                return None if value is None else _naive_utc(value).isoformat(" ", "microseconds")
-        else:
-            def instant(value: datetime | None) -> Any:
-                return None if value is None else _naive_utc(value)
-        self.instant: Callable[[datetime | None], Any] = instant
-        self.text_mode = dialect.name == "sqlite"
-        self._to_utc: dict[str, str] = {}
-        flag = cases.c.provisional.type.dialect_impl(dialect).bind_processor(dialect)
-        self.flag = {b: (flag(b) if flag else b) for b in (False, True)}
-        json_processor = cases.c.warnings.type.dialect_impl(dialect).bind_processor(dialect)
-        self._json: Callable[[Any], Any] = json_processor if json_processor is not None else _same
-        self.json = self._json  # a JSON column's value → the driver's
-        self.json_null = self._json(None)  # JSON columns store None as JSON null, as SQLAlchemy does
-        self._shared: dict[datetime, Any] = {}
+        super().__init__(dialect, flag_type=cases.c.provisional.type, json_type=cases.c.warnings.type)
+        self._to_utc: BoundedMemo[str, str] = BoundedMemo(200_000)
 
     def local_text(self, text: str | None) -> Any:
         """:attr:`instant` of the local time a canonical 'YYYY-MM-DD HH:MM:SS' text names (fixed +08:00),
@@ -122,79 +102,17 @@ class DriverValues:
         head = text[:16]
         utc = self._to_utc.get(head)
         if utc is None:
-            utc = (datetime.fromisoformat(head) - _UTC_OFFSET).isoformat(" ")[:16]
-            if len(self._to_utc) < 200_000:
-                self._to_utc[head] = utc
+            utc = self._to_utc.put(head, (datetime.fromisoformat(head) - _UTC_OFFSET).isoformat(" ")[:16])
         if self.text_mode:
             return utc + text[16:] + ".000000"
         return datetime.fromisoformat(utc + text[16:])
-
-    def shared_instant(self, value: datetime | None) -> Any:
-        """:attr:`instant`, memoised: for due and check instants that many cases share."""
-        if value is None:
-            return None
-        bound = self._shared.get(value)
-        if bound is None:
-            bound = self.instant(value)
-            if len(self._shared) < 100_000:
-                self._shared[value] = bound
-        return bound
 
     def warnings(self, warnings: Warnings | None) -> Any:
         if warnings is None:
             return self.json_null
         if warnings.bound_by is not self:
-            warnings.bound, warnings.bound_by = self._json(warnings.as_json), self
+            warnings.bound, warnings.bound_by = self.json(warnings.as_json), self
         return warnings.bound
-
-
-def copy_rows(cursor: Any, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-    """``rows`` (driver values) through psycopg's ``COPY … FROM STDIN`` on ``cursor``."""
-    with cursor.copy(sql) as copy:
-        for row in rows:
-            copy.write_row(row)
-
-
-class BulkStatement:
-    """A statement compiled once for a dialect and run as one ``executemany`` on the driver.
-
-    Rows are tuples in ``names`` order, holding driver values; the paramstyle decides tuples or dicts.
-
-    On PostgreSQL an INSERT runs as ``COPY … FROM STDIN`` instead: an ``executemany`` there is one statement
-    per row, even pipelined, and a tick writing 46,000 alert and outbox rows spent most of a second on
-    them, in psycopg's per-statement work and the server's. COPY takes the same driver values (psycopg
-    adapts them as it does parameters) and fires the same constraints and triggers.
-    """
-
-    def __init__(self, dialect: Dialect, statement: ValuesBase, names: Sequence[str]) -> None:
-        compiled = statement.compile(dialect=dialect)
-        self.sql = compiled.string
-        self.names = tuple(names)
-        positions = compiled.positiontup
-        self.named = positions is None
-        order = None if positions is None else [self.names.index(n) for n in positions]
-        self.order = None if order == list(range(len(self.names))) else order
-        self.copy_sql: str | None = None
-        if dialect.name == "postgresql" and dialect.driver == "psycopg" and isinstance(statement, Insert):
-            quote = dialect.identifier_preparer.quote
-            table: Any = statement.table
-            self.copy_sql = f"COPY {quote(table.name)} ({', '.join(quote(n) for n in self.names)}) FROM STDIN"
-
-    def run(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-        if not rows:
-            return
-        if self.copy_sql is not None:
-            with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-                copy_rows(cursor, self.copy_sql, rows)
-            return
-        params: Any = rows
-        if self.named:
-            names = self.names
-            params = [dict(zip(names, row, strict=True)) for row in rows]
-        elif self.order is not None:
-            order = self.order
-            params = [tuple(row[i] for i in order) for row in rows]
-        conn.exec_driver_sql(self.sql, params)
 
 
 class ChunkWriter:
@@ -202,7 +120,7 @@ class ChunkWriter:
 
     def __init__(self, dialect: Dialect, cache: RuleCache) -> None:
         self.cache = cache
-        self.values = DriverValues(dialect)
+        self.values = CaseValues(dialect)
         self._insert = BulkStatement(
             dialect, insert(cases).values({c: bindparam(c) for c in INSERT_COLUMNS}), INSERT_COLUMNS
         )
@@ -479,10 +397,6 @@ class ChunkWriter:
             v.warnings(d.warnings), d.return_rule_id, instant(d.return_due_at), v.warnings(d.return_warnings),
             version, shared(d.next_check_at), 0, now_bound, now_bound,
         )
-
-
-def _same(value: Any) -> Any:
-    return value
 
 
 def _text(value: Any) -> str | None:
