@@ -24,7 +24,7 @@ from daemon.sources.files import case_table, read_case_file
 from daemon.sources.mapping import ColumnMapping
 from daemon.storage.models import case_history, cases
 from daemon.storage.store import Store
-from daemon.storage.upsert import ChunkWriter, FastCase
+from daemon.storage.upsert import ChunkWriter, TextRow
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=LOCAL_TZ)
@@ -107,7 +107,7 @@ def test_fast_row_equals_record_row(rules: RuleSet, dialect: Any) -> None:
         digest = content_hash(record)
         assert key_hash(key) == digest, cells
         row = writer.fast_row(key, digest, "import", now_bound)
-        expected = writer._row(record, digest, derive_parts(record, writer.cache), "import", 1, now_bound)
+        expected = writer.record_row(record, digest, derive_parts(record, writer.cache), "import", 1, now_bound)
         if row is not None:
             rows += 1
             assert [_json(x) for x in row] == [_json(x) for x in expected], cells
@@ -173,8 +173,8 @@ def test_import_uses_the_fast_path(rules: RuleSet, tmp_path: Path, monkeypatch: 
     path = tmp_path / "cases.csv"
     write_csv(path, generate(500, seed=2, start=date(2026, 11, 18), end=date(2026, 11, 20)))
     built: list[int] = []
-    original = FastCase.record
-    monkeypatch.setattr(FastCase, "record", lambda self: built.append(1) or original(self))
+    original = TextRow.record
+    monkeypatch.setattr(TextRow, "record", lambda self: built.append(1) or original(self))
     store = Store(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     store.upgrade()
     builder, table = case_table(path)

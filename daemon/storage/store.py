@@ -24,7 +24,7 @@ from daemon.core.derive import FINISHED, RuleCache, content_hash, derive, warnin
 from daemon.core.rules import RuleSet
 from daemon.storage.codec import dumps, paused_gc
 from daemon.storage.models import cases, metadata, settings
-from daemon.storage.upsert import ChunkWriter, FastCase, UpsertResult
+from daemon.storage.upsert import ChunkWriter, TextRow, UpsertResult
 
 __all__ = [  # derivation and upsert helpers live in daemon.core.derive / daemon.storage.upsert; importable here too
     "FINISHED", "RuleCache", "Store", "UpsertResult", "content_hash", "derive", "paused_gc", "warnings_from_json",
@@ -115,7 +115,7 @@ class Store:
 
     def upsert_cases(
         self,
-        records: Iterable[CaseRecord | FastCase],
+        records: Iterable[CaseRecord | TextRow],
         *,
         rules: RuleSet,
         now: datetime,
@@ -124,7 +124,7 @@ class Store:
     ) -> UpsertResult:
         """Insert new cases, update changed ones (by case number), leave unchanged ones alone.
 
-        ``records`` (records, or :class:`FastCase` rows of a file import) is consumed as a stream, one
+        ``records`` (records, or :class:`TextRow` rows of a file import) is consumed as a stream, one
         transaction per chunk of ``batch_size`` (default
         :attr:`bulk_batch_size`), so memory stays flat whatever the size of the import.
         """
@@ -132,7 +132,7 @@ class Store:
         writer = ChunkWriter(self.engine.dialect, RuleCache(rules))
         with paused_gc(), self.bulk_connection() as conn:
             for chunk in _batched(records, batch_size or self.bulk_batch_size):
-                last: dict[str, CaseRecord | FastCase] = {}
+                last: dict[str, CaseRecord | TextRow] = {}
                 for rec in chunk:  # within one batch the later row wins
                     last[rec.number] = rec
                 with conn.begin():

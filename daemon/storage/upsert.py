@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 HISTORY_FIELDS = ("status", "unit", "extended_due_at", "fed_back_at", "closed_at", "rule_id", "due_at")
 
-#: the order of the values :func:`_row` builds; a schema change that moves a column fails here, loudly
+#: the order of the values :meth:`ChunkWriter.record_row` builds; a schema change that moves a column fails here, loudly
 INSERT_COLUMNS = (
     "number", "source", "category", "unit", "district", "domain", "summary", "status", "received_at",
     "signed_at", "return_requested_at", "fed_back_at", "closed_at", "extended_due_at", "satisfaction", "stars",
@@ -61,7 +61,7 @@ class UpsertResult:
         self.moved.extend(other.moved)
 
 
-class FastCase:
+class TextRow:
     """A case from a plain text row, kept as text (:meth:`RecordBuilder.source_key`) until the writer knows
     what it needs: nothing for an unchanged case, the insert row straight from the text for a new one
     (:meth:`ChunkWriter.fast_row`), the :class:`CaseRecord` (built from the cells) for a changed one.
@@ -80,7 +80,7 @@ class FastCase:
         return self.builder.build(self.cells)
 
 
-_SLOW = object()  # a memo entry meaning "this rule/day takes the record path"
+_RECORD_PATH = object()  # a memo entry meaning "this rule/day takes the record path"
 
 
 _UTC_OFFSET = LOCAL_TZ.utcoffset(None)
@@ -155,12 +155,12 @@ class ChunkWriter:
         return out
 
     def upsert(
-        self, conn: Connection, chunk: Sequence[CaseRecord | FastCase], now: datetime, source_name: str
+        self, conn: Connection, chunk: Sequence[CaseRecord | TextRow], now: datetime, source_name: str
     ) -> UpsertResult:
         """One chunk (distinct numbers) in the caller's transaction."""
         result = UpsertResult()
         digests = {
-            item.number: item.digest if type(item) is FastCase else content_hash(item)  # type: ignore[arg-type]
+            item.number: item.digest if type(item) is TextRow else content_hash(item)  # type: ignore[arg-type]
             for item in chunk
         }
         stored = self.stored_digests(conn, list(digests))
@@ -171,18 +171,9 @@ class ChunkWriter:
             digest = digests[item.number]
             old_digest = stored.get(item.number)
             if old_digest is None:
-                row = None
-                if type(item) is FastCase:
-                    row = self.fast_row(item.key, digest, source_name, now_bound)
-                    if row is None:
-                        rec = item.record()
-                else:
-                    rec = item  # type: ignore[assignment]
-                if row is None:
-                    row = self._row(rec, digest, derive_parts(rec, self.cache), source_name, 1, now_bound)
-                inserts.append(row)
+                inserts.append(self.new_row(item, digest, source_name, now_bound))
             elif old_digest != digest:
-                changed.append(item.record() if type(item) is FastCase else item)  # type: ignore[arg-type]
+                changed.append(item.record() if type(item) is TextRow else item)  # type: ignore[arg-type]
             else:
                 result.unchanged += 1
         self._insert.run(conn, inserts)
@@ -190,6 +181,19 @@ class ChunkWriter:
         if changed:
             self._update_changed(conn, changed, digests, now, now_bound, source_name, result)
         return result
+
+    def new_row(self, item: CaseRecord | TextRow, digest: str, source_name: str, now_bound: Any) -> tuple[Any, ...]:
+        """The insert row (:data:`INSERT_COLUMNS`, driver values) of a new case: a text row's straight from its
+        text (:meth:`fast_row`) where the rules allow, else from its record (built from the cells only then).
+        """
+        if type(item) is TextRow:
+            row = self.fast_row(item.key, digest, source_name, now_bound)
+            if row is not None:
+                return row
+            rec = item.record()
+        else:
+            rec = item  # type: ignore[assignment]
+        return self.record_row(rec, digest, derive_parts(rec, self.cache), source_name, 1, now_bound)
 
     def upsert_prepared(
         self, conn: Connection, items: Sequence[Prepared], now: datetime, source_name: str,
@@ -223,7 +227,7 @@ class ChunkWriter:
             now_bound = self.values.instant(now)
             for digest, index in unprepared:
                 rec = built[index]
-                inserts.append(self._row(rec, digest, derive_parts(rec, self.cache), source_name, 1, now_bound))
+                inserts.append(self.record_row(rec, digest, derive_parts(rec, self.cache), source_name, 1, now_bound))
         self._insert.run(conn, inserts)
         result.inserted = len(inserts)
         if changed:
@@ -260,7 +264,7 @@ class ChunkWriter:
                         "case_id": old.id, "at": now, "field": f, "old_value": _text(before),
                         "new_value": _text(after[f]), "reason": f"import:{source_name}",
                     })
-            row = self._row(rec, digests[rec.number], derived, source_name,
+            row = self.record_row(rec, digests[rec.number], derived, source_name,
                             old.deadline_version + (1 if moved else 0), now_bound)
             updates.append((*row[:_CREATED_AT], *row[_CREATED_AT + 1:], old.id))
         self._update.run(conn, updates)
@@ -269,10 +273,10 @@ class ChunkWriter:
             conn.execute(insert(case_history), history)
 
     def fast_row(self, key: SourceKey, digest: str, source_name: str, now_bound: Any) -> tuple[Any, ...] | None:
-        """:meth:`_row` of a new case from its :data:`SourceKey`, the deadline parts memoised as driver values
+        """:meth:`record_row` of a new case from its :data:`SourceKey`, the deadline parts memoised as driver values
         per (rule, local day of receipt); None when the rules need the record path for it (an hour rule as
         the resolve rule, a day whose warning could fall on the day of receipt, leads that are not whole
-        minutes). Gives the row :meth:`_row` gives (``tests/test_fastimport.py``).
+        minutes). Gives the row :meth:`record_row` gives (``tests/test_fastimport.py``).
         """
         (number, source, category, unit, district, domain, summary, status, received, signed, requested, fed_back,
          closed, _, satisfaction, stars, difficult, updated) = key
@@ -281,7 +285,7 @@ class ChunkWriter:
         day = self._fast_days.get(day_key)
         if day is None:
             day = self._fast_days[day_key] = self._fast_day(rule, received[:10])
-        if day is _SLOW:
+        if day is _RECORD_PATH:
             return None
         due_bound, provisional, warnings, first_text, first_bound = day
         v = self.values
@@ -292,7 +296,7 @@ class ChunkWriter:
             ret = self._fast_returns.get(return_rule.id)
             if ret is None:
                 ret = self._fast_returns[return_rule.id] = self._fast_return(return_rule)
-            if ret is _SLOW:
+            if ret is _RECORD_PATH:
                 return None
             return_id, due_shift, point_shifts, template, labels, first_i = ret
             head, tail = received[:16], received[16:]
@@ -333,16 +337,16 @@ class ChunkWriter:
 
     def _fast_day(self, rule: Rule, day: str) -> Any:
         """(due, provisional, warnings, first check as local text, first check) in driver values for a day
-        rule and a local day of receipt when they are the same for every instant of that day, else _SLOW.
+        rule and a local day of receipt when they are the same for every instant of that day, else _RECORD_PATH.
         """
         if not rule.counts_whole_days:
-            return _SLOW
+            return _RECORD_PATH
         start = datetime.fromisoformat(day).replace(tzinfo=LOCAL_TZ)
         full = rule.deadline(start)
         due = full.due_at
         candidates = rule.warning_candidates(due)
         if any(w.at < due and w.at < start + timedelta(days=1) for w in candidates):
-            return _SLOW  # kept or not depends on the instant of receipt
+            return _RECORD_PATH  # kept or not depends on the instant of receipt
         v = self.values
         warnings = Warnings(tuple(w for w in candidates if w.at < due))
         first = due if warnings.first_at is None or warnings.first_at > due else warnings.first_at
@@ -352,19 +356,19 @@ class ChunkWriter:
 
     def _fast_return(self, rule: Rule) -> Any:
         """(id, due shift, warning shifts, JSON template or None, (level, lead text) per warning, index of the
-        first warning) for an hour rule whose warnings are the same for every case, else _SLOW. A shift is
+        first warning) for an hour rule whose warnings are the same for every case, else _RECORD_PATH. A shift is
         (memo, whole minutes after receipt), see :meth:`_shifted`.
         """
         leads = self.cache.hour_leads(rule)
         if rule.hours is None or leads is None:
-            return _SLOW
+            return _RECORD_PATH
         period = timedelta(hours=rule.hours)
         minute = timedelta(minutes=1)
         if any(not timedelta(0) < delta < period or delta % minute for _, delta, _ in leads):
-            return _SLOW  # every lead strictly inside the period: then every case keeps every warning
+            return _RECORD_PATH  # every lead strictly inside the period: then every case keeps every warning
         points = {period - delta: (level, text) for level, delta, text in leads}
         if len(points) != len(leads):
-            return _SLOW
+            return _RECORD_PATH
         marks = [f"@@hsla{i}@@" for i in range(len(points))]
         template: list[str] | None = None
         dumped = self.values.json([[lv, mark, text] for (lv, text), mark in zip(points.values(), marks,
@@ -381,7 +385,7 @@ class ChunkWriter:
         return (rule.id, ({}, period), [({}, offset) for offset in offsets], template, list(points.values()),
                 first_i)
 
-    def _row(  # noqa: PLR0917 - internal, the hot path
+    def record_row(  # noqa: PLR0917 - the hot path
         self, rec: CaseRecord, digest: str, d: Derived, source_name: str, version: int, now_bound: Any
     ) -> tuple[Any, ...]:
         """The values of :data:`INSERT_COLUMNS`, in the driver's form."""
