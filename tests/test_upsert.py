@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
+from daemon.core.calendar import WorkCalendar
 from daemon.core.cases import CaseRecord, Category, Source, Status
 from daemon.core.derive import RuleCache, derive, warnings_json
 from daemon.core.engine import CaseState, first_check_at
-from daemon.core.rules import RuleSet
+from daemon.core.rules import RuleSet, load_rules
 from daemon.core.timeutil import LOCAL_TZ
 from daemon.storage.models import cases
 from daemon.storage.upsert import CaseValues
@@ -33,7 +35,17 @@ def _reference(record: CaseRecord, rules: RuleSet) -> dict[str, object]:
     }
 
 
-def test_memoised_derive_matches_rule_deadline(rules: RuleSet) -> None:
+@pytest.fixture(params=["default", "unusual"])
+def rule_set(request: pytest.FixtureRequest, rules: RuleSet, calendar: WorkCalendar) -> RuleSet:
+    """The default rules, and tests/data/unusual_rules (end_of_day 17:30, roll_to_workday, working-day
+    warnings on an hour rule, a 12-hour return window)."""
+    if request.param == "default":
+        return rules
+    return load_rules(Path(__file__).resolve().parent / "data" / "unusual_rules", calendar)
+
+
+def test_memoised_derive_matches_rule_deadline(rule_set: RuleSet) -> None:
+    rules = rule_set
     rng = random.Random(3)
     cache = RuleCache(rules)
     start = datetime(2024, 9, 20, tzinfo=LOCAL_TZ)  # across National Day, year ends and a provisional year
@@ -49,7 +61,7 @@ def test_memoised_derive_matches_rule_deadline(rules: RuleSet) -> None:
             extra.update(status=Status.FED_BACK, fed_back_at=received + timedelta(days=2))
         elif roll < 0.3:
             extra.update(status=Status.RETURN_REQUESTED,
-                         return_requested_at=received + timedelta(hours=rng.choice([2, 30])))
+                         return_requested_at=received + timedelta(hours=rng.choice([2, 12, 24, 30])))
         elif roll < 0.5:
             extra.update(status=Status.SIGNED, signed_at=received + timedelta(hours=1))
         record = CaseRecord(
