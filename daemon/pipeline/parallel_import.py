@@ -348,7 +348,7 @@ def _work(piece: tuple[int, int]) -> tuple[int, list[Prepared], list[tuple[int, 
                 continue
             key = source_key(cells)
             if key is not None:
-                text_row = TextRow(job.builder, cells, key)
+                text_row = TextRow(job.builder, key)
                 found.append((text_row.number, text_row.digest, text_row, index))
                 continue
             try:
@@ -364,20 +364,25 @@ def _work(piece: tuple[int, int]) -> tuple[int, list[Prepared], list[tuple[int, 
 
 
 def _prepare(job: _Job, writer: ChunkWriter, found: list[tuple[str, str, CaseRecord | TextRow, int]]) -> list[Prepared]:
-    stored: set[str] = set()
+    stored: dict[str, str] = {}
     db: sqlite3.Connection | None = _worker.get("db")
     if db is not None:
         numbers = [f[0] for f in found]
         for start in range(0, len(numbers), LOOKUP_BATCH):
             part = numbers[start:start + LOOKUP_BATCH]
             marks = ",".join("?" * len(part))
-            stored.update(n for (n,) in db.execute(f"SELECT number FROM cases WHERE number IN ({marks})", part))
+            stored.update(db.execute(f"SELECT number, content_hash FROM cases WHERE number IN ({marks})", part))
         db.rollback()  # no snapshot held between pieces
     now_bound, source_name = _worker["now_bound"], job.source_name
     out: list[Prepared] = []
     for number, digest, item, index in found:
-        row = None if number in stored else writer.new_row(item, digest, source_name, now_bound)
-        out.append((number, digest, row, index))
+        old_digest = stored.get(number)
+        if old_digest is None:  # new as far as this worker can see: its insert row
+            out.append((number, digest, writer.new_row(item, digest, source_name, now_bound), index, None))
+        elif old_digest != digest:  # changed: its record, so that the writer need not read the piece again
+            out.append((number, digest, None, index, item.record() if isinstance(item, TextRow) else item))
+        else:
+            out.append((number, digest, None, index, None))
     return out
 
 

@@ -91,7 +91,7 @@ def import_file(
         for row, cells in rows:
             key = source_key(cells)
             if key is not None:
-                yield TextRow(builder, cells, key)
+                yield TextRow(builder, key)
                 continue
             try:
                 yield build(cells)

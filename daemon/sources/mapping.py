@@ -161,7 +161,7 @@ class RecordBuilder:
             "satisfaction": _Words(Satisfaction, v.DEFAULT_SATISFACTIONS, words.satisfaction),
         }
         self._flags = {v.lookup_key(k): b for k, b in (*v.DEFAULT_FLAGS.items(), *words.difficult.items())}
-        # the fast path (see _build_fast): column positions, and value words memoised by their exact text
+        # the fast parser (source_key): column positions, and value words memoised by their exact text
         self._width = max(self.index.values(), default=-1) + 1
         self._at = {field: self.index.get(field, -1) for field in ColumnNames.model_fields}
         self._seen: dict[str, dict[object, object]] = {f: {} for f in (*self._words, "stars", "difficult")}
@@ -196,67 +196,37 @@ class RecordBuilder:
             return None
 
     def build(self, values: Sequence[object]) -> CaseRecord:
-        """One row (cells in header order) → a record. Raises :class:`CaseRowError`."""
-        if len(values) >= self._width:
-            try:
-                return self._build_fast(values)
-            except _NotPlainText:
-                pass
+        """One row (cells in header order) → a record. Raises :class:`CaseRowError`.
+
+        A plain row (every column present, well-formed text or naive datetime cells) goes the fast way,
+        :meth:`source_key` then :meth:`record_of`; every other row through the checked path, which decides it,
+        errors included. Both give the same record for a row the fast way takes (``tests/sources``).
+        """
+        key = self.source_key(values)
+        if key is not None:
+            return self.record_of(key)
         return self._build_checked(values)
 
-    def _build_fast(self, values: Sequence[object]) -> CaseRecord:
-        """The common row (every column present, text or datetime cells, well-formed) without the checks'
-        bookkeeping. Raises :class:`_NotPlainText` for anything else: :meth:`_build_checked` then decides, so a
-        row gives the same record, or the same error, either way.
-        """
-        at = self._at
-        number = _fast_text(values, at["number"])
-        unit = _fast_text(values, at["unit"])
-        received_at = _fast_time(values, at["received_at"])
-        if not number or not unit or received_at is None:
-            raise _NotPlainText
-        signed_at = _fast_time(values, at["signed_at"])
-        fed_back_at = _fast_time(values, at["fed_back_at"])
-        closed_at = _fast_time(values, at["closed_at"])
-        return_requested_at = _fast_time(values, at["return_requested_at"])
-        if (
-            (signed_at is not None and signed_at < received_at)
-            or (fed_back_at is not None and fed_back_at < received_at)
-            or (closed_at is not None and closed_at < received_at)
-            or _fast_text(values, at["extended_due_at"])
-        ):
-            raise _NotPlainText
-        status = self._fast_word(values, "status")
-        if status is None:
-            status = _infer_status({
-                "closed_at": closed_at, "fed_back_at": fed_back_at, "return_requested_at": return_requested_at,
-                "signed_at": signed_at,
-            })
+    def record_of(self, key: SourceKey) -> CaseRecord:
+        """The record a :meth:`source_key` key stands for (times Asia/Shanghai)."""
+        (number, source, category, unit, district, domain, summary, status, received, signed, requested, fed_back,
+         closed, _, satisfaction, stars, difficult, updated) = key
         return CaseRecord(
-            number=number,
-            source=self._fast_word(values, "source") or _not_plain_text(),
-            category=self._fast_word(values, "category") or _not_plain_text(),
-            unit=unit,
-            received_at=received_at,
-            status=status,
-            district=_fast_text(values, at["district"]) or None,
-            domain=_fast_text(values, at["domain"]) or None,
-            summary=_fast_text(values, at["summary"]) or None,
-            signed_at=signed_at,
-            return_requested_at=return_requested_at,
-            fed_back_at=fed_back_at,
-            closed_at=closed_at,
-            satisfaction=self._fast_word(values, "satisfaction"),
-            stars=self._fast_memo(values, "stars", v.parse_stars),
-            difficult=bool(self._fast_memo(values, "difficult", self._flag)),
-            source_updated_at=_fast_time(values, at["source_updated_at"]),
+            number=number, source=source, category=category, unit=unit, received_at=_local(received),
+            status=status, district=district, domain=domain, summary=summary,
+            signed_at=None if signed is None else _local(signed),
+            return_requested_at=None if requested is None else _local(requested),
+            fed_back_at=None if fed_back is None else _local(fed_back),
+            closed_at=None if closed is None else _local(closed),
+            satisfaction=satisfaction, stars=stars, difficult=difficult,
+            source_updated_at=None if updated is None else _local(updated),
         )
 
     def source_key(self, values: Sequence[object]) -> SourceKey | None:
-        """What :meth:`build` would make of a plain text row, as text: the :data:`SourceKey` of the record,
+        """The fast parser: what :meth:`build` makes of a plain row, as the :data:`SourceKey` of the record,
         times as canonical local ``YYYY-MM-DD HH:MM:SS`` text. None for any row this does not take (the
-        caller then uses :meth:`build`, which decides it, errors included). A row it takes gives exactly
-        the record :meth:`build` gives (``tests/test_fastimport.py``), with none of its datetimes.
+        caller then uses :meth:`build`, which decides it, errors included). :meth:`record_of` gives the
+        record; the import writes a new case straight from the key (``tests/test_fastimport.py``).
         """
         if len(values) < self._width:
             return None
@@ -299,8 +269,9 @@ class RecordBuilder:
             return None
 
     def _canon_time(self, values: Sequence[object], i: int) -> str | None:
-        """A 'YYYY-MM-DD HH:MM[:SS]' text cell as 'YYYY-MM-DD HH:MM:SS' (what ``str`` of the parsed local
-        datetime starts with); None when empty; _NotPlainText for anything else (also every other cell type).
+        """A 'YYYY-MM-DD HH:MM[:SS]' text cell, or a naive datetime cell (XLSX) in whole seconds, as
+        'YYYY-MM-DD HH:MM:SS' (what ``str`` of the local datetime starts with); None when empty;
+        _NotPlainText for anything else (an aware datetime keeps its own offset: the checked path takes it).
         """
         if i < 0:
             return None
@@ -308,6 +279,8 @@ class RecordBuilder:
         if type(raw) is not str:
             if raw is None:
                 return None
+            if type(raw) is datetime and raw.tzinfo is None and not raw.microsecond and raw.year >= 1000:
+                return raw.isoformat(" ")
             raise _NotPlainText
         text = raw.strip()
         if not text:
@@ -512,10 +485,6 @@ class _NotPlainText(Exception):
     """A row the fast path leaves to the checked path."""
 
 
-def _not_plain_text() -> Any:
-    raise _NotPlainText
-
-
 _fromisoformat = datetime.fromisoformat
 
 
@@ -529,29 +498,9 @@ def _fast_text(values: Sequence[object], i: int) -> str:
     return v.clean_text(raw)
 
 
-def _fast_time(values: Sequence[object], i: int) -> datetime | None:
-    """'YYYY-MM-DD HH:MM[:SS]' text (Asia/Shanghai) or a datetime cell; None when empty; else _NotPlainText."""
-    if i < 0:
-        return None
-    raw = values[i]
-    if type(raw) is str:
-        text = raw.strip()
-        if not text:
-            return None
-        n = len(text)
-        # the fixed-width forms the general parser reads the same way (naive → Asia/Shanghai)
-        if (n in (16, 19) and text[4] == "-" and text[7] == "-" and text[10] == " " and text[13] == ":"
-                and (n == 16 or text[16] == ":") and text.isascii()):
-            try:
-                return _fromisoformat(text).replace(tzinfo=LOCAL_TZ)
-            except ValueError:
-                raise _NotPlainText from None
-        raise _NotPlainText
-    if raw is None:
-        return None
-    if type(raw) is datetime:
-        return raw if raw.tzinfo is not None else raw.replace(tzinfo=LOCAL_TZ)
-    raise _NotPlainText
+def _local(text: str) -> datetime:
+    """A canonical local 'YYYY-MM-DD HH:MM:SS' text → the aware Asia/Shanghai datetime."""
+    return _fromisoformat(text).replace(tzinfo=LOCAL_TZ)
 
 
 def _extension(raw: object) -> datetime:

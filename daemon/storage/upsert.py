@@ -43,8 +43,8 @@ _CREATED_AT = INSERT_COLUMNS.index("created_at")
 LOOKUP_BATCH = 20_000  # numbers per lookup: below SQLite's 32,766 host parameters and PostgreSQL's 65,535
 
 #: a case prepared for :meth:`ChunkWriter.upsert_prepared`: (number, content hash, the insert row in the
-#: driver's form or None, the index its records callback knows it by)
-Prepared = tuple[str, str, "tuple[Any, ...] | None", int]
+#: driver's form or None, the index its records callback knows it by, its record or None)
+Prepared = tuple[str, str, "tuple[Any, ...] | None", int, "CaseRecord | None"]
 
 
 @dataclass
@@ -62,22 +62,21 @@ class UpsertResult:
 
 
 class TextRow:
-    """A case from a plain text row, kept as text (:meth:`RecordBuilder.source_key`) until the writer knows
-    what it needs: nothing for an unchanged case, the insert row straight from the text for a new one
-    (:meth:`ChunkWriter.fast_row`), the :class:`CaseRecord` (built from the cells) for a changed one.
+    """A case from a plain row, kept as its key (:meth:`RecordBuilder.source_key`) until the writer knows
+    what it needs: nothing for an unchanged case, the insert row straight from the key for a new one
+    (:meth:`ChunkWriter.fast_row`), the :class:`CaseRecord` (:meth:`RecordBuilder.record_of`) for a changed one.
     """
 
-    __slots__ = ("builder", "cells", "digest", "key", "number")
+    __slots__ = ("builder", "digest", "key", "number")
 
-    def __init__(self, builder: RecordBuilder, cells: Sequence[object], key: SourceKey) -> None:
+    def __init__(self, builder: RecordBuilder, key: SourceKey) -> None:
         self.builder = builder
-        self.cells = cells
         self.key = key
         self.number: str = key[0]
         self.digest = key_hash(key)
 
     def record(self) -> CaseRecord:
-        return self.builder.build(self.cells)
+        return self.builder.record_of(self.key)
 
 
 _RECORD_PATH = object()  # a memo entry meaning "this rule/day takes the record path"
@@ -200,39 +199,43 @@ class ChunkWriter:
         records: Callable[[list[int]], dict[int, CaseRecord]],
     ) -> UpsertResult:
         """:meth:`upsert` of rows prepared elsewhere (:mod:`daemon.pipeline.parallel_import`): ``items`` are
-        (number, digest, insert row or None, index) with distinct numbers. What is stored decides, as in
-        :meth:`upsert`; a new case without a prepared row and every changed case are built by
-        ``records(indexes)``, which gives their records by index.
+        (number, digest, insert row or None, index, record or None) with distinct numbers. What is stored
+        decides, as in :meth:`upsert`; a new case without a prepared row and a changed case are written from
+        their record, and ``records(indexes)`` gives those that came without one (a case the preparer could
+        not know was stored), by index.
         """
         result = UpsertResult()
         stored = self.stored_digests(conn, [item[0] for item in items])
         inserts: list[tuple[Any, ...]] = []
-        unprepared: list[tuple[str, int]] = []
-        changed: list[tuple[str, int]] = []
+        unprepared: list[tuple[str, int, CaseRecord | None]] = []
+        changed: list[tuple[int, CaseRecord | None]] = []
+        needed: list[int] = []
         digests: dict[str, str] = {}
-        for number, digest, row, index in items:
+        for number, digest, row, index, record in items:
             old_digest = stored.get(number)
             if old_digest is None:
                 if row is not None:
                     inserts.append(row)
-                else:
-                    unprepared.append((digest, index))
+                    continue
+                unprepared.append((digest, index, record))
             elif old_digest != digest:
-                changed.append((number, index))
+                changed.append((index, record))
                 digests[number] = digest
             else:
                 result.unchanged += 1
-        if unprepared or changed:
-            built = records([index for _, index in unprepared] + [index for _, index in changed])
-            now_bound = self.values.instant(now)
-            for digest, index in unprepared:
-                rec = built[index]
-                inserts.append(self.record_row(rec, digest, derive_parts(rec, self.cache), source_name, 1, now_bound))
+                continue
+            if record is None:
+                needed.append(index)
+        built = records(needed) if needed else {}
+        now_bound = self.values.instant(now)
+        for digest, index, record in unprepared:
+            rec = record or built[index]
+            inserts.append(self.record_row(rec, digest, derive_parts(rec, self.cache), source_name, 1, now_bound))
         self._insert.run(conn, inserts)
         result.inserted = len(inserts)
         if changed:
-            self._update_changed(conn, [built[index] for _, index in changed], digests, now,
-                                 self.values.instant(now), source_name, result)
+            self._update_changed(conn, [record or built[index] for index, record in changed], digests, now,
+                                 now_bound, source_name, result)
         return result
 
     def _update_changed(  # noqa: PLR0917 - internal
