@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+import daemon.sources.values as v
 from daemon.core.cases import CaseRecord, Category, Satisfaction, Source, Status
 from daemon.core.timeutil import LOCAL_TZ, TimeFormatError
-from daemon.sources import values as v
 
 E = TypeVar("E", bound=StrEnum)
 
