@@ -112,6 +112,7 @@ def test_fast_row_equals_record_row(calendar: WorkCalendar, dialect: Any, rule_d
             continue
         fast += 1
         record = builder.build(cells)  # a row the fast path takes is a good row
+        assert builder.record_of(key) == record, cells  # a changed text row's record, from its key
         digest = content_hash(record)
         assert key_hash(key) == digest, cells
         row = writer.fast_row(key, digest, "import", now_bound)

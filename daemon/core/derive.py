@@ -12,7 +12,7 @@ from operator import attrgetter
 from typing import Any, NamedTuple
 
 from daemon.core.cases import FINISHED_STATUSES, CaseRecord
-from daemon.core.engine import awaiting_signature, first_check, is_finished
+from daemon.core.engine import first_check
 from daemon.core.rules import Rule, RuleSet, WarningPoint
 from daemon.core.timeutil import LOCAL_TZ
 
@@ -192,14 +192,11 @@ def _first_check(
     record: CaseRecord, due: datetime, warnings: Warnings, ret_due: datetime | None, ret_warnings: Warnings | None
 ) -> datetime | None:
     """The engine's :func:`~daemon.core.engine.first_check` on the memoised parts."""
-    finished = is_finished(record.status, record.fed_back_at, record.closed_at)
+    first = warnings.first_at
     return first_check(
-        finished=finished,
-        awaiting_signature=awaiting_signature(record.status, record.signed_at, record.return_requested_at,
-                                              finished=finished),
-        resolution_first=due if warnings.first_at is None or warnings.first_at > due else warnings.first_at,
-        requested_at=record.return_requested_at, window_end=ret_due,
-        return_first=None if ret_warnings is None else ret_warnings.first_at,
+        record.status, record.signed_at, record.return_requested_at, record.fed_back_at, record.closed_at,
+        due if first is None or first > due else first, ret_due,
+        None if ret_warnings is None else ret_warnings.first_at,
     )
 
 

@@ -105,7 +105,7 @@ class CaseState:
     @property
     def awaiting_signature(self) -> bool:
         """:func:`awaiting_signature`."""
-        return awaiting_signature(self.status, self.signed_at, self.return_requested_at, finished=self.finished)
+        return awaiting_signature(self.status, self.signed_at, self.return_requested_at, self.finished)
 
 
 def is_finished(status: Status, fed_back_at: object | None, closed_at: object | None) -> bool:
@@ -116,7 +116,7 @@ def is_finished(status: Status, fed_back_at: object | None, closed_at: object | 
 
 
 def awaiting_signature(
-    status: Status, signed_at: object | None, return_requested_at: object | None, *, finished: bool
+    status: Status, signed_at: object | None, return_requested_at: object | None, finished: bool, /
 ) -> bool:
     """Dispatched, neither signed (签收) nor asked to be returned, not finished: the return window still
     concerns it (its warnings are sent)."""
@@ -261,28 +261,29 @@ def is_late_return(requested_at: Instant, window_end: Instant) -> bool:
     return requested_at >= window_end
 
 
-def first_check(
-    *, finished: bool, awaiting_signature: bool, resolution_first: Instant, requested_at: Instant | None,
-    window_end: Instant | None, return_first: Instant | None,
+def first_check(  # noqa: PLR0917 - the facts the decision reads, positional: the import calls it per row
+    status: Status, signed_at: Instant | None, requested_at: Instant | None, fed_back_at: Instant | None,
+    closed_at: Instant | None, resolution_first: Instant, window_end: Instant | None, return_first: Instant | None,
+    /,
 ) -> Instant | None:
     """The first instant at which :func:`evaluate` can return anything for a case, whatever ``now``.
 
-    ``resolution_first``: the earliest of the resolution deadline's warnings and its ``due_at``;
-    ``window_end``: the return deadline's ``due_at`` (None without a return rule); ``return_first``: its
-    earliest warning (None when it has none). Instants are aware datetimes or, all of them, canonical local
-    texts (the import's rows): the order is the same. None when nothing can happen any more unless the
-    case changes. :func:`first_check_at` is this on a case and its deadlines.
+    The case's status and instants; ``resolution_first``: the earliest of the resolution deadline's warnings
+    and its ``due_at``; ``window_end``: the return deadline's ``due_at`` (None without a return rule);
+    ``return_first``: its earliest warning (None when it has none). Instants are aware datetimes or, all of
+    them, canonical local texts (the import's rows): the order is the same. None when nothing can happen
+    any more unless the case changes. :func:`first_check_at` is this on a case and its deadlines.
     """
     late = requested_at is not None and window_end is not None and is_late_return(requested_at, window_end)
-    if finished:
+    if is_finished(status, fed_back_at, closed_at):
         return requested_at if late else None
-    first = resolution_first
     if late:
         assert requested_at is not None
-        first = min(first, requested_at)
-    elif awaiting_signature and return_first is not None and return_first < first:
-        first = return_first
-    return first
+        return min(resolution_first, requested_at)
+    if (return_first is not None and return_first < resolution_first
+            and awaiting_signature(status, signed_at, requested_at, False)):
+        return return_first
+    return resolution_first
 
 
 def first_check_at(case: CaseState, deadline: Deadline, return_deadline: Deadline | None) -> datetime | None:
@@ -292,11 +293,10 @@ def first_check_at(case: CaseState, deadline: Deadline, return_deadline: Deadlin
     """
     resolution_first = min((w.at for w in deadline.warnings), default=deadline.due_at)
     return first_check(
-        finished=case.finished, awaiting_signature=case.awaiting_signature,
-        resolution_first=min(resolution_first, deadline.due_at),
-        requested_at=case.return_requested_at,
-        window_end=None if return_deadline is None else return_deadline.due_at,
-        return_first=None if return_deadline is None else min((w.at for w in return_deadline.warnings), default=None),
+        case.status, case.signed_at, case.return_requested_at, case.fed_back_at, case.closed_at,
+        min(resolution_first, deadline.due_at),
+        None if return_deadline is None else return_deadline.due_at,
+        None if return_deadline is None else min((w.at for w in return_deadline.warnings), default=None),
     )
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Dialect, bindparam, insert, select, update
 
 from daemon.core.cases import CaseRecord
 from daemon.core.derive import Derived, RuleCache, Warnings, content_hash, derive_parts, key_hash
-from daemon.core.engine import awaiting_signature, first_check, is_finished
+from daemon.core.engine import first_check
 from daemon.core.rules import Rule
 from daemon.core.timeutil import LOCAL_TZ
 from daemon.storage.codec import BoundedMemo, BulkStatement, DriverValues
@@ -317,11 +317,8 @@ class ChunkWriter:
                 return_warnings = v.json([[lv, iso, text] for (lv, text), iso in zip(labels, isos, strict=True)])
             if first_i is not None:
                 ret_first = ats[first_i]
-        finished = is_finished(status, fed_back, closed)
-        first = first_check(  # the engine's decision, on the canonical local texts
-            finished=finished, awaiting_signature=awaiting_signature(status, signed, requested, finished=finished),
-            resolution_first=first_text, requested_at=requested, window_end=requested_due, return_first=ret_first,
-        )
+        # the engine's decision, on the canonical local texts
+        first = first_check(status, signed, requested, fed_back, closed, first_text, requested_due, ret_first)
         next_check = None if first is None else first_bound if first is first_text else local(first)
         return (
             number, source._value_, category._value_, unit, district, domain, summary, status._value_,
