@@ -45,7 +45,7 @@ def stages(path: Path, runs: int) -> dict[str, float]:
 
     from daemon.core.derive import RuleCache, content_hash, derive_parts, key_hash
     from daemon.core.timeutil import parse_time
-    from daemon.sources.files import _csv_rows
+    from daemon.sources.files import csv_rows
     from daemon.sources.mapping import ColumnMapping
     from daemon.storage.models import cases
     from daemon.storage.store import Store
@@ -56,7 +56,7 @@ def stages(path: Path, runs: int) -> dict[str, float]:
     out: dict[str, float] = {}
 
     def read() -> list[list[object]]:
-        return [list(cells) for _, cells in _csv_rows(path)]
+        return [list(cells) for _, cells in csv_rows(path)]
 
     out["read"], rows = _best(runs, read)
     header, body = rows[0], rows[1:]
@@ -73,7 +73,8 @@ def stages(path: Path, runs: int) -> dict[str, float]:
         writer = ChunkWriter(store.engine.dialect, cache)
         now_bound = writer.values.instant(now)
         out["values"], tuples = _best(runs, lambda: [
-            writer._row(r, h, d, "import", 1, now_bound) for r, h, d in zip(records, digests, derived, strict=True)
+            writer.record_row(r, h, d, "import", 1, now_bound)
+            for r, h, d in zip(records, digests, derived, strict=True)
         ])
 
         # the text path import_file takes for plain text rows (source_key, key_hash, fast_row)

@@ -8,9 +8,10 @@ Per backend and size: a bulletin-shaped CSV (bench/gen_cases.py, received over t
 one case in five (a later 更新时间 and a new status); each import runs in its own process, which reports
 its peak RSS, and the bench samples the peak PSS of that process and its import workers together (a large
 CSV into SQLite is imported by worker processes: daemon/pipeline/parallel_import.py; bench/memory.py). The tick
-runs at the instant when exactly D open cases are due (the D-th smallest
-next_check_at; cases tied with the D-th are moved a day later so that exactly D are due), then again at
-the same instant with nothing due ("quiet minute"). PostgreSQL runs in a
+runs over the same D due cases at every size (the first D open cases in file order, at the latest of their
+next checks; every later case due by then is moved a day later), so it writes the same alerts and outbox
+rows whatever the number open, and the bench prints its CPU time per due case and per written row; then it
+runs again at the same instant with nothing due ("quiet minute"). PostgreSQL runs in a
 private database ``hsla_bench_<pid>``, dropped at the end.
 
 Targets (issue 3): import >= 50,000 cases/s into SQLite; a tick over 10,000 due cases < 1 s; the tick at
@@ -100,19 +101,17 @@ def child_tick(url: str, due: int) -> dict[str, Any]:
     with store.engine.connect() as conn:
         open_cases = conn.execute(select(func.count()).select_from(cases).where(cases.c.next_check_at.is_not(None)))
         n_open = int(open_cases.scalar_one())
-        offset = max(min(due, n_open) - 1, 0)
-        now = conn.execute(select(cases.c.next_check_at).where(cases.c.next_check_at.is_not(None))
-                           .order_by(cases.c.next_check_at).offset(offset).limit(1)).scalar_one()
-        # many cases share a check instant (warnings fire at 08:30): beyond the first `due` of them by id,
-        # move the tied ones a day later so that exactly `due` are due
-        tied = [r.id for r in conn.execute(select(cases.c.id).where(cases.c.next_check_at == now)
-                                           .order_by(cases.c.id))]
-        before = int(conn.execute(select(func.count()).select_from(cases)
-                                  .where(cases.c.next_check_at < now)).scalar_one())
-        excess = tied[max(min(due, n_open) - before, 0):]
-        for start in range(0, len(excess), 1000):
-            conn.execute(update(cases).where(cases.c.id.in_(excess[start:start + 1000]))
-                         .values(next_check_at=now + timedelta(days=1)))
+        if n_open < due:
+            raise SystemExit(f"only {n_open:,} open cases, fewer than --due {due:,}: generate more or ask for fewer")
+        # like with like: the due cases are the first `due` open cases in file order, the same rows at every
+        # size (gen_cases draws row i the same way whatever the size), so every size's tick evaluates the same
+        # cases at the same instant and writes the same alerts and outbox rows; every later case that would be
+        # due too is moved a day later
+        cohort = conn.execute(select(cases.c.id, cases.c.next_check_at).where(cases.c.next_check_at.is_not(None))
+                              .order_by(cases.c.id).limit(due)).all()
+        last_id, now = cohort[-1].id, max(r.next_check_at for r in cohort)
+        conn.execute(update(cases).where(cases.c.id > last_id, cases.c.next_check_at <= now)
+                     .values(next_check_at=now + timedelta(days=1)))
         conn.commit()
         n_due = int(conn.execute(select(func.count()).select_from(cases)
                                  .where(cases.c.next_check_at <= now)).scalar_one())
@@ -126,8 +125,10 @@ def child_tick(url: str, due: int) -> dict[str, Any]:
         n_alerts = int(conn.execute(select(func.count()).select_from(alerts)).scalar_one())
         n_outbox = int(conn.execute(select(func.count()).select_from(outbox)).scalar_one())
     store.close()
+    written = n_alerts + n_outbox  # inserted by the tick (the store had none before it)
     return {"open": n_open, "due": n_due, "now": now.isoformat(), "evaluated": result.evaluated,
             "alerts": n_alerts, "outbox": n_outbox, "tick_s": tick_s, "tick_cpu_s": tick_cpu_s,
+            "cpu_us_per_due": tick_cpu_s / max(n_due, 1) * 1e6, "cpu_us_per_row": tick_cpu_s / max(written, 1) * 1e6,
             "quiet_evaluated": quiet.evaluated,
             "quiet_tick_s": quiet_s, "peak_rss_mb": _peak_rss_mb()}
 
@@ -220,8 +221,8 @@ def _date(text: str) -> Any:
 
 def _print(results: list[dict[str, Any]]) -> None:
     print(f"{'backend':8} {'cases':>9} {'fresh/s':>9} {'same/s':>9} {'update/s':>9} {'RSS MB':>7} {'PSS MB':>7} "
-          f"{'open':>9} {'due':>6} {'alerts':>7} {'outbox':>7} {'tick s':>7} {'cpu s':>6} {'quiet s':>8} "
-          f"{'tick RSS':>8}")
+          f"{'open':>9} {'due':>6} {'alerts':>7} {'outbox':>7} {'tick s':>7} {'cpu s':>6} {'µs/due':>7} "
+          f"{'µs/row':>7} {'quiet s':>8} {'tick RSS':>8}")
     for r in results:
         t = r["tick"]
         imports = (r["fresh"], r["unchanged"], r["update"])
@@ -230,6 +231,7 @@ def _print(results: list[dict[str, Any]]) -> None:
         print(f"{r['backend']:8} {r['size']:>9,} {r['fresh']['rate']:>9,.0f} {r['unchanged']['rate']:>9,.0f} "
               f"{r['update']['rate']:>9,.0f} {rss:>7.0f} {pss:>7.0f} {t['open']:>9,} {t['due']:>6,} "
               f"{t['alerts']:>7,} {t['outbox']:>7,} {t['tick_s']:>7.3f} {t['tick_cpu_s']:>6.3f} "
+              f"{t['cpu_us_per_due']:>7.1f} {t['cpu_us_per_row']:>7.1f} "
               f"{t['quiet_tick_s']:>8.4f} {t['peak_rss_mb']:>8.0f}")
     by_backend: dict[str, dict[int, float]] = {}
     for r in results:
@@ -239,6 +241,8 @@ def _print(results: list[dict[str, Any]]) -> None:
             small, large = min(ticks), max(ticks)
             print(f"{backend}: tick at {large:,} open / tick at {small:,} open = "
                   f"{ticks[large] / ticks[small]:.2f}x (target <= 1.3x)")
+    print("µs/due, µs/row: the tick's CPU time per due case and per row it wrote (alerts + outbox); every size "
+          "ticks the same due cases (the first --due open ones in file order), so it writes the same rows")
     print("RSS MB: peak resident size of the importing process; PSS MB: peak proportional size of that process "
           "and its import workers together (shared pages counted once)")
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end "
@@ -248,7 +252,9 @@ def _print(results: list[dict[str, Any]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,1000000", help="open-case counts, comma-separated")
-    parser.add_argument("--due", type=int, default=10_000, help="cases due at the tick")
+    parser.add_argument("--due", type=int, default=8_000,
+                        help="cases due at the tick, the same ones at every size (at most the smallest size's open "
+                             "cases: 8,945 of 10,000 rows)")
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--pg-url", default=DEFAULT_PG, help="a PostgreSQL server where we may CREATE DATABASE")
     parser.add_argument("--workdir", type=Path, help="keep generated files here (default: a temporary folder)")

@@ -17,7 +17,6 @@ from daemon.config import AlertsConfig
 from daemon.core.calendar import WorkCalendar
 from daemon.core.cases import CaseRecord, Category, Source, Status
 from daemon.core.engine import (
-    BreachLadders,
     CaseState,
     Decision,
     EngineSettings,
@@ -440,17 +439,19 @@ def test_random_lives_wake_only_when_something_is_due(calendar: WorkCalendar, ru
 # --- what a caller evaluating many cases at one instant may share or skip ------------------------------------
 
 
-def test_breach_ladders_shared_across_cases_give_what_each_evaluation_gives_alone(
+def test_the_engines_memo_gives_each_case_what_a_fresh_evaluation_gives(
     calendar: WorkCalendar, rules: RuleSet
 ) -> None:
-    """One memo for a tick's cases: every case, overdue or not and whatever its due day, evaluates the same."""
+    """The engine memoises breach ladders per (now, calendar, settings): a case evaluated among a tick's
+    others (memo warm) evaluates as it does right after an evaluation at another instant or under other
+    settings (memo reset), whatever its due day."""
     rng = random.Random(2024)
     rule_ids = ["municipal_complaint", "provincial_complaint", "inquiry_suggestion"]
+    elsewhere = at("2030-01-01 00:00")
     for now_text in ("2024-10-15 09:00", "2024-10-15 08:59", "2024-10-12 09:00", "2024-10-08 00:00"):
         now = at(now_text)
         for settings in (DEFAULTS, EngineSettings(breach_repeat_at=time(0, 0)), EngineSettings(breach_repeat=False)):
-            ladders = BreachLadders(now, calendar=calendar, settings=settings)
-            overdue = 0
+            cases: list[tuple[CaseState, Deadline, Deadline | None]] = []
             for _ in range(300):  # receipts over three weeks: many share a due day, some are not due yet
                 received = at("2024-09-20 00:00") + timedelta(minutes=rng.randrange(0, 21 * 24 * 60))
                 if received > now:
@@ -458,25 +459,14 @@ def test_breach_ladders_shared_across_cases_give_what_each_evaluation_gives_alon
                 deadline, window = deadlines(rules, rng.choice(rule_ids), received)
                 if rng.random() < 0.3:  # an extension to an hour of the day: same due day, another instant
                     deadline = replace(deadline, due_at=deadline.due_at + timedelta(hours=rng.randrange(1, 24)))
-                case = open_case(received)
-                alone = evaluate(case, deadline, window, now, calendar=calendar, settings=settings)
-                shared = evaluate(case, deadline, window, now, calendar=calendar, settings=settings, ladders=ladders)
-                assert shared == alone
-                overdue += deadline.due_at <= now
-            assert overdue > 20  # the memo was used, and reused
-
-
-def test_breach_ladders_made_for_another_instant_are_refused(calendar: WorkCalendar, rules: RuleSet) -> None:
-    received = at(DOMAIN_RECEIVED)
-    deadline, window = deadlines(rules, "municipal_complaint", received)
-    now = at("2024-10-15 09:00")
-    ladders = BreachLadders(now, calendar=calendar, settings=DEFAULTS)
-    with pytest.raises(ValueError, match="another now"):
-        evaluate(open_case(received), deadline, window, now + timedelta(days=1), calendar=calendar,
-                 settings=DEFAULTS, ladders=ladders)
-    with pytest.raises(ValueError, match="another now"):
-        evaluate(open_case(received), deadline, window, now, calendar=calendar,
-                 settings=EngineSettings(breach_repeat=False), ladders=ladders)
+                cases.append((open_case(received), deadline, window))
+            warm = [evaluate(c, d, w, now, calendar=calendar, settings=settings) for c, d, w in cases]
+            fresh = []
+            for c, d, w in cases:
+                evaluate(c, d, w, elsewhere, calendar=calendar, settings=DEFAULTS)  # resets the memo
+                fresh.append(evaluate(c, d, w, now, calendar=calendar, settings=settings))
+            assert warm == fresh
+            assert sum(d.due_at <= now for _, d, _ in cases) > 20  # the memo was used, and reused
 
 
 @pytest.mark.parametrize("status", list(Status))

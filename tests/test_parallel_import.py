@@ -22,7 +22,7 @@ from daemon.core.timeutil import LOCAL_TZ
 from daemon.errors import UsageError
 from daemon.pipeline import parallel_import
 from daemon.pipeline.sync import import_file
-from daemon.sources.files import case_table
+from daemon.sources.files import case_table, detect_encoding
 from daemon.storage.models import case_history, cases
 from daemon.storage.store import Store
 from daemon.storage.upsert import ChunkWriter
@@ -257,23 +257,28 @@ def test_upgrade_rebuilds_indexes_an_interrupted_first_import_left_dropped(tmp_p
     store.close()
 
 
+def applies(store: Store, path: Path) -> str | None:
+    """What the import asks, with the encoding detected once as the import does."""
+    return parallel_import.applies(store, path, detect_encoding(path))
+
+
 def test_when_the_parallel_path_applies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     big = _write(tmp_path / "big.csv", _generated(100, seed=81))
     store = _new_store(tmp_path / "db.sqlite3")
     monkeypatch.setattr(parallel_import, "MIN_BYTES", 1000)
     active_count = threading.active_count
     monkeypatch.setattr(parallel_import.threading, "active_count", lambda: 1)
-    assert parallel_import.applies(store, big) == "utf-8-sig"
-    assert parallel_import.applies(Store("sqlite://"), big) is None  # in memory: workers cannot see it
+    assert applies(store, big) == "utf-8-sig"
+    assert applies(Store("sqlite://"), big) is None  # in memory: workers cannot see it
     monkeypatch.setattr(parallel_import, "MIN_BYTES", 1 << 30)
-    assert parallel_import.applies(store, big) is None  # small: not worth the workers
+    assert applies(store, big) is None  # small: not worth the workers
     monkeypatch.setattr(parallel_import, "MIN_BYTES", 1000)
     ascii_file = tmp_path / "ascii.csv"
     ascii_file.write_text("number,received\n" + "N1,2026-11-20 08:00\n" * 100, encoding="ascii")
-    assert parallel_import.applies(store, ascii_file) is None  # the encoding is not decided yet
+    assert applies(store, ascii_file) is None  # the encoding is not decided yet
     mac = tmp_path / "mac.csv"
     mac.write_bytes(big.read_bytes().replace(b"\r\n", b"\r").replace(b"\n", b"\r"))
-    assert parallel_import.applies(store, mac) is None  # CR line ends: the pieces are cut at newlines
+    assert applies(store, mac) is None  # CR line ends: the pieces are cut at newlines
     monkeypatch.setattr(parallel_import.threading, "active_count", active_count)
     started = threading.Event()
     stop = threading.Event()
@@ -281,7 +286,7 @@ def test_when_the_parallel_path_applies(tmp_path: Path, monkeypatch: pytest.Monk
     thread.start()
     try:
         started.wait(5)
-        assert parallel_import.applies(store, big) is None  # never fork a threaded process (the daemon)
+        assert applies(store, big) is None  # never fork a threaded process (the daemon)
     finally:
         stop.set()
         thread.join()
@@ -292,7 +297,7 @@ def test_import_file_takes_the_parallel_path_for_a_large_csv(rules: RuleSet, tmp
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     path = _write(tmp_path / "cases.csv", _generated(500, seed=91))
     store = _new_store(tmp_path / "db.sqlite3")
-    monkeypatch.setattr(parallel_import, "applies", lambda _store, _path: "utf-8-sig")
+    monkeypatch.setattr(parallel_import, "applies", lambda _store, _path, _detected: "utf-8-sig")
     monkeypatch.setattr(parallel_import, "PIECE_BYTES", PIECE)
     taken: list[int] = []
     original = parallel_import.import_parallel

@@ -340,7 +340,8 @@ def test_overdue_cases_of_several_due_days_get_each_their_own_repeat(store: Stor
 
 
 def test_the_instants_the_tick_reads_by_hand_are_what_the_column_type_reads(store: Store, rules: RuleSet) -> None:
-    from daemon.pipeline.tick import _READ, _aware
+    from daemon.pipeline.tick import READ
+    from daemon.storage.codec import aware_utc as _aware
 
     record = case(status=Status.FED_BACK, signed_at=at("2024-09-27 17:00:00.250000"),
                   return_requested_at=at("2024-09-28 08:00:01"), fed_back_at=at("2024-09-30 10:00"),
@@ -349,7 +350,7 @@ def test_the_instants_the_tick_reads_by_hand_are_what_the_column_type_reads(stor
     names = ("received_at", "signed_at", "return_requested_at", "fed_back_at", "closed_at", "due_at",
              "return_due_at")
     with store.engine.connect() as conn:
-        raw = conn.execute(select(*_READ)).one()._mapping
+        raw = conn.execute(select(*READ)).one()._mapping
         typed = conn.execute(select(*(cases.c[n] for n in names))).one()._mapping
     for name in names:
         assert typed[name] is not None
@@ -357,13 +358,14 @@ def test_the_instants_the_tick_reads_by_hand_are_what_the_column_type_reads(stor
     assert _aware(None) is None
 
 
-def test_alert_detail_is_the_text_json_dumps_writes(store: Store, rules: RuleSet) -> None:
-    """The detail is put together by hand; it must read back as the context, and (as text) be what
-    ``json.dumps`` would have written."""
+def test_alert_detail_is_the_text_the_stores_serializer_writes(store: Store, rules: RuleSet) -> None:
+    """The detail reads back as the context, and (as text) is what the store's one serializer writes."""
     import json
 
     from sqlalchemy import type_coerce
     from sqlalchemy.types import NullType
+
+    from daemon.storage.codec import dumps
 
     odd = '引号"和\\反斜杠\n换行\t😀 </script>'
     store.upsert_cases([case(summary=odd, district=None, return_requested_at=at("2024-09-28 17:00"),
@@ -378,7 +380,7 @@ def test_alert_detail_is_the_text_json_dumps_writes(store: Store, rules: RuleSet
                                      alerts.c.detail)).all()
     for a in stored:
         if isinstance(a.raw, str):  # SQLite, MariaDB: the text itself
-            assert a.raw == json.dumps(json.loads(a.raw)) and json.loads(a.raw) == a.detail
+            assert a.raw == dumps(json.loads(a.raw)) and json.loads(a.raw) == a.detail
         detail = a.detail
         assert list(detail) == ["kind", "level", "fire_at", "overdue_working_days", "case"]
         assert list(detail["case"]) == ["number", "summary", "unit", "district", "source", "category", "rule_id",
@@ -397,31 +399,27 @@ def test_alert_detail_is_the_text_json_dumps_writes(store: Store, rules: RuleSet
             assert detail["fire_at"] == "2024-10-15T09:00:00+08:00"
 
 
-def test_with_another_json_serializer_the_detail_reads_back_the_same(tmp_path, rules: RuleSet) -> None:  # type: ignore[no-untyped-def]
-    """An engine that names its own JSON serializer gets the context through it (not the hand-made text)."""
-    import json
+def test_the_engine_and_the_tick_write_json_through_one_serializer(tmp_path, rules: RuleSet) -> None:  # type: ignore[no-untyped-def]
+    """A JSON column written through SQLAlchemy (the engine's serializer) and the tick's bulk rows are the
+    same text for the same value: codec.dumps, UTF-8 rather than \\u escapes."""
+    from sqlalchemy import insert
 
-    from sqlalchemy import create_engine
+    from daemon.storage.codec import dumps
 
-    details = []
-    for name, serializer in (("default", None), ("utf8", lambda o: json.dumps(o, ensure_ascii=False))):
-        store = Store(f"sqlite:///{tmp_path / name}.db")
-        if serializer is not None:
-            store.engine.dispose()
-            store.engine = create_engine(store.url, json_serializer=serializer)
-        store.upgrade()
-        store.upsert_cases([case(), case("C2", unit="无人单位")], rules=rules, now=at("2024-09-27 16:30"),
-                           source_name="t")
-        run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-10-15 10:00"))
-        with store.engine.connect() as conn:
-            raw = conn.exec_driver_sql("SELECT detail FROM alerts ORDER BY id").scalars().all()
-            msgs = [(m.recipient, full_payload(m)) for m in conn.execute(select_rows().order_by(outbox.c.id))]
-        details.append((raw, msgs))
-        store.close()
-    (ascii_raw, ascii_msgs), (utf8_raw, utf8_msgs) = details
-    assert "\\u" in ascii_raw[0] and "兴隆台区住建局" in utf8_raw[0]
-    assert [json.loads(t) for t in ascii_raw] == [json.loads(t) for t in utf8_raw]
-    assert ascii_msgs == utf8_msgs
+    store = Store(f"sqlite:///{tmp_path / 'one.db'}")
+    store.upgrade()
+    store.upsert_cases([case(), case("C2", unit="无人单位")], rules=rules, now=at("2024-09-27 16:30"),
+                       source_name="t")
+    run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-10-15 10:00"))
+    with store.engine.begin() as conn:
+        raw = conn.exec_driver_sql("SELECT detail FROM alerts ORDER BY id").scalars().all()
+        detail = conn.execute(select(alerts.c.detail).order_by(alerts.c.id)).scalars().first()
+        conn.execute(insert(alerts).values(
+            case_id=1, kind="probe", level=0, deadline_version=1, fire_at=at("2024-10-15 10:00"),
+            due_at=at("2024-10-15 10:00"), unit=UNIT, created_at=at("2024-10-15 10:00"), detail=detail))
+        probe = conn.exec_driver_sql("SELECT detail FROM alerts WHERE kind = 'probe'").scalar_one()
+    assert raw[0] == dumps(detail) == probe and "兴隆台区住建局" in raw[0] and "\\u" not in raw[0]
+    store.close()
 
 
 def test_the_tick_pauses_the_cycle_collector_only_while_it_runs(store: Store, rules: RuleSet, monkeypatch) -> None:  # type: ignore[no-untyped-def]

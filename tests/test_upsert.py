@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
+from daemon.core.calendar import WorkCalendar
 from daemon.core.cases import CaseRecord, Category, Source, Status
-from daemon.core.derive import RuleCache, derive, first_check_at, warnings_json
-from daemon.core.rules import RuleSet
+from daemon.core.derive import RuleCache, derive, warnings_json
+from daemon.core.engine import CaseState, first_check_at
+from daemon.core.rules import RuleSet, load_rules
 from daemon.core.timeutil import LOCAL_TZ
 from daemon.storage.models import cases
-from daemon.storage.upsert import DriverValues
+from daemon.storage.upsert import CaseValues
 
 
 def _reference(record: CaseRecord, rules: RuleSet) -> dict[str, object]:
@@ -28,11 +31,21 @@ def _reference(record: CaseRecord, rules: RuleSet) -> dict[str, object]:
         "rule_id": rule.id, "due_at": deadline.due_at, "provisional": deadline.provisional,
         "warnings": warnings_json(deadline.warnings), "return_rule_id": return_rule.id if return_rule else None,
         "return_due_at": ret.due_at if ret else None, "return_warnings": warnings_json(ret.warnings) if ret else None,
-        "next_check_at": first_check_at(record, deadline, ret),
+        "next_check_at": first_check_at(CaseState.from_record(record), deadline, ret),
     }
 
 
-def test_memoised_derive_matches_rule_deadline(rules: RuleSet) -> None:
+@pytest.fixture(params=["default", "unusual"])
+def rule_set(request: pytest.FixtureRequest, rules: RuleSet, calendar: WorkCalendar) -> RuleSet:
+    """The default rules, and tests/data/unusual_rules (end_of_day 17:30, roll_to_workday, working-day
+    warnings on an hour rule, a 12-hour return window)."""
+    if request.param == "default":
+        return rules
+    return load_rules(Path(__file__).resolve().parent / "data" / "unusual_rules", calendar)
+
+
+def test_memoised_derive_matches_rule_deadline(rule_set: RuleSet) -> None:
+    rules = rule_set
     rng = random.Random(3)
     cache = RuleCache(rules)
     start = datetime(2024, 9, 20, tzinfo=LOCAL_TZ)  # across National Day, year ends and a provisional year
@@ -48,7 +61,7 @@ def test_memoised_derive_matches_rule_deadline(rules: RuleSet) -> None:
             extra.update(status=Status.FED_BACK, fed_back_at=received + timedelta(days=2))
         elif roll < 0.3:
             extra.update(status=Status.RETURN_REQUESTED,
-                         return_requested_at=received + timedelta(hours=rng.choice([2, 30])))
+                         return_requested_at=received + timedelta(hours=rng.choice([2, 12, 24, 30])))
         elif roll < 0.5:
             extra.update(status=Status.SIGNED, signed_at=received + timedelta(hours=1))
         record = CaseRecord(
@@ -61,7 +74,7 @@ def test_memoised_derive_matches_rule_deadline(rules: RuleSet) -> None:
 @pytest.mark.parametrize("dialect", [sqlite.dialect(), postgresql.psycopg.dialect(), mysql.pymysql.dialect()],
                          ids=["sqlite", "postgresql", "mariadb"])
 def test_driver_values_match_sqlalchemy_types(dialect: object) -> None:
-    values = DriverValues(dialect)  # type: ignore[arg-type]
+    values = CaseValues(dialect)  # type: ignore[arg-type]
     instants = [datetime(2026, 11, 20, 9, 0, tzinfo=LOCAL_TZ), datetime(2026, 11, 20, 9, 0, 0, 250, tzinfo=UTC),
                 datetime(1970, 1, 1, tzinfo=UTC), None]
     sa_instant = cases.c.due_at.type.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[arg-type]
@@ -77,6 +90,6 @@ def test_driver_values_match_sqlalchemy_types(dialect: object) -> None:
     as_json = cases.c.warnings.type.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[arg-type]
     assert as_json is not None
     for value in (None, [[1, "2026-11-20T08:30:00+08:00", "2 working days"]]):
-        got = values.json_null if value is None else values._json(value)
+        got = values.json_null if value is None else values.json(value)
         expected = as_json(value)
         assert getattr(got, "obj", got) == getattr(expected, "obj", expected)  # psycopg wraps it in Json

@@ -10,13 +10,11 @@ from typing import Any
 from sqlalchemy import select
 
 from daemon.commands.args import add_now, now_arg
-from daemon.core.cases import FINISHED_STATUSES
 from daemon.core.timeutil import iso_local, parse_time, to_local
 from daemon.errors import UsageError
 from daemon.output import print_json
 from daemon.storage.models import alerts, case_history, cases, deliveries, outbox
-
-FINISHED = sorted(s.value for s in FINISHED_STATUSES)  # as strings, for SQL
+from daemon.storage.store import FINISHED
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -12,7 +12,8 @@ from operator import attrgetter
 from typing import Any, NamedTuple
 
 from daemon.core.cases import FINISHED_STATUSES, CaseRecord
-from daemon.core.rules import Deadline, Rule, RuleSet, WarningPoint
+from daemon.core.engine import first_check
+from daemon.core.rules import Rule, RuleSet, WarningPoint
 from daemon.core.timeutil import LOCAL_TZ
 
 SOURCE_FIELDS = (
@@ -20,7 +21,9 @@ SOURCE_FIELDS = (
     "signed_at", "return_requested_at", "fed_back_at", "closed_at", "extended_due_at", "satisfaction",
     "stars", "difficult", "source_updated_at",
 )
-FINISHED = {s.value for s in FINISHED_STATUSES}  # as strings, for SQL
+#: the finished statuses as the store holds them (text, for SQL); a case is also finished once fed back or
+#: closed (:func:`~daemon.core.engine.is_finished`)
+FINISHED = frozenset(s.value for s in FINISHED_STATUSES)
 _source_values = attrgetter(*SOURCE_FIELDS)
 _LOCAL_SFX = datetime(2000, 1, 1, tzinfo=LOCAL_TZ).isoformat()[19:]  # '+08:00'
 
@@ -54,33 +57,6 @@ def warnings_json(points: Sequence[WarningPoint]) -> list[list[Any]]:
 
 def warnings_from_json(data: Any) -> tuple[WarningPoint, ...]:
     return tuple(WarningPoint(int(lv), datetime.fromisoformat(at), lead) for lv, at, lead in data or ())
-
-
-def is_finished(row: Any) -> bool:
-    return row.status in FINISHED or row.fed_back_at is not None or row.closed_at is not None
-
-
-def first_check_at(
-    record: CaseRecord, deadline: Deadline, return_deadline: Deadline | None
-) -> datetime | None:
-    """The earliest instant at which anything about the case can happen, independent of ``now``.
-
-    A past instant is fine: the next tick evaluates the case and stores the real next check.
-    """
-    if record.is_finished:
-        late = (
-            return_deadline is not None
-            and record.return_requested_at is not None
-            and record.return_requested_at > return_deadline.due_at
-        )
-        return record.return_requested_at if late else None
-    instants = [w.at for w in deadline.warnings] + [deadline.due_at]
-    if return_deadline is not None:
-        if record.return_requested_at is not None and record.return_requested_at > return_deadline.due_at:
-            instants.append(record.return_requested_at)
-        elif record.signed_at is None and record.return_requested_at is None:
-            instants.extend(w.at for w in return_deadline.warnings)
-    return min(instants)
 
 
 class DayDeadline(NamedTuple):
@@ -136,13 +112,14 @@ class RuleCache:
                 self._cache[key] = hit
         return hit
 
-    def _hour_leads(self, rule: Rule) -> tuple[tuple[int, timedelta, str], ...] | None:
+    def hour_leads(self, rule: Rule) -> tuple[tuple[int, timedelta, str], ...] | None:
         """An hour rule's leads as (level, delta, text) when all are plain durations (no calendar in them):
-        its deadline is then received + hours, never provisional, warnings at due - delta.
+        its deadline is then received + hours, never provisional, warnings at due - delta. None for any
+        other rule.
         """
         if rule.id not in self._leads:
             leads = rule.model.warn_before
-            plain = all(not (lead.working_days or lead.natural_days) for lead in leads)
+            plain = rule.hours is not None and all(not (lead.working_days or lead.natural_days) for lead in leads)
             ordered = sorted(leads, key=lambda lead: -lead.delta)  # stable, like sorting by due - delta
             self._leads[rule.id] = (
                 tuple((level, lead.delta, lead.text) for level, lead in enumerate(ordered, start=1)) if plain else None
@@ -155,9 +132,9 @@ class RuleCache:
         """(due_at, provisional, warnings) exactly as ``rule.deadline`` computes them (aware instants)."""
         if received_at.tzinfo is None:
             raise ValueError("received_at must be timezone-aware")
-        if rule.hours is not None:  # hour periods run from the exact instant: nothing to share
-            leads = self._hour_leads(rule)
-            if leads is None:
+        if not rule.counts_whole_days:  # hour periods run from the exact instant: nothing to share per day
+            leads = self.hour_leads(rule)
+            if leads is None or rule.hours is None:
                 full = rule.deadline(received_at, extended_due_at=extended_due_at)
                 return full.due_at, full.provisional, Warnings(full.warnings)
             due = received_at + timedelta(hours=rule.hours) if extended_due_at is None else extended_due_at
@@ -214,19 +191,13 @@ def derive_parts(record: CaseRecord, cache: RuleCache) -> Derived:
 def _first_check(
     record: CaseRecord, due: datetime, warnings: Warnings, ret_due: datetime | None, ret_warnings: Warnings | None
 ) -> datetime | None:
-    """:func:`first_check_at` on the memoised parts."""
-    requested = record.return_requested_at
-    late_return = ret_due is not None and requested is not None and requested > ret_due
-    if record.is_finished:
-        return requested if late_return else None
-    first = due if warnings.first_at is None or warnings.first_at > due else warnings.first_at
-    if ret_warnings is not None:
-        if late_return:
-            assert requested is not None
-            first = min(first, requested)
-        elif record.signed_at is None and requested is None and ret_warnings.first_at is not None:
-            first = min(first, ret_warnings.first_at)
-    return first
+    """The engine's :func:`~daemon.core.engine.first_check` on the memoised parts."""
+    first = warnings.first_at
+    return first_check(
+        record.status, record.signed_at, record.return_requested_at, record.fed_back_at, record.closed_at,
+        due if first is None or first > due else first, ret_due,
+        None if ret_warnings is None else ret_warnings.first_at,
+    )
 
 
 def derive(record: CaseRecord, cache: RuleCache) -> dict[str, Any]:

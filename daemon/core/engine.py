@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from daemon.core.calendar import WorkCalendar
 from daemon.core.cases import FINISHED_STATUSES, CaseRecord, Status
@@ -49,9 +49,23 @@ if TYPE_CHECKING:
     from daemon.config import AlertsConfig
 
 __all__ = [
-    "BreachLadders", "CaseState", "Decision", "DecisionKind", "EngineSettings", "Evaluation", "evaluate",
+    "CaseState",
+    "Decision",
+    "DecisionKind",
+    "EngineSettings",
+    "Evaluation",
+    "awaiting_signature",
+    "evaluate",
+    "first_check",
+    "first_check_at",
+    "is_finished",
+    "is_late_return",
     "reads_return_warnings",
 ]
+
+#: an instant as the callers of :func:`first_check` hold it: an aware datetime, or the canonical local text
+#: 'YYYY-MM-DD HH:MM:SS' of an import row (one fixed offset, so text order is time order)
+Instant = TypeVar("Instant", datetime, str)
 
 DecisionKind = Literal["warning", "breach", "breach_repeat", "return_window", "late_return"]
 
@@ -85,18 +99,28 @@ class CaseState:
 
     @property
     def finished(self) -> bool:
-        """The unit owes nothing more: fed back, closed or returned. The SLA clock has stopped."""
-        return self.status in FINISHED_STATUSES or self.fed_back_at is not None or self.closed_at is not None
+        """:func:`is_finished`."""
+        return is_finished(self.status, self.fed_back_at, self.closed_at)
 
     @property
     def awaiting_signature(self) -> bool:
-        """Dispatched, neither signed (签收) nor asked to be returned: the return window still concerns it."""
-        return (
-            self.status is Status.DISPATCHED
-            and self.signed_at is None
-            and self.return_requested_at is None
-            and not self.finished
-        )
+        """:func:`awaiting_signature`."""
+        return awaiting_signature(self.status, self.signed_at, self.return_requested_at, self.finished)
+
+
+def is_finished(status: Status, fed_back_at: object | None, closed_at: object | None) -> bool:
+    """The unit owes nothing more: fed back, closed or returned. The SLA clock has stopped.
+
+    Instants as aware datetimes or as text; only whether they are there matters."""
+    return status in FINISHED_STATUSES or fed_back_at is not None or closed_at is not None
+
+
+def awaiting_signature(
+    status: Status, signed_at: object | None, return_requested_at: object | None, finished: bool, /
+) -> bool:
+    """Dispatched, neither signed (签收) nor asked to be returned, not finished: the return window still
+    concerns it (its warnings are sent)."""
+    return status is Status.DISPATCHED and signed_at is None and return_requested_at is None and not finished
 
 
 @dataclass(frozen=True)
@@ -149,30 +173,35 @@ class Evaluation:
         return tuple(d.key for d in self.decisions)
 
 
-class BreachLadders:
-    """The breach ladder (the breach, its latest due repeat, the next repeat's instant) per ``due_at``, at one
-    ``now`` under one calendar and one set of settings.
+class _LadderMemo:
+    """The breach ladder (the breach, its latest due repeat, the next repeat's instant) per ``due_at``, for the
+    latest (now, calendar, settings) that :func:`evaluate` was called with.
 
-    It depends on nothing else, and thousands of overdue cases share a due day, so a caller evaluating many
-    cases at one instant (the tick) passes one of these to :func:`evaluate` for all of them. The decisions are
-    immutable and say nothing about the case, so sharing them is safe.
+    A ladder depends on nothing else, and thousands of overdue cases share a due day, so a tick (many cases,
+    one ``now``) computes each once. The decisions are immutable and say nothing about the case, so sharing
+    them is safe. The state is swapped whole, so a call from another thread at another ``now`` only costs a
+    recomputation, never a wrong ladder.
     """
 
-    def __init__(self, now: datetime, *, calendar: WorkCalendar, settings: EngineSettings) -> None:
-        self.now, self.calendar, self.settings = now, calendar, settings
-        self._ladders: dict[datetime, tuple[tuple[Decision, ...], datetime | None]] = {}
+    def __init__(self) -> None:
+        self._state: tuple[datetime, WorkCalendar, EngineSettings, dict[datetime, _Ladder]] | None = None
 
-    def fits(self, now: datetime, calendar: WorkCalendar, settings: EngineSettings) -> bool:
-        same_settings = settings is self.settings or settings == self.settings
-        return now == self.now and calendar is self.calendar and same_settings
-
-    def get(self, due: datetime) -> tuple[tuple[Decision, ...], datetime | None]:
-        ladder = self._ladders.get(due)
+    def get(self, due: datetime, now: datetime, calendar: WorkCalendar, settings: EngineSettings) -> _Ladder:
+        state = self._state
+        if (state is None or state[0] != now or state[1] is not calendar
+                or not (state[2] is settings or state[2] == settings)):
+            state = self._state = (now, calendar, settings, {})
+        ladders = state[3]
+        ladder = ladders.get(due)
         if ladder is None:
-            ladder = _breach_ladder(due, self.now, self.calendar, self.settings)
-            if len(self._ladders) < 100_000:
-                self._ladders[due] = ladder
+            ladder = _breach_ladder(due, now, calendar, settings)
+            if len(ladders) < 100_000:
+                ladders[due] = ladder
         return ladder
+
+
+_Ladder = tuple[tuple[Decision, ...], datetime | None]
+_LADDERS = _LadderMemo()
 
 
 def reads_return_warnings(case: CaseState, settings: EngineSettings) -> bool:
@@ -190,20 +219,17 @@ def evaluate(
     *,
     calendar: WorkCalendar,
     settings: EngineSettings,
-    ladders: BreachLadders | None = None,
 ) -> Evaluation:
     """The alerts due for ``case`` at ``now`` (aware) under ``deadline`` (resolution, 办结反馈) and
     ``return_deadline`` (the return window, 退件时限; None when no return rule applies), and when to look again.
 
-    ``ladders`` (optional) memoises the breach ladder across the cases evaluated at one ``now``. Only the
-    return deadline's ``due_at`` is read unless :func:`reads_return_warnings`.
+    Only the return deadline's ``due_at`` is read unless :func:`reads_return_warnings`. The breach ladder of
+    a ``due_at`` is memoised inside the engine for the cases evaluated at one ``now`` (a tick's).
 
-    Raises ValueError for a naive ``now``, or ``ladders`` made for another ``now``, calendar or settings.
+    Raises ValueError for a naive ``now``.
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"now must be timezone-aware, got {now!r}")
-    if ladders is not None and not ladders.fits(now, calendar, settings):
-        raise ValueError("ladders were made for another now, calendar or settings")
     decisions: list[Decision] = []
     candidates: list[datetime] = []
 
@@ -212,7 +238,7 @@ def evaluate(
         decisions.append(late)
 
     if not case.finished:
-        found, upcoming = _resolution(deadline, now, calendar=calendar, settings=settings, ladders=ladders)
+        found, upcoming = _resolution(deadline, now, calendar=calendar, settings=settings)
         decisions.extend(found)
         if upcoming is not None:
             candidates.append(upcoming)
@@ -229,11 +255,56 @@ def evaluate(
     return Evaluation(tuple(decisions), next_check_at)
 
 
+def is_late_return(requested_at: Instant, window_end: Instant) -> bool:
+    """Whether a return asked for at ``requested_at`` is late: at or after the window's end (its first late
+    instant, like ``due_at``). Both aware datetimes, or both canonical local texts."""
+    return requested_at >= window_end
+
+
+def first_check(  # noqa: PLR0917 - the facts the decision reads, positional: the import calls it per row
+    status: Status, signed_at: Instant | None, requested_at: Instant | None, fed_back_at: Instant | None,
+    closed_at: Instant | None, resolution_first: Instant, window_end: Instant | None, return_first: Instant | None,
+    /,
+) -> Instant | None:
+    """The first instant at which :func:`evaluate` can return anything for a case, whatever ``now``.
+
+    The case's status and instants; ``resolution_first``: the earliest of the resolution deadline's warnings
+    and its ``due_at``; ``window_end``: the return deadline's ``due_at`` (None without a return rule);
+    ``return_first``: its earliest warning (None when it has none). Instants are aware datetimes or, all of
+    them, canonical local texts (the import's rows): the order is the same. None when nothing can happen
+    any more unless the case changes. :func:`first_check_at` is this on a case and its deadlines.
+    """
+    late = requested_at is not None and window_end is not None and is_late_return(requested_at, window_end)
+    if is_finished(status, fed_back_at, closed_at):
+        return requested_at if late else None
+    if late:
+        assert requested_at is not None
+        return min(resolution_first, requested_at)
+    if (return_first is not None and return_first < resolution_first
+            and awaiting_signature(status, signed_at, requested_at, False)):
+        return return_first
+    return resolution_first
+
+
+def first_check_at(case: CaseState, deadline: Deadline, return_deadline: Deadline | None) -> datetime | None:
+    """The first instant (aware) at which :func:`evaluate` can return anything for ``case`` under these
+    deadlines, whatever ``now``: what the store writes as ``next_check_at`` when a case is inserted or changes.
+    A past instant is fine: the next tick evaluates the case and stores the next one.
+    """
+    resolution_first = min((w.at for w in deadline.warnings), default=deadline.due_at)
+    return first_check(
+        case.status, case.signed_at, case.return_requested_at, case.fed_back_at, case.closed_at,
+        min(resolution_first, deadline.due_at),
+        None if return_deadline is None else return_deadline.due_at,
+        None if return_deadline is None else min((w.at for w in return_deadline.warnings), default=None),
+    )
+
+
 def _late_return(case: CaseState, return_deadline: Deadline | None) -> Decision | None:
-    """A return asked for at or after the window's end (its first late instant): a notice for supervisors."""
+    """A late return (:func:`is_late_return`): a notice for supervisors."""
     if return_deadline is None or case.return_requested_at is None:
         return None
-    if case.return_requested_at < return_deadline.due_at:
+    if not is_late_return(case.return_requested_at, return_deadline.due_at):
         return None
     return Decision("late_return", 0, fire_at=case.return_requested_at, due_at=return_deadline.due_at)
 
@@ -250,8 +321,7 @@ def _latest_and_next(points: tuple[WarningPoint, ...], now: datetime) -> tuple[W
 
 
 def _resolution(
-    deadline: Deadline, now: datetime, *, calendar: WorkCalendar, settings: EngineSettings,
-    ladders: BreachLadders | None = None,
+    deadline: Deadline, now: datetime, *, calendar: WorkCalendar, settings: EngineSettings
 ) -> tuple[Sequence[Decision], datetime | None]:
     """Warnings before due_at; the breach (超期) and its repeats from due_at on. With the next instant."""
     due = deadline.due_at
@@ -259,7 +329,7 @@ def _resolution(
         latest, upcoming = _latest_and_next(deadline.warnings, now)
         warning = [] if latest is None else [Decision("warning", latest.level, fire_at=latest.at, due_at=due)]
         return warning, upcoming if upcoming is not None else due
-    return ladders.get(due) if ladders is not None else _breach_ladder(due, now, calendar, settings)
+    return _LADDERS.get(due, now, calendar, settings)
 
 
 def _breach_ladder(

@@ -84,6 +84,13 @@ class Rule:
         return "working_days" if self.working_days is not None else "natural_days"
 
     @property
+    def counts_whole_days(self) -> bool:
+        """A period of natural or working days: its due instant and warning candidates depend only on the local
+        day of receipt, so callers may memoise them per day. Any other kind (hours today) runs from the exact
+        instant of receipt."""
+        return self.natural_days is not None or self.working_days is not None
+
+    @property
     def is_catch_all(self) -> bool:
         return not self._match
 

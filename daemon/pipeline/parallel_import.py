@@ -42,7 +42,7 @@ import signal
 import sqlite3
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -55,13 +55,13 @@ from sqlalchemy import Index
 from sqlalchemy.schema import CreateIndex, DropIndex
 
 from daemon.core.cases import CaseRecord
-from daemon.core.derive import RuleCache, content_hash, derive_parts, key_hash
+from daemon.core.derive import RuleCache, content_hash
 from daemon.core.rules import RuleSet
 from daemon.errors import UsageError
-from daemon.sources.files import CSV_SUFFIXES, EncodingError, _undecodable, detect_encoding
-from daemon.sources.mapping import RecordBuilder, RowError
+from daemon.sources.files import CSV_SUFFIXES, EncodingError, undecodable_message
+from daemon.sources.mapping import CaseRowError, RecordBuilder
 from daemon.storage.store import Store, paused_gc, secondary_case_indexes
-from daemon.storage.upsert import LOOKUP_BATCH, ChunkWriter, Prepared, UpsertResult
+from daemon.storage.upsert import LOOKUP_BATCH, ChunkWriter, Prepared, TextRow, UpsertResult
 
 log = structlog.get_logger("hotline_sla.import")
 
@@ -92,8 +92,9 @@ _job: _Job | None = None
 _worker: dict[str, Any] = {}
 
 
-def applies(store: Store, path: Path) -> str | None:
-    """The encoding to import ``path`` with in parallel, or None when the serial path should take it."""
+def applies(store: Store, path: Path, detected: tuple[str, bool]) -> str | None:
+    """The encoding to import ``path`` with in parallel, or None when the serial path should take it.
+    ``detected``: the file's :func:`~daemon.sources.files.detect_encoding` (the import detects it once)."""
     database = store.engine.url.database
     if (
         store.dialect != "sqlite" or not database or database == ":memory:" or database.startswith("file:")
@@ -102,7 +103,7 @@ def applies(store: Store, path: Path) -> str | None:
         or "fork" not in multiprocessing.get_all_start_methods()
     ):
         return None
-    encoding, undecided = detect_encoding(path)
+    encoding, undecided = detected
     with path.open("rb") as fh:
         sample = fh.read(1 << 16)
     # old Mac line ends (Excel's "CSV (Macintosh)") have no newline to cut the pieces at
@@ -207,7 +208,7 @@ def _file_error(path: Path, error: tuple[str, int, str], row_base: int) -> Usage
     """The serial import's error for the row where a worker stopped reading."""
     kind, index, message = error
     if kind == "encoding":
-        return EncodingError(_undecodable(path, row_base + index))
+        return EncodingError(undecodable_message(path, row_base + index))
     return UsageError(f"{path}: row {row_base + index}: not readable as CSV: {message}")
 
 
@@ -338,7 +339,7 @@ def _work(piece: tuple[int, int]) -> tuple[int, list[Prepared], list[tuple[int, 
         text = text[:text.rfind("\n") + 1]
         error = "encoding"
     source_key, build = job.builder.source_key, job.builder.build
-    found: list[tuple[str, str, Any, int, Sequence[str]]] = []
+    found: list[tuple[str, str, CaseRecord | TextRow, int]] = []
     bad: list[tuple[int, str]] = []
     index = 0
     try:
@@ -347,43 +348,41 @@ def _work(piece: tuple[int, int]) -> tuple[int, list[Prepared], list[tuple[int, 
                 continue
             key = source_key(cells)
             if key is not None:
-                found.append((key[0], key_hash(key), key, index, cells))
+                text_row = TextRow(job.builder, key)
+                found.append((text_row.number, text_row.digest, text_row, index))
                 continue
             try:
                 rec = build(cells)
-            except RowError as exc:
+            except CaseRowError as exc:
                 bad.append((index, str(exc) or "invalid row"))
                 continue
-            found.append((rec.number, content_hash(rec), rec, index, cells))
+            found.append((rec.number, content_hash(rec), rec, index))
     except csv.Error as exc:
         return index, [], bad, ("csv", index + 1, str(exc))
     error_at = ("encoding", index + 1, "") if error is not None else None
     return index, _prepare(job, writer, found), bad, error_at
 
 
-def _prepare(job: _Job, writer: ChunkWriter, found: list[tuple[str, str, Any, int, Sequence[str]]]) -> list[Prepared]:
-    stored: set[str] = set()
+def _prepare(job: _Job, writer: ChunkWriter, found: list[tuple[str, str, CaseRecord | TextRow, int]]) -> list[Prepared]:
+    stored: dict[str, str] = {}
     db: sqlite3.Connection | None = _worker.get("db")
     if db is not None:
         numbers = [f[0] for f in found]
         for start in range(0, len(numbers), LOOKUP_BATCH):
             part = numbers[start:start + LOOKUP_BATCH]
             marks = ",".join("?" * len(part))
-            stored.update(n for (n,) in db.execute(f"SELECT number FROM cases WHERE number IN ({marks})", part))
+            stored.update(db.execute(f"SELECT number, content_hash FROM cases WHERE number IN ({marks})", part))
         db.rollback()  # no snapshot held between pieces
     now_bound, source_name = _worker["now_bound"], job.source_name
     out: list[Prepared] = []
-    for number, digest, parsed, index, cells in found:
-        row = None
-        if number not in stored:
-            record = parsed
-            if type(parsed) is tuple:
-                row = writer.fast_row(parsed, digest, source_name, now_bound)
-                if row is None:
-                    record = job.builder.build(cells)
-            if row is None:
-                row = writer._row(record, digest, derive_parts(record, writer.cache), source_name, 1, now_bound)
-        out.append((number, digest, row, index))
+    for number, digest, item, index in found:
+        old_digest = stored.get(number)
+        if old_digest is None:  # new as far as this worker can see: its insert row
+            out.append((number, digest, writer.new_row(item, digest, source_name, now_bound), index, None))
+        elif old_digest != digest:  # changed: its record, so that the writer need not read the piece again
+            out.append((number, digest, None, index, item.record() if isinstance(item, TextRow) else item))
+        else:
+            out.append((number, digest, None, index, None))
     return out
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, insert, select, update
 from daemon.core.cases import CaseRecord, Category, Satisfaction, Source, Status
 from daemon.core.rules import RuleSet
 from daemon.storage.models import case_history, cases
-from daemon.storage.store import _FINISHED, RuleCache, Store, derive
+from daemon.storage.store import FINISHED, RuleCache, Store, derive
 
 log = structlog.get_logger("hotline_sla.recompute")
 FINGERPRINT_KEY = "rules_calendar_fingerprint"
@@ -51,7 +51,7 @@ def recompute_if_changed(store: Store, rules: RuleSet, now: datetime, *, force: 
     while True:
         with store.engine.begin() as conn:
             rows = conn.execute(
-                select(cases).where(cases.c.id > last_id, cases.c.status.not_in(list(_FINISHED)))
+                select(cases).where(cases.c.id > last_id, cases.c.status.not_in(list(FINISHED)))
                 .order_by(cases.c.id).limit(2000)
             ).all()
             if not rows:

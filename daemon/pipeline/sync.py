@@ -28,11 +28,11 @@ from daemon.core.rules import RuleSet
 from daemon.errors import ConfigError, UsageError
 from daemon.pipeline import parallel_import
 from daemon.sources.base import RowResult, SourceError
-from daemon.sources.files import case_table
-from daemon.sources.mapping import ColumnMapping, RowError
+from daemon.sources.files import CSV_SUFFIXES, case_table, detect_encoding
+from daemon.sources.mapping import CaseRowError, ColumnMapping
 from daemon.storage.models import source_state
 from daemon.storage.store import Store, UpsertResult
-from daemon.storage.upsert import FastCase
+from daemon.storage.upsert import TextRow
 from notifiers.secrets import redact_secrets, remember_secret
 
 log = structlog.get_logger("hotline_sla.sync")
@@ -82,8 +82,9 @@ def import_file(
     if not path.is_file():
         raise UsageError(f"{path}: no such file (expected a .csv or .xlsx export)")
     report = ImportReport(str(path))
-    builder, rows = case_table(path, mapping)
-    encoding = parallel_import.applies(store, path) if parallel else None
+    detected = detect_encoding(path) if path.suffix.lower() in CSV_SUFFIXES else None  # once, for both readers
+    builder, rows = case_table(path, mapping, encoding=detected)
+    encoding = parallel_import.applies(store, path, detected) if parallel and detected else None
     if encoding is not None:  # a large CSV into SQLite: every core (daemon/pipeline/parallel_import.py)
         rows.close()  # type: ignore[attr-defined]
         done = parallel_import.import_parallel(store, rules, path, builder, encoding, now=now,
@@ -92,17 +93,17 @@ def import_file(
         report.inserted, report.updated, report.unchanged = done.inserted, done.updated, done.unchanged
         return report
 
-    def good_records(rows: Iterator[tuple[int, Sequence[object]]]) -> Iterator[CaseRecord | FastCase]:
-        """Plain text rows stay text (FastCase); every other row is built here, bad ones reported."""
+    def good_records(rows: Iterator[tuple[int, Sequence[object]]]) -> Iterator[CaseRecord | TextRow]:
+        """Plain text rows stay text (TextRow); every other row is built here, bad ones reported."""
         source_key, build = builder.source_key, builder.build
         for row, cells in rows:
             key = source_key(cells)
             if key is not None:
-                yield FastCase(builder, cells, key)
+                yield TextRow(builder, key)
                 continue
             try:
                 yield build(cells)
-            except RowError as exc:
+            except CaseRowError as exc:
                 report.rejected.append({"row": row, "error": str(exc) or "invalid row"})
 
     if progress:

@@ -27,28 +27,35 @@ ids come from one re-select by case (measured faster than ``INSERT … RETURNING
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from json.encoder import encode_basestring_ascii
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Dialect, bindparam, insert, select, type_coerce, update
+from sqlalchemy import Connection, Dialect, bindparam, insert, select, type_coerce
 from sqlalchemy.types import NullType
 
 from daemon.config import Config
 from daemon.core.calendar import WorkCalendar
 from daemon.core.cases import Status
-from daemon.core.engine import BreachLadders, CaseState, Decision, EngineSettings, evaluate, reads_return_warnings
+from daemon.core.engine import CaseState, Decision, EngineSettings, evaluate, reads_return_warnings
 from daemon.core.rules import Deadline, RuleSet, WarningPoint
 from daemon.core.timeutil import iso_local
 from daemon.pipeline import queue
 from daemon.pipeline.recipients import Contact, Directory, sync_config_contacts
+from daemon.storage.codec import (
+    BoundedMemo,
+    BulkStatement,
+    BulkUpdate,
+    DriverValues,
+    aware_utc,
+    dumps,
+    loads,
+    paused_gc,
+)
 from daemon.storage.models import alerts, cases
-from daemon.storage.store import Store, paused_gc, warnings_from_json
-from daemon.storage.upsert import BulkStatement, DriverValues, copy_rows
+from daemon.storage.store import Store, warnings_from_json
 
 log = structlog.get_logger("hotline_sla.tick")
 
@@ -63,7 +70,7 @@ NEXT_CHECK_PARAMS = ("_next", "_failures", "_id", "_hash", "_version", "_seen")
 #: Instants and warnings come as the driver returns them: instants converted by hand (a due instant that many
 #: cases share once per tick), warnings memoised by their text (many cases share them) or parsed only when the
 #: engine reads them, next_check_at to compare with what is stored when writing the new one.
-_READ = (
+READ = (
     *(cases.c[c] for c in (
         "id", "number", "source", "category", "unit", "district", "summary", "status", "content_hash", "rule_id",
         "provisional", "return_rule_id", "deadline_version", "check_failures",
@@ -75,13 +82,13 @@ _READ = (
     type_coerce(cases.c.next_check_at, NullType()).label("seen_next_check_at"),
 )
 #: :class:`_Case` unpacks a row in this order; a change to one without the other fails here, loudly
-_READ_ORDER = (
+READ_ORDER = (
     "id", "number", "source", "category", "unit", "district", "summary", "status", "content_hash", "rule_id",
     "provisional", "return_rule_id", "deadline_version", "check_failures", "received_at", "signed_at",
     "return_requested_at", "fed_back_at", "closed_at", "due_at", "return_due_at", "warnings", "return_warnings",
     "seen_next_check_at",
 )
-assert tuple(c.name for c in _READ) == _READ_ORDER, "_READ and _Case disagree"
+assert tuple(c.name for c in READ) == READ_ORDER, "READ and _Case disagree"
 
 
 @dataclass
@@ -104,7 +111,7 @@ def run_tick(
         while True:
             with store.engine.begin() as conn:
                 rows = conn.execute(
-                    select(*_READ).where(cases.c.next_check_at <= now).order_by(cases.c.next_check_at)
+                    select(*READ).where(cases.c.next_check_at <= now).order_by(cases.c.next_check_at)
                     .limit(batch_size)
                 ).all()
                 if not rows:
@@ -116,29 +123,6 @@ def run_tick(
     return result
 
 
-_PG_NEXT_CHECK_TABLE = (
-    "CREATE TEMPORARY TABLE IF NOT EXISTS hsla_next_check (v_next TIMESTAMP WITHOUT TIME ZONE, v_failures INTEGER, "
-    "v_id BIGINT, v_hash VARCHAR, v_version INTEGER, v_seen TIMESTAMP WITHOUT TIME ZONE) ON COMMIT DELETE ROWS"
-)
-_PG_NEXT_CHECK_UPDATE = (
-    "UPDATE cases SET next_check_at = v.v_next, check_failures = v.v_failures FROM hsla_next_check v "
-    "WHERE cases.id = v.v_id AND cases.content_hash = v.v_hash AND cases.deadline_version = v.v_version "
-    "AND cases.next_check_at = v.v_seen"
-)
-
-
-def _pg_update_next_checks(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-    """The next-check update on PostgreSQL: the rows are copied into a temporary table (emptied at commit)
-    and one UPDATE joins it, under the same conditions as the row-by-row form. 9,000 single-row UPDATEs,
-    even pipelined, took a quarter of a second."""
-    if not rows:
-        return
-    with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-        cursor.execute(_PG_NEXT_CHECK_TABLE)
-        copy_rows(cursor, "COPY hsla_next_check FROM STDIN", rows)
-        cursor.execute(_PG_NEXT_CHECK_UPDATE)
-
-
 class _Batcher:
     """One tick's context: the compiled statements, and memos for what many alerts share."""
 
@@ -148,29 +132,21 @@ class _Batcher:
     ) -> None:
         self.rules, self.calendar, self.config, self.directory, self.now = rules, calendar, config, directory, now
         self.settings = EngineSettings.from_config(config.alerts)
-        self.values = DriverValues(dialect)
+        self.values = DriverValues(dialect, flag_type=cases.c.provisional.type, json_type=alerts.c.detail.type)
         self.now_bound = self.values.instant(now)
-        self.json = _JsonText(dialect)
         self.insert_alerts = BulkStatement(
             dialect, insert(alerts).values({c: bindparam(c) for c in ALERT_COLUMNS}), ALERT_COLUMNS
         )
         self.insert_outbox = BulkStatement(dialect, queue.bulk_insert(), queue.OUTBOX_COLUMNS)
-        self.update_next_check = BulkStatement(
-            dialect,
-            update(cases)
-            .where(cases.c.id == bindparam("_id"), cases.c.content_hash == bindparam("_hash"),
-                   cases.c.deadline_version == bindparam("_version"), cases.c.next_check_at == bindparam("_seen"))
-            .values(next_check_at=bindparam("_next"), check_failures=bindparam("_failures")),
-            NEXT_CHECK_PARAMS,
+        self.update_next_check = BulkUpdate(  # the new values, then the case and what the batch read of it
+            dialect, cases, ("next_check_at", "check_failures"),
+            ("id", "content_hash", "deadline_version", "next_check_at"),
         )
         self.pg = dialect.name == "postgresql" and dialect.driver == "psycopg"
-        self.ladders = BreachLadders(now, calendar=calendar, settings=self.settings)
-        self._shared_instants: dict[Any, datetime] = {}
-        self._local: dict[datetime, str] = {}
+        self._shared_instants: BoundedMemo[Any, datetime] = BoundedMemo()
+        self._local: BoundedMemo[datetime, str] = BoundedMemo()
         self._rule_text: dict[str, tuple[str, str]] = {}
-        self._rule_json: dict[str, str] = {}
-        self._heads: dict[tuple[str, int, datetime, int], str] = {}
-        self._warnings: dict[str, tuple[WarningPoint, ...]] = {}
+        self._warnings: BoundedMemo[str, tuple[WarningPoint, ...]] = BoundedMemo()
         self._routes: dict[tuple[str, str, bool], list[tuple[str, Any, str, Any]]] = {}
         self._recipients: dict[Contact, tuple[Any, str]] = {}
         self._own_parts: dict[tuple[str | None, bool], Any] = {}
@@ -181,12 +157,12 @@ class _Batcher:
         new_alerts: list[tuple[_Case, Decision]] = []
         next_checks: list[tuple[Any, ...]] = []
         instant, now = self.values.shared_instant, self.now
-        settings, calendar, ladders = self.settings, self.calendar, self.ladders
+        settings, calendar = self.settings, self.calendar
         for row in rows:
             try:
                 case = _Case(row, self)
                 deadline, ret = self._deadlines(case)
-                ev = evaluate(case.state, deadline, ret, now, calendar=calendar, settings=settings, ladders=ladders)
+                ev = evaluate(case.state, deadline, ret, now, calendar=calendar, settings=settings)
             except Exception as exc:
                 failures = row.check_failures + 1
                 delay = min(timedelta(minutes=2 ** min(failures, 12)), MAX_FAILURE_BACKOFF)
@@ -208,10 +184,7 @@ class _Batcher:
             self._write_alerts(conn, new_alerts, result)
         # by case id: the table's pages in order (cases come in next_check_at order, scattered over the table)
         next_checks.sort(key=_by_case_id)
-        if self.pg:
-            _pg_update_next_checks(conn, next_checks)
-        else:
-            self.update_next_check.run(conn, next_checks)
+        self.update_next_check.run(conn, next_checks)
 
     def _write_alerts(self, conn: Connection, new_alerts: list[tuple[_Case, Decision]], result: TickResult) -> None:
         instant, detail, local, now_bound = self.values.shared_instant, self._detail, self._local_text, self.now_bound
@@ -259,11 +232,10 @@ class _Batcher:
         """:func:`_aware` of a value that is not NULL, memoised: for due instants that many cases share."""
         value = self._shared_instants.get(raw)
         if value is None:
-            value = _aware(raw)
+            value = aware_utc(raw)
             if value is None:
                 raise ValueError("a NULL instant where the store holds one")
-            if len(self._shared_instants) < 100_000:
-                self._shared_instants[raw] = value
+            self._shared_instants.put(raw, value)
         return value
 
     def _deadlines(self, case: _Case) -> tuple[Deadline, Deadline | None]:
@@ -291,9 +263,7 @@ class _Batcher:
             return warnings_from_json(stored)
         points = self._warnings.get(stored)
         if points is None:
-            points = warnings_from_json(json.loads(stored))
-            if len(self._warnings) < 100_000:
-                self._warnings[stored] = points
+            points = self._warnings.put(stored, warnings_from_json(loads(stored)))
         return points
 
     def _rule_text_of(self, rule_id: str) -> tuple[str, str]:
@@ -323,57 +293,25 @@ class _Batcher:
         key = (note, urgent)
         bound = self._own_parts.get(key)
         if bound is None:
-            bound = self._own_parts[key] = self.json.value(self.json.dumps({"note": note, "urgent": urgent}))
+            bound = self._own_parts[key] = self.values.json_text(dumps({"note": note, "urgent": urgent}))
         return bound
 
     def _recipient(self, contact: Contact) -> tuple[Any, str]:
         """The contact's recipient column value and its key (in each row's dedupe key)."""
         bound = self._recipients.get(contact)
         if bound is None:
-            bound = self._recipients[contact] = (self.json.value(self.json.dumps(contact.as_json())), contact.key)
+            bound = self._recipients[contact] = (self.values.json_text(dumps(contact.as_json())), contact.key)
         return bound
 
     def _local_text(self, instant: datetime) -> str:
         text = self._local.get(instant)
         if text is None:
-            text = iso_local(instant)
-            if len(self._local) < 100_000:
-                self._local[instant] = text
+            text = self._local.put(instant, iso_local(instant))
         return text
 
     def _detail(self, case: _Case, d: Decision) -> Any:
-        """The driver's value for the alert's ``detail``: :meth:`_payload` as JSON.
-
-        With the default serializer (``json.dumps``) the text is put together from pieces encoded as it
-        encodes them, the parts that many alerts share (the decision, the rule, the due instants) once per
-        tick: the same text, byte for byte (``tests/test_store_tick.py`` compares them).
-        """
-        enc = self.json.encode_str
-        if enc is None:
-            return self.json.value(self.json.dumps(self._payload(case, d)))
-        local = self._local_text
-        head_key = (d.kind, d.level, d.fire_at, d.overdue_working_days)
-        head = self._heads.get(head_key)
-        if head is None:
-            head = self._heads[head_key] = (
-                f'{{"kind": {enc(d.kind)}, "level": {int(d.level)}, "fire_at": {enc(local(d.fire_at))}, '
-                f'"overdue_working_days": {int(d.overdue_working_days)}, "case": {{"number": '
-            )
-        rule = self._rule_json.get(case.rule_id)
-        if rule is None:
-            name, limit = self._rule_text_of(case.rule_id)
-            rule = self._rule_json[case.rule_id] = (
-                f', "rule_id": {enc(case.rule_id)}, "rule_name": {enc(name)}, "limit": {enc(limit)}, "received_at": "'
-            )
-        summary, district, requested = case.summary, case.district, case.state.return_requested_at
-        return self.json.value(
-            f'{head}{enc(case.number)}, "summary": {"null" if summary is None else enc(summary)}, '
-            f'"unit": {enc(case.unit)}, "district": {"null" if district is None else enc(district)}, '
-            f'"source": {enc(case.source)}, "category": {enc(case.category)}{rule}{iso_local(case.received_at)}", '
-            f'"due_at": "{local(d.due_at)}", "case_due_at": "{local(case.due_at)}", '
-            f'"provisional": {"true" if case.provisional else "false"}, "return_requested_at": '
-            f'{"null" if requested is None else enc(iso_local(requested))}}}}}'
-        )
+        """The driver's value for the alert's ``detail``: :meth:`_payload` as JSON (:func:`codec.dumps`)."""
+        return self.values.json_text(dumps(self._payload(case, d)))
 
     def _payload(self, case: _Case, d: Decision) -> dict[str, Any]:
         """The alert's template context (``alerts.detail``; each outbox row adds ``note`` and ``urgent``)."""
@@ -397,7 +335,7 @@ class _Batcher:
 
 
 class _Case:
-    """A due case as the batch read it (one :data:`_READ` row), with what the engine reads of it."""
+    """A due case as the batch read it (one :data:`READ` row), with what the engine reads of it."""
 
     __slots__ = (
         "category", "check_failures", "content_hash", "deadline_version", "district", "due_at", "id", "number",
@@ -406,13 +344,13 @@ class _Case:
     )
 
     def __init__(self, row: Any, batcher: _Batcher) -> None:
-        # one unpacking (in _READ_ORDER): reading a Row's attributes by name, some 35 times per alerting case,
+        # one unpacking (in READ_ORDER): reading a Row's attributes by name, some 35 times per alerting case,
         # cost about as much as evaluating it
         (self.id, self.number, self.source, self.category, self.unit, self.district, self.summary, status,
          self.content_hash, self.rule_id, self.provisional, self.return_rule_id, self.deadline_version,
          self.check_failures, received, signed, requested, fed_back, closed, due, self.return_due_at,
          self.warnings, self.return_warnings, self.seen_next_check_at) = row
-        aware = _aware
+        aware = aware_utc
         received_at = aware(received)
         if received_at is None:
             raise ValueError("received_at is NULL")
@@ -429,37 +367,3 @@ def _by_case_id(next_check: tuple[Any, ...]) -> Any:
 
 
 _NEXT_CHECK_ID = NEXT_CHECK_PARAMS.index("_id")
-
-
-def _aware(raw: Any) -> datetime | None:
-    """An instant column as the driver returned it → the aware UTC datetime that ``UTCDateTime`` reads."""
-    if raw is None:
-        return None
-    value = datetime.fromisoformat(raw) if isinstance(raw, str) else raw
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class _JsonText:
-    """JSON documents as the dialect's JSON columns store them, encoded once.
-
-    The text is what SQLAlchemy's JSON type writes (the dialect's serializer, ``json.dumps`` unless the
-    engine names another); it goes to the driver as is, except where the driver wants its own wrapper.
-    """
-
-    def __init__(self, dialect: Dialect) -> None:
-        serializer: Callable[[Any], str] | None = getattr(dialect, "_json_serializer", None)
-        self.dumps: Callable[[Any], str] = serializer or json.dumps
-        #: how ``json.dumps`` encodes a string, when it is the serializer (None: use :attr:`dumps` whole)
-        self.encode_str: Callable[[str], str] | None = encode_basestring_ascii if serializer is None else None
-        processor = alerts.c.detail.type.dialect_impl(dialect).bind_processor(dialect)
-        sample = {"x": 1}
-        # SQLite and MySQL bind the serialized text; psycopg wraps the object, but its statements cast (or
-        # infer) the parameter to JSON, so the text does there too
-        self._as_text = processor is None or isinstance(processor(sample), str) or dialect.driver == "psycopg"
-        self._processor = processor
-
-    def value(self, text: str) -> Any:
-        """The driver's value for a JSON column holding ``text``."""
-        if self._as_text or self._processor is None:
-            return text
-        return self._processor(json.loads(text))

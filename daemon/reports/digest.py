@@ -22,16 +22,16 @@ from daemon.core.cases import Status
 from daemon.core.rules import RuleSet
 from daemon.core.timeutil import LOCAL_TZ, to_local
 from daemon.storage.models import cases, outbox
-from daemon.storage.store import _FINISHED
+from daemon.storage.store import FINISHED
 
 LIST_CAP = 500  # late returns, catch-all cases, failed deliveries: the newest this many are listed
 FAILED_LOOKBACK = timedelta(days=7)
 
 _NOT_FINISHED = (cases.c.fed_back_at.is_(None), cases.c.closed_at.is_(None))
 #: open cases, for a scan of all of them (NOT IN: planners scan the table instead of walking an index)
-OPEN = and_(cases.c.status.not_in(sorted(_FINISHED)), *_NOT_FINISHED)
+OPEN = and_(cases.c.status.not_in(sorted(FINISHED)), *_NOT_FINISHED)
 #: the same cases, by an index range on (status, due_at): for the overdue ones only
-OPEN_BY_STATUS = and_(cases.c.status.in_(sorted(s.value for s in Status if s.value not in _FINISHED)), *_NOT_FINISHED)
+OPEN_BY_STATUS = and_(cases.c.status.in_(sorted(s.value for s in Status if s.value not in FINISHED)), *_NOT_FINISHED)
 
 
 @dataclass(frozen=True)

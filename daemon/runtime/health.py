@@ -33,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from daemon.config import Config
 from daemon.errors import ConfigError
 from daemon.storage.models import alerts, cases, deliveries, outbox, settings
-from daemon.storage.store import _FINISHED, Store
+from daemon.storage.store import FINISHED, Store
 
 log = structlog.get_logger("hotline_sla.health")
 
@@ -134,7 +134,7 @@ class StoreCollector(Collector):
     def _families(store: Store, now: datetime) -> list[Any]:
         with store.engine.connect() as conn:
             open_cases = conn.execute(
-                select(func.count()).select_from(cases).where(cases.c.status.not_in(list(_FINISHED)))
+                select(func.count()).select_from(cases).where(cases.c.status.not_in(list(FINISHED)))
             ).scalar_one()
             by_kind = conn.execute(select(alerts.c.kind, func.count()).group_by(alerts.c.kind)).all()
             by_outcome = conn.execute(

@@ -10,9 +10,10 @@ Each source turns platform rows into :class:`~daemon.core.cases.CaseRecord` and 
 from daemon.sources.base import FetchResult, HeaderError, RowResult, SourceError, WatermarkedStream
 from daemon.sources.contacts import ContactResult, ContactRole, ImportedContact
 from daemon.sources.files import EncodingError, mark_duplicates, read_case_file, read_contacts_file
-from daemon.sources.mapping import ColumnMapping, ColumnNames, RowError, ValueWords, to_record
+from daemon.sources.mapping import CaseRowError, ColumnMapping, ColumnNames, ValueWords, to_record
 
 __all__ = [
+    "CaseRowError",
     "ColumnMapping",
     "ColumnNames",
     "ContactResult",
@@ -21,7 +22,6 @@ __all__ = [
     "FetchResult",
     "HeaderError",
     "ImportedContact",
-    "RowError",
     "RowResult",
     "SourceError",
     "ValueWords",

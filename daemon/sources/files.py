@@ -21,7 +21,7 @@ from pathlib import Path
 from daemon.errors import UsageError
 from daemon.sources.base import HeaderError, RowResult
 from daemon.sources.contacts import ContactResult, contact_builder
-from daemon.sources.mapping import REQUIRED_FIELDS, ColumnMapping, RecordBuilder, RowError
+from daemon.sources.mapping import REQUIRED_FIELDS, CaseRowError, ColumnMapping, RecordBuilder
 
 CSV_SUFFIXES = (".csv", ".txt")
 XLSX_SUFFIXES = (".xlsx", ".xlsm")
@@ -47,13 +47,15 @@ def read_case_file(
 
 
 def case_table(
-    path: str | Path, mapping: ColumnMapping | None = None, *, sheet: str | None = None, header_row: int = 1
+    path: str | Path, mapping: ColumnMapping | None = None, *, sheet: str | None = None, header_row: int = 1,
+    encoding: tuple[str, bool] | None = None,
 ) -> tuple[RecordBuilder, Iterator[tuple[int, Sequence[object]]]]:
     """:func:`read_case_file`'s parts: the header's record builder, and (row number, cells) of every
     non-empty row after the header, not yet built (for the import's text path, which builds only some rows).
+    ``encoding``: a CSV's :func:`detect_encoding`, when the caller has it already.
     """
     path = Path(path)
-    rows = _iter_table(path, sheet=sheet, header_row=header_row)
+    rows = _iter_table(path, sheet=sheet, header_row=header_row, encoding=encoding)
     header = next(rows, None)
     if header is None:
         raise HeaderError(f"{path}: no header row (row {header_row} is empty or missing)")
@@ -73,7 +75,7 @@ def _cases(rows: Iterator[tuple[int, Sequence[object]]], builder: RecordBuilder)
     for row_number, values in rows:
         try:
             yield RowResult(row_number, builder.build(values), number=builder.number_of(values))
-        except RowError as exc:
+        except CaseRowError as exc:
             yield RowResult(row_number, None, error=str(exc), number=builder.number_of(values))
 
 
@@ -119,7 +121,9 @@ def read_contacts_file(path: str | Path, *, sheet: str | None = None) -> Iterato
     return (builder.build(row_number, values) for row_number, values in rows)
 
 
-def _iter_table(path: Path, *, sheet: str | None, header_row: int) -> Iterator[tuple[int, Sequence[object]]]:
+def _iter_table(
+    path: Path, *, sheet: str | None, header_row: int, encoding: tuple[str, bool] | None = None
+) -> Iterator[tuple[int, Sequence[object]]]:
     """(spreadsheet row number, cells) for the header and every non-empty row after it."""
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
@@ -127,7 +131,7 @@ def _iter_table(path: Path, *, sheet: str | None, header_row: int) -> Iterator[t
     if suffix in CSV_SUFFIXES:
         if sheet is not None:
             raise UsageError(f"{path}: a CSV file has no sheets (sheet {sheet!r} given)")
-        rows: Iterator[tuple[int, Sequence[object]]] = _csv_rows(path)
+        rows: Iterator[tuple[int, Sequence[object]]] = csv_rows(path, encoding)
     elif suffix in XLSX_SUFFIXES:
         rows = _xlsx_rows(path, sheet)
     elif suffix == ".xls":
@@ -161,10 +165,11 @@ def detect_encoding(path: Path) -> tuple[str, bool]:
         except UnicodeDecodeError:
             continue
         return encoding, sample.isascii()
-    raise EncodingError(_undecodable(path, None))
+    raise EncodingError(undecodable_message(path, None))
 
 
-def _undecodable(path: Path, row: int | None) -> str:
+def undecodable_message(path: Path, row: int | None) -> str:
+    """The error for a CSV that stops decoding (at ``row`` when known): what would be valid."""
     where = f" (at row {row})" if row is not None else ""
     return (
         f"{path}: cannot decode the file as UTF-8, UTF-8 with BOM or GB18030/GBK{where}; "
@@ -172,8 +177,11 @@ def _undecodable(path: Path, row: int | None) -> str:
     )
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, Sequence[object]]]:
-    encoding, undecided = detect_encoding(path)
+def csv_rows(path: Path, detected: tuple[str, bool] | None = None) -> Iterator[tuple[int, Sequence[object]]]:
+    """(row number, cells) of every record of a CSV, read in its :func:`detect_encoding` (``encoding`` when
+    the caller detected it already: ``detected``). Raises :class:`EncodingError` or :class:`UsageError` naming
+    the row."""
+    encoding, undecided = detected or detect_encoding(path)
     yielded = 0
     while True:
         try:
@@ -186,7 +194,7 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, Sequence[object]]]:
             return
         except UnicodeDecodeError:
             if not undecided:
-                raise EncodingError(_undecodable(path, yielded + 1)) from None
+                raise EncodingError(undecodable_message(path, yielded + 1)) from None
             # The ASCII sample looked like UTF-8; GB18030 agrees on ASCII, so the rows already yielded stand.
             encoding, undecided = "gb18030", False
         except csv.Error as exc:

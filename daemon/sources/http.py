@@ -27,7 +27,7 @@ import requests
 
 from daemon.core.timeutil import LOCAL_TZ
 from daemon.sources.base import FetchResult, RowResult, SourceError, WatermarkedStream
-from daemon.sources.mapping import ColumnMapping, RowError
+from daemon.sources.mapping import CaseRowError, ColumnMapping
 
 Paging = Literal["page", "cursor", "none"]
 
@@ -118,7 +118,7 @@ class HttpSource:
         number = builder.number_of(values)
         try:
             record = builder.build(values)
-        except RowError as exc:
+        except CaseRowError as exc:
             return RowResult(position, None, f"{where}: {exc}", number), builder.updated_at_of(values)
         return RowResult(position, record, number=number), record.source_updated_at
 

@@ -30,7 +30,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from daemon.core.timeutil import LOCAL_TZ
 from daemon.errors import ConfigError
 from daemon.sources.base import FetchResult, RowResult, SourceError, WatermarkedStream
-from daemon.sources.mapping import ColumnMapping, RowError
+from daemon.sources.mapping import CaseRowError, ColumnMapping
 
 _COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 _FIRST_WORD = re.compile(r"[\s(]*([A-Za-z]+)")
@@ -154,7 +154,7 @@ class SqlSource:
                     number = builder.number_of(values)
                     try:
                         record = builder.build(values)
-                    except RowError as exc:
+                    except CaseRowError as exc:
                         yield (
                             RowResult(position, None, f"record {position}: {exc}", number),
                             builder.updated_at_of(values),

@@ -7,7 +7,6 @@ in and out are aware datetimes.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -21,15 +20,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateIndex
 
 from daemon.core.cases import CaseRecord
-from daemon.core.derive import FINISHED as _FINISHED
-from daemon.core.derive import RuleCache, content_hash, derive, first_check_at, is_finished, warnings_from_json
+from daemon.core.derive import FINISHED, RuleCache, content_hash, derive, warnings_from_json
 from daemon.core.rules import RuleSet
+from daemon.storage.codec import dumps, paused_gc
 from daemon.storage.models import cases, metadata, settings
-from daemon.storage.upsert import ChunkWriter, FastCase, UpsertResult
+from daemon.storage.upsert import ChunkWriter, TextRow, UpsertResult
 
 __all__ = [  # derivation and upsert helpers live in daemon.core.derive / daemon.storage.upsert; importable here too
-    "_FINISHED", "RuleCache", "Store", "UpsertResult", "content_hash", "derive", "first_check_at", "is_finished",
-    "warnings_from_json",
+    "FINISHED", "RuleCache", "Store", "UpsertResult", "content_hash", "derive", "paused_gc", "warnings_from_json",
 ]
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -50,7 +48,8 @@ class Store:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         parsed = make_url(url)
-        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        # one JSON serializer for every JSON column, and the same one the bulk writers use (codec.dumps)
+        kwargs: dict[str, Any] = {"echo": echo, "future": True, "json_serializer": dumps}
         if parsed.get_backend_name() == "sqlite":
             db = parsed.database
             if db and db != ":memory:":
@@ -116,7 +115,7 @@ class Store:
 
     def upsert_cases(
         self,
-        records: Iterable[CaseRecord | FastCase],
+        records: Iterable[CaseRecord | TextRow],
         *,
         rules: RuleSet,
         now: datetime,
@@ -125,7 +124,7 @@ class Store:
     ) -> UpsertResult:
         """Insert new cases, update changed ones (by case number), leave unchanged ones alone.
 
-        ``records`` (records, or :class:`FastCase` rows of a file import) is consumed as a stream, one
+        ``records`` (records, or :class:`TextRow` rows of a file import) is consumed as a stream, one
         transaction per chunk of ``batch_size`` (default
         :attr:`bulk_batch_size`), so memory stays flat whatever the size of the import.
         """
@@ -133,7 +132,7 @@ class Store:
         writer = ChunkWriter(self.engine.dialect, RuleCache(rules))
         with paused_gc(), self.bulk_connection() as conn:
             for chunk in _batched(records, batch_size or self.bulk_batch_size):
-                last: dict[str, CaseRecord | FastCase] = {}
+                last: dict[str, CaseRecord | TextRow] = {}
                 for rec in chunk:  # within one batch the later row wins
                     last[rec.number] = rec
                 with conn.begin():
@@ -172,7 +171,7 @@ class Store:
     def count_cases(self, *, open_only: bool = False) -> int:
         stmt = select(func.count()).select_from(cases)
         if open_only:
-            stmt = stmt.where(cases.c.status.not_in(list(_FINISHED)))
+            stmt = stmt.where(cases.c.status.not_in(list(FINISHED)))
         with self.engine.connect() as conn:
             return int(conn.execute(stmt).scalar_one())
 
@@ -198,24 +197,6 @@ def secondary_case_indexes(conn: Connection) -> list[Index]:
     present = {name for (name,) in conn.exec_driver_sql(
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cases'")}
     return sorted((ix for ix in cases.indexes if ix.name in present), key=lambda ix: str(ix.name))
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """The cyclic garbage collector off for a bulk write, back as it was after.
-
-    An import allocates millions of short-lived tuples while the memos it keeps (rules, deadlines per day,
-    local instants) stay alive; every generation-2 collection walks all of them again. Nothing the import
-    allocates per row forms a reference cycle, so reference counting frees it as before: measured on a
-    fresh 200,000-row import, 6-7 µs/row (a quarter of the Python work) went to collections.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

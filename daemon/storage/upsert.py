@@ -2,25 +2,30 @@
 
 An import of a million cases spends its time here, so the writes skip SQLAlchemy's per-row, per-column
 type processing: each statement is compiled once for the dialect and run as one ``executemany`` on the
-driver, with values already in the driver's form (:class:`DriverValues`: instants as naive UTC, JSON
-through the column type's own processor, memoised for the shared deadline parts). What lands in the
-database is what SQLAlchemy would have written; ``tests/test_upsert.py`` compares them per dialect.
+driver, with values already in the driver's form (:class:`CaseValues`, from :mod:`daemon.storage.codec`:
+instants as naive UTC, JSON through the column type's own processor, memoised for the shared deadline
+parts). What lands in the database is what SQLAlchemy would have written; ``tests/test_upsert.py`` compares
+them per dialect. Every decision about a case (its deadlines, its first check) is the core's.
+
+About 410 lines, a little over the house's 400: the chunk writer and its text-row fast path share the
+per-import memos and the column order, and splitting them would pass both across a module boundary.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Dialect, bindparam, insert, select, update
-from sqlalchemy.sql.dml import Insert, ValuesBase
 
-from daemon.core.cases import FINISHED_STATUSES, CaseRecord
+from daemon.core.cases import CaseRecord
 from daemon.core.derive import Derived, RuleCache, Warnings, content_hash, derive_parts, key_hash
+from daemon.core.engine import first_check
 from daemon.core.rules import Rule
 from daemon.core.timeutil import LOCAL_TZ
+from daemon.storage.codec import BoundedMemo, BulkStatement, DriverValues
 from daemon.storage.models import UTCDateTime, case_history, cases
 
 if TYPE_CHECKING:
@@ -28,7 +33,7 @@ if TYPE_CHECKING:
 
 HISTORY_FIELDS = ("status", "unit", "extended_due_at", "fed_back_at", "closed_at", "rule_id", "due_at")
 
-#: the order of the values :func:`_row` builds; a schema change that moves a column fails here, loudly
+#: the order of the values :meth:`ChunkWriter.record_row` builds; a schema change that moves a column fails here, loudly
 INSERT_COLUMNS = (
     "number", "source", "category", "unit", "district", "domain", "summary", "status", "received_at",
     "signed_at", "return_requested_at", "fed_back_at", "closed_at", "extended_due_at", "satisfaction", "stars",
@@ -42,8 +47,8 @@ _CREATED_AT = INSERT_COLUMNS.index("created_at")
 LOOKUP_BATCH = 20_000  # numbers per lookup: below SQLite's 32,766 host parameters and PostgreSQL's 65,535
 
 #: a case prepared for :meth:`ChunkWriter.upsert_prepared`: (number, content hash, the insert row in the
-#: driver's form or None, the index its records callback knows it by)
-Prepared = tuple[str, str, "tuple[Any, ...] | None", int]
+#: driver's form or None, the index its records callback knows it by, its record or None)
+Prepared = tuple[str, str, "tuple[Any, ...] | None", int, "CaseRecord | None"]
 
 
 @dataclass
@@ -60,57 +65,36 @@ class UpsertResult:
         self.moved.extend(other.moved)
 
 
-class FastCase:
-    """A case from a plain text row, kept as text (:meth:`RecordBuilder.source_key`) until the writer knows
-    what it needs: nothing for an unchanged case, the insert row straight from the text for a new one
-    (:meth:`ChunkWriter.fast_row`), the :class:`CaseRecord` (built from the cells) for a changed one.
+class TextRow:
+    """A case from a plain row, kept as its key (:meth:`RecordBuilder.source_key`) until the writer knows
+    what it needs: nothing for an unchanged case, the insert row straight from the key for a new one
+    (:meth:`ChunkWriter.fast_row`), the :class:`CaseRecord` (:meth:`RecordBuilder.record_of`) for a changed one.
     """
 
-    __slots__ = ("builder", "cells", "digest", "key", "number")
+    __slots__ = ("builder", "digest", "key", "number")
 
-    def __init__(self, builder: RecordBuilder, cells: Sequence[object], key: SourceKey) -> None:
+    def __init__(self, builder: RecordBuilder, key: SourceKey) -> None:
         self.builder = builder
-        self.cells = cells
         self.key = key
         self.number: str = key[0]
         self.digest = key_hash(key)
 
     def record(self) -> CaseRecord:
-        return self.builder.build(self.cells)
+        return self.builder.record_of(self.key)
 
 
-_SLOW = object()  # a memo entry meaning "this rule/day takes the record path"
+_RECORD_PATH = object()  # a memo entry meaning "this rule/day takes the record path"
 
 
 _UTC_OFFSET = LOCAL_TZ.utcoffset(None)
 
 
-def _naive_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r} given to the store: attach a timezone")
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
-class DriverValues:
-    """Python values → what the driver receives for a ``cases`` column, as SQLAlchemy's types convert them."""
+class CaseValues(DriverValues):
+    """:class:`DriverValues` of the ``cases`` table, with the import's own conversions."""
 
     def __init__(self, dialect: Dialect) -> None:
-        if dialect.name == "sqlite":  # SQLAlchemy's SQLite DATETIME text, which SQL compares as text
-            def instant(value: datetime | None) -> Any:
-                return None if value is None else _naive_utc(value).isoformat(" ", "microseconds")
-        else:
-            def instant(value: datetime | None) -> Any:
-                return None if value is None else _naive_utc(value)
-        self.instant: Callable[[datetime | None], Any] = instant
-        self.text_mode = dialect.name == "sqlite"
-        self._to_utc: dict[str, str] = {}
-        flag = cases.c.provisional.type.dialect_impl(dialect).bind_processor(dialect)
-        self.flag = {b: (flag(b) if flag else b) for b in (False, True)}
-        json_processor = cases.c.warnings.type.dialect_impl(dialect).bind_processor(dialect)
-        self._json: Callable[[Any], Any] = json_processor if json_processor is not None else _same
-        self.json = self._json  # a JSON column's value → the driver's
-        self.json_null = self._json(None)  # JSON columns store None as JSON null, as SQLAlchemy does
-        self._shared: dict[datetime, Any] = {}
+        super().__init__(dialect, flag_type=cases.c.provisional.type, json_type=cases.c.warnings.type)
+        self._to_utc: BoundedMemo[str, str] = BoundedMemo(200_000)
 
     def local_text(self, text: str | None) -> Any:
         """:attr:`instant` of the local time a canonical 'YYYY-MM-DD HH:MM:SS' text names (fixed +08:00),
@@ -121,79 +105,17 @@ class DriverValues:
         head = text[:16]
         utc = self._to_utc.get(head)
         if utc is None:
-            utc = (datetime.fromisoformat(head) - _UTC_OFFSET).isoformat(" ")[:16]
-            if len(self._to_utc) < 200_000:
-                self._to_utc[head] = utc
+            utc = self._to_utc.put(head, (datetime.fromisoformat(head) - _UTC_OFFSET).isoformat(" ")[:16])
         if self.text_mode:
             return utc + text[16:] + ".000000"
         return datetime.fromisoformat(utc + text[16:])
-
-    def shared_instant(self, value: datetime | None) -> Any:
-        """:attr:`instant`, memoised: for due and check instants that many cases share."""
-        if value is None:
-            return None
-        bound = self._shared.get(value)
-        if bound is None:
-            bound = self.instant(value)
-            if len(self._shared) < 100_000:
-                self._shared[value] = bound
-        return bound
 
     def warnings(self, warnings: Warnings | None) -> Any:
         if warnings is None:
             return self.json_null
         if warnings.bound_by is not self:
-            warnings.bound, warnings.bound_by = self._json(warnings.as_json), self
+            warnings.bound, warnings.bound_by = self.json(warnings.as_json), self
         return warnings.bound
-
-
-def copy_rows(cursor: Any, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-    """``rows`` (driver values) through psycopg's ``COPY … FROM STDIN`` on ``cursor``."""
-    with cursor.copy(sql) as copy:
-        for row in rows:
-            copy.write_row(row)
-
-
-class BulkStatement:
-    """A statement compiled once for a dialect and run as one ``executemany`` on the driver.
-
-    Rows are tuples in ``names`` order, holding driver values; the paramstyle decides tuples or dicts.
-
-    On PostgreSQL an INSERT runs as ``COPY … FROM STDIN`` instead: an ``executemany`` there is one statement
-    per row, even pipelined, and a tick writing 46,000 alert and outbox rows spent most of a second on
-    them, in psycopg's per-statement work and the server's. COPY takes the same driver values (psycopg
-    adapts them as it does parameters) and fires the same constraints and triggers.
-    """
-
-    def __init__(self, dialect: Dialect, statement: ValuesBase, names: Sequence[str]) -> None:
-        compiled = statement.compile(dialect=dialect)
-        self.sql = compiled.string
-        self.names = tuple(names)
-        positions = compiled.positiontup
-        self.named = positions is None
-        order = None if positions is None else [self.names.index(n) for n in positions]
-        self.order = None if order == list(range(len(self.names))) else order
-        self.copy_sql: str | None = None
-        if dialect.name == "postgresql" and dialect.driver == "psycopg" and isinstance(statement, Insert):
-            quote = dialect.identifier_preparer.quote
-            table: Any = statement.table
-            self.copy_sql = f"COPY {quote(table.name)} ({', '.join(quote(n) for n in self.names)}) FROM STDIN"
-
-    def run(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-        if not rows:
-            return
-        if self.copy_sql is not None:
-            with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-                copy_rows(cursor, self.copy_sql, rows)
-            return
-        params: Any = rows
-        if self.named:
-            names = self.names
-            params = [dict(zip(names, row, strict=True)) for row in rows]
-        elif self.order is not None:
-            order = self.order
-            params = [tuple(row[i] for i in order) for row in rows]
-        conn.exec_driver_sql(self.sql, params)
 
 
 class ChunkWriter:
@@ -201,7 +123,7 @@ class ChunkWriter:
 
     def __init__(self, dialect: Dialect, cache: RuleCache) -> None:
         self.cache = cache
-        self.values = DriverValues(dialect)
+        self.values = CaseValues(dialect)
         self._insert = BulkStatement(
             dialect, insert(cases).values({c: bindparam(c) for c in INSERT_COLUMNS}), INSERT_COLUMNS
         )
@@ -236,12 +158,12 @@ class ChunkWriter:
         return out
 
     def upsert(
-        self, conn: Connection, chunk: Sequence[CaseRecord | FastCase], now: datetime, source_name: str
+        self, conn: Connection, chunk: Sequence[CaseRecord | TextRow], now: datetime, source_name: str
     ) -> UpsertResult:
         """One chunk (distinct numbers) in the caller's transaction."""
         result = UpsertResult()
         digests = {
-            item.number: item.digest if type(item) is FastCase else content_hash(item)  # type: ignore[arg-type]
+            item.number: item.digest if type(item) is TextRow else content_hash(item)  # type: ignore[arg-type]
             for item in chunk
         }
         stored = self.stored_digests(conn, list(digests))
@@ -252,18 +174,9 @@ class ChunkWriter:
             digest = digests[item.number]
             old_digest = stored.get(item.number)
             if old_digest is None:
-                row = None
-                if type(item) is FastCase:
-                    row = self.fast_row(item.key, digest, source_name, now_bound)
-                    if row is None:
-                        rec = item.record()
-                else:
-                    rec = item  # type: ignore[assignment]
-                if row is None:
-                    row = self._row(rec, digest, derive_parts(rec, self.cache), source_name, 1, now_bound)
-                inserts.append(row)
+                inserts.append(self.new_row(item, digest, source_name, now_bound))
             elif old_digest != digest:
-                changed.append(item.record() if type(item) is FastCase else item)  # type: ignore[arg-type]
+                changed.append(item.record() if type(item) is TextRow else item)  # type: ignore[arg-type]
             else:
                 result.unchanged += 1
         self._insert.run(conn, inserts)
@@ -272,44 +185,61 @@ class ChunkWriter:
             self._update_changed(conn, changed, digests, now, now_bound, source_name, result)
         return result
 
+    def new_row(self, item: CaseRecord | TextRow, digest: str, source_name: str, now_bound: Any) -> tuple[Any, ...]:
+        """The insert row (:data:`INSERT_COLUMNS`, driver values) of a new case: a text row's straight from its
+        text (:meth:`fast_row`) where the rules allow, else from its record (built from the cells only then).
+        """
+        if type(item) is TextRow:
+            row = self.fast_row(item.key, digest, source_name, now_bound)
+            if row is not None:
+                return row
+            rec = item.record()
+        else:
+            rec = item  # type: ignore[assignment]
+        return self.record_row(rec, digest, derive_parts(rec, self.cache), source_name, 1, now_bound)
+
     def upsert_prepared(
         self, conn: Connection, items: Sequence[Prepared], now: datetime, source_name: str,
         records: Callable[[list[int]], dict[int, CaseRecord]],
     ) -> UpsertResult:
         """:meth:`upsert` of rows prepared elsewhere (:mod:`daemon.pipeline.parallel_import`): ``items`` are
-        (number, digest, insert row or None, index) with distinct numbers. What is stored decides, as in
-        :meth:`upsert`; a new case without a prepared row and every changed case are built by
-        ``records(indexes)``, which gives their records by index.
+        (number, digest, insert row or None, index, record or None) with distinct numbers. What is stored
+        decides, as in :meth:`upsert`; a new case without a prepared row and a changed case are written from
+        their record, and ``records(indexes)`` gives those that came without one (a case the preparer could
+        not know was stored), by index.
         """
         result = UpsertResult()
         stored = self.stored_digests(conn, [item[0] for item in items])
         inserts: list[tuple[Any, ...]] = []
-        unprepared: list[tuple[str, int]] = []
-        changed: list[tuple[str, int]] = []
+        unprepared: list[tuple[str, int, CaseRecord | None]] = []
+        changed: list[tuple[int, CaseRecord | None]] = []
+        needed: list[int] = []
         digests: dict[str, str] = {}
-        for number, digest, row, index in items:
+        for number, digest, row, index, record in items:
             old_digest = stored.get(number)
             if old_digest is None:
                 if row is not None:
                     inserts.append(row)
-                else:
-                    unprepared.append((digest, index))
+                    continue
+                unprepared.append((digest, index, record))
             elif old_digest != digest:
-                changed.append((number, index))
+                changed.append((index, record))
                 digests[number] = digest
             else:
                 result.unchanged += 1
-        if unprepared or changed:
-            built = records([index for _, index in unprepared] + [index for _, index in changed])
-            now_bound = self.values.instant(now)
-            for digest, index in unprepared:
-                rec = built[index]
-                inserts.append(self._row(rec, digest, derive_parts(rec, self.cache), source_name, 1, now_bound))
+                continue
+            if record is None:
+                needed.append(index)
+        built = records(needed) if needed else {}
+        now_bound = self.values.instant(now)
+        for digest, index, record in unprepared:
+            rec = record or built[index]
+            inserts.append(self.record_row(rec, digest, derive_parts(rec, self.cache), source_name, 1, now_bound))
         self._insert.run(conn, inserts)
         result.inserted = len(inserts)
         if changed:
-            self._update_changed(conn, [built[index] for _, index in changed], digests, now,
-                                 self.values.instant(now), source_name, result)
+            self._update_changed(conn, [record or built[index] for index, record in changed], digests, now,
+                                 now_bound, source_name, result)
         return result
 
     def _update_changed(  # noqa: PLR0917 - internal
@@ -341,7 +271,7 @@ class ChunkWriter:
                         "case_id": old.id, "at": now, "field": f, "old_value": _text(before),
                         "new_value": _text(after[f]), "reason": f"import:{source_name}",
                     })
-            row = self._row(rec, digests[rec.number], derived, source_name,
+            row = self.record_row(rec, digests[rec.number], derived, source_name,
                             old.deadline_version + (1 if moved else 0), now_bound)
             updates.append((*row[:_CREATED_AT], *row[_CREATED_AT + 1:], old.id))
         self._update.run(conn, updates)
@@ -350,10 +280,10 @@ class ChunkWriter:
             conn.execute(insert(case_history), history)
 
     def fast_row(self, key: SourceKey, digest: str, source_name: str, now_bound: Any) -> tuple[Any, ...] | None:
-        """:meth:`_row` of a new case from its :data:`SourceKey`, the deadline parts memoised as driver values
+        """:meth:`record_row` of a new case from its :data:`SourceKey`, the deadline parts memoised as driver values
         per (rule, local day of receipt); None when the rules need the record path for it (an hour rule as
         the resolve rule, a day whose warning could fall on the day of receipt, leads that are not whole
-        minutes). Gives the row :meth:`_row` gives (``tests/test_fastimport.py``).
+        minutes). Gives the row :meth:`record_row` gives (``tests/test_fastimport.py``).
         """
         (number, source, category, unit, district, domain, summary, status, received, signed, requested, fed_back,
          closed, _, satisfaction, stars, difficult, updated) = key
@@ -362,7 +292,7 @@ class ChunkWriter:
         day = self._fast_days.get(day_key)
         if day is None:
             day = self._fast_days[day_key] = self._fast_day(rule, received[:10])
-        if day is _SLOW:
+        if day is _RECORD_PATH:
             return None
         due_bound, provisional, warnings, first_text, first_bound = day
         v = self.values
@@ -373,7 +303,7 @@ class ChunkWriter:
             ret = self._fast_returns.get(return_rule.id)
             if ret is None:
                 ret = self._fast_returns[return_rule.id] = self._fast_return(return_rule)
-            if ret is _SLOW:
+            if ret is _RECORD_PATH:
                 return None
             return_id, due_shift, point_shifts, template, labels, first_i = ret
             head, tail = received[:16], received[16:]
@@ -387,15 +317,9 @@ class ChunkWriter:
                 return_warnings = v.json([[lv, iso, text] for (lv, text), iso in zip(labels, isos, strict=True)])
             if first_i is not None:
                 ret_first = ats[first_i]
-        late = requested_due is not None and requested is not None and requested > requested_due
-        if status in FINISHED_STATUSES or fed_back is not None or closed is not None:
-            next_check = local(requested) if late else None
-        elif late and requested < first_text:
-            next_check = local(requested)
-        elif not late and ret_first is not None and signed is None and requested is None and ret_first < first_text:
-            next_check = local(ret_first)
-        else:
-            next_check = first_bound
+        # the engine's decision, on the canonical local texts
+        first = first_check(status, signed, requested, fed_back, closed, first_text, requested_due, ret_first)
+        next_check = None if first is None else first_bound if first is first_text else local(first)
         return (
             number, source._value_, category._value_, unit, district, domain, summary, status._value_,
             local(received), None if signed is None else local(signed),
@@ -417,16 +341,16 @@ class ChunkWriter:
 
     def _fast_day(self, rule: Rule, day: str) -> Any:
         """(due, provisional, warnings, first check as local text, first check) in driver values for a day
-        rule and a local day of receipt when they are the same for every instant of that day, else _SLOW.
+        rule and a local day of receipt when they are the same for every instant of that day, else _RECORD_PATH.
         """
-        if rule.hours is not None:
-            return _SLOW
+        if not rule.counts_whole_days:
+            return _RECORD_PATH
         start = datetime.fromisoformat(day).replace(tzinfo=LOCAL_TZ)
         full = rule.deadline(start)
         due = full.due_at
         candidates = rule.warning_candidates(due)
         if any(w.at < due and w.at < start + timedelta(days=1) for w in candidates):
-            return _SLOW  # kept or not depends on the instant of receipt
+            return _RECORD_PATH  # kept or not depends on the instant of receipt
         v = self.values
         warnings = Warnings(tuple(w for w in candidates if w.at < due))
         first = due if warnings.first_at is None or warnings.first_at > due else warnings.first_at
@@ -436,19 +360,19 @@ class ChunkWriter:
 
     def _fast_return(self, rule: Rule) -> Any:
         """(id, due shift, warning shifts, JSON template or None, (level, lead text) per warning, index of the
-        first warning) for an hour rule whose warnings are the same for every case, else _SLOW. A shift is
+        first warning) for an hour rule whose warnings are the same for every case, else _RECORD_PATH. A shift is
         (memo, whole minutes after receipt), see :meth:`_shifted`.
         """
-        leads = self.cache._hour_leads(rule)
+        leads = self.cache.hour_leads(rule)
         if rule.hours is None or leads is None:
-            return _SLOW
+            return _RECORD_PATH
         period = timedelta(hours=rule.hours)
         minute = timedelta(minutes=1)
         if any(not timedelta(0) < delta < period or delta % minute for _, delta, _ in leads):
-            return _SLOW  # every lead strictly inside the period: then every case keeps every warning
+            return _RECORD_PATH  # every lead strictly inside the period: then every case keeps every warning
         points = {period - delta: (level, text) for level, delta, text in leads}
         if len(points) != len(leads):
-            return _SLOW
+            return _RECORD_PATH
         marks = [f"@@hsla{i}@@" for i in range(len(points))]
         template: list[str] | None = None
         dumped = self.values.json([[lv, mark, text] for (lv, text), mark in zip(points.values(), marks,
@@ -465,7 +389,7 @@ class ChunkWriter:
         return (rule.id, ({}, period), [({}, offset) for offset in offsets], template, list(points.values()),
                 first_i)
 
-    def _row(  # noqa: PLR0917 - internal, the hot path
+    def record_row(  # noqa: PLR0917 - the hot path
         self, rec: CaseRecord, digest: str, d: Derived, source_name: str, version: int, now_bound: Any
     ) -> tuple[Any, ...]:
         """The values of :data:`INSERT_COLUMNS`, in the driver's form."""
@@ -481,10 +405,6 @@ class ChunkWriter:
             v.warnings(d.warnings), d.return_rule_id, instant(d.return_due_at), v.warnings(d.return_warnings),
             version, shared(d.next_check_at), 0, now_bound, now_bound,
         )
-
-
-def _same(value: Any) -> Any:
-    return value
 
 
 def _text(value: Any) -> str | None:

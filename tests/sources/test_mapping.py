@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from daemon.core.cases import Category, Satisfaction, Source, Status
 from daemon.core.timeutil import LOCAL_TZ
-from daemon.sources import ColumnMapping, RowError, to_record
+from daemon.sources import CaseRowError, ColumnMapping, to_record
 
 
 def row(**overrides: object) -> dict[str, object]:
@@ -88,7 +88,7 @@ def test_offset_is_kept() -> None:
     "bad", ["2026-11-31 10:00", "2026-11-09 25:00", "11月17日下午", "2026-11-09", "soon"]
 )
 def test_malformed_time_names_column_and_value(bad: str) -> None:
-    with pytest.raises(RowError) as info:
+    with pytest.raises(CaseRowError) as info:
         to_record(row(受理时间=bad))
     assert info.value.field == "受理时间"
     assert f"受理时间 (received_at) {bad!r} is not a time" in str(info.value)
@@ -103,7 +103,7 @@ def test_alternative_received_header_is_accepted() -> None:
 
 
 def test_unknown_source_names_column_value_valid_words_and_config_key() -> None:
-    with pytest.raises(RowError) as info:
+    with pytest.raises(CaseRowError) as info:
         to_record(row(来源="市直"), ColumnMapping(config_key="sources.platform_export"))
     message = str(info.value)
     assert message.startswith("来源 (source) '市直' is not a known source; valid: 省平台")
@@ -122,7 +122,7 @@ def test_unknown_source_names_column_value_valid_words_and_config_key() -> None:
     ],
 )
 def test_unknown_value_words(column: str, value: str, words: str) -> None:
-    with pytest.raises(RowError) as info:
+    with pytest.raises(CaseRowError) as info:
         to_record(row(**{column: value}))
     assert info.value.field == column
     assert f"{column} (" in str(info.value) and repr(value) in str(info.value) and words in str(info.value)
@@ -156,7 +156,7 @@ def test_default_and_english_value_words(words: dict[str, str], expected: tuple[
 
 @pytest.mark.parametrize("stars", ["0", "6", "-1", "4.5", "很多"])
 def test_stars_outside_1_to_5_is_an_error(stars: str) -> None:
-    with pytest.raises(RowError, match=r"评星 \(stars\) .* valid: 1 to 5"):
+    with pytest.raises(CaseRowError, match=r"评星 \(stars\) .* valid: 1 to 5"):
         to_record(row(评星=stars))
 
 
@@ -167,20 +167,20 @@ def test_stars_forms(stars: object, expected: int) -> None:
 
 @pytest.mark.parametrize("column", ["签收时间", "反馈时间", "办结时间"])
 def test_step_before_receipt_is_an_error(column: str) -> None:
-    with pytest.raises(RowError) as info:
+    with pytest.raises(CaseRowError) as info:
         to_record(row(**{column: "2026-11-09 08:41"}))
     assert info.value.field == column
     assert "is before 受理时间 (2026-11-09 08:42)" in str(info.value)
 
 
 def test_required_cells() -> None:
-    with pytest.raises(RowError, match=r"承办单位 \(unit\) is empty"):
+    with pytest.raises(CaseRowError, match=r"承办单位 \(unit\) is empty"):
         to_record(row(承办单位="  "))
-    with pytest.raises(RowError, match=r"受理时间 \(received_at\) is empty"):
+    with pytest.raises(CaseRowError, match=r"受理时间 \(received_at\) is empty"):
         to_record(row(受理时间=""))
     data = row()
     del data["来源"]
-    with pytest.raises(RowError, match=r"来源 \(source\) is missing"):
+    with pytest.raises(CaseRowError, match=r"来源 \(source\) is missing"):
         to_record(data)
 
 
@@ -307,11 +307,11 @@ def test_fast_build_agrees_with_the_checked_build(cells: dict[str, object]) -> N
     for attempt in range(2):  # the second time through the memoised value words
         try:
             fast: object = builder.build(values)
-        except RowError as exc:
+        except CaseRowError as exc:
             fast = ("error", str(exc))
         try:
             checked: object = builder._build_checked(values)
-        except RowError as exc:
+        except CaseRowError as exc:
             checked = ("error", str(exc))
         assert fast == checked, attempt
 
@@ -329,6 +329,6 @@ def test_fast_build_agrees_on_the_sample_export() -> None:
         for build in (builder.build, builder._build_checked):
             try:
                 results.append(build(values))
-            except RowError as exc:
+            except CaseRowError as exc:
                 results.append(str(exc))
         assert results[0] == results[1], values

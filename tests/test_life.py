@@ -1,0 +1,181 @@
+"""Cases through their whole lives via the real store, compared with a pure walk of the engine.
+
+Each case is imported, changed and re-imported (``Store.upsert_cases``) and ticked (``run_tick``) at every
+instant where something can happen to it (every warning, due instant, return-window end and breach repeat
+the engine names, and each change), on SQLite, PostgreSQL and MariaDB. After every step the stored
+``next_check_at`` of every case must be what the engine says (:func:`first_check_at` after a change, the
+evaluation's ``next_check_at`` after a tick that read it) and the stored alerts must be, to the instant,
+what evaluating every case at every tick gives: the store may skip a case only when the engine says nothing
+can happen to it.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from daemon.config import Config, ContactConfig, ContactsConfig, UnitConfig
+from daemon.core.cases import CaseRecord, Category, Source, Status
+from daemon.core.derive import RuleCache
+from daemon.core.engine import CaseState, EngineSettings, evaluate, first_check_at
+from daemon.core.rules import Deadline, RuleSet
+from daemon.core.timeutil import parse_time
+from daemon.pipeline.tick import run_tick
+from daemon.storage.models import alerts, cases
+from daemon.storage.store import Store
+
+UNIT = "兴隆台区住建局"
+END = parse_time("2024-10-18 12:00")  # the walk's horizon
+
+
+def at(text: str) -> datetime:
+    return parse_time(text)
+
+
+def config() -> Config:
+    return Config(contacts=ContactsConfig(
+        units=[UnitConfig(name=UNIT, contacts=[ContactConfig(name="王承办", role="handler", mobile="13800001234")])],
+        supervisors=[ContactConfig(name="督办员", role="supervisor")],
+    ))
+
+
+def case(number: str, received: str, **kw: object) -> CaseRecord:
+    base: dict[str, object] = {"number": number, "source": Source.CITY, "category": Category.COMPLAINT,
+                               "unit": UNIT, "received_at": at(received), "summary": f"诉求 {number}"}
+    base.update(kw)
+    return CaseRecord(**base)  # type: ignore[arg-type]
+
+
+# 2024: Oct 1-7 off, Sun Sep 29 and Sat Oct 12 make-up working days. A municipal complaint received Fri
+# Sep 27 16:30 is due Oct 11 00:00 (warnings Oct 9 and 10 08:30), its return window closes Sep 28 16:30
+# (warning at 12:30), and its breach repeats on the make-up Saturday Oct 12 09:00.
+FRIDAY = "2024-09-27 16:30"
+EDGE = at("2024-09-28 16:30")  # received + 24 h exactly: the window's first late instant
+LIVES: list[tuple[str, list[CaseRecord]]] = [
+    # returned exactly at the window's end: finished, its late-return notice is all that is left
+    ("2024-09-27 16:30", [case("EDGE-RETURNED", FRIDAY)]),
+    ("2024-09-28 16:30", [case("EDGE-RETURNED", FRIDAY, status=Status.RETURNED, return_requested_at=EDGE)]),
+    # a pending return asked for exactly at the window's end: late, and the resolution clock runs on
+    ("2024-09-27 16:30", [case("EDGE-PENDING", FRIDAY)]),
+    ("2024-09-28 16:30", [case("EDGE-PENDING", FRIDAY, status=Status.RETURN_REQUESTED, return_requested_at=EDGE)]),
+    # asked for exactly at the return window's warning: in time
+    ("2024-09-27 16:30", [case("AT-WARNING", FRIDAY)]),
+    ("2024-09-28 12:30", [case("AT-WARNING", FRIDAY, status=Status.RETURN_REQUESTED,
+                               return_requested_at=at("2024-09-28 12:30"))]),
+    # asked for a minute late, then returned
+    ("2024-09-27 16:30", [case("LATE", FRIDAY)]),
+    ("2024-09-28 16:31", [case("LATE", FRIDAY, status=Status.RETURN_REQUESTED,
+                               return_requested_at=at("2024-09-28 16:31"))]),
+    ("2024-09-29 10:00", [case("LATE", FRIDAY, status=Status.RETURNED, return_requested_at=at("2024-09-28 16:31"))]),
+    # signed late (after the return warning), then left to breach: repeats from the make-up Saturday on
+    ("2024-09-27 16:30", [case("BREACH", FRIDAY)]),
+    ("2024-09-28 13:00", [case("BREACH", FRIDAY, status=Status.SIGNED, signed_at=at("2024-09-28 13:00"))]),
+    # extended after its second warning: the deadline moves and its warnings are armed afresh
+    ("2024-09-27 16:30", [case("EXTENDED", FRIDAY, status=Status.SIGNED, signed_at=at("2024-09-27 17:00"))]),
+    ("2024-10-10 10:00", [case("EXTENDED", FRIDAY, status=Status.SIGNED, signed_at=at("2024-09-27 17:00"),
+                               extended_due_at=at("2024-10-16 00:00"))]),
+    # received on the make-up Sunday, fed back exactly at its due instant (too late: due is the first late one)
+    ("2024-09-29 10:00", [case("MAKEUP", "2024-09-29 10:00", category=Category.INQUIRY)]),
+    ("2024-10-10 00:00", [case("MAKEUP", "2024-09-29 10:00", category=Category.INQUIRY, status=Status.FED_BACK,
+                               fed_back_at=at("2024-10-10 00:00"))]),
+    # provincial, natural days over the holiday, fed back after its breach
+    ("2024-09-27 16:30", [case("PROVINCE", FRIDAY, source=Source.PROVINCE)]),
+    ("2024-10-08 10:00", [case("PROVINCE", FRIDAY, source=Source.PROVINCE, status=Status.FED_BACK,
+                               fed_back_at=at("2024-10-08 10:00"))]),
+]
+
+
+@dataclass
+class Pure:
+    """One case as the pure walk knows it."""
+
+    record: CaseRecord
+    rule_id: str
+    deadline: Deadline
+    return_deadline: Deadline | None
+    version: int
+    next_check_at: datetime | None
+
+
+def _deadlines(cache: RuleCache, rec: CaseRecord) -> tuple[str, Deadline, Deadline | None]:
+    rule, return_rule = cache.rules_for(rec)
+    ret = None if return_rule is None else return_rule.deadline(rec.received_at)
+    return rule.id, rule.deadline(rec.received_at, extended_due_at=rec.extended_due_at), ret
+
+
+def _stored(store: Store) -> tuple[dict[str, datetime | None], set[tuple[str, str, int, int, datetime, datetime]]]:
+    with store.engine.connect() as conn:
+        checks = {r.number: r.next_check_at for r in conn.execute(select(cases.c.number, cases.c.next_check_at))}
+        found = {
+            (r.number, r.kind, r.level, r.deadline_version, r.fire_at, r.due_at)
+            for r in conn.execute(select(cases.c.number, alerts.c.kind, alerts.c.level, alerts.c.deadline_version,
+                                         alerts.c.fire_at, alerts.c.due_at).join(cases, cases.c.id == alerts.c.case_id))
+        }
+    return checks, found
+
+
+def test_every_case_lives_in_the_store_as_the_engine_walks_it(store: Store, rules: RuleSet) -> None:
+    cfg = config()
+    settings = EngineSettings.from_config(cfg.alerts)
+    calendar = rules.rules[0].calendar
+    cache = RuleCache(rules)
+    changes: dict[datetime, list[CaseRecord]] = {}
+    for when, records in LIVES:
+        changes.setdefault(at(when), []).extend(records)
+    pure: dict[str, Pure] = {}
+    expected: set[tuple[str, str, int, int, datetime, datetime]] = set()
+    instants = list(changes)
+    heapq.heapify(instants)
+    done: set[datetime] = set()
+    steps = 0
+    while instants:
+        now = heapq.heappop(instants)
+        if now in done or now > END:
+            continue
+        done.add(now)
+        if now in changes:
+            store.upsert_cases(changes[now], rules=rules, now=now, source_name="life")
+            for rec in changes[now]:
+                rule_id, deadline, ret = _deadlines(cache, rec)
+                old = pure.get(rec.number)
+                version = 1 if old is None else old.version + (
+                    deadline.due_at != old.deadline.due_at or rule_id != old.rule_id)
+                first = first_check_at(CaseState.from_record(rec), deadline, ret)
+                pure[rec.number] = Pure(rec, rule_id, deadline, ret, version, first)
+            checks, _ = _stored(store)
+            assert checks == {n: p.next_check_at for n, p in pure.items()}, f"after the changes at {now}"
+        run_tick(store, rules, calendar, cfg, now)
+        steps += 1
+        for number, p in pure.items():
+            ev = evaluate(CaseState.from_record(p.record), p.deadline, p.return_deadline, now,
+                          calendar=calendar, settings=settings)
+            # every case, due or not: what the store must have alerted by now
+            expected |= {(number, d.kind, d.level, p.version, d.fire_at, d.due_at) for d in ev.decisions}
+            if p.next_check_at is not None and p.next_check_at <= now:  # what the tick read
+                p.next_check_at = ev.next_check_at
+            if ev.next_check_at is not None:
+                heapq.heappush(instants, ev.next_check_at)
+            for point in (*p.deadline.warnings, *(p.return_deadline.warnings if p.return_deadline else ())):
+                heapq.heappush(instants, point.at)
+        checks, found = _stored(store)
+        assert found == expected, f"alerts at {now}: missing {expected - found}, extra {found - expected}"
+        assert checks == {n: p.next_check_at for n, p in pure.items()}, f"next checks after the tick at {now}"
+    kinds = {(number, kind) for number, kind, *_ in expected}
+    assert {("EDGE-RETURNED", "late_return"), ("EDGE-PENDING", "late_return"), ("LATE", "late_return"),
+            ("BREACH", "breach_repeat"), ("EXTENDED", "warning"), ("PROVINCE", "breach")} <= kinds
+    assert ("AT-WARNING", "late_return") not in kinds and ("MAKEUP", "breach") not in kinds
+    assert steps > 20
+
+
+def test_a_return_asked_for_exactly_at_the_window_end_is_checked_and_alerted(store: Store, rules: RuleSet) -> None:
+    """The issue's reproduction: a returned case whose 退件申请时间 is exactly received + 24 h, then a tick."""
+    returned = case("EDGE", FRIDAY, status=Status.RETURNED, return_requested_at=EDGE)
+    store.upsert_cases([returned], rules=rules, now=EDGE, source_name="t")
+    checks, _ = _stored(store)
+    assert checks == {"EDGE": EDGE}
+    result = run_tick(store, rules, rules.rules[0].calendar, config(), EDGE + timedelta(minutes=1))
+    assert [(a["case"], a["kind"]) for a in result.alerts] == [("EDGE", "late_return")]
+    assert _stored(store)[0] == {"EDGE": None}
