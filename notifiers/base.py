@@ -39,6 +39,7 @@ class NotifierError(Exception):
         retry_after: float | None = None,
         failed_recipients: tuple[str, ...] = (),
         provider_code: str | None = None,
+        parts_sent: int | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -46,6 +47,9 @@ class NotifierError(Exception):
         self.retry_after = retry_after
         self.failed_recipients = failed_recipients
         self.provider_code = provider_code
+        #: a message sent as several requests: how many of its parts the provider has taken, counting those
+        #: of earlier attempts (:attr:`Message.parts_delivered`); None when the channel sends one request
+        self.parts_sent = parts_sent
 
     @property
     def deferred(self) -> bool:
@@ -102,6 +106,9 @@ class Message:
     attachments: tuple[Attachment, ...] = ()
     dedupe_key: str = ""
     mentions: tuple[Recipient, ...] = ()
+    #: parts an earlier attempt delivered (a long message split into several requests): the channel sends
+    #: from the next one, so a part is never repeated because a later one failed (:func:`send_parts`)
+    parts_delivered: int = 0
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,23 @@ class Notifier(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the default has nothing to release."""
+
+
+def send_parts(count: int, delivered: int, send_one: Callable[[int], None]) -> None:
+    """Send parts ``delivered`` … ``count - 1`` of a message with ``send_one(index)`` (0-based), in order.
+
+    A part that fails raises its :class:`NotifierError` with ``parts_sent`` set to the number of parts the
+    provider has taken, so the outbox resumes from the first undelivered part. ``delivered`` beyond
+    ``count`` (the message now splits differently, e.g. a changed template) starts over: a repeat is safer
+    than a part never sent.
+    """
+    start = delivered if 0 <= delivered < count else 0
+    for index in range(start, count):
+        try:
+            send_one(index)
+        except NotifierError as exc:
+            exc.parts_sent = index
+            raise
 
 
 class Secret:

@@ -17,7 +17,7 @@ from typing import Any, Literal, Self
 
 from pydantic import Field
 
-from notifiers.base import Clock, Message, NotifierError, Receipt, Recipient
+from notifiers.base import Clock, Message, NotifierError, Receipt, Recipient, send_parts
 from notifiers.http import HttpNotifier, HttpOptions
 from notifiers.secrets import SecretResolver, SecretValue
 from notifiers.wecom_bot import split_by_bytes
@@ -91,13 +91,17 @@ class WecomAppNotifier(HttpNotifier):
         msgtype = self.options.msgtype if message.markdown else "text"
         parts = split_by_bytes(content, CONTENT_LIMIT)
         invalid: set[str] = set()
-        msgid = None
-        for i, part in enumerate(parts, 1):
-            body = self._body(people, msgtype, part)
-            what = f"message part {i}/{len(parts)}" if len(parts) > 1 else "message"
+        msgids: list[Any] = []
+
+        def send_one(index: int) -> None:
+            body = self._body(people, msgtype, parts[index])
+            what = f"message part {index + 1}/{len(parts)}" if len(parts) > 1 else "message"
             data = self._post(body, what)
-            msgid = data.get("msgid", msgid)
+            msgids.append(data.get("msgid"))
             invalid.update(u for u in str(data.get("invaliduser", "")).split("|") if u)
+
+        send_parts(len(parts), message.parts_delivered, send_one)
+        msgid = next((m for m in reversed(msgids) if m is not None), None)
         receipt_detail: dict[str, Any] = {}
         if invalid:
             masked = tuple(p.masked for p in people if p.wecom_userid in invalid)

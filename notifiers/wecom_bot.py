@@ -14,7 +14,7 @@ from typing import Any, Literal, Self
 
 from pydantic import Field
 
-from notifiers.base import Clock, Message, NotifierError, Receipt
+from notifiers.base import Clock, Message, NotifierError, Receipt, send_parts
 from notifiers.http import HttpNotifier, HttpOptions
 from notifiers.secrets import SecretResolver, SecretValue
 
@@ -118,7 +118,9 @@ class WecomBotNotifier(HttpNotifier):
         return f"WecomBotNotifier({self.name!r})"
 
     def send(self, message: Message) -> Receipt:
-        bodies = self._bodies(message)
+        all_bodies = self._bodies(message)
+        start = message.parts_delivered if 0 <= message.parts_delivered < len(all_bodies) else 0
+        bodies = all_bodies[start:]
         if len(bodies) > self._window.limit:
             raise NotifierError(
                 f"{self.name}: message needs {len(bodies)} robot messages, more than "
@@ -131,10 +133,12 @@ class WecomBotNotifier(HttpNotifier):
                 f"{self.name}: robot limit {self._window.limit}/min reached", retry_after=wait
             )
         url = f"{self.options.base_url.rstrip('/')}/cgi-bin/webhook/send"
-        for i, body in enumerate(bodies, 1):
-            what = f"robot message part {i}/{len(bodies)}" if len(bodies) > 1 else "robot message"
+        total = len(all_bodies)
+
+        def send_one(index: int) -> None:
+            what = f"robot message part {index + 1}/{total}" if total > 1 else "robot message"
             _, data = self.request_json(
-                "POST", url, what=what, params={"key": self.options.key.reveal()}, json=body
+                "POST", url, what=what, params={"key": self.options.key.reveal()}, json=all_bodies[index]
             )
             self._window.record()
             errcode = data.get("errcode")
@@ -145,7 +149,9 @@ class WecomBotNotifier(HttpNotifier):
                 raise self.fail(
                     what, errcode, data.get("errmsg", ""), permanent=permanent, retry_after=retry_after
                 )
-        return Receipt(parts=len(bodies))
+
+        send_parts(total, start, send_one)
+        return Receipt(parts=total)
 
     def _bodies(self, message: Message) -> list[dict[str, Any]]:
         people = ((message.recipient,) if self.options.mention_recipient else ()) + message.mentions

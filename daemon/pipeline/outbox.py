@@ -191,9 +191,17 @@ class Dispatcher:
         token = f"{self.owner}/{_secrets.token_hex(6)}"
         cond = claimable(now)
         with self.store.engine.begin() as conn:
-            ids = list(conn.execute(
-                select(outbox.c.id).where(cond).order_by(outbox.c.not_before, outbox.c.id).limit(limit)
-            ).scalars())
+            found = list(conn.execute(
+                select(outbox.c.id, outbox.c.batch_id, outbox.c.parts_sent).where(cond)
+                .order_by(outbox.c.not_before, outbox.c.id).limit(limit)
+            ))
+            ids = [r.id for r in found]
+            # a partly delivered batch resumes whole: its other rows come too, whatever the limit cut
+            resumed = {r.batch_id for r in found if r.parts_sent and r.batch_id}
+            if resumed:
+                ids += [i for i in conn.execute(
+                    select(outbox.c.id).where(outbox.c.batch_id.in_(resumed), cond)
+                ).scalars() if i not in set(ids)]
         if not ids:
             return token, []
         lease_until = now + timedelta(seconds=self.settings.lease_seconds)
@@ -231,11 +239,16 @@ class Dispatcher:
         for row in rows:
             if row.kind in REPORT_KINDS or "rendered" in (row.payload or {}):
                 groups[("row", row.id)] = [row]
+            elif row.parts_sent and row.batch_id:  # partly delivered: the same batch renders the same parts
+                groups.setdefault(("resume", row.channel, row.batch_id), []).append(row)
             else:
                 who = json.dumps(row.recipient, sort_keys=True, ensure_ascii=False)
                 groups.setdefault((row.channel, who, row.kind), []).append(row)
         window = timedelta(seconds=self.settings.batch_window_seconds)
-        for group in groups.values():
+        for key, group in groups.items():
+            if key[0] == "resume":
+                yield sorted(group, key=lambda r: r.id)
+                continue
             chunk: list[Any] = []
             for row in sorted(group, key=lambda r: (r.not_before, r.id)):
                 if chunk and (row.not_before - chunk[0].not_before > window or len(chunk) >= MAX_BATCH):
@@ -311,7 +324,7 @@ class Dispatcher:
                 recipient=recipient, subject=str(rendered["subject"]), text=str(rendered["text"]),
                 markdown=rendered.get("markdown"), html=rendered.get("html"), kind=first.kind,
                 params={str(k): str(v) for k, v in (rendered.get("sms_params") or {}).items()},
-                attachments=attachments, dedupe_key=first.dedupe_key,
+                attachments=attachments, dedupe_key=first.dedupe_key, parts_delivered=first.parts_sent or 0,
             )
         context = alert_context(first.kind, [r.payload for r in batch], first.recipient, now)
         out = self.renderer.render(first.kind, context, self._families.get(first.channel, FAMILIES))
@@ -319,6 +332,7 @@ class Dispatcher:
             recipient=recipient, subject=out.subject, text=out.text, markdown=out.markdown, html=out.html,
             kind=first.kind, params=sms_params(context),
             dedupe_key=first.dedupe_key if len(batch) == 1 else f"batch:{batch_id}",
+            parts_delivered=min(r.parts_sent or 0 for r in batch),
         )
 
     def _begin_attempt(self, batch: list[Any], token: str, batch_id: str, current: datetime) -> bool:
@@ -372,6 +386,10 @@ class Dispatcher:
             delay = self.backoff(attempts)
             outcome, fields = "retry", {"status": "pending", "not_before": finished + timedelta(seconds=delay)}
             result.retried += len(batch)
+        if problem is not None and problem.parts_sent is not None:  # resume after the parts that arrived
+            fields["parts_sent"] = problem.parts_sent
+        elif receipt is not None and problem is None:
+            fields["parts_sent"] = receipt.parts
         with self.store.engine.begin() as conn:
             conn.execute(
                 update(deliveries).where(deliveries.c.outbox_id.in_(ids), deliveries.c.outcome == "attempting")

@@ -156,6 +156,9 @@ outbox = Table(
     Column("batch_id", String(64)),
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
+    # a message sent as several requests (a long WeCom message): the parts the provider took, so a retry
+    # resumes from the first undelivered one instead of repeating the others (issue 14 finding 4)
+    Column("parts_sent", Integer, nullable=False, server_default="0"),  # server-side: bulk inserts omit it
     UniqueConstraint("dedupe_key", "channel"),
     Index("ix_outbox_status_not_before", "status", "not_before"),
 )
