@@ -18,7 +18,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 Clock = Callable[[], float]
 """Monotonic seconds; ``time.monotonic`` in production, a fake in tests."""
@@ -136,9 +136,31 @@ class Notifier(ABC):
     #: hold messages in the default quiet hours (22:00-07:30) unless ``dispatch.quiet_hours`` names the
     #: channel: a text message at night wakes people (the SMS channels say True)
     quiet_hours_by_default: ClassVar[bool] = False
+    #: the vendor's limit of requests per rolling minute (CONTRACTS.md), per key of :meth:`rate_keys`;
+    #: None: no documented limit. ``channels.<name>.rate_limit_per_minute`` overrides it, and the outbox
+    #: keeps it in the database for every process (daemon/pipeline/rate_limit.py), not here
+    rate_limit_per_minute: ClassVar[int | None] = None
+    #: what that limit counts per: the whole channel (a robot's webhook), each ``mobile`` (SMS) or each
+    #: ``wecom_userid`` (an application's messages to one member)
+    rate_limit_per: ClassVar[Literal["channel", "mobile", "wecom_userid"]] = "channel"
 
     def __init__(self, name: str) -> None:
         self.name = name
+
+    @classmethod
+    def rate_keys(cls, message: Message) -> tuple[str, ...]:
+        """The keys :attr:`rate_limit_per_minute` counts ``message`` under: ``("",)`` for the whole channel,
+        else each recipient's mobile or user id (the outbox hashes them before storing); none when the
+        message has no such address (the channel will refuse it, nothing to count)."""
+        if cls.rate_limit_per == "channel":
+            return ("",)
+        people = (message.recipient, *message.mentions)
+        keys = (p.mobile if cls.rate_limit_per == "mobile" else p.wecom_userid for p in people)
+        return tuple(dict.fromkeys(k for k in keys if k))
+
+    def requests_for(self, message: Message) -> int:
+        """How many provider requests sending ``message`` takes (from ``message.parts_delivered`` on)."""
+        return 1
 
     @abstractmethod
     def send(self, message: Message) -> Receipt:

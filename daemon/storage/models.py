@@ -224,3 +224,11 @@ settings = Table(  # small state: calendar/rules fingerprints, last tick, leader
     Column("owner", String(64)),
     Column("until", UTCDateTime),
 )
+
+send_windows = Table(  # the sends of the last minute per (channel, key): a vendor's limit shared by every process
+    "send_windows",
+    metadata,
+    Column("key", String(120), primary_key=True),  # channel name + ":" + hash of the member or number
+    Column("sent", Text, nullable=False),  # epoch seconds of the sends still in the window, space-separated
+    Column("updated_at", UTCDateTime, nullable=False),
+)
