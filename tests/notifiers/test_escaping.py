@@ -130,3 +130,37 @@ def test_markdown_digest_shows_hostile_unit_and_summary_inert(
     for bad in ("<@all>", "](", "http://", "**加粗"):
         assert bad not in md, bad
     assert md.startswith("# ") and "<font color=\"warning\">" in md  # the digest's own markup
+
+
+def test_month_end_reminders_show_unit_and_summary_inert(calendar: WorkCalendar) -> None:
+    from datetime import date
+
+    from daemon.reports.month_end import BacklogCase, MonthEndAction, render_reminder, render_unrouted_reminder
+
+    action = MonthEndAction("month_end", "2026-11/T-3", 2026, 11, date(2026, 11, 25), NOW, 3)
+    item = BacklogCase("[X1](http://evil.example)", HOSTILE, HOSTILE_UNIT, at("2026-11-10 10:00"),
+                       at("2026-11-17 00:00"), provisional=False, carried=False, overdue=True)
+    for rendered, heading in ((render_reminder(action, HOSTILE_UNIT, [item], calendar, NOW), "**待办结工单**"),
+                              (render_unrouted_reminder(action, {HOSTILE_UNIT: [item]}, calendar, NOW),
+                               "**各单位待办结工单**")):
+        assert "＜@all＞住建局＊＊" in rendered.markdown
+        for bad in ("<@all>", "](", "http://", "<font", "**加粗"):
+            assert bad not in rendered.markdown, bad
+        assert rendered.markdown.startswith("# 月底清零提醒") and heading in rendered.markdown  # own markup
+        assert "<@all>住建局**" in rendered.text  # the plain text shows it as written
+
+
+def test_ranking_markdown_shows_unit_names_inert() -> None:
+    from datetime import datetime
+
+    from daemon.core.timeutil import LOCAL_TZ
+    from daemon.reports.ranking import monthly_ranking
+    from daemon.reports.ranking_render import render_markdown
+    from tests.test_ranking import SMALL, april_cases, case
+    from tests.test_ranking import at as april_at
+
+    cases = [*april_cases(), case("Q1", "<@all>[局](http://evil.example)", april_at(3), april_at(8, 0), april_at(4))]
+    text = render_markdown(monthly_ranking(cases, 2024, 4, datetime(2024, 5, 1, tzinfo=LOCAL_TZ), SMALL))
+    assert "＜@all＞［局］（http：//evil.example）" in text
+    assert "<@all>" not in text and "](" not in text and "http://" not in text
+    assert text.startswith("# ") and "|---|" in text  # its own heading and table markup stay
