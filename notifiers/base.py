@@ -18,7 +18,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 Clock = Callable[[], float]
 """Monotonic seconds; ``time.monotonic`` in production, a fake in tests."""
@@ -39,6 +39,7 @@ class NotifierError(Exception):
         retry_after: float | None = None,
         failed_recipients: tuple[str, ...] = (),
         provider_code: str | None = None,
+        parts_sent: int | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -46,6 +47,9 @@ class NotifierError(Exception):
         self.retry_after = retry_after
         self.failed_recipients = failed_recipients
         self.provider_code = provider_code
+        #: a message sent as several requests: how many of its parts the provider has taken, counting those
+        #: of earlier attempts (:attr:`Message.parts_delivered`); None when the channel sends one request
+        self.parts_sent = parts_sent
 
     @property
     def deferred(self) -> bool:
@@ -102,6 +106,9 @@ class Message:
     attachments: tuple[Attachment, ...] = ()
     dedupe_key: str = ""
     mentions: tuple[Recipient, ...] = ()
+    #: parts an earlier attempt delivered (a long message split into several requests): the channel sends
+    #: from the next one, so a part is never repeated because a later one failed (:func:`send_parts`)
+    parts_delivered: int = 0
 
 
 @dataclass(frozen=True)
@@ -129,9 +136,31 @@ class Notifier(ABC):
     #: hold messages in the default quiet hours (22:00-07:30) unless ``dispatch.quiet_hours`` names the
     #: channel: a text message at night wakes people (the SMS channels say True)
     quiet_hours_by_default: ClassVar[bool] = False
+    #: the vendor's limit of requests per rolling minute (CONTRACTS.md), per key of :meth:`rate_keys`;
+    #: None: no documented limit. ``channels.<name>.rate_limit_per_minute`` overrides it, and the outbox
+    #: keeps it in the database for every process (daemon/pipeline/rate_limit.py), not here
+    rate_limit_per_minute: ClassVar[int | None] = None
+    #: what that limit counts per: the whole channel (a robot's webhook), each ``mobile`` (SMS) or each
+    #: ``wecom_userid`` (an application's messages to one member)
+    rate_limit_per: ClassVar[Literal["channel", "mobile", "wecom_userid"]] = "channel"
 
     def __init__(self, name: str) -> None:
         self.name = name
+
+    @classmethod
+    def rate_keys(cls, message: Message) -> tuple[str, ...]:
+        """The keys :attr:`rate_limit_per_minute` counts ``message`` under: ``("",)`` for the whole channel,
+        else each recipient's mobile or user id (the outbox hashes them before storing); none when the
+        message has no such address (the channel will refuse it, nothing to count)."""
+        if cls.rate_limit_per == "channel":
+            return ("",)
+        people = (message.recipient, *message.mentions)
+        keys = (p.mobile if cls.rate_limit_per == "mobile" else p.wecom_userid for p in people)
+        return tuple(dict.fromkeys(k for k in keys if k))
+
+    def requests_for(self, message: Message) -> int:
+        """How many provider requests sending ``message`` takes (from ``message.parts_delivered`` on)."""
+        return 1
 
     @abstractmethod
     def send(self, message: Message) -> Receipt:
@@ -139,6 +168,23 @@ class Notifier(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the default has nothing to release."""
+
+
+def send_parts(count: int, delivered: int, send_one: Callable[[int], None]) -> None:
+    """Send parts ``delivered`` … ``count - 1`` of a message with ``send_one(index)`` (0-based), in order.
+
+    A part that fails raises its :class:`NotifierError` with ``parts_sent`` set to the number of parts the
+    provider has taken, so the outbox resumes from the first undelivered part. ``delivered`` beyond
+    ``count`` (the message now splits differently, e.g. a changed template) starts over: a repeat is safer
+    than a part never sent.
+    """
+    start = delivered if 0 <= delivered < count else 0
+    for index in range(start, count):
+        try:
+            send_one(index)
+        except NotifierError as exc:
+            exc.parts_sent = index
+            raise
 
 
 class Secret:

@@ -2,7 +2,9 @@
 
 ``sign = urlencode(base64(HMAC-SHA256(secret, f"{ms}\\n{secret}")))`` over a wall-clock timestamp in
 milliseconds (DingTalk rejects timestamps more than an hour off). The access token and sign are in the URL,
-which is therefore never logged. The robot takes 20 messages per minute; we throttle ourselves.
+which is therefore never logged. The robot takes 20 messages per minute
+(:attr:`DingtalkNotifier.rate_limit_per_minute`), which the outbox keeps for every process in the database
+(daemon/pipeline/rate_limit.py).
 """
 
 from __future__ import annotations
@@ -16,10 +18,9 @@ from typing import Any, Literal, Self
 
 from pydantic import Field
 
-from notifiers.base import Clock, Message, NotifierError, Receipt
+from notifiers.base import Clock, Message, Receipt
 from notifiers.http import HttpNotifier, HttpOptions
 from notifiers.secrets import SecretResolver, SecretValue
-from notifiers.wecom_bot import SendWindow
 
 _PERMANENT = {310000, 300001}  # bad sign/timestamp/keyword; invalid token
 _DEFER = {130101: 60.0}  # more than 20 per minute
@@ -36,13 +37,13 @@ class DingtalkOptions(HttpOptions):
     secret: SecretValue | None = Field(None, description="加签 secret (SEC…); omit for keyword robots")
     base_url: str = "https://oapi.dingtalk.com"
     msgtype: Literal["markdown", "text"] = "markdown"
-    max_per_minute: int = Field(20, ge=1, le=20)
 
 
 class DingtalkNotifier(HttpNotifier):
     type_name = "dingtalk"
     formats = ("txt", "md")
     quiet_hours_by_default = False
+    rate_limit_per_minute = 20  # per robot (errcode 130101 beyond it)
 
     def __init__(
         self,
@@ -55,7 +56,6 @@ class DingtalkNotifier(HttpNotifier):
         super().__init__(name, options)
         self.options = options
         self._wall_clock = wall_clock
-        self._window = SendWindow(options.max_per_minute, 60.0, clock)
 
     @classmethod
     def from_options(
@@ -67,11 +67,6 @@ class DingtalkNotifier(HttpNotifier):
         return f"DingtalkNotifier({self.name!r})"
 
     def send(self, message: Message) -> Receipt:
-        wait = self._window.wait_needed(1)
-        if wait:
-            raise NotifierError(
-                f"{self.name}: robot limit {self._window.limit}/min reached", retry_after=wait
-            )
         params: dict[str, str] = {"access_token": self.options.access_token.reveal()}
         if self.options.secret:
             ms = int(self._wall_clock() * 1000)
@@ -80,7 +75,6 @@ class DingtalkNotifier(HttpNotifier):
         _, data = self.request_json(
             "POST", url, what="robot message", params=params, json=self._body(message)
         )
-        self._window.record()
         errcode = data.get("errcode")
         if errcode == 0:
             return Receipt()

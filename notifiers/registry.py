@@ -51,6 +51,28 @@ def channel_class(type_name: str) -> type[Notifier] | None:
     return CHANNEL_TYPES.get(type_name)
 
 
+RATE_LIMIT_KEY = "rate_limit_per_minute"
+_LEGACY_RATE_LIMIT_KEY = "max_per_minute"  # the robots' name for it before the limit moved to the outbox
+
+
+def rate_limit_of(name: str, options: Mapping[str, Any]) -> int | None:
+    """Requests per rolling minute allowed on channel ``channels.<name>`` (per key of the class's
+    ``rate_keys``): ``rate_limit_per_minute`` if set (``0`` or ``null``: no limit), else the channel
+    type's vendor default (:attr:`Notifier.rate_limit_per_minute`). Raises :class:`ChannelConfigError`."""
+    cls = channel_class(str(options.get("type", "")))
+    default = cls.rate_limit_per_minute if cls is not None else None
+    key = RATE_LIMIT_KEY if RATE_LIMIT_KEY in options else _LEGACY_RATE_LIMIT_KEY
+    value = options.get(key, default)
+    if value is None or value == 0:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ChannelConfigError(
+            f"channels.{name}.{key}: expected a whole number of requests per minute (0 or null: no limit), "
+            f"got {value!r}"
+        )
+    return value
+
+
 def build_notifier(
     name: str, options: Mapping[str, Any], *, secrets: SecretResolver, clock: Clock = time.monotonic
 ) -> Notifier:
@@ -64,7 +86,8 @@ def build_notifier(
     cls = channel_class(str(type_name))
     if cls is None:
         raise ChannelConfigError(f"channels.{name}.type: unknown channel type {type_name!r}; valid types: {valid}")
-    rest = {k: v for k, v in options.items() if k != "type"}
+    rate_limit_of(name, options)  # validated here so that `config check` reports it
+    rest = {k: v for k, v in options.items() if k not in ("type", RATE_LIMIT_KEY, _LEGACY_RATE_LIMIT_KEY)}
     factory: Any = cls  # every registered class has from_options (see NotifierFactory)
     notifier: Notifier = factory.from_options(name, rest, secrets=secrets, clock=clock)
     return notifier

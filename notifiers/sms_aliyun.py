@@ -54,6 +54,8 @@ class AliyunSmsNotifier(HttpNotifier):
     type_name = "sms_aliyun"
     formats = ("txt",)
     quiet_hours_by_default = True
+    rate_limit_per_minute = 1  # per number (CONTRACTS.md: roughly 1/min, 5/h, 10/day by default)
+    rate_limit_per = "mobile"
 
     def __init__(
         self,

@@ -42,6 +42,7 @@ class CmccMasNotifier(HttpNotifier):
     type_name = "sms_cmcc_mas"
     formats = ("txt",)
     quiet_hours_by_default = True
+    rate_limit_per = "mobile"  # no documented figure: set channels.<name>.rate_limit_per_minute
 
     def __init__(self, name: str, options: CmccMasOptions) -> None:
         super().__init__(name, options)

@@ -52,6 +52,7 @@ class HttpSmsNotifier(HttpNotifier):
     type_name = "sms_http"
     formats = ("txt",)
     quiet_hours_by_default = True
+    rate_limit_per = "mobile"  # no documented figure: set channels.<name>.rate_limit_per_minute
 
     def __init__(self, name: str, options: HttpSmsOptions) -> None:
         super().__init__(name, options)

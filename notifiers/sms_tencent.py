@@ -66,6 +66,7 @@ class TencentSmsNotifier(HttpNotifier):
     type_name = "sms_tencent"
     formats = ("txt",)
     quiet_hours_by_default = True
+    rate_limit_per = "mobile"  # no documented figure: set channels.<name>.rate_limit_per_minute
 
     def __init__(
         self, name: str, options: TencentSmsOptions, *, wall_clock: Callable[[], float] = time.time

@@ -17,7 +17,7 @@ from typing import Any, Literal, Self
 
 from pydantic import Field
 
-from notifiers.base import Clock, Message, NotifierError, Receipt, Recipient
+from notifiers.base import Clock, Message, NotifierError, Receipt, Recipient, send_parts
 from notifiers.http import HttpNotifier, HttpOptions
 from notifiers.secrets import SecretResolver, SecretValue
 from notifiers.wecom_bot import split_by_bytes
@@ -46,6 +46,8 @@ class WecomAppNotifier(HttpNotifier):
     type_name = "wecom_app"
     formats = ("txt", "md")
     quiet_hours_by_default = False
+    rate_limit_per_minute = 30  # per member from one app; beyond it WeCom drops messages silently
+    rate_limit_per = "wecom_userid"
 
     def __init__(self, name: str, options: WecomAppOptions, *, clock: Clock = time.monotonic) -> None:
         super().__init__(name, options)
@@ -85,19 +87,20 @@ class WecomAppNotifier(HttpNotifier):
         people = _unique((message.recipient, *message.mentions))
         if not people:
             raise NotifierError(f"{self.name}: {message.recipient.name} has no WeCom user id", permanent=True)
-        content = (
-            message.markdown if self.options.msgtype == "markdown" and message.markdown else message.text
-        )
-        msgtype = self.options.msgtype if message.markdown else "text"
+        msgtype, content = self._content(message)
         parts = split_by_bytes(content, CONTENT_LIMIT)
         invalid: set[str] = set()
-        msgid = None
-        for i, part in enumerate(parts, 1):
-            body = self._body(people, msgtype, part)
-            what = f"message part {i}/{len(parts)}" if len(parts) > 1 else "message"
+        msgids: list[Any] = []
+
+        def send_one(index: int) -> None:
+            body = self._body(people, msgtype, parts[index])
+            what = f"message part {index + 1}/{len(parts)}" if len(parts) > 1 else "message"
             data = self._post(body, what)
-            msgid = data.get("msgid", msgid)
+            msgids.append(data.get("msgid"))
             invalid.update(u for u in str(data.get("invaliduser", "")).split("|") if u)
+
+        send_parts(len(parts), message.parts_delivered, send_one)
+        msgid = next((m for m in reversed(msgids) if m is not None), None)
         receipt_detail: dict[str, Any] = {}
         if invalid:
             masked = tuple(p.masked for p in people if p.wecom_userid in invalid)
@@ -106,6 +109,17 @@ class WecomAppNotifier(HttpNotifier):
                 "%s: WeCom rejected recipients %s (not in the app's visible range?)", self.name, masked
             )
         return Receipt(provider_message_id=msgid, detail=receipt_detail, parts=len(parts))
+
+    def requests_for(self, message: Message) -> int:
+        total = len(split_by_bytes(self._content(message)[1], CONTENT_LIMIT))
+        return total - message.parts_delivered if 0 <= message.parts_delivered < total else total
+
+    def _content(self, message: Message) -> tuple[str, str]:
+        """(msgtype, content) of ``message`` in this channel's settings."""
+        content = (
+            message.markdown if self.options.msgtype == "markdown" and message.markdown else message.text
+        )
+        return (self.options.msgtype if message.markdown else "text"), content
 
     def _body(self, people: list[Recipient], msgtype: str, content: str) -> dict[str, Any]:
         return {

@@ -1,20 +1,20 @@
 """WeCom group robot (企业微信群机器人): one webhook per group.
 
 The webhook key is a secret and part of the URL, so the URL is never logged or put into an error.
-The robot takes at most 20 messages per minute; we count our own sends with the injected clock and raise
-``NotifierError(retry_after=…)`` instead of being blocked.
+The robot takes at most 20 messages per minute (:attr:`WecomBotNotifier.rate_limit_per_minute`); the outbox
+counts every process's sends in the database and defers a message that would exceed it
+(daemon/pipeline/rate_limit.py), so this class only says how many requests a message takes.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Mapping
 from typing import Any, Literal, Self
 
 from pydantic import Field
 
-from notifiers.base import Clock, Message, NotifierError, Receipt
+from notifiers.base import Clock, Message, Receipt, send_parts
 from notifiers.http import HttpNotifier, HttpOptions
 from notifiers.secrets import SecretResolver, SecretValue
 
@@ -60,33 +60,11 @@ def _lines_within(content: str, budget: int) -> list[str]:
     return lines
 
 
-class SendWindow:
-    """At most ``limit`` sends per ``period`` seconds (sliding window over the injected clock)."""
-
-    def __init__(self, limit: int, period: float, clock: Clock) -> None:
-        self.limit, self.period, self._clock = limit, period, clock
-        self._sent: deque[float] = deque()
-
-    def wait_needed(self, count: int) -> float:
-        """Seconds until ``count`` more sends fit; 0 when they fit now."""
-        now = self._clock()
-        while self._sent and self._sent[0] <= now - self.period:
-            self._sent.popleft()
-        excess = len(self._sent) + count - self.limit
-        if excess <= 0:
-            return 0.0
-        return max(self._sent[excess - 1] + self.period - now, 0.001)
-
-    def record(self) -> None:
-        self._sent.append(self._clock())
-
-
 class WecomBotOptions(HttpOptions):
     key: SecretValue
     base_url: str = "https://qyapi.weixin.qq.com"
     msgtype: Literal["markdown", "text"] = "markdown"
     mention_recipient: bool = Field(True, description="@ the recipient's mobile as well as message.mentions")
-    max_per_minute: int = Field(20, ge=1, le=20)
 
 
 # errcode → (permanent, retry_after)
@@ -102,11 +80,11 @@ class WecomBotNotifier(HttpNotifier):
     type_name = "wecom_bot"
     formats = ("txt", "md")
     quiet_hours_by_default = False
+    rate_limit_per_minute = 20  # per robot; exceeding it may block the robot for minutes
 
     def __init__(self, name: str, options: WecomBotOptions, *, clock: Clock = time.monotonic) -> None:
         super().__init__(name, options)
         self.options = options
-        self._window = SendWindow(options.max_per_minute, 60.0, clock)
 
     @classmethod
     def from_options(
@@ -118,25 +96,16 @@ class WecomBotNotifier(HttpNotifier):
         return f"WecomBotNotifier({self.name!r})"
 
     def send(self, message: Message) -> Receipt:
-        bodies = self._bodies(message)
-        if len(bodies) > self._window.limit:
-            raise NotifierError(
-                f"{self.name}: message needs {len(bodies)} robot messages, more than "
-                f"{self._window.limit} per minute allows",
-                permanent=True,
-            )
-        wait = self._window.wait_needed(len(bodies))
-        if wait:
-            raise NotifierError(
-                f"{self.name}: robot limit {self._window.limit}/min reached", retry_after=wait
-            )
+        all_bodies = self._bodies(message)
+        start = message.parts_delivered if 0 <= message.parts_delivered < len(all_bodies) else 0
         url = f"{self.options.base_url.rstrip('/')}/cgi-bin/webhook/send"
-        for i, body in enumerate(bodies, 1):
-            what = f"robot message part {i}/{len(bodies)}" if len(bodies) > 1 else "robot message"
+        total = len(all_bodies)
+
+        def send_one(index: int) -> None:
+            what = f"robot message part {index + 1}/{total}" if total > 1 else "robot message"
             _, data = self.request_json(
-                "POST", url, what=what, params={"key": self.options.key.reveal()}, json=body
+                "POST", url, what=what, params={"key": self.options.key.reveal()}, json=all_bodies[index]
             )
-            self._window.record()
             errcode = data.get("errcode")
             if errcode != 0:
                 permanent, retry_after = _ERRCODES.get(
@@ -145,7 +114,13 @@ class WecomBotNotifier(HttpNotifier):
                 raise self.fail(
                     what, errcode, data.get("errmsg", ""), permanent=permanent, retry_after=retry_after
                 )
-        return Receipt(parts=len(bodies))
+
+        send_parts(total, start, send_one)
+        return Receipt(parts=total)
+
+    def requests_for(self, message: Message) -> int:
+        total = len(self._bodies(message))
+        return total - message.parts_delivered if 0 <= message.parts_delivered < total else total
 
     def _bodies(self, message: Message) -> list[dict[str, Any]]:
         people = ((message.recipient,) if self.options.mention_recipient else ()) + message.mentions

@@ -278,7 +278,7 @@ def test_markdown(april: MonthlyRanking) -> None:
     assert "| 1 | 甲街道 | 4 | 4 | 100.00% | 100.00% | 100.00% | 0.38 | 0.00 | 10.38 |" in text
     assert "| 1 | 乙局 | 2 | 2 | 50.00% | 50.00% | 100.00% | 0.12 | 0.30 | 6.32 |" in text  # 较差 no. 1
     assert "| 兴隆台区 | 6 | 42.86% | 100.00% | 4 | 100.00% |" in text
-    assert "噪音\\|扰民" in text  # a pipe in a summary does not break the table
+    assert "噪音｜扰民" in text  # a pipe in a summary does not break the table (shown full-width, as text)
     assert "月中预测" not in text
 
 

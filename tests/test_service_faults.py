@@ -170,7 +170,8 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 def fill(directory: Path) -> Path:
     """Write until the disk is full (ENOSPC); returns the filler file."""
     filler = directory / "filler"
-    with filler.open("wb") as f, contextlib.suppress(OSError):
+    # unbuffered: a buffered file would flush a partial block at close and raise ENOSPC outside the suppress
+    with filler.open("wb", buffering=0) as f, contextlib.suppress(OSError):
         while True:
             f.write(b"\0" * 65536)
             f.flush()

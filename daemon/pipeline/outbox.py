@@ -2,17 +2,19 @@
 
 Rows, and what is claimable, are daemon/pipeline/queue.py's; notifiers/registry.py builds the channels.
 
-**Claims** are conditional UPDATEs with a lease, safe with several dispatchers on SQLite, PostgreSQL and
-MariaDB: candidate ids are selected, then ``UPDATE … WHERE id IN (…) AND <still claimable>`` stamps them with
-this claim's token (``lease_owner``) and ``lease_until``; the rows read back by token are ours. A crashed
-dispatcher's rows become claimable again when their lease runs out. Before each send the lease is renewed
-under the same token (its rowcount is checked), so rows another dispatcher took over are never sent twice
-by us.
+**Claims** (daemon/pipeline/queue.py ``claim``) are conditional UPDATEs with a lease, safe with several
+dispatchers on SQLite, PostgreSQL and MariaDB; a crashed dispatcher's rows come back when the lease runs
+out. Before each send the lease is renewed under the same token (rowcount checked), so rows another
+dispatcher took over are never sent twice by us.
 
 **At-least-once.** Every attempt is written to ``deliveries`` (outcome ``attempting``) and committed
 *before* the send and updated after it, together with the outbox row. A crash between the send and that
 second commit repeats only that one message: its rows come back after the lease, and the stale
 ``attempting`` delivery is marked ``interrupted`` when they are claimed again.
+
+**Rate limits** (daemon/pipeline/rate_limit.py): before a send, the requests it takes are reserved in the
+channel's rolling minute, kept in the database for every dispatcher; a full window defers the rows to the
+instant it frees (not an attempt).
 
 **What the notifier's error decides** (notifiers/base.py): transient → back off exponentially with jitter,
 up to ``dispatch.backoff_cap_seconds``; ``retry_after`` (flow control) → wait that long, not counted as a
@@ -38,15 +40,15 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, update
 
 from daemon.config import Config
 from daemon.core.quiet import quiet_hours_for, quiet_until
 from daemon.core.timeutil import iso_local
 from daemon.errors import ConfigError
 from daemon.glossary import REPORT_KINDS
-from daemon.pipeline import dead_letter
-from daemon.pipeline.queue import claimable, full_rows, select_rows
+from daemon.pipeline import dead_letter, rate_limit
+from daemon.pipeline.queue import claim, full_rows, release, select_rows
 from daemon.pipeline.render import FAMILIES, Renderer, RenderError, alert_context, sms_params
 from daemon.storage.models import deliveries, outbox
 from daemon.storage.store import Store
@@ -60,7 +62,7 @@ from notifiers.base import (
     Recipient,
     mask_mobiles_in,
 )
-from notifiers.registry import build_notifiers, channel_class
+from notifiers.registry import build_notifiers, channel_class, rate_limit_of
 from notifiers.secrets import redact_secrets
 
 log = structlog.get_logger("hotline_sla.outbox")
@@ -78,8 +80,9 @@ class DispatchResult:
     messages: int = 0  # provider sends attempted
     sent: int = 0
     retried: int = 0
-    deferred: int = 0  # flow control and quiet hours (not failures)
+    deferred: int = 0  # flow control, quiet hours and rate limits (not failures)
     quiet: int = 0  # of which held back by quiet hours
+    rate_limited: int = 0  # of which held back by a channel's shared rate limit (daemon/pipeline/rate_limit.py)
     failed: int = 0  # permanent failures
     dead: int = 0  # dead-lettered (too old, or too many attempts)
     lost_leases: int = 0  # rows another dispatcher took over before we sent them
@@ -151,10 +154,17 @@ class Dispatcher:
         # fake) gets every format and no default quiet hours
         self._families: dict[str, tuple[str, ...]] = {}
         self._quiet_by_default: dict[str, bool] = {}
+        self._rate_limits: dict[str, tuple[int, type[Notifier]]] = {}  # per rolling minute, per rate key
         for name, opts in config.channels.items():
             cls = channel_class(str(opts.get("type", "")))
             self._families[name] = cls.formats if cls is not None else FAMILIES
             self._quiet_by_default[name] = cls is not None and cls.quiet_hours_by_default
+            try:
+                limit = rate_limit_of(name, opts)
+            except ChannelConfigError as exc:
+                raise ConfigError(str(exc)) from None
+            if limit is not None and cls is not None:
+                self._rate_limits[name] = (limit, cls)
 
     # --- public ---------------------------------------------------------------------------------------
 
@@ -174,7 +184,7 @@ class Dispatcher:
         batches = list(self._batches(rows))
         for i, batch in enumerate(batches):
             if should_stop():
-                self._release([r for b in batches[i:] for r in b], token)
+                release(self.store, [r.id for b in batches[i:] for r in b], token)
                 result.stopped = True
                 break
             current = now + timedelta(seconds=self._monotonic() - started)
@@ -191,41 +201,7 @@ class Dispatcher:
 
     def _claim(self, now: datetime, limit: int) -> tuple[str, list[Any]]:
         token = f"{self.owner}/{_secrets.token_hex(6)}"
-        cond = claimable(now)
-        with self.store.engine.begin() as conn:
-            ids = list(conn.execute(
-                select(outbox.c.id).where(cond).order_by(outbox.c.not_before, outbox.c.id).limit(limit)
-            ).scalars())
-        if not ids:
-            return token, []
-        lease_until = now + timedelta(seconds=self.settings.lease_seconds)
-        with self.store.engine.begin() as conn:
-            conn.execute(
-                update(outbox).where(outbox.c.id.in_(ids), cond)
-                .values(status="sending", lease_owner=token, lease_until=lease_until)
-            )
-            rows = full_rows(conn.execute(
-                select_rows().where(outbox.c.id.in_(ids), outbox.c.lease_owner == token)  # by primary key
-                .order_by(outbox.c.not_before, outbox.c.id)
-            ))
-            owned = [r.id for r in rows]
-            if owned:  # an earlier dispatcher died between sending and recording these
-                conn.execute(
-                    update(deliveries)
-                    .where(deliveries.c.outbox_id.in_(owned), deliveries.c.outcome == "attempting")
-                    .values(outcome="interrupted", finished_at=now,
-                            error="dispatcher stopped before recording the result; the message may have been sent")
-                )
-        return token, list(rows)
-
-    def _release(self, rows: Sequence[Any], token: str) -> None:
-        if not rows:
-            return
-        with self.store.engine.begin() as conn:
-            conn.execute(
-                update(outbox).where(outbox.c.id.in_([r.id for r in rows]), outbox.c.lease_owner == token)
-                .values(status="pending", lease_owner=None, lease_until=None)
-            )
+        return token, claim(self.store, token, now, limit=limit, lease_seconds=self.settings.lease_seconds)
 
     def _batches(self, rows: Sequence[Any]) -> Iterable[list[Any]]:
         """Alerts of one kind for one recipient on one channel, due within the batch window, go together."""
@@ -233,11 +209,16 @@ class Dispatcher:
         for row in rows:
             if row.kind in REPORT_KINDS or "rendered" in (row.payload or {}):
                 groups[("row", row.id)] = [row]
+            elif row.parts_sent and row.batch_id:  # partly delivered: the same batch renders the same parts
+                groups.setdefault(("resume", row.channel, row.batch_id), []).append(row)
             else:
                 who = json.dumps(row.recipient, sort_keys=True, ensure_ascii=False)
                 groups.setdefault((row.channel, who, row.kind), []).append(row)
         window = timedelta(seconds=self.settings.batch_window_seconds)
-        for group in groups.values():
+        for key, group in groups.items():
+            if key[0] == "resume":
+                yield sorted(group, key=lambda r: r.id)
+                continue
             chunk: list[Any] = []
             for row in sorted(group, key=lambda r: (r.not_before, r.id)):
                 if chunk and (row.not_before - chunk[0].not_before > window or len(chunk) >= MAX_BATCH):
@@ -265,6 +246,14 @@ class Dispatcher:
         notifier = self.notifiers.get(channel)
         batch_id = f"b{first.id}-{_secrets.token_hex(4)}"
         message, problem = self._prepare(batch, batch_id, notifier, now)
+        if message is not None and notifier is not None:
+            wait = self._rate_wait(channel, message, notifier, current)
+            if wait > 0:  # the channel's shared limit is reached: not an attempt, not a failure
+                self._finish(batch, token, not_before=current + timedelta(seconds=wait))
+                result.deferred += len(batch)
+                result.rate_limited += len(batch)
+                log.info("outbox_rate_limited", channel=channel, rows=len(batch), wait_seconds=round(wait, 3))
+                return
         if not self._begin_attempt(batch, token, batch_id, current):
             result.lost_leases += len(batch)
             log.warning("outbox_lease_lost", channel=channel, rows=len(batch))
@@ -284,6 +273,14 @@ class Dispatcher:
         finished = current + timedelta(milliseconds=latency_ms)
         problem = _recipient_rejected(recipient_of(first.recipient), channel, receipt, problem)
         self._record(batch, token, problem, None if problem else receipt, finished, latency_ms, result)
+
+    def _rate_wait(self, channel: str, message: Message, notifier: Notifier, current: datetime) -> float:
+        """Reserve the requests ``message`` takes within the channel's limit; seconds to wait if it is full."""
+        if channel not in self._rate_limits:
+            return 0.0
+        limit, cls = self._rate_limits[channel]
+        return rate_limit.take(self.store, channel, cls.rate_keys(message), count=notifier.requests_for(message),
+                               limit=limit, now=current)
 
     def _prepare(
         self, batch: list[Any], batch_id: str, notifier: Notifier | None, now: datetime
@@ -313,7 +310,7 @@ class Dispatcher:
                 recipient=recipient, subject=str(rendered["subject"]), text=str(rendered["text"]),
                 markdown=rendered.get("markdown"), html=rendered.get("html"), kind=first.kind,
                 params={str(k): str(v) for k, v in (rendered.get("sms_params") or {}).items()},
-                attachments=attachments, dedupe_key=first.dedupe_key,
+                attachments=attachments, dedupe_key=first.dedupe_key, parts_delivered=first.parts_sent or 0,
             )
         context = alert_context(first.kind, [r.payload for r in batch], first.recipient, now)
         out = self.renderer.render(first.kind, context, self._families.get(first.channel, FAMILIES))
@@ -321,6 +318,7 @@ class Dispatcher:
             recipient=recipient, subject=out.subject, text=out.text, markdown=out.markdown, html=out.html,
             kind=first.kind, params=sms_params(context),
             dedupe_key=first.dedupe_key if len(batch) == 1 else f"batch:{batch_id}",
+            parts_delivered=min(r.parts_sent or 0 for r in batch),
         )
 
     def _begin_attempt(self, batch: list[Any], token: str, batch_id: str, current: datetime) -> bool:
@@ -374,6 +372,10 @@ class Dispatcher:
             delay = self.backoff(attempts)
             outcome, fields = "retry", {"status": "pending", "not_before": finished + timedelta(seconds=delay)}
             result.retried += len(batch)
+        if problem is not None and problem.parts_sent is not None:  # resume after the parts that arrived
+            fields["parts_sent"] = problem.parts_sent
+        elif receipt is not None and problem is None:
+            fields["parts_sent"] = receipt.parts
         with self.store.engine.begin() as conn:
             conn.execute(
                 update(deliveries).where(deliveries.c.outbox_id.in_(ids), deliveries.c.outcome == "attempting")

@@ -6,7 +6,8 @@
 - :func:`select_rows`, :func:`full_payload` and :func:`full_rows` read rows back with their alert's detail
   merged into the payload.
 - :func:`open_for_claim` and :func:`claimable` are the one definition of which rows a dispatcher may take:
-  pending ones, and ones whose sender's lease ran out.
+  pending ones, and ones whose sender's lease ran out; :func:`claim` takes them under a lease and
+  :func:`release` gives back the ones a stopping dispatcher did not send.
 
 Time is an argument (``now``, aware); nothing here reads a clock.
 """
@@ -14,14 +15,15 @@ Time is an argument (``now``, aware); nothing here reads a clock.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Insert, Select, and_, bindparam, insert, or_, select
+from sqlalchemy import ColumnElement, Connection, Insert, Select, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from daemon.storage.models import alerts, outbox
+from daemon.storage.models import alerts, deliveries, outbox
+from daemon.storage.store import Store
 
 #: the columns of a new outbox row, in the order the tick's bulk insert passes them
 OUTBOX_COLUMNS = (
@@ -44,6 +46,58 @@ def open_for_claim(now: datetime) -> ColumnElement[bool]:
 def claimable(now: datetime) -> ColumnElement[bool]:
     """Rows a dispatcher may claim at ``now``: due (``not_before <= now``) and :func:`open_for_claim`."""
     return and_(outbox.c.not_before <= now, open_for_claim(now))
+
+
+def claim(store: Store, token: str, now: datetime, *, limit: int, lease_seconds: float) -> list[Any]:
+    """Take up to ``limit`` claimable rows for ``token`` until ``now + lease_seconds`` (full rows, oldest due
+    first). Candidates are selected, then ``UPDATE … WHERE id IN (…) AND <still claimable>`` stamps them;
+    the rows read back by token are ours, so several dispatchers never take one row twice. A partly
+    delivered batch (``parts_sent``) comes whole, whatever ``limit`` cut, so it renders the same parts.
+    """
+    cond = claimable(now)
+    with store.engine.begin() as conn:
+        found = list(conn.execute(
+            select(outbox.c.id, outbox.c.batch_id, outbox.c.parts_sent).where(cond)
+            .order_by(outbox.c.not_before, outbox.c.id).limit(limit)
+        ))
+        ids = [r.id for r in found]
+        resumed = {r.batch_id for r in found if r.parts_sent and r.batch_id}
+        if resumed:
+            taken = set(ids)
+            ids += [i for i in conn.execute(
+                select(outbox.c.id).where(outbox.c.batch_id.in_(resumed), cond)
+            ).scalars() if i not in taken]
+    if not ids:
+        return []
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(outbox).where(outbox.c.id.in_(ids), cond)
+            .values(status="sending", lease_owner=token, lease_until=now + timedelta(seconds=lease_seconds))
+        )
+        rows = full_rows(conn.execute(
+            select_rows().where(outbox.c.id.in_(ids), outbox.c.lease_owner == token)  # by primary key
+            .order_by(outbox.c.not_before, outbox.c.id)
+        ))
+        owned = [r.id for r in rows]
+        if owned:  # an earlier dispatcher died between sending and recording these
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.outbox_id.in_(owned), deliveries.c.outcome == "attempting")
+                .values(outcome="interrupted", finished_at=now,
+                        error="dispatcher stopped before recording the result; the message may have been sent")
+            )
+    return rows
+
+
+def release(store: Store, ids: list[Any], token: str) -> None:
+    """Give rows ``ids`` claimed under ``token`` back as pending (no attempt was made)."""
+    if not ids:
+        return
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(outbox).where(outbox.c.id.in_(ids), outbox.c.lease_owner == token)
+            .values(status="pending", lease_owner=None, lease_until=None)
+        )
 
 
 # --- reading rows: the alert's detail merged back ----------------------------------------------------

@@ -18,9 +18,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
+from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
+from daemon.escaping import finalizer, sms_param
 from daemon.glossary import ALERT_KINDS
 from notifiers.base import mask_mobiles_in
 
@@ -61,16 +62,21 @@ class Renderer:
         if templates_dir is not None:
             loaders.insert(0, FileSystemLoader(str(templates_dir)))
         self.templates_dir = templates_dir
-        self.env = SandboxedEnvironment(
-            loader=ChoiceLoader(loaders),
-            undefined=StrictUndefined,
-            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=False,
-        )
-        self.env.filters["when"] = when
-        self.env.filters["mask"] = mask_mobiles_in
+        # one environment per family: each escapes every ``{{ … }}`` for its format (daemon/escaping.py)
+        self.envs: dict[str, SandboxedEnvironment] = {}
+        for family in FAMILIES:
+            env = SandboxedEnvironment(
+                loader=ChoiceLoader(loaders),
+                undefined=StrictUndefined,
+                autoescape=family == "html",
+                finalize=finalizer(family),
+                trim_blocks=True,
+                lstrip_blocks=True,
+                keep_trailing_newline=False,
+            )
+            env.filters["when"] = when
+            env.filters["mask"] = mask_mobiles_in
+            self.envs[family] = env
 
     def render(self, kind: str, context: Mapping[str, Any], families: Sequence[str] = FAMILIES) -> Rendered:
         """Render ``kind`` in ``families`` (``txt`` always). Raises :class:`RenderError`."""
@@ -79,7 +85,7 @@ class Renderer:
         for family in ("txt", *(f for f in families if f != "txt")):
             name = f"{kind}.{family}"
             try:
-                template = self.env.get_template(name)
+                template = self.envs[family].get_template(name)
                 module = template.make_module(dict(context))
             except TemplateError as exc:
                 raise RenderError(f"template {name}: {type(exc).__name__}: {exc.message or exc}") from None
@@ -99,7 +105,7 @@ class Renderer:
         for kind in TEMPLATE_KINDS:
             for family in FAMILIES:
                 try:
-                    self.env.get_template(f"{kind}.{family}")
+                    self.envs[family].get_template(f"{kind}.{family}")
                 except TemplateError as exc:
                     problems.append(f"template {kind}.{family}: {exc.message or exc}")
         return problems
@@ -137,7 +143,8 @@ def alert_context(
 
 
 def sms_params(context: Mapping[str, Any]) -> dict[str, str]:
-    """The named parameters every alert kind offers to an SMS template (values are strings, not truncated)."""
+    """The named parameters every alert kind offers to an SMS template (values are strings, not truncated;
+    control characters and line breaks, which vendors reject in a parameter, removed: :func:`sms_param`)."""
     items: list[Mapping[str, Any]] = context["items"]
     first = items[0]
     case = first["case"]
@@ -145,7 +152,7 @@ def sms_params(context: Mapping[str, Any]) -> dict[str, str]:
     due_at = when(min(str(i["case"]["due_at"]) for i in items))
     number = str(case["number"]) if count == 1 else f"{case['number']}等{count}件"
     units = context["units"]
-    return {
+    params = {
         "name": str(context["recipient"].get("name") or ""),
         "count": str(count),
         "case_no": number,
@@ -157,3 +164,4 @@ def sms_params(context: Mapping[str, Any]) -> dict[str, str]:
         "limit": str(case.get("limit") or ""),
         "received_at": when(str(case.get("received_at") or "")),
     }
+    return {key: sms_param(value) for key, value in params.items()}

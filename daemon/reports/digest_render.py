@@ -6,6 +6,7 @@ whose lists stop where the byte limit does, and says that the full list is in th
 
 from __future__ import annotations
 
+from daemon.escaping import markdown_text as md
 from daemon.glossary import KIND_ZH, ROLE_ZH
 from daemon.reports.digest import Digest
 from daemon.reports.tabular import (
@@ -174,38 +175,39 @@ def render_markdown(d: Digest, *, hint: str = DEFAULT_HINT) -> tuple[str, bool]:
         f"月底清零：本月未办结 {o.this_month} 件，上月及以前结存 {o.carried} 件。",
     ]
     if d.calendar_notice:
-        head.append(f"> 日历提示：{d.calendar_notice}")
+        head.append(f"> 日历提示：{md(d.calendar_notice)}")
     units = [u for u in d.units if u.overdue or u.due_today]
     lists = [
         MarkdownList(
             f"**各单位超期情况**（{len(units)} 个单位有超期或今日到期）",
-            [f"{i}. {u.unit}：超期 {u.overdue} 件" + (_longest(u.longest_overdue_days) if u.overdue else "")
+            [f"{i}. {md(u.unit)}：超期 {u.overdue} 件" + (_longest(u.longest_overdue_days) if u.overdue else "")
              + f"，今日到期 {u.due_today} 件，在办 {u.open} 件" for i, u in enumerate(units, start=1)],
             more=lambda n: f"……另有 {n} 个单位",
         ),
         MarkdownList(
             f"**超期工单**（共 {len(d.overdue)} 件）",
-            [f"{i}. {c.number}｜{c.unit}｜{c.rule_name}｜期限 {due_text(c.due_at, c.provisional)[5:]}｜超期 "
-             f"{overdue_text(c.overdue_working_days, c.overdue_hours)}｜{clip(c.summary, 18)}"
+            [f"{i}. {md(c.number)}｜{md(c.unit)}｜{md(c.rule_name)}｜期限 {due_text(c.due_at, c.provisional)[5:]}"
+             f"｜超期 {overdue_text(c.overdue_working_days, c.overdue_hours)}｜{md(clip(c.summary, 18))}"
              for i, c in enumerate(d.overdue[:60], start=1)],
             total=len(d.overdue), more=lambda n: f"……另有 {n} 件",
         ),
         MarkdownList(
             f"**逾期申请退件**（{d.late_returns_total} 件）",
-            [f"{i}. {c.number}｜{c.unit}｜{local_text(c.return_requested_at)[5:]} 申请，逾期 {c.late_hours} 小时"
+            [f"{i}. {md(c.number)}｜{md(c.unit)}｜{local_text(c.return_requested_at)[5:]} 申请，"
+             f"逾期 {c.late_hours} 小时"
              for i, c in enumerate(d.late_returns[:20], start=1)],
             total=d.late_returns_total, more=lambda n: f"……另有 {n} 件",
         ),
         MarkdownList(
             f"**适用兜底规则的在办工单**（{d.catch_all_total} 件）",
-            [f"{SOURCE_ZH.get(s, s)}{CATEGORY_ZH.get(c, c)} {n} 件" for s, c, n in d.catch_all_kinds[:20]],
+            [f"{md(SOURCE_ZH.get(s, s))}{md(CATEGORY_ZH.get(c, c))} {n} 件" for s, c, n in d.catch_all_kinds[:20]],
             total=len(d.catch_all_kinds), more=lambda n: f"……另有 {n} 类",
         ),
         MarkdownList(
             f"**提醒发送失败**（近 7 日 {d.failed_total} 条，以下人员未收到提醒）",
-            [f"{i}. {f.name}（{ROLE_ZH.get(f.role, f.role)}{'，' + f.unit if f.unit else ''}"
-             f"{'，' + f.mobile if f.mobile else ''}）{f.channel}｜{KIND_ZH.get(f.kind, f.kind)}"
-             f"{' ' + f.case_number if f.case_number else ''}"
+            [f"{i}. {md(f.name)}（{md(ROLE_ZH.get(f.role, f.role))}{'，' + md(f.unit) if f.unit else ''}"
+             f"{'，' + md(f.mobile) if f.mobile else ''}）{md(f.channel)}｜{md(KIND_ZH.get(f.kind, f.kind))}"
+             f"{' ' + md(f.case_number) if f.case_number else ''}"
              for i, f in enumerate(d.failed[:20], start=1)],
             total=d.failed_total, more=lambda n: f"……另有 {n} 条",
         ),

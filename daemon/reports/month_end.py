@@ -15,6 +15,7 @@ middle of a month does not send last month's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
@@ -24,6 +25,7 @@ from sqlalchemy import Connection, and_, select
 from daemon.core.calendar import WorkCalendar
 from daemon.core.rule_schema import MonthEndSettings
 from daemon.core.timeutil import LOCAL_TZ, to_local
+from daemon.escaping import markdown_text as md
 from daemon.reports.digest import OPEN
 from daemon.reports.tabular import (
     MarkdownList,
@@ -205,12 +207,16 @@ def render_reminder(
     intro = (f"{_when(action, calendar)}。按要求，各承办单位每月月底把当月及上月结存的诉求案件全部清零。"
              f"截至 {local_text(now)}，贵单位尚有 {len(items)} 件未办结（本月受理 {this_month} 件，"
              f"上月及以前结存 {carried} 件，其中已超期 {overdue} 件），请在月底前办结并反馈。")
-    lines = [f"{i}. {c.number}｜受理 {local_text(c.received_at)[5:]}｜期限 {due_text(c.due_at, c.provisional)[5:]}"
-             f"{'｜已超期' if c.overdue else ''}{'｜结存' if c.carried else ''}｜{clip(c.summary, 20)}"
-             for i, c in enumerate(items, start=1)]
+    def line(i: int, c: BacklogCase, esc: Callable[[str], str]) -> str:
+        return (f"{i}. {esc(c.number)}｜受理 {local_text(c.received_at)[5:]}｜期限 "
+                f"{due_text(c.due_at, c.provisional)[5:]}{'｜已超期' if c.overdue else ''}"
+                f"{'｜结存' if c.carried else ''}｜{esc(clip(c.summary, 20))}")
+
+    lines = [line(i, c, str) for i, c in enumerate(items, start=1)]
+    md_lines = [line(i, c, md) for i, c in enumerate(items[:200], start=1)]  # citizen text as text
     markdown, truncated = fit_markdown(
-        [f"# 月底清零提醒：{unit}", "", intro],
-        [MarkdownList("**待办结工单**（受理时间早的在前）", lines[:200], total=len(lines),
+        [f"# 月底清零提醒：{md(unit)}", "", intro],
+        [MarkdownList("**待办结工单**（受理时间早的在前）", md_lines, total=len(lines),
                       more=lambda n: f"……另有 {n} 件，完整清单见附件")],
         "请逐件核实办理进度，确需延期的按程序申请。", start=200,
     )
@@ -230,12 +236,13 @@ def render_unrouted_reminder(
     subject = f"【月底清零提醒】{len(by_unit)} 个单位未配置联系人，共 {total} 件诉求待办结"
     intro = (f"{_when(action, calendar)}。以下承办单位未配置承办人/分管领导联系人，月底清零提醒转督办人员，"
              f"请督促其在月底前办结（截至 {local_text(now)}）。")
-    lines = [f"{i}. {unit}：{len(items)} 件（结存 {sum(c.carried for c in items)} 件，"
-             f"已超期 {sum(c.overdue for c in items)} 件）" for i, (unit, items) in enumerate(sorted(
-                 by_unit.items(), key=lambda kv: (-len(kv[1]), kv[0])), start=1)]
+    ordered = sorted(by_unit.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    lines, md_lines = ([f"{i}. {esc(unit)}：{len(items)} 件（结存 {sum(c.carried for c in items)} 件，"
+                        f"已超期 {sum(c.overdue for c in items)} 件）"
+                        for i, (unit, items) in enumerate(ordered, start=1)] for esc in (str, md))
     markdown, truncated = fit_markdown(
         ["# 月底清零提醒（未配置联系人的单位）", "", intro],
-        [MarkdownList("**各单位待办结工单**", lines, more=lambda n: f"……另有 {n} 个单位，见附件")],
+        [MarkdownList("**各单位待办结工单**", md_lines, more=lambda n: f"……另有 {n} 个单位，见附件")],
         "逐件清单见附件。", start=200,
     )
     every = [c for unit in sorted(by_unit) for c in by_unit[unit]]
@@ -295,10 +302,10 @@ def render_carry_over(report: CarryOver, *, hint: str) -> tuple[str, str, bytes,
     tables = carry_over_tables(report)
     html = render_html_page(carry_over_title(report), f"统计截至 {local_text(report.now)}（北京时间）",
                             [carry_over_summary(report)], tables)
-    lines = [f"{i}. {u}：{a + b} 件（{report.month}月 {a} 件，更早 {b} 件，超期 {o} 件）"
-             for i, (u, a, b, o) in enumerate(report.unit_rows(), start=1)]
+    lines, md_lines = ([f"{i}. {esc(u)}：{a + b} 件（{report.month}月 {a} 件，更早 {b} 件，超期 {o} 件）"
+                        for i, (u, a, b, o) in enumerate(report.unit_rows(), start=1)] for esc in (str, md))
     markdown, _ = fit_markdown([f"# {carry_over_title(report)}", "", carry_over_summary(report)],
-                               [MarkdownList("**各单位结存**", lines, more=lambda n: f"……另有 {n} 个单位")],
+                               [MarkdownList("**各单位结存**", md_lines, more=lambda n: f"……另有 {n} 个单位")],
                                hint, start=100)
     text = "\n".join([carry_over_title(report), carry_over_summary(report), *lines[:10], hint])
     return markdown, html, render_xlsx_book(tables), text

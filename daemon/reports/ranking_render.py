@@ -12,6 +12,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from daemon.core.timeutil import to_local
+from daemon.escaping import markdown_text
 from daemon.reports.ranking import MonthlyRanking, RankedCase, UnitScore
 
 Kind = Literal["text", "int", "pct", "score"]
@@ -285,8 +286,8 @@ def render_markdown(ranking: MonthlyRanking) -> str:
                 "|" + "|".join("---:" if kind != "text" else "---" for _, kind in table.columns) + "|"
             )
             for row in table.rows:
-                cells = (
-                    fmt(v, kind).replace("|", "\\|") for v, (_, kind) in zip(row, table.columns, strict=True)
+                cells = (  # unit names are data: shown as text (daemon/escaping.py), a "|" cannot split a cell
+                    markdown_text(fmt(v, kind)) for v, (_, kind) in zip(row, table.columns, strict=True)
                 )
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")

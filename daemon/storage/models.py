@@ -149,6 +149,9 @@ outbox = Table(
     Column("batch_id", String(64)),
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
+    # a message sent as several requests (a long WeCom message): the parts the provider took, so a retry
+    # resumes from the first undelivered one instead of repeating the others (issue 14 finding 4)
+    Column("parts_sent", Integer, nullable=False, server_default="0"),  # server-side: bulk inserts omit it
     UniqueConstraint("dedupe_key", "channel"),
     Index("ix_outbox_status_not_before", "status", "not_before"),
 )
@@ -213,4 +216,12 @@ settings = Table(  # small state: calendar/rules fingerprints, last tick, leader
     Column("value", Text),
     Column("owner", String(64)),
     Column("until", UTCDateTime),
+)
+
+send_windows = Table(  # the sends of the last minute per (channel, key): a vendor's limit shared by every process
+    "send_windows",
+    metadata,
+    Column("key", String(120), primary_key=True),  # channel name + ":" + hash of the member or number
+    Column("sent", Text, nullable=False),  # epoch seconds of the sends still in the window, space-separated
+    Column("updated_at", UTCDateTime, nullable=False),
 )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -61,29 +62,17 @@ def test_short_content_is_not_numbered():
     assert split_by_bytes("a\nb", 4096) == ["a\nb"]
 
 
-def test_throttles_itself_at_20_per_minute_with_the_injected_clock(wecom, secrets, clock):
-    wecom.robot_limit = 1000  # the fake robot's real-time limit would otherwise answer 45009 itself
+def test_requests_for_counts_the_parts_still_to_send(wecom, secrets, clock):
+    # the outbox reserves these in the shared rate limit (tests/notifiers/test_shared_rate_limit.py)
     notifier = bot(wecom, secrets, clock, mention_recipient=False)
-    for _ in range(20):
-        notifier.send(message())
-        clock.advance(1)
-    with pytest.raises(NotifierError) as exc:
-        notifier.send(message())
-    assert exc.value.deferred and exc.value.retry_after == pytest.approx(40.0)
-    assert len(wecom.requests) == 20  # the 21st never reached the robot
-    clock.advance(40)
-    notifier.send(message())
-    assert len(wecom.requests) == 21
-
-
-def test_throttle_reserves_room_for_every_part_before_sending_any(wecom, secrets, clock):
-    notifier = bot(wecom, secrets, clock, mention_recipient=False)
-    for _ in range(19):
-        notifier.send(message())
-    with pytest.raises(NotifierError) as exc:
-        notifier.send(message(markdown="\n".join(["行" * 1000] * 3)))  # needs 3 parts, 1 slot left
-    assert exc.value.deferred
-    assert len(wecom.requests) == 19
+    long = message(markdown="\n".join(["行" * 600] * 4))  # 7.2 KB: 2 parts of at most 4096 bytes
+    assert notifier.requests_for(message()) == 1
+    assert notifier.requests_for(long) == 2
+    assert notifier.requests_for(replace(long, parts_delivered=1)) == 1
+    assert WecomBotNotifier.rate_limit_per_minute == 20 and WecomBotNotifier.rate_keys(long) == ("",)
+    notifier.send(replace(long, parts_delivered=1))
+    (only,) = wecom.sent("/cgi-bin/webhook/send")
+    assert only["markdown"]["content"].startswith("(2/2)")
 
 
 @pytest.mark.parametrize(
