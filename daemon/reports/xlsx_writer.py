@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import io
 import re
-import unicodedata
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from decimal import Decimal
 from xml.sax.saxutils import escape, quoteattr
 
@@ -184,7 +182,12 @@ def workbook_bytes(sheets: Sequence[Sheet]) -> bytes:
 #
 # A workbook written by workbook_bytes() is finished here for print: borders, real date cells, A4
 # landscape fitted to the page width, header rows repeated on every page. The extra cell styles are
-# appended after the base styles, so their numbers are computed from the base count.
+# appended after the base styles, so their numbers are computed from the base count. The section keeps
+# its own imports, so that it merges as one block with other changes to the module's head.
+
+import unicodedata  # noqa: E402
+from collections.abc import Mapping  # noqa: E402
+from datetime import date  # noqa: E402
 
 _BASE_XF_COUNT = int(re.search(r'<cellXfs count="(\d+)"', _STYLES)[1])  # type: ignore[index]
 _BASE_BORDER_COUNT = int(re.search(r'<borders count="(\d+)"', _STYLES)[1])  # type: ignore[index]
