@@ -193,3 +193,14 @@ def test_issue_numbers_are_kept_per_series_and_year(store) -> None:  # type: ign
         assert record_issue(conn, "8890", "2024-12", parse_time("2025-01-10 09:00")).number == 1  # a new year
         assert peek_issue(conn, "8890", "2024-04", parse_time("2025-03-01 09:00")).issued_at == parse_time(
             "2024-05-15 09:00")
+
+
+def test_operational_report_workbooks_print_on_a4_too() -> None:
+    from daemon.reports.tabular import ReportTable, render_xlsx_book
+
+    data = render_xlsx_book([ReportTable("超期工单", "超期工单", ("序号", "工单编号"), [(1, "2611100029")])])
+    sheet = load_workbook(io.BytesIO(data))["超期工单"]
+    assert (sheet.page_setup.paperSize, sheet.page_setup.orientation, sheet.page_setup.fitToWidth) == (
+        9, "landscape", 1)
+    assert sheet.print_title_rows == "$1:$2" and sheet.freeze_panes == "A3"
+    assert [c.value for c in sheet[3]] == [1, "2611100029"]

@@ -333,7 +333,9 @@ def printed_workbook_bytes(sheets: Sequence[tuple[Sheet, PrintSetup]]) -> bytes:
         if setup.title_rows
     )
     out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(plain)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+    with zipfile.ZipFile(io.BytesIO(plain)) as src, zipfile.ZipFile(
+        out, "w", zipfile.ZIP_DEFLATED, compresslevel=1
+    ) as dst:
         for item in src.infolist():
             data = src.read(item).decode()
             if item.filename == "xl/styles.xml":
