@@ -204,3 +204,18 @@ def test_operational_report_workbooks_print_on_a4_too() -> None:
         9, "landscape", 1)
     assert sheet.print_title_rows == "$1:$2" and sheet.freeze_panes == "A3"
     assert [c.value for c in sheet[3]] == [1, "2611100029"]
+
+
+def test_bad_report_settings_name_the_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from daemon.config import load_config
+    from daemon.errors import ConfigError
+
+    path = tmp_path / "config.yaml"
+    path.write_text("reports:\n  masthead: {titel: x, copies: 0}\n  ranked_groups: []\n"
+                    "contacts:\n  units: [{name: 市公安局, group: ''}]\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    for key in ("reports.masthead.titel", "reports.masthead.copies", "reports.ranked_groups",
+                "contacts.units.0.group"):
+        assert key in message
