@@ -57,6 +57,8 @@ class ContactConfig(_Strict):
 class UnitConfig(_Strict):
     name: str = Field(min_length=1)
     aliases: list[str] = Field(default_factory=list)
+    # 分组 in the monthly ranking (e.g. 市直, 县区基层); none: ``reports.default_group``
+    group: str | None = Field(None, min_length=1)
     contacts: list[ContactConfig] = Field(default_factory=list)
 
 
@@ -128,12 +130,32 @@ class HealthConfig(_Strict):
 # --- reports (daily digest, month-end reminders, carry-over) ------------------------------------------
 
 
+class MastheadConfig(_Strict):
+    """The 通报's masthead and closing block (``reports.masthead``). The issue number (第N期) is kept in the
+    database per ``series`` and year, and advances only when an issue is recorded (``report month --issue``)."""
+
+    title: str = Field("营商环境建设情况通报", min_length=1)  # the red title
+    subtitle: str | None = "（12345热线专题）"
+    office: str = Field("营商环境建设领导小组办公室", min_length=1)  # 发文机关
+    series: str = Field("12345", min_length=1, max_length=64)  # whose numbering
+    submit_to: str | None = None  # 报送
+    copy_to: str | None = None  # 抄送
+    reviewed_by: str | None = None  # 审核
+    edited_by: str | None = None  # 编辑
+    copies: int | None = Field(None, ge=1)  # 共印 N 份
+
+
 class ReportsConfig(_Strict):
     """Where report files (HTML, XLSX attachments) are written; relative to the config file's folder."""
 
     output_dir: str = "var/reports"
     # rows of each list in the HTML e-mail body; the attached files always carry every row
     email_list_rows: int = Field(200, ge=10, le=100_000)
+    # the monthly ranking's groups (分组): units without a group are in default_group; ranked_groups get
+    # 十佳/较差 (each ranked on its own, in this order), the other groups are appendices (附件)
+    default_group: str = Field("基层承办单位", min_length=1)
+    ranked_groups: list[str] = Field(default_factory=lambda: ["基层承办单位"], min_length=1)
+    masthead: MastheadConfig = Field(default_factory=MastheadConfig)
 
 
 # --- scoring (the monthly ranking, `hotline-sla score`) ---------------------------------------------------
@@ -144,14 +166,16 @@ class ScoringConfig(BaseModel):
 
     Where the bulletins are silent the choice is a setting, and the default is the documented reading:
 
-    - ``on_time_basis``: the bulletins never define 及时办结率 / 按时反馈率. ``fed_back`` (default) is
-      cases fed back within their SLA / cases fed back; ``fed_back_or_overdue`` also counts open cases
-      already past their deadline in the denominator, so sitting on a late case lowers the rate too.
+    - ``on_time_basis``: the bulletins never define 及时办结率 / 按时反馈率. ``fed_back_or_overdue``
+      (default) is cases fed back within their SLA / (cases fed back + open cases already past their
+      deadline), so sitting on a late case lowers the rate; ``fed_back`` counts fed-back cases only, which
+      rewards a unit that never feeds back an overdue case (6.80 against 5.80 for one an hour late).
     - ``basically_satisfied_counts``: the note says 满意量 / 总评星量. We count 满意 and 基本满意 as
       satisfied by default (only 不满意件 are called out for review); set false to count 满意 alone.
-    - ``unrated_satisfaction_rate``: a unit whose cases nobody rated yet has no satisfaction rate; it is
-      taken as 100% (nothing has gone wrong yet) unless configured otherwise. The same default holds for
-      an on-time rate with nothing fed back yet.
+    - ``unrated_satisfaction_rate``: a unit whose cases nobody rated yet has no satisfaction rate: it is
+      shown ``—`` and kept out of the score (the other rates' weights scaled up to the full 10 points),
+      unless a rate is configured here (e.g. 1 for the old reading "unrated counts as 100%"). An on-time
+      rate with an empty denominator is likewise ``—`` and kept out.
     - ``high_star_min``: 高星件 is not defined. Default: a case with at least 5 stars, which means a
       five-star case earns both +0.02 and +0.1. The bulletins hint that 高星件 is rarer than that (units
       with many satisfied cases earn only 0.02-0.06), so ``null`` turns the high-star bonus off for
@@ -172,9 +196,9 @@ class ScoringConfig(BaseModel):
     overdue_penalty: Decimal = Field(default=Decimal("0.2"), ge=0, description="per 超期件")
     top_n: int = Field(default=10, ge=1, description="how many units are named 十佳")
     bottom_n: int = Field(default=5, ge=0, description="how many units are named 较差")
-    on_time_basis: Literal["fed_back", "fed_back_or_overdue"] = "fed_back"
+    on_time_basis: Literal["fed_back", "fed_back_or_overdue"] = "fed_back_or_overdue"
     basically_satisfied_counts: bool = True
-    unrated_satisfaction_rate: Decimal = Field(default=Decimal(1), ge=0, le=1)
+    unrated_satisfaction_rate: Decimal | None = Field(default=None, ge=0, le=1)
     high_star_min: int | None = Field(default=5, ge=1, le=5)
     penalty_stars_below: int = Field(default=4, ge=1, le=5)
     low_star_max: int = Field(default=4, ge=1, le=5)

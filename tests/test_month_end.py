@@ -16,6 +16,8 @@ from daemon.core.rules import RuleSet
 from daemon.core.timeutil import parse_time
 from daemon.reports.jobs import run_month_end_job
 from daemon.reports.month_end import (
+    carry_over,
+    carry_over_summary,
     due_actions,
     first_working_day,
     last_working_day,
@@ -173,3 +175,33 @@ def test_month_end_job_does_nothing_on_other_days(
                        source_name="test")
     assert run_month_end_job(store, rules, calendar, job_config(tmp_path), parse_time(when)) == []
     assert count(store, outbox) == 0
+
+
+def test_carry_over_counts_what_was_open_at_the_months_end_whenever_it_is_sent(
+    store: Store, rules: RuleSet, calendar: WorkCalendar, tmp_path: Path
+) -> None:
+    """Issue 16: a case closed during 国庆 still appears in "9月底未清零", sent on Oct 8."""
+    store.upsert_cases([
+        record("S-OPEN", UNIT, "2024-09-20 10:00"),
+        record("S-GUOQING", UNIT, "2024-09-25 10:00"),
+        record("S-RETURN", ORPHAN, "2024-09-27 10:00"),
+        record("S-SEPT", UNIT, "2024-09-10 10:00", status=Status.CLOSED, closed_at=parse_time("2024-09-27 10:00")),
+        record("S-AUG", UNIT, "2024-08-28 10:00"),  # carried over from August, still open
+        record("S-RET-EARLY", UNIT, "2024-09-05 10:00", status=Status.RETURNED),  # returned before we saw it
+    ], rules=rules, now=parse_time("2024-09-28 12:00"), source_name="test")
+    store.upsert_cases([  # during 国庆: one closed, one returned (the status alone, no instant), one new
+        record("S-GUOQING", UNIT, "2024-09-25 10:00", status=Status.CLOSED,
+               fed_back_at=parse_time("2024-10-03 09:00"), closed_at=parse_time("2024-10-03 09:00")),
+        record("S-RETURN", ORPHAN, "2024-09-27 10:00", status=Status.RETURNED),
+        record("S-OCT", UNIT, "2024-10-02 10:00"),
+    ], rules=rules, now=parse_time("2024-10-04 12:00"), source_name="test")
+
+    with store.engine.connect() as conn:
+        report = carry_over(conn, 2024, 9, parse_time("2024-10-08 09:00"))
+    listed = {c.number: c for cases in report.by_unit.values() for c in cases}
+    assert sorted(listed) == ["S-AUG", "S-GUOQING", "S-OPEN", "S-RETURN"]
+    assert listed["S-AUG"].carried and not listed["S-OPEN"].carried
+    assert report.as_of == parse_time("2024-10-01 00:00")
+    assert "截至 2024 年 9 月 30 日 24:00" in carry_over_summary(report)
+    [carry] = run_month_end_job(store, rules, calendar, job_config(tmp_path), parse_time("2024-10-08 09:05"))
+    assert (carry["kind"], carry["period"], carry["cases"]) == ("carry_over", "2024-09", 4)

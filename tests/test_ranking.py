@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from openpyxl import load_workbook
 
 from daemon.config import ScoringConfig
 from daemon.core.cases import Satisfaction, Source
 from daemon.core.timeutil import LOCAL_TZ
-from daemon.reports.ranking import MonthlyRanking, RankedCase, month_bounds, monthly_ranking
-from daemon.reports.ranking_render import render_html, render_markdown, render_xlsx
+from daemon.reports.ranking import MonthlyRanking, RankedCase, RankingGroups, month_bounds, monthly_ranking
 
 S, B, D = Satisfaction.SATISFIED, Satisfaction.BASICALLY_SATISFIED, Satisfaction.DISSATISFIED
 AFTER_APRIL = datetime(2024, 5, 10, 9, 0, tzinfo=LOCAL_TZ)
@@ -99,15 +96,16 @@ def april_cases() -> list[RankedCase]:
             summary="噪音|扰民",
             **b,
         ),
-        # 丙办: 2 basically satisfied (count as satisfied), 1 still open past due at month end.
-        # 3 + 4 + 3 × 2/3 − 0.2 = 8.80
+        # 丙办: 2 basically satisfied (count as satisfied), 1 still open past due at month end, which the
+        # default on-time basis (fed_back_or_overdue) counts as late: 3 + 4 × 2/3 + 3 × 2/3 − 0.2 = 7.47
         case("C1", "丙办", at(2), at(7, 0), at(5), satisfaction=B, source=Source.PROVINCE, **b),
         case("C2", "丙办", at(6), at(11, 0), at(9), closed=at(10), satisfaction=B, **b),
         case("C3", "丙办", at(15), at(20, 0), None, **b),
         # 丁所 and 戊所: one unrated case each → 10.00; the tie is broken by name
         case("F1", "戊所", at(7), at(12, 0), at(8)),
         case("G1", "丁所", at(7), at(12, 0), at(8)),
-        # 己所: received Apr 29, due May 3, closed May 2: open but not overdue at month end → 3 + 4 + 0 = 7.00
+        # 己所: received Apr 29, due May 3, closed May 2: open but not overdue at month end. Nothing rated and
+        # nothing due: both rates are — and kept out; completion 0 is all there is → 0.00
         case("H1", "己所", at(29), at(3, 0, month=5), at(2, month=5)),
     ]
 
@@ -123,9 +121,9 @@ def test_scores_and_order(april: MonthlyRanking) -> None:
         (2, "乙二所", Decimal("10.00")),  # more cases wins the tie
         (3, "丁所", Decimal("10.00")),  # same score and volume: by name (丁 U+4E01 < 戊 U+620A)
         (4, "戊所", Decimal("10.00")),
-        (5, "丙办", Decimal("8.80")),
-        (6, "己所", Decimal("7.00")),
-        (7, "乙局", Decimal("6.32")),
+        (5, "丙办", Decimal("7.47")),
+        (6, "乙局", Decimal("6.32")),
+        (7, "己所", Decimal("0.00")),
     ]
     assert april.final
     assert april.as_of == datetime(2024, 5, 1, tzinfo=LOCAL_TZ)
@@ -163,20 +161,21 @@ def test_counts_behind_the_score(april: MonthlyRanking) -> None:
     assert (bing.closed, bing.overdue, bing.satisfied, bing.rated) == (2, 1, 2, 2)
     ji = units["己所"]
     assert (ji.closed, ji.overdue, ji.completion_rate) == (0, 0, Decimal(0))  # closed after month end
-    assert units["丁所"].satisfaction_rate == 1  # unrated: 100%
+    assert (ji.satisfaction_rate, ji.on_time_rate) == (None, None)  # no denominator: no rate
+    assert units["丁所"].satisfaction_rate is None  # unrated: no rate, not 100%
 
 
 def test_best_worst_and_summoned(april: MonthlyRanking) -> None:
     assert [u.unit for u in april.best] == ["甲街道", "乙二所", "丁所"]
-    assert [u.unit for u in april.worst] == ["乙局", "己所"]  # worst first
+    assert [u.unit for u in april.worst] == ["己所", "乙局"]  # worst first
     # 较差, plus 丙办: a provincial case (>= 1 here) while in the bottom 3
-    assert [u.unit for u in april.summoned] == ["丙办", "己所", "乙局"]
+    assert [u.unit for u in april.summoned] == ["丙办", "乙局", "己所"]
 
 
 def test_best_and_worst_never_overlap() -> None:
     ranking = monthly_ranking(april_cases(), 2024, 4, AFTER_APRIL, ScoringConfig(top_n=5, bottom_n=5))
     assert [u.unit for u in ranking.best] == ["甲街道", "乙二所", "丁所", "戊所", "丙办"]
-    assert [u.unit for u in ranking.worst] == ["乙局", "己所"]
+    assert [u.unit for u in ranking.worst] == ["己所", "乙局"]
     assert monthly_ranking(april_cases(), 2024, 4, AFTER_APRIL).worst == ()  # 7 units, top 10
 
 
@@ -185,10 +184,11 @@ def test_configured_definitions_change_the_score() -> None:
         ranking = monthly_ranking(april_cases(), 2024, 4, AFTER_APRIL, config)
         return next(u.score for u in ranking.units if u.unit == "丙办")
 
-    assert bing(ScoringConfig()) == Decimal("8.80")
-    assert bing(ScoringConfig(basically_satisfied_counts=False)) == Decimal("5.80")
     # on time 2 / (2 fed back + 1 open overdue): 3 + 4 × 2/3 + 2 − 0.2 = 7.4667
-    assert bing(ScoringConfig(on_time_basis="fed_back_or_overdue")) == Decimal("7.47")
+    assert bing(ScoringConfig()) == Decimal("7.47")
+    assert bing(ScoringConfig(basically_satisfied_counts=False)) == Decimal("4.47")
+    # fed_back only: the open overdue case is left out of the rate (only its 0.2 penalty counts)
+    assert bing(ScoringConfig(on_time_basis="fed_back")) == Decimal("8.80")
     without_high_star = monthly_ranking(
         april_cases(), 2024, 4, AFTER_APRIL, ScoringConfig(high_star_min=None)
     )
@@ -221,11 +221,12 @@ def forecast_cases() -> list[RankedCase]:
         # X: 2 five-star cases: now 10.24; bonus 0.24 doubled at half the month → 10.48
         case("X1", "X局", at(1), at(6, 0), at(3), satisfaction=S, stars=5),
         case("X2", "X局", at(1), at(6, 0), at(3), satisfaction=S, stars=5),
-        # Y: one overdue and open, one not yet due: now 3 + 4 + 0 − 0.2 = 6.80;
-        # projected completion 0 / 1 due, penalty 0.4 → 6.60
+        # Y: one overdue and open, one not yet due: nothing rated (kept out), on time 0 / 1 overdue,
+        # completion 0 → 0 − 0.2 = −0.20; projected completion 0 / 1 due, penalty 0.4 → −0.40
         case("Y1", "Y局", at(2), at(8, 0)),
         case("Y2", "Y局", at(14), at(20, 0)),
-        # Z: one case not yet due: now completion 0 → 7.00; projected completion counts due cases only → 10.00
+        # Z: one case not yet due: only completion 0 exists → 0.00; projected completion counts due cases only
+        # (none: 100%) → 10.00
         case("Z1", "Z局", at(10), at(20, 0)),
     ]
 
@@ -237,16 +238,16 @@ def test_mid_month_forecast() -> None:
     assert ranking.as_of == now
     assert [(u.unit, u.score) for u in ranking.units] == [
         ("X局", Decimal("10.24")),
-        ("Z局", Decimal("7.00")),
-        ("Y局", Decimal("6.80")),
+        ("Z局", Decimal("0.00")),
+        ("Y局", Decimal("-0.20")),
     ]
     forecast = ranking.forecast
     assert forecast is not None
     assert forecast.elapsed_fraction == Decimal("0.5")
     assert [(f.unit, f.score, f.projected_score) for f in forecast.units] == [
         ("X局", Decimal("10.24"), Decimal("10.48")),
-        ("Z局", Decimal("7.00"), Decimal("10.00")),
-        ("Y局", Decimal("6.80"), Decimal("6.60")),
+        ("Z局", Decimal("0.00"), Decimal("10.00")),
+        ("Y局", Decimal("-0.20"), Decimal("-0.40")),
     ]
     assert [f.unit for f in forecast.heading_for_worst] == ["Y局"]
 
@@ -266,46 +267,68 @@ def test_time_arguments_are_checked() -> None:
     assert month_bounds(2024, 12)[1] == datetime(2025, 1, 1, tzinfo=LOCAL_TZ)
 
 
-# --- rendering -------------------------------------------------------------------------------------------
+# --- groups (分组), rates without a denominator, the default timeliness rule ------------------------------
 
 
-def test_markdown(april: MonthlyRanking) -> None:
-    text = render_markdown(april)
-    assert text.startswith("# 2024 年 4 月 12345 热线承办单位“评优评差”情况")
-    assert (
-        "统计截至 2024-05-01 00:00。本月共交办 14 件，办结 12 件，办结率 85.71%；评价 8 件，满意 7 件" in text
-    )
-    assert "| 1 | 甲街道 | 4 | 4 | 100.00% | 100.00% | 100.00% | 0.38 | 0.00 | 10.38 |" in text
-    assert "| 1 | 乙局 | 2 | 2 | 50.00% | 50.00% | 100.00% | 0.12 | 0.30 | 6.32 |" in text  # 较差 no. 1
-    assert "| 兴隆台区 | 6 | 42.86% | 100.00% | 4 | 100.00% |" in text
-    assert "噪音｜扰民" in text  # a pipe in a summary does not break the table (shown full-width, as text)
-    assert "月中预测" not in text
+def grouped_cases() -> list[RankedCase]:
+    return [
+        *april_cases(),
+        # a city bureau with one perfect case: 10.20, above everyone, but ranked in its own group
+        case("M1", "市公安局", at(3), at(8, 0), at(4), satisfaction=S, stars=5),
+        case("M2", "市教育局", at(3), at(8, 0), at(10, 0), satisfaction=S),  # fed back two days late
+    ]
 
 
-def test_html_is_self_contained_and_escaped() -> None:
-    cases = [*april_cases(), case("Q1", "<b>局</b>", at(3), at(8, 0), at(4))]
-    html = render_html(monthly_ranking(cases, 2024, 4, datetime(2024, 4, 16, tzinfo=LOCAL_TZ), SMALL))
-    assert html.startswith("<!DOCTYPE html>")
-    assert '<html lang="zh-CN">' in html
-    assert "&lt;b&gt;局&lt;/b&gt;" in html
-    assert "<b>局" not in html
-    assert "表一：“十佳”承办单位（前 3 名）" in html
-    assert "四、月中预测（本月已过 50.00%）" in html
-    assert "<link" not in html and "<script" not in html and "http" not in html
-    assert '<td class="num">10.38</td>' in html
+GROUPS = RankingGroups(of_unit={"市公安局": "市直联网单位", "市教育局": "市直联网单位"}, default="县区基层单位",
+                       ranked=("县区基层单位",))
 
 
-def test_xlsx_has_a_sheet_per_section(april: MonthlyRanking) -> None:
-    book = load_workbook(io.BytesIO(render_xlsx(april)))
-    assert book.sheetnames == ["属地", "领域", "十佳", "较差", "全部单位", "约谈", "低星件", "不满意件"]
-    best = book["十佳"]
-    assert [c.value for c in best[2]][:3] == ["名次", "受理单位", "交办总量"]
-    row = [c.value for c in best[3]]
-    assert row[:4] == [1, "甲街道", 4, 4]
-    assert row[-1] == pytest.approx(10.38)
-    assert best.cell(row=3, column=5).number_format == "0.00%"
-    worst = book["较差"]
-    assert [worst.cell(row=r, column=2).value for r in (3, 4)] == ["乙局", "己所"]
-    low = book["低星件"]
-    assert [low.cell(row=r, column=2).value for r in (3, 4)] == ["B2", "A4"]
-    assert low.cell(row=3, column=6).value == "已结案"
+def test_groups_are_ranked_apart() -> None:
+    ranking = monthly_ranking(grouped_cases(), 2024, 4, AFTER_APRIL, SMALL, groups=GROUPS)
+    assert [(g.name, g.ranked) for g in ranking.groups] == [("县区基层单位", True), ("市直联网单位", False)]
+    basic, city = ranking.groups
+    assert [u.unit for u in basic.best] == ["甲街道", "乙二所", "丁所"]  # 市公安局 (10.12) is not among them
+    assert [u.unit for u in basic.worst] == ["己所", "乙局"]
+    assert [(u.rank, u.unit) for u in city.units] == [(1, "市公安局"), (2, "市教育局")]  # ranks within the group
+    assert city.best == () and city.worst == ()  # an appendix names no 十佳/较差
+    assert "市公安局" not in {u.unit for u in ranking.best}
+    # without groups, the city bureau with one case is among the 十佳: what the bulletins avoid
+    assert "市公安局" in {u.unit for u in monthly_ranking(grouped_cases(), 2024, 4, AFTER_APRIL, SMALL).best}
+
+
+def test_unknown_units_fall_in_the_default_group_and_several_groups_can_be_ranked() -> None:
+    groups = RankingGroups(of_unit={"市公安局": "市直联网单位"}, default="县区基层单位",
+                           ranked=("市直联网单位", "县区基层单位"))
+    ranking = monthly_ranking(grouped_cases(), 2024, 4, AFTER_APRIL, SMALL, groups=groups)
+    assert [g.name for g in ranking.groups] == ["市直联网单位", "县区基层单位"]  # the configured order
+    assert "市教育局" in {u.unit for u in ranking.groups[1].units}
+    assert [u.unit for u in ranking.groups[0].best] == ["市公安局"]
+
+
+def test_a_rate_without_a_denominator_is_none_and_kept_out_of_the_score() -> None:
+    ranking = monthly_ranking(april_cases(), 2024, 4, AFTER_APRIL, SMALL)
+    units = {u.unit: u for u in ranking.units}
+    assert units["乙二所"].satisfaction_rate is None
+    # on time 1, completion 1 scaled to the full 10 points: neither 100% nor 0% is assumed for satisfaction
+    assert units["乙二所"].score == Decimal("10.00")
+    with_old_reading = monthly_ranking(april_cases(), 2024, 4, AFTER_APRIL,
+                                       ScoringConfig(unrated_satisfaction_rate=Decimal(1)))
+    # satisfaction taken as 100% (3 points of 6 present), on time still kept out: (3 + 0) / 6 × 10
+    assert next(u for u in with_old_reading.units if u.unit == "己所").score == Decimal("5.00")
+
+
+def test_sitting_on_a_late_case_scores_below_finishing_it_late() -> None:
+    """Issue 16: with the old default (fed_back) a unit that never fed back its overdue case scored 6.80 and
+    one that finished an hour late 5.80. The default now counts the open overdue case as not on time."""
+    due = at(10, 0)
+    cases = [
+        case("K1", "拖延所", at(3), due, None),
+        case("K2", "迟办所", at(3), due, at(10, 1)),
+    ]
+    ranking = monthly_ranking(cases, 2024, 4, AFTER_APRIL)
+    assert [u.unit for u in ranking.units] == ["迟办所", "拖延所"]
+    sitting = ranking.units[1]
+    assert (sitting.on_time, sitting.on_time_rate, sitting.overdue) == (0, Decimal(0), 1)
+    assert [u.score for u in ranking.units] == [Decimal("4.09"), Decimal("-0.20")]  # (3 / 7) × 10 − 0.2; 0 − 0.2
+    fed_back_only = monthly_ranking(cases, 2024, 4, AFTER_APRIL, ScoringConfig(on_time_basis="fed_back"))
+    assert next(u for u in fed_back_only.units if u.unit == "拖延所").on_time_rate is None  # nothing fed back

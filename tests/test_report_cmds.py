@@ -98,3 +98,39 @@ def test_digest_as_a_real_process(tmp_path: Path) -> None:
     r = run_subprocess("--config", str(cfg), "digest", "--now", NOW)
     assert r.returncode == 0, r.stderr
     assert "每日超期通报" in r.stdout and len(r.stdout.rstrip("\n").encode()) <= 4096
+
+
+def test_report_month_json_groups_and_issue_numbers(sample: Callable[..., CliResult]) -> None:
+    first = sample("report", "month", "2026-11", "--now", "2026-12-05 09:00", "--json")
+    assert first.code == 0
+    doc = json.loads(first.out)
+    assert doc["month"] == "2026-11"
+    groups = {g["group"]: g for g in doc["groups"]}
+    assert list(groups) == ["基层承办单位", "市直联网单位"]  # the 分组 column of samples/contacts.csv
+    assert groups["市直联网单位"]["ranked"] is False and groups["市直联网单位"]["best"] == []
+    assert {u["unit"] for u in groups["市直联网单位"]["units"]} >= {"水务集团", "市公安局"}
+    unit = groups["基层承办单位"]["units"][0]
+    assert set(unit) == {"unit", "rank", "score", "assigned", "closed", "satisfaction", "on_time", "closed_rate",
+                         "bonus", "penalty"}
+    every = [u for g in doc["groups"] for u in g["units"]]
+    assert all(u["satisfaction"] is None or 0 <= u["satisfaction"] <= 100 for u in every)
+    assert any(u["satisfaction"] is None for u in every)  # some unit has nothing rated: null, not 100
+    assert doc["issue"] == {"year": 2026, "number": 1, "recorded": False, "issued_on": "2026-12-05"}
+
+    issued = json.loads(sample("report", "month", "2026-11", "--now", "2026-12-05 09:00", "--issue", "--json").out)
+    assert issued["issue"] == {"year": 2026, "number": 1, "recorded": True, "issued_on": "2026-12-05"}
+    again = json.loads(sample("report", "month", "2026-11", "--now", "2026-12-09 09:00", "--issue", "--json").out)
+    assert again["issue"]["number"] == 1 and again["issue"]["issued_on"] == "2026-12-05"  # the same issue
+    nxt = json.loads(sample("report", "month", "2026-12", "--now", "2026-12-31 09:00", "--issue", "--json").out)
+    assert nxt["issue"]["number"] == 2
+    new_year = json.loads(sample("report", "month", "2027-01", "--now", "2027-02-03 09:00", "--json").out)
+    assert new_year["issue"] == {"year": 2027, "number": 1, "recorded": False, "issued_on": "2027-02-03"}
+
+
+def test_report_month_html_has_the_masthead_and_pdf_needs_an_output(
+    sample: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    html = sample("report", "month", "2026-11", "--now", "2026-12-05 09:00", "--format", "html", "--issue")
+    assert html.code == 0 and "2026 年第 1 期" in html.out and "营商环境建设领导小组办公室" in html.out
+    assert "二、“评优评差”情况" in html.out and "附件1：市直联网单位办理指标完成情况" in html.out
+    assert sample("report", "month", "2026-11", "--format", "pdf").code == 2

@@ -87,13 +87,17 @@ def run_sync(args: argparse.Namespace) -> int:
 
 def run_contacts_import(args: argparse.Namespace) -> int:
     from daemon.errors import UsageError
+    from daemon.reports.groups import save_imported_groups
+    from daemon.sources.contacts import unit_groups
     from daemon.sources.files import read_contacts_file
 
     if not args.file.is_file():
         raise UsageError(f"{args.file}: no such file (expected a .csv or .xlsx contacts list)")
     rows: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
-    for result in read_contacts_file(args.file):
+    results = list(read_contacts_file(args.file))
+    groups, group_problems = unit_groups(results)
+    for result in results:
         if result.contact is None:
             rejected.append({"row": result.row, "error": result.error})
             continue
@@ -104,11 +108,14 @@ def run_contacts_import(args: argparse.Namespace) -> int:
         conn.execute(delete(contacts).where(contacts.c.origin == "import"))
         if rows:
             conn.execute(insert(contacts), rows)
-    doc = {"imported": len(rows), "rejected": rejected}
+        save_imported_groups(conn, groups)
+    doc = {"imported": len(rows), "rejected": rejected, "groups": groups, "group_problems": group_problems}
     if args.json:
         print_json(doc)
     else:
         print(f"{args.file}: imported {len(rows)} contact(s), rejected {len(rejected)}")
         for r in rejected:
             print(f"  row {r['row']}: {r['error']}")
-    return 1 if rejected else 0
+        for problem in group_problems:
+            print(f"  {problem}")
+    return 1 if rejected or group_problems else 0

@@ -3,7 +3,9 @@
 ``digest`` prints (or writes) the daily overdue digest as of ``--now`` / ``--date``; with ``--send`` it runs
 the scheduled job instead (queue for the supervisors, once per working day). ``month-end`` runs the
 month-end job (reminders to units, carry-over report). ``report month`` ranks the units (评优评差) on the
-cases in the store; inside the month it adds the forecast and the units heading for 较差.
+cases in the store, group by group (分组), under the configured masthead; inside the month it adds the
+forecast and the units heading for 较差. ``--issue`` records the issue number (第N期) in the database;
+without it the masthead is a draft showing the number the issue would get.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from daemon.errors import UsageError
 from daemon.output import print_json
 
 FORMATS = ("md", "html", "xlsx")
+MONTH_FORMATS = (*FORMATS, "pdf")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,18 +47,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     month = rsub.add_parser("month", help="the monthly ranking of units (评优评差) from the cases in the store")
     month.add_argument("month", metavar="YYYY-MM")
     add_now(month)
-    _add_format(month)
+    _add_format(month, MONTH_FORMATS)
+    month.add_argument("--json", action="store_true",
+                       help='print {"month", "groups": [{"group", "units": [...]}]} (rates 0-100 or null)')
+    month.add_argument("--issue", action="store_true",
+                       help="record this 通报's issue number (第N期) as issued at --now; again: the same number")
     month.set_defaults(func=run_report_month)
 
 
-def _add_format(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=FORMATS, default="md", help="md (default), html or xlsx")
+def _add_format(p: argparse.ArgumentParser, formats: tuple[str, ...] = FORMATS) -> None:
+    p.add_argument("--format", choices=formats, default="md", help=f"{formats[0]} (default), {', '.join(formats[1:])}")
     p.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout (required for xlsx)")
 
 
 def _check_output(args: argparse.Namespace) -> None:
-    if args.format == "xlsx" and not args.output:
-        raise UsageError("--format xlsx writes a binary workbook: give --output FILE (e.g. --output report.xlsx)")
+    if args.format in {"xlsx", "pdf"} and not args.output and not getattr(args, "json", False):
+        raise UsageError(f"--format {args.format} writes a binary file: give --output FILE "
+                         f"(e.g. --output report.{args.format})")
 
 
 def _emit(args: argparse.Namespace, content: str | bytes) -> None:
@@ -164,23 +172,45 @@ def run_month_end(args: argparse.Namespace) -> int:
 
 def run_report_month(args: argparse.Namespace) -> int:
     from daemon.reports import ranking_render
+    from daemon.reports.groups import imported_groups, ranking_groups
+    from daemon.reports.issues import peek_issue, record_issue
     from daemon.reports.ranking import monthly_ranking
+    from daemon.reports.ranking_tables import Masthead
 
     m = re.fullmatch(r"(\d{4})-(\d{1,2})", args.month.strip())
     if not m or not 1 <= int(m[2]) <= 12:
         raise UsageError(f"invalid month {args.month!r}; expected YYYY-MM, e.g. 2026-11")
     _check_output(args)
     year, month = int(m[1]), int(m[2])
+    period = f"{year:04d}-{month:02d}"
     ctx = args.ctx
     now = now_arg(args)
-    ranking = monthly_ranking(ranked_cases(ctx.store, year, month), year, month, now, ctx.config.scoring)
+    settings = ctx.config.reports.masthead
+    with ctx.store.engine.begin() as conn:
+        groups = ranking_groups(ctx.config, imported_groups(conn))
+        issue = (record_issue if args.issue else peek_issue)(conn, settings.series, period, now)
+    ranking = monthly_ranking(ranked_cases(ctx.store, year, month), year, month, now, ctx.config.scoring,
+                              groups=groups)
+    masthead = Masthead.of(settings, year=issue.year, number=issue.number,
+                           issued_on=to_local(issue.issued_at).date(), draft=not issue.recorded)
+    if args.json:
+        print_json({**ranking_render.render_json(ranking),
+                    "issue": {"year": issue.year, "number": issue.number, "recorded": issue.recorded,
+                              "issued_on": masthead.issued_on.isoformat()}})
+        return 0
     content: str | bytes
     if args.format == "xlsx":
-        content = ranking_render.render_xlsx(ranking)
+        content = ranking_render.render_xlsx(ranking, masthead)
     elif args.format == "html":
-        content = ranking_render.render_html(ranking)
+        content = ranking_render.render_html(ranking, masthead)
+    elif args.format == "pdf":
+        try:
+            content = ranking_render.render_pdf(ranking, masthead)
+        except ModuleNotFoundError:
+            raise UsageError("--format pdf needs WeasyPrint: pip install 'hotline-sla[pdf]' (and Debian's "
+                             "libpango-1.0-0 and fonts-noto-cjk); or print --format html from a browser") from None
     else:
-        content = ranking_render.render_markdown(ranking)
+        content = ranking_render.render_markdown(ranking, masthead)
     _emit(args, content)
     return 0
 

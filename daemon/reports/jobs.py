@@ -39,10 +39,10 @@ from daemon.reports import digest_render
 from daemon.reports.digest import build_digest
 from daemon.reports.month_end import (
     BacklogCase,
-    CarryOver,
     MonthEndAction,
     RenderedReminder,
     backlog,
+    carry_over,
     carry_over_title,
     due_actions,
     last_working_day,
@@ -252,8 +252,7 @@ def _reminder_files(config: Config, r: RenderedReminder, name: str, filename: st
 
 def _carry_over(store: Store, config: Config, action: MonthEndAction, now: datetime) -> dict[str, Any] | None:
     with store.engine.connect() as conn:
-        report = CarryOver(action.year, action.month, now,
-                           backlog(conn, year=action.year, month=action.month, now=now, include_carried=True))
+        report = carry_over(conn, action.year, action.month, now)
     stamp = action.period
     out = config.reports_path
     html_path, xlsx_path = out / f"carry-over-{stamp}.html", out / f"carry-over-{stamp}.xlsx"

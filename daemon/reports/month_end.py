@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import ColumnElement, Connection, and_, exists, or_, select
 
 from daemon.core.calendar import WorkCalendar
+from daemon.core.cases import FINISHED_STATUSES
 from daemon.core.rule_schema import MonthEndSettings
 from daemon.core.timeutil import LOCAL_TZ, to_local
 from daemon.escaping import markdown_text as md
@@ -38,7 +39,7 @@ from daemon.reports.tabular import (
     render_html_page,
     render_xlsx_book,
 )
-from daemon.storage.models import cases
+from daemon.storage.models import case_history, cases
 
 CARRY_OVER_CATCH_UP_WORKING_DAYS = 2
 
@@ -145,15 +146,37 @@ class BacklogCase:
     overdue: bool
 
 
+def open_at(instant: datetime) -> ColumnElement[bool]:
+    """Cases that were open at ``instant`` (aware), from the stored instants and the case history, whatever
+    happened since: received before it, not fed back and not closed before it. A finished status without
+    an instant (退件, or 已办结 without 办结时间) counts from when the history saw the status change; a case
+    first imported already finished, with no instant, counts as finished before."""
+    c, h = cases.c, case_history.c
+    finished = sorted(s.value for s in FINISHED_STATUSES)
+    status_changed_since = exists().where(
+        h.case_id == c.id, h.field == "status", h.new_value == c.status, h.at >= instant)
+    return and_(
+        c.received_at < instant,
+        or_(c.fed_back_at.is_(None), c.fed_back_at >= instant),
+        or_(c.closed_at.is_(None), c.closed_at >= instant),
+        or_(c.status.not_in(finished), c.fed_back_at >= instant, c.closed_at >= instant, status_changed_since),
+    )
+
+
 def backlog(
-    conn: Connection, *, year: int, month: int, now: datetime, include_carried: bool = True
+    conn: Connection, *, year: int, month: int, now: datetime, include_carried: bool = True,
+    at_month_end: bool = False,
 ) -> dict[str, list[BacklogCase]]:
     """Open cases per unit received in ``year``-``month`` (and, with ``include_carried``, earlier), oldest
-    first; units in name order."""
+    first; units in name order. Open now (``now``), or with ``at_month_end`` open at 24:00 of the month's
+    last day (whenever it is asked: a case closed since still counts), overdue as of that instant."""
     start = datetime(year, month, 1, tzinfo=LOCAL_TZ)
     end = datetime(*next_month(year, month), 1, tzinfo=LOCAL_TZ)
     c = cases.c
-    cond = and_(OPEN, c.received_at < end, *([] if include_carried else [c.received_at >= start]))
+    still_open = open_at(end) if at_month_end else OPEN
+    if at_month_end:
+        now = min(now, end)
+    cond = and_(still_open, c.received_at < end, *([] if include_carried else [c.received_at >= start]))
     rows = conn.execute(
         select(c.number, c.summary, c.unit, c.received_at, c.due_at, c.provisional)
         .where(cond).order_by(c.unit, c.received_at, c.number)
@@ -255,10 +278,21 @@ def render_unrouted_reminder(
 
 @dataclass(frozen=True)
 class CarryOver:
+    """The carry-over (结存) of ``year``-``month``: what was open at 24:00 of its last day (``as_of``),
+    reported at ``now``."""
+
     year: int
     month: int
     now: datetime
     by_unit: dict[str, list[BacklogCase]]
+
+    @property
+    def as_of(self) -> datetime:
+        return datetime(*next_month(self.year, self.month), 1, tzinfo=LOCAL_TZ)
+
+    @property
+    def as_of_text(self) -> str:
+        return f"{self.year} 年 {self.month} 月 {month_last_day(self.year, self.month).day} 日 24:00"
 
     @property
     def total(self) -> int:
@@ -289,10 +323,16 @@ def carry_over_title(report: CarryOver) -> str:
     return f"{report.year} 年 {report.month} 月 12345 热线诉求结存情况通报"
 
 
+def carry_over(conn: Connection, year: int, month: int, now: datetime) -> CarryOver:
+    """The carry-over report of ``year``-``month`` as of its end, asked at ``now`` (aware)."""
+    return CarryOver(year, month, now,
+                     backlog(conn, year=year, month=month, now=now, include_carried=True, at_month_end=True))
+
+
 def carry_over_summary(report: CarryOver) -> str:
     units = report.unit_rows()
     this_month = sum(r[1] for r in units)
-    return (f"截至 {local_text(report.now)}，{report.year} 年 {report.month} 月底未清零的诉求共 {report.total} 件，"
+    return (f"截至 {report.as_of_text}，{report.year} 年 {report.month} 月底未清零的诉求共 {report.total} 件，"
             f"涉及 {len(units)} 个承办单位，其中 {report.month} 月受理 {this_month} 件，更早结存 "
             f"{report.total - this_month} 件。请相关单位尽快办结，督办人员跟踪落实。")
 
@@ -300,7 +340,8 @@ def carry_over_summary(report: CarryOver) -> str:
 def render_carry_over(report: CarryOver, *, hint: str) -> tuple[str, str, bytes, str]:
     """(markdown, html, xlsx, plain text) of the carry-over report."""
     tables = carry_over_tables(report)
-    html = render_html_page(carry_over_title(report), f"统计截至 {local_text(report.now)}（北京时间）",
+    html = render_html_page(carry_over_title(report),
+                            f"统计截至 {report.as_of_text}（北京时间），生成于 {local_text(report.now)}",
                             [carry_over_summary(report)], tables)
     lines, md_lines = ([f"{i}. {esc(u)}：{a + b} 件（{report.month}月 {a} 件，更早 {b} 件，超期 {o} 件）"
                         for i, (u, a, b, o) in enumerate(report.unit_rows(), start=1)] for esc in (str, md))

@@ -7,10 +7,13 @@ run, and a report inside the month is a snapshot with a forecast. Per unit (see 
 - 交办总量: cases received in the month; 办结总量: those closed (``closed_at``) by ``as_of``.
 - 办结率 = closed / dispatched (the bulletin's note).
 - 满意率 = satisfied / rated (满意量 / 总评星量); a case is rated when it has a satisfaction result, and
-  基本满意 counts as satisfied unless ``basically_satisfied_counts`` is false. No rated case: the
-  configured ``unrated_satisfaction_rate`` (100%).
-- 及时办结率: cases fed back before ``due_at`` / cases fed back (``on_time_basis``); nothing fed back: 100%.
-  A case's feedback instant is ``fed_back_at``, else ``closed_at``.
+  基本满意 counts as satisfied unless ``basically_satisfied_counts`` is false. No rated case: no rate
+  (``None``, shown ``—``), unless ``unrated_satisfaction_rate`` is configured.
+- 及时办结率: cases fed back before ``due_at`` / (cases fed back + open cases already overdue) with the
+  default ``on_time_basis: fed_back_or_overdue``; ``fed_back`` leaves the open overdue ones out. An empty
+  denominator: no rate (``None``). A case's feedback instant is ``fed_back_at``, else ``closed_at``.
+- A rate without a denominator is kept out of the score: the weights of the rates that exist are scaled
+  up to the full weight (缺项按比例折算, :func:`daemon.reports.scoring.exact_score`).
 - 超期件: fed back at or after ``due_at`` (the first overdue instant), or still not fed back at ``as_of``
   with ``due_at`` already passed.
 - 加分 / 减分 from the counts of five-star, difficult (疑难件), high-star (高星件,
@@ -18,8 +21,11 @@ run, and a report inside the month is a snapshot with a forecast. Per unit (see 
 
 Order: by the unrounded score (bulletin 003's 较差 table ranks 9.0899 below 9.0926 though both print 9.09),
 then by more cases dispatched (its 十佳 table puts 19 cases ahead of 4 at an exact 10.12), then by name,
-so ties are stable. 十佳 are the first ``top_n``; 较差 the last ``bottom_n`` that are not also 十佳, listed
-worst first (名次 1 = worst, as the bulletin does). Cases a unit returned (退件) are not its cases: the
+so ties are stable. Units are ranked within their group (分组: 县区基层, 市直 …, see
+:class:`RankingGroups`), as bulletin 003 ranks 76 县区基层 units and lists 市直联网单位 in an appendix.
+In a ranked group 十佳 are the first ``top_n``; 较差 the last ``bottom_n`` that are not also 十佳, listed
+worst first (名次 1 = worst, as the bulletin does); 约谈: 较差, or ``summon_provincial_min``+ provincial
+cases while in the group's bottom ``summon_bottom_n``. Cases a unit returned (退件) are not its cases: the
 caller leaves them out.
 """
 
@@ -33,91 +39,25 @@ from decimal import Decimal
 
 from daemon.core.cases import Satisfaction, Source
 from daemon.core.timeutil import LOCAL_TZ
+from daemon.reports.ranking_types import (
+    DEFAULT_GROUP,
+    Forecast,
+    GroupRanking,
+    GroupShare,
+    RankedCase,
+    RankingGroups,
+    UnitForecast,
+    UnitScore,
+)
 from daemon.reports.scoring import ScoringConfig, bonus_for, exact_score, penalty_for, round_cents
+
+__all__ = [
+    "DEFAULT_GROUP", "Forecast", "GroupRanking", "GroupShare", "MonthlyRanking", "RankedCase", "RankingGroups",
+    "UnitForecast", "UnitScore", "month_bounds", "monthly_ranking",
+]
 
 UNKNOWN_DISTRICT = "未标注属地"
 OTHER_DOMAIN = "其他"
-
-
-@dataclass(frozen=True)
-class RankedCase:
-    """What the ranking needs of one case. Instants are timezone-aware; ``due_at`` is the SLA's first
-    overdue instant (00:00 of the day after the last day, for day periods)."""
-
-    number: str  # 工单编号
-    unit: str  # 承办单位
-    district: str | None  # 属地
-    domain: str | None  # 涉及领域
-    source: Source
-    received_at: datetime  # 交办时间
-    fed_back_at: datetime | None  # 反馈时间
-    closed_at: datetime | None  # 办结时间
-    due_at: datetime
-    satisfaction: Satisfaction | None = None
-    stars: int | None = None  # 评星 1-5
-    difficult: bool = False  # 疑难件
-    summary: str | None = None  # 问题摘要, shown in the review lists
-
-
-@dataclass(frozen=True)
-class UnitScore:
-    """One unit's month. Rates are fractions; ``penalty`` is the positive amount subtracted (减分)."""
-
-    unit: str
-    rank: int  # 名次, 1 = best
-    dispatched: int  # 交办总量
-    closed: int  # 办结总量
-    fed_back: int
-    on_time: int
-    rated: int  # 总评星量
-    satisfied: int  # 满意量
-    provincial: int  # 省平台交办件
-    five_star: int
-    difficult: int
-    high_star: int
-    below_four_star: int
-    overdue: int  # 超期件
-    satisfaction_rate: Decimal
-    on_time_rate: Decimal
-    completion_rate: Decimal
-    bonus: Decimal
-    penalty: Decimal
-    score: Decimal  # 总分, half up to cents
-    exact: Decimal  # unrounded, what the order is decided on
-
-
-@dataclass(frozen=True)
-class GroupShare:
-    """Cases by district (属地) or by domain (涉及领域); ``share`` is of all cases in the month."""
-
-    name: str
-    dispatched: int
-    share: Decimal
-    closed: int
-    completion_rate: Decimal
-    rated: int
-    satisfied: int
-    satisfaction_rate: Decimal
-
-
-@dataclass(frozen=True)
-class UnitForecast:
-    unit: str
-    score: Decimal  # as of now
-    projected_score: Decimal  # at month end, at the current pace
-    projected_exact: Decimal
-    dispatched: int
-
-
-@dataclass(frozen=True)
-class Forecast:
-    """Mid-month projection. Rates are held at their current values, except that completion counts only
-    cases already due (a case still inside its SLA is not yet a failure); bonus and penalty amounts grow
-    linearly with the month: divided by the elapsed fraction of the month."""
-
-    elapsed_fraction: Decimal
-    units: tuple[UnitForecast, ...]  # best projected first
-    heading_for_worst: tuple[UnitForecast, ...]  # worst projected first
 
 
 @dataclass(frozen=True)
@@ -131,15 +71,29 @@ class MonthlyRanking:
     total_closed: int
     total_rated: int
     total_satisfied: int
-    units: tuple[UnitScore, ...]  # best first
-    best: tuple[UnitScore, ...]  # 十佳
-    worst: tuple[UnitScore, ...]  # 较差, worst first
-    summoned: tuple[UnitScore, ...]  # 约谈: 较差, or provincial cases >= 10 while in the bottom 10
+    groups: tuple[GroupRanking, ...]  # ranked groups first (in the configured order), then the appendices
     districts: tuple[GroupShare, ...]
     domains: tuple[GroupShare, ...]
     low_star_cases: tuple[RankedCase, ...]  # 低星件 (stars <= low_star_max), for 回头看
     dissatisfied_cases: tuple[RankedCase, ...]  # 不满意件
     forecast: Forecast | None
+
+    @property
+    def units(self) -> tuple[UnitScore, ...]:
+        """Every unit of every group, group by group."""
+        return tuple(u for g in self.groups for u in g.units)
+
+    @property
+    def best(self) -> tuple[UnitScore, ...]:
+        return tuple(u for g in self.groups for u in g.best)
+
+    @property
+    def worst(self) -> tuple[UnitScore, ...]:
+        return tuple(u for g in self.groups for u in g.worst)
+
+    @property
+    def summoned(self) -> tuple[UnitScore, ...]:
+        return tuple(u for g in self.groups for u in g.summoned)
 
 
 def month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
@@ -151,7 +105,7 @@ def month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _ratio(part: int, whole: int, empty: Decimal) -> Decimal:
+def _ratio(part: int, whole: int, empty: Decimal | None) -> Decimal | None:
     return Decimal(part) / Decimal(whole) if whole else empty
 
 
@@ -202,14 +156,13 @@ class _Tally:
             self.high_star += config.high_star_min is not None and case.stars >= config.high_star_min
             self.below_four_star += case.stars < config.penalty_stars_below
 
-    def rates(self, config: ScoringConfig) -> tuple[Decimal, Decimal, Decimal]:
-        """(satisfaction, on-time, completion) as fractions."""
-        one = Decimal(1)
+    def rates(self, config: ScoringConfig) -> tuple[Decimal | None, Decimal | None, Decimal]:
+        """(satisfaction, on-time, completion) as fractions; None where there is no denominator."""
         on_time_whole = self.fed_back + (self.open_overdue if config.on_time_basis != "fed_back" else 0)
         return (
             _ratio(self.satisfied, self.rated, config.unrated_satisfaction_rate),
-            _ratio(self.on_time, on_time_whole, one),
-            _ratio(self.closed, self.dispatched, one),
+            _ratio(self.on_time, on_time_whole, None),
+            Decimal(self.closed) / Decimal(self.dispatched),  # a unit in the ranking has a case
         )
 
 
@@ -223,11 +176,14 @@ def monthly_ranking(
     month: int,
     now: datetime,
     config: ScoringConfig | None = None,
+    *,
+    groups: RankingGroups | None = None,
 ) -> MonthlyRanking:
     """Rank the units on the cases dispatched in ``year``-``month`` (Asia/Shanghai), judged as of
     ``min(now, month end)``; ``now`` is an aware datetime. Cases received outside the month, or after
-    ``now``, are ignored."""
+    ``now``, are ignored. Without ``groups`` every unit is in one ranked group."""
     cfg = config or ScoringConfig()
+    grouping = groups or RankingGroups()
     if now.tzinfo is None:
         raise ValueError(f"now={now!r} is naive: pass an aware datetime")
     start, end = month_bounds(year, month)
@@ -241,17 +197,12 @@ def monthly_ranking(
     for case in month_cases:
         tallies[case.unit].add(case, as_of, cfg)
 
-    units = _score_units(tallies, cfg)
-    best = units[: cfg.top_n]
-    worst = tuple(reversed(units[max(cfg.top_n, len(units) - cfg.bottom_n) :]))
-    bottom = {u.unit for u in units[max(0, len(units) - cfg.summon_bottom_n) :]}
-    summoned = tuple(
-        u for u in units if u in worst or (u.unit in bottom and u.provincial >= cfg.summon_provincial_min)
-    )
+    group_rankings = _rank_groups(tallies, grouping, cfg)
     forecast = None
     if start < now < end:
         elapsed = Decimal(int((now - start).total_seconds())) / Decimal(int((end - start).total_seconds()))
-        forecast = _forecast(tallies, units, elapsed, cfg)
+        ranked_units = tuple(u for g in group_rankings if g.ranked for u in g.units)
+        forecast = _forecast(tallies, ranked_units, elapsed, cfg)
     return MonthlyRanking(
         year=year,
         month=month,
@@ -262,16 +213,35 @@ def monthly_ranking(
         total_closed=sum(t.closed for t in tallies.values()),
         total_rated=sum(t.rated for t in tallies.values()),
         total_satisfied=sum(t.satisfied for t in tallies.values()),
-        units=units,
-        best=best,
-        worst=worst,
-        summoned=summoned,
+        groups=group_rankings,
         districts=_groups(month_cases, lambda c: c.district or UNKNOWN_DISTRICT, as_of, cfg),
         domains=_groups(month_cases, lambda c: c.domain or OTHER_DOMAIN, as_of, cfg),
         low_star_cases=tuple(c for c in month_cases if c.stars is not None and c.stars <= cfg.low_star_max),
         dissatisfied_cases=tuple(c for c in month_cases if c.satisfaction is Satisfaction.DISSATISFIED),
         forecast=forecast,
     )
+
+
+def _rank_groups(
+    tallies: dict[str, _Tally], grouping: RankingGroups, cfg: ScoringConfig
+) -> tuple[GroupRanking, ...]:
+    members: dict[str, dict[str, _Tally]] = defaultdict(dict)
+    for unit, tally in tallies.items():
+        members[grouping.group(unit)][unit] = tally
+    ranked = [g for g in grouping.ranked if g in members]
+    order = ranked + sorted(g for g in members if g not in grouping.ranked)
+    out = []
+    for name in order:
+        units = _score_units(members[name], cfg)
+        is_ranked = name in grouping.ranked
+        best = units[: cfg.top_n] if is_ranked else ()
+        worst = tuple(reversed(units[max(cfg.top_n, len(units) - cfg.bottom_n) :])) if is_ranked else ()
+        bottom = {u.unit for u in units[max(0, len(units) - cfg.summon_bottom_n) :]}
+        summoned = tuple(
+            u for u in units if u in worst or (u.unit in bottom and u.provincial >= cfg.summon_provincial_min)
+        )
+        out.append(GroupRanking(name, is_ranked, units, best, worst, summoned))
+    return tuple(out)
 
 
 def _score_units(tallies: dict[str, _Tally], cfg: ScoringConfig) -> tuple[UnitScore, ...]:
@@ -320,7 +290,7 @@ def _forecast(
     for current in units:
         t = tallies[current.unit]
         satisfaction, on_time, _ = t.rates(cfg)
-        completion = _ratio(t.closed, t.due_or_closed, Decimal(1))
+        completion = Decimal(t.closed) / t.due_or_closed if t.due_or_closed else Decimal(1)
         exact = exact_score(
             satisfaction,
             on_time,
@@ -345,11 +315,13 @@ def _groups(
     groups = []
     for name, t in tallies.items():
         satisfaction, _, completion = t.rates(cfg)
+        share = _ratio(t.dispatched, total, Decimal(0))
+        assert share is not None
         groups.append(
             GroupShare(
                 name=name,
                 dispatched=t.dispatched,
-                share=_ratio(t.dispatched, total, Decimal(0)),
+                share=share,
                 closed=t.closed,
                 completion_rate=completion,
                 rated=t.rated,

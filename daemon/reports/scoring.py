@@ -29,22 +29,33 @@ def round_cents(value: Decimal) -> Decimal:
 
 
 def exact_score(
-    satisfaction_rate: Decimal,
-    on_time_rate: Decimal,
-    completion_rate: Decimal,
+    satisfaction_rate: Decimal | None,
+    on_time_rate: Decimal | None,
+    completion_rate: Decimal | None,
     bonus: Decimal,
     penalty: Decimal,
     *,
     config: ScoringConfig,
 ) -> Decimal:
-    """The unrounded score; ranking sorts on this (bulletin 003 ranks 9.0899 below 9.0926, both 9.09)."""
-    return (
-        config.satisfaction_weight * satisfaction_rate
-        + config.on_time_weight * on_time_rate
-        + config.completion_weight * completion_rate
-        + bonus
-        - penalty
-    )
+    """The unrounded score; ranking sorts on this (bulletin 003 ranks 9.0899 below 9.0926, both 9.09).
+
+    A rate of ``None`` has no denominator (nothing rated, nothing fed back or overdue) and is kept out of
+    the score: the weights of the rates that exist are scaled up to the full weight (缺项按比例折算), so the
+    rates still count for 10 points and a missing rate neither earns nor costs anything by itself. With
+    every rate present this is the bulletin's formula exactly."""
+    weighted = [
+        (weight, rate)
+        for weight, rate in (
+            (config.satisfaction_weight, satisfaction_rate),
+            (config.on_time_weight, on_time_rate),
+            (config.completion_weight, completion_rate),
+        )
+    ]
+    full = sum((w for w, _ in weighted), Decimal(0))
+    present = sum((w for w, r in weighted if r is not None), Decimal(0))
+    earned = sum((w * r for w, r in weighted if r is not None), Decimal(0))
+    rates = earned if present == full else (earned * full / present if present else Decimal(0))
+    return rates + bonus - penalty
 
 
 def score_row(  # noqa: PLR0917 - the positional order mirrors the bulletin's columns

@@ -128,8 +128,9 @@ def render_html_page(
 
 
 def render_xlsx_book(tables: Sequence[ReportTable]) -> bytes:
-    """One sheet per table (title row, header row, data, then the notes), header rows frozen."""
-    from daemon.reports.xlsx_writer import STYLE_BOLD, STYLE_TITLE, Sheet, workbook_bytes
+    """One sheet per table (title row, header row, data, then the notes), header rows frozen; printed on
+    A4 landscape, fitted to the page width, with the title and header rows repeated on every page."""
+    from daemon.reports.xlsx_writer import STYLE_BOLD, STYLE_TITLE, PrintSetup, Sheet, printed_workbook_bytes
 
     sheets = []
     for t in tables:
@@ -144,7 +145,7 @@ def render_xlsx_book(tables: Sequence[ReportTable]) -> bytes:
             sheet.append([])
             sheet.append([t.note])
         sheets.append(sheet)
-    return workbook_bytes(sheets)
+    return printed_workbook_bytes([(sheet, PrintSetup()) for sheet in sheets])
 
 
 @dataclass

@@ -176,3 +176,177 @@ def workbook_bytes(sheets: Sequence[Sheet]) -> bytes:
         for i, sheet in enumerate(sheets, start=1):
             z.writestr(f"xl/worksheets/sheet{i}.xml", _sheet_xml(sheet))
     return out.getvalue()
+
+
+# --- printing: bordered cell styles, fitted widths, date cells, A4 page setup (additive helpers) ----------
+#
+# A workbook written by workbook_bytes() is finished here for print: borders, real date cells, A4
+# landscape fitted to the page width, header rows repeated on every page. The extra cell styles are
+# appended after the base styles, so their numbers are computed from the base count. The section keeps
+# its own imports, so that it merges as one block with other changes to the module's head.
+
+import unicodedata  # noqa: E402
+from collections.abc import Mapping  # noqa: E402
+from datetime import date  # noqa: E402
+
+_BASE_XF_COUNT = int(re.search(r'<cellXfs count="(\d+)"', _STYLES)[1])  # type: ignore[index]
+_BASE_BORDER_COUNT = int(re.search(r'<borders count="(\d+)"', _STYLES)[1])  # type: ignore[index]
+_BASE_FILL_COUNT = int(re.search(r'<fills count="(\d+)"', _STYLES)[1])  # type: ignore[index]
+DATE_FORMAT_ID = 164  # the first custom number format
+_BORDERED_XFS = (  # (name, numFmtId, fontId, fill, alignment, quotePrefix)
+    ("text", 0, 0, False, '<alignment vertical="center" wrapText="1"/>', True),
+    ("header", 0, 1, True, '<alignment horizontal="center" vertical="center" wrapText="1"/>', True),
+    ("int", 1, 0, False, '<alignment horizontal="right" vertical="center"/>', False),
+    ("percent", 10, 0, False, '<alignment horizontal="right" vertical="center"/>', False),
+    ("decimal", 2, 0, False, '<alignment horizontal="right" vertical="center"/>', False),
+    ("date", DATE_FORMAT_ID, 0, False, '<alignment horizontal="center" vertical="center"/>', False),
+)
+#: style numbers of the bordered cells: BORDERED["text"], BORDERED["header"], BORDERED["date"] …
+BORDERED = {name: _BASE_XF_COUNT + i for i, (name, *_) in enumerate(_BORDERED_XFS)}
+_EXCEL_EPOCH = date(1899, 12, 30)
+
+
+def excel_date(day: date) -> int:
+    """A date as a spreadsheet's day number (1900 date system), for a cell styled ``BORDERED["date"]``."""
+    return (day - _EXCEL_EPOCH).days
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes in a spreadsheet: wide (CJK, full-width) characters count double."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def fitted_widths(rows: Sequence[Sequence[Cell | None]], *, minimum: float = 6, maximum: float = 48) -> list[float]:
+    """Column widths that fit the widest cell of each column (plus padding), within [minimum, maximum];
+    longer text wraps (the bordered text style wraps)."""
+    widths: list[float] = []
+    for cells in rows:
+        for i, value in enumerate(cells):
+            need = display_width(str(value)) + 2 if value not in (None, "") else 0
+            if i == len(widths):
+                widths.append(minimum)
+            widths[i] = max(widths[i], min(maximum, need))
+    return widths
+
+
+@dataclass(frozen=True)
+class PrintSetup:
+    """How a sheet prints: paper 9 is A4; ``fit_width`` scales the columns onto one page width (pages run
+    down only); ``title_rows`` rows from the top repeat on every printed page."""
+
+    landscape: bool = True
+    paper: int = 9
+    fit_width: bool = True
+    title_rows: int = 2
+    row_heights: Mapping[int, float] = field(default_factory=dict)  # row (1-based) → points, for wrapped text
+
+
+LINE_HEIGHT = 15.0  # points per line of 11-point text
+
+
+def wrap_text(text: str, width: float) -> list[str]:
+    """``text`` cut into lines of at most ``width`` display columns (CJK counts double): a long note under
+    a table goes on several rows instead of running off the page."""
+    lines, line, used = [], "", 0
+    for ch in text:
+        w = 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        if used + w > width and line:
+            lines.append(line)
+            line, used = "", 0
+        line += ch
+        used += w
+    return [*lines, line] if line else lines
+
+
+def wrapped_heights(rows: Sequence[Sequence[Cell | None]], widths: Sequence[float], *, first_row: int = 1,
+                    minimum: float = 0) -> dict[int, float]:
+    """Heights of the rows whose text wraps in its column (spreadsheets do not all fit rows on opening):
+    the most lines any cell of the row needs, times :data:`LINE_HEIGHT`; every row at least ``minimum``."""
+    heights: dict[int, float] = {}
+    for n, cells in enumerate(rows, start=first_row):
+        lines = max((len(wrap_text(v, max(1.0, widths[i] - 1))) for i, v in enumerate(cells)
+                     if isinstance(v, str) and i < len(widths)), default=1)
+        if lines > 1 or minimum:
+            heights[n] = max(minimum, lines * LINE_HEIGHT + 3 if lines > 1 else 0)
+    return heights
+
+
+_APPLY_FILL, _QUOTE_PREFIX = ' applyFill="1"', ' quotePrefix="1"'
+
+
+def _print_styles(styles: str) -> str:
+    borders = _BASE_BORDER_COUNT + 1
+    fills = _BASE_FILL_COUNT + 1
+    sides = ("left", "right", "top", "bottom")
+    thin = "".join(f'<{side} style="thin"><color rgb="FF000000"/></{side}>' for side in sides)
+    xfs = "".join(
+        f'<xf numFmtId="{fmt}" fontId="{font}" fillId="{_BASE_FILL_COUNT if fill else 0}" '
+        f'borderId="{_BASE_BORDER_COUNT}" xfId="0" applyNumberFormat="1" applyFont="1" applyBorder="1" '
+        f'applyAlignment="1"{_APPLY_FILL if fill else ""}{_QUOTE_PREFIX if quote else ""}>{align}</xf>'
+        for _, fmt, font, fill, align, quote in _BORDERED_XFS
+    )
+    count = _BASE_XF_COUNT + len(_BORDERED_XFS)
+    styles = re.sub(r'<cellXfs count="\d+">(.*?)</cellXfs>',
+                    lambda m: f'<cellXfs count="{count}">{m[1]}{xfs}</cellXfs>', styles, flags=re.S)
+    styles = re.sub(r'<borders count="\d+">(.*?)</borders>',
+                    lambda m: f'<borders count="{borders}">{m[1]}<border>{thin}<diagonal/></border></borders>',
+                    styles, flags=re.S)
+    styles = re.sub(r'<fills count="\d+">(.*?)</fills>',
+                    lambda m: f'<fills count="{fills}">{m[1]}<fill><patternFill patternType="solid">'
+                              '<fgColor rgb="FFE7E6E6"/><bgColor indexed="64"/></patternFill></fill></fills>',
+                    styles, flags=re.S)
+    numfmt = f'<numFmts count="1"><numFmt numFmtId="{DATE_FORMAT_ID}" formatCode="yyyy-mm-dd"/></numFmts>'
+    return re.sub(r"(<styleSheet[^>]*>)", lambda m: m[1] + numfmt, styles, count=1)
+
+
+def _print_sheet(xml: str, setup: PrintSetup) -> str:
+    if setup.fit_width:
+        xml = re.sub(r"(<worksheet[^>]*>)", r'\1<sheetPr><pageSetUpPr fitToPage="1"/></sheetPr>', xml, count=1)
+    page = (
+        '<printOptions horizontalCentered="1"/>'
+        '<pageMargins left="0.4" right="0.4" top="0.6" bottom="0.6" header="0.3" footer="0.3"/>'
+        f'<pageSetup paperSize="{setup.paper}" orientation="{"landscape" if setup.landscape else "portrait"}"'
+        + (' fitToWidth="1" fitToHeight="0"' if setup.fit_width else "") + "/>"
+        "<headerFooter><oddFooter>&amp;C第 &amp;P 页，共 &amp;N 页</oddFooter></headerFooter>"
+    )
+    for row, height in setup.row_heights.items():
+        xml = xml.replace(f'<row r="{row}">', f'<row r="{row}" ht="{height:g}" customHeight="1">', 1)
+    return xml.replace("</sheetData>", "</sheetData>" + page, 1)
+
+
+def _quoted_sheet(name: str) -> str:
+    """A sheet name as a formula reference writes it: in single quotes, a quote doubled."""
+    return "'" + name.replace("'", "''") + "'"
+
+
+def printed_workbook_bytes(sheets: Sequence[tuple[Sheet, PrintSetup]]) -> bytes:
+    """:func:`workbook_bytes`, finished for print: the bordered styles of :data:`BORDERED` (with the date
+    format), each sheet's page setup, and its title rows as print titles (``_xlnm.Print_Titles``)."""
+    plain = workbook_bytes([sheet for sheet, _ in sheets])
+    used: set[str] = set()
+    names = [sheet_name(sheet.name, used) for sheet, _ in sheets]
+    titles = "".join(
+        f'<definedName name="_xlnm.Print_Titles" localSheetId="{i}">'
+        f"{escape(_quoted_sheet(name))}!$1:${setup.title_rows}"
+        "</definedName>"
+        for i, (name, (_, setup)) in enumerate(zip(names, sheets, strict=True))
+        if setup.title_rows
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(plain)) as src, zipfile.ZipFile(
+        out, "w", zipfile.ZIP_DEFLATED, compresslevel=1
+    ) as dst:
+        for item in src.infolist():
+            data = src.read(item).decode()
+            if item.filename == "xl/styles.xml":
+                data = _print_styles(data)
+            elif item.filename == "xl/workbook.xml" and titles:
+                data = data.replace("</sheets>", f"</sheets><definedNames>{titles}</definedNames>", 1)
+            elif m := re.fullmatch(r"xl/worksheets/sheet(\d+)\.xml", item.filename):
+                data = _print_sheet(data, sheets[int(m[1]) - 1][1])
+            dst.writestr(item, data)
+    return out.getvalue()
+
+# formula-looking text in a bordered cell stays bordered text (the bordered text style has the quote prefix)
+_GUARDED_STYLE.update(dict.fromkeys(BORDERED.values(), BORDERED["text"]))
+_GUARDED_STYLE[BORDERED["header"]] = BORDERED["header"]

@@ -1,6 +1,7 @@
 """Unit contacts (承办人, 分管领导, 督办) imported from a sheet, validated, with masked error messages.
 
-Columns: 单位 (unit; empty means a supervisor who covers every unit), 姓名, 角色, 手机, 企业微信账号, 邮箱.
+Columns: 单位 (unit; empty means a supervisor who covers every unit), 姓名, 角色, 手机, 企业微信账号, 邮箱,
+and optionally 分组 (the unit's group in the monthly ranking: 市直, 县区基层 …; see :func:`unit_groups`).
 A contact needs at least one channel (mobile, WeCom account or email). Error messages never contain a
 full mobile number: it is shown as 尾号1234, the way the bulletins name citizens.
 """
@@ -38,6 +39,7 @@ _COLUMNS = {
     "mobile": ("手机", "手机号", "mobile"),
     "wecom_id": ("企业微信账号", "企业微信", "wecom_id"),
     "email": ("邮箱", "email"),
+    "group": ("分组", "单位分组", "group"),
 }
 _REQUIRED = ("unit", "name")
 _MOBILE = re.compile(r"1[3-9]\d{9}")
@@ -55,6 +57,7 @@ class ImportedContact:
     mobile: str | None = None  # 手机, 11 digits, no +86
     wecom_id: str | None = None  # 企业微信账号
     email: str | None = None  # 邮箱
+    group: str | None = None  # 分组 of the unit in the monthly ranking
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,11 +113,16 @@ class ContactBuilder:
         if email is not None and not _EMAIL.fullmatch(email):
             raise ValueError(f"{name}: 邮箱 (email) {email!r} is not an email address")
         wecom_id = self._cell(values, "wecom_id") or None
+        group = self._cell(values, "group") or None
+        if group is not None and unit is None:
+            raise ValueError(f"{name}: 分组 (group) {group!r} needs a 单位 (unit): a group belongs to a unit")
         if mobile is None and email is None and wecom_id is None:
             raise ValueError(
                 f"{name}: no channel; give 手机 (mobile), 企业微信账号 (wecom_id) or 邮箱 (email)"
             )
-        return ImportedContact(name=name, role=role, unit=unit, mobile=mobile, wecom_id=wecom_id, email=email)
+        return ImportedContact(
+            name=name, role=role, unit=unit, mobile=mobile, wecom_id=wecom_id, email=email, group=group
+        )
 
     def _mobile(self, values: Sequence[object]) -> str | None:
         raw = self._cell(values, "mobile")
@@ -133,3 +141,23 @@ class ContactBuilder:
 
 def contact_builder(headers: Sequence[object]) -> ContactBuilder:
     return ContactBuilder(headers)
+
+
+def unit_groups(results: Sequence[ContactResult]) -> tuple[dict[str, str], list[str]]:
+    """Each unit's 分组 from the imported rows, and a problem per unit given two different groups (the
+    first row's group is kept, so the rest of the sheet still lands)."""
+    groups: dict[str, str] = {}
+    first_row: dict[str, int] = {}
+    problems: list[str] = []
+    for result in results:
+        c = result.contact
+        if c is None or c.unit is None or c.group is None:
+            continue
+        if c.unit not in groups:
+            groups[c.unit], first_row[c.unit] = c.group, result.row
+        elif groups[c.unit] != c.group:
+            problems.append(
+                f"row {result.row}: 分组 (group) {c.group!r} of {c.unit} differs from {groups[c.unit]!r} "
+                f"on row {first_row[c.unit]}; a unit has one group, {groups[c.unit]!r} is kept"
+            )
+    return groups, problems

@@ -225,3 +225,16 @@ send_windows = Table(  # the sends of the last minute per (channel, key): a vend
     Column("sent", Text, nullable=False),  # epoch seconds of the sends still in the window, space-separated
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+report_issues = Table(  # issued 通报: the running issue number 第N期 per series and year
+    "report_issues",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("series", String(64), nullable=False),  # reports.masthead.series: whose numbering
+    Column("year", Integer, nullable=False),  # the year of issue (第N期 restarts each year)
+    Column("number", Integer, nullable=False),  # N of 第N期
+    Column("period", String(32), nullable=False),  # what it reports on, e.g. "2026-11"
+    Column("issued_at", UTCDateTime, nullable=False),
+    UniqueConstraint("series", "year", "number"),
+    UniqueConstraint("series", "period"),
+)

@@ -82,3 +82,25 @@ def test_bad_rows_name_the_problem_and_mask_the_mobile(
 def test_missing_columns(tmp_path: Path) -> None:
     with pytest.raises(HeaderError, match=r"missing required columns 单位 \(unit\); found: 姓名, 手机"):
         read_contacts_file(write(tmp_path, [("孙磊", "13800005678")], headers=("姓名", "手机")))
+
+
+def test_group_column_gives_each_unit_one_group(tmp_path: Path) -> None:
+    from daemon.sources.contacts import unit_groups
+
+    path = write(
+        tmp_path,
+        [
+            ("市公安局", "赵一", "承办人", "13800001234", "", "", "市直"),
+            ("市公安局", "钱二", "领导", "13800001235", "", "", "县区基层"),  # a second group for the same unit
+            ("兴海街道办事处", "孙三", "承办人", "13800001236", "", "", ""),
+            ("", "马督办", "督办", "13800001237", "", "", "市直"),  # a supervisor has no unit to group
+        ],
+        headers=(*HEADERS, "分组"),
+    )
+    results = list(read_contacts_file(path))
+    assert [r.contact.group if r.contact else None for r in results] == ["市直", "县区基层", None, None]
+    assert "needs a 单位" in (results[3].error or "")
+    groups, problems = unit_groups(results)
+    assert groups == {"市公安局": "市直"}
+    assert problems == ["row 3: 分组 (group) '县区基层' of 市公安局 differs from '市直' on row 2; "
+                        "a unit has one group, '市直' is kept"]
