@@ -38,7 +38,7 @@ COMMANDS: dict[str, list[str]] = {
 def run_once(python: str, args: list[str], env: dict[str, str]) -> tuple[float, float]:
     """(wall s, user+sys CPU s) of one whole process."""
     start = time.perf_counter()
-    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+    proc = subprocess.Popen(
         [python, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     _, status, usage = os.wait4(proc.pid, 0)
