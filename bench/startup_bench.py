@@ -1,6 +1,6 @@
 """Start-up cost of the command line, timed as whole processes against ``python -c pass``.
 
-    python bench/startup_bench.py [--rounds 15] [--python .venv/bin/python]
+    python bench/startup_bench.py [--rounds 15] [--python .venv/bin/python] [--compare DIR]
 
 Runs each command ``--rounds`` times, interleaved (round 1 of every command, then round 2 …) so that a noisy
 neighbour on the machine hits all of them alike, and prints min and median wall time and CPU time
@@ -11,6 +11,8 @@ neighbour on the machine hits all of them alike, and prints min and median wall 
 
 Commands run as ``python -m daemon …`` from the repository root with the default ``config.yaml``, so the
 figures measure this checkout (an installed ``hotline-sla`` script adds its own small wrapper cost).
+``--compare DIR`` runs the same commands in another checkout (e.g. ``git archive main | tar -x -C DIR``) in
+the same rounds, labelled ``[DIR's name]``: before and after, paired in one run.
 """
 
 from __future__ import annotations
@@ -35,11 +37,12 @@ COMMANDS: dict[str, list[str]] = {
 }
 
 
-def run_once(python: str, args: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(wall s, user+sys CPU s) of one whole process."""
+def run_once(python: str, args: list[str], env: dict[str, str], root: Path = ROOT) -> tuple[float, float]:
+    """(wall s, user+sys CPU s) of one whole process, run in the checkout ``root``."""
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [python, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [python, *args], cwd=root, env={**env, "PYTHONPATH": str(root)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
@@ -49,18 +52,23 @@ def run_once(python: str, args: list[str], env: dict[str, str]) -> tuple[float, 
     return wall, usage.ru_utime + usage.ru_stime
 
 
-def measure(python: str, rounds: int, cache_dir: Path, *, cold: bool) -> dict[str, list[tuple[float, float]]]:
+def measure(
+    python: str, rounds: int, cache_dir: Path, *, cold: bool, compare: Path | None = None
+) -> dict[str, list[tuple[float, float]]]:
     env = {**os.environ, "XDG_CACHE_HOME": str(cache_dir)}
     env.pop("HOTLINE_SLA_CONFIG", None)
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in COMMANDS}
+    runs = [(name, args, ROOT) for name, args in COMMANDS.items()]
+    if compare is not None:
+        runs += [(f"{name} [{compare.name}]", args, compare) for name, args in COMMANDS.items() if "-c" not in args]
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in runs}
     if not cold:  # fill the cache once
         run_once(python, COMMANDS["deadline"], env)
     for _ in range(rounds):
-        for name, args in COMMANDS.items():
+        for name, args, root in runs:
             if cold:
                 shutil.rmtree(cache_dir, ignore_errors=True)
                 cache_dir.mkdir()
-            results[name].append(run_once(python, args, env))
+            results[name].append(run_once(python, args, env, root))
     return results
 
 
@@ -69,12 +77,12 @@ def report(title: str, results: dict[str, list[tuple[float, float]]]) -> None:
     base_wall = statistics.median(w for w, _ in base)
     base_cpu = statistics.median(c for _, c in base)
     print(f"\n{title}: {len(base)} rounds, interleaved; ratio = median / median of `python -c pass`")
-    print(f"{'command':<18}{'wall min':>10}{'wall med':>10}{'cpu min':>10}{'cpu med':>10}{'x wall':>9}{'x cpu':>8}")
+    print(f"{'command':<32}{'wall min':>10}{'wall med':>10}{'cpu min':>10}{'cpu med':>10}{'x wall':>9}{'x cpu':>8}")
     for name, runs in results.items():
         walls = [w for w, _ in runs]
         cpus = [c for _, c in runs]
         print(
-            f"{name:<18}{min(walls) * 1000:>8.1f}ms{statistics.median(walls) * 1000:>8.1f}ms"
+            f"{name:<32}{min(walls) * 1000:>8.1f}ms{statistics.median(walls) * 1000:>8.1f}ms"
             f"{min(cpus) * 1000:>8.1f}ms{statistics.median(cpus) * 1000:>8.1f}ms"
             f"{statistics.median(walls) / base_wall:>8.1f}x{statistics.median(cpus) / max(base_cpu, 1e-6):>7.1f}x"
         )
@@ -85,13 +93,15 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--python", default=sys.executable, help="the interpreter with the package installed")
     ap.add_argument("--warm-only", action="store_true", help="skip the cold-cache pass")
+    ap.add_argument("--compare", type=Path, help="another checkout to time in the same rounds (e.g. main)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="startup-bench-") as tmp:
         cache_dir = Path(tmp) / "cache"
         cache_dir.mkdir()
         if not args.warm_only:
-            report("cold cache (emptied before every run)", measure(args.python, args.rounds, cache_dir, cold=True))
-        report("warm cache", measure(args.python, args.rounds, cache_dir, cold=False))
+            report("cold cache (emptied before every run)", measure(args.python, args.rounds, cache_dir, cold=True,
+                                                                       compare=args.compare))
+        report("warm cache", measure(args.python, args.rounds, cache_dir, cold=False, compare=args.compare))
 
 
 if __name__ == "__main__":
