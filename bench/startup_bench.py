@@ -37,18 +37,18 @@ COMMANDS: dict[str, list[str]] = {
 }
 
 
-def run_once(python: str, args: list[str], env: dict[str, str], root: Path = ROOT) -> tuple[float, float]:
+def run_once(argv: list[str], env: dict[str, str], root: Path = ROOT) -> tuple[float, float]:
     """(wall s, user+sys CPU s) of one whole process, run in the checkout ``root``."""
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [python, *args], cwd=root, env={**env, "PYTHONPATH": str(root)},
+        argv, cwd=root, env={**env, "PYTHONPATH": str(root)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode not in (0, 1):
-        raise SystemExit(f"{args} exited {proc.returncode}")
+        raise SystemExit(f"{argv} exited {proc.returncode}")
     return wall, usage.ru_utime + usage.ru_stime
 
 
@@ -57,18 +57,22 @@ def measure(
 ) -> dict[str, list[tuple[float, float]]]:
     env = {**os.environ, "XDG_CACHE_HOME": str(cache_dir)}
     env.pop("HOTLINE_SLA_CONFIG", None)
-    runs = [(name, args, ROOT) for name, args in COMMANDS.items()]
+    runs = [(name, [python, *args], ROOT) for name, args in COMMANDS.items()]
+    script = Path(python).parent / "hotline-sla"  # the console script, when the package is installed there
+    if script.exists():
+        runs.append(("hotline-sla --help (script)", [str(script), "--help"], ROOT))
     if compare is not None:
-        runs += [(f"{name} [{compare.name}]", args, compare) for name, args in COMMANDS.items() if "-c" not in args]
+        runs += [(f"{name} [{compare.name}]", [python, *args], compare)
+                 for name, args in COMMANDS.items() if "-c" not in args]
     results: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in runs}
     if not cold:  # fill the cache once
-        run_once(python, COMMANDS["deadline"], env)
+        run_once([python, *COMMANDS["deadline"]], env)
     for _ in range(rounds):
-        for name, args, root in runs:
+        for name, argv, root in runs:
             if cold:
                 shutil.rmtree(cache_dir, ignore_errors=True)
                 cache_dir.mkdir()
-            results[name].append(run_once(python, args, env, root))
+            results[name].append(run_once(argv, env, root))
     return results
 
 

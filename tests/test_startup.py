@@ -128,6 +128,18 @@ def test_a_read_only_cache_directory_means_no_cache_and_no_error(tmp_path: Path)
         cache.chmod(0o700)
 
 
+def test_a_write_that_fails_half_way_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk or a read-only mount at the rename: the calendar is still returned, no temp file stays."""
+    cache = tmp_path / "cache"
+
+    def full(*_args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(compiled.os, "replace", full)
+    _same(compiled.load_calendar(None, cache), WorkCalendar.load(None))
+    assert list(cache.iterdir()) == []
+
+
 def test_a_directory_others_can_write_or_that_cannot_exist_is_not_used(tmp_path: Path) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()

@@ -30,7 +30,6 @@ import os
 import pickle
 import stat
 import sys
-import tempfile
 from pathlib import Path
 
 from daemon.core import calendar as calendar_module
@@ -126,6 +125,8 @@ def _read(path: Path, key: str) -> WorkCalendar | None:
 
 def _write(directory: Path, path: Path, key: str, calendar: WorkCalendar) -> None:
     """Temp file + rename, then old calendars pruned. Best effort: a failure only means no cache."""
+    import tempfile  # only when writing (it imports shutil, random: ~4 ms a warm start does not need)
+
     try:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-" + PREFIX, dir=directory)
     except OSError:
