@@ -17,29 +17,38 @@ from daemon import __version__
 from daemon.context import AppContext
 from daemon.errors import ConfigError, UsageError
 
-COMMAND_MODULES = (
-    "daemon.commands.deadline",
-    "daemon.commands.calendar_cmd",
-    "daemon.commands.rules_cmd",
-    "daemon.commands.config_cmd",
-    "daemon.commands.score",
-    "daemon.commands.store_cmds",
-    "daemon.commands.import_cmd",
-    "daemon.commands.dispatch_cmd",
-    "daemon.commands.report_cmds",
-    "daemon.commands.run_cmd",
-    "daemon.commands.status_cmd",
-    "daemon.commands.init_cmd",
+#: every top-level command: (name, module that registers it, one-line help, configures structlog logging).
+#: ``--help`` lists this table without importing any command module; a command imports its own module only,
+#: so ``deadline`` never pays for SQLAlchemy, the channels or the report writers. The help text here must be
+#: the module's own (tests/test_startup.py checks both). Commands with logs=False never import structlog
+#: (checked there too), so they skip configuring it.
+COMMANDS: tuple[tuple[str, str, str, bool], ...] = (
+    ("deadline", "daemon.commands.deadline", "compute a case's deadline (计算办理时限)", False),
+    ("calendar", "daemon.commands.calendar_cmd", "holiday calendar coverage (节假日日历)", False),
+    ("rules", "daemon.commands.rules_cmd", "SLA rules (办理时限规则)", False),
+    ("config", "daemon.commands.config_cmd", "configuration (配置)", True),
+    ("score", "daemon.commands.score", "score units from a bulletin table (按评分标准计算总分)", True),
+    ("db", "daemon.commands.store_cmds", "database schema (数据库)", True),
+    ("tick", "daemon.commands.store_cmds", "evaluate the cases that are due and queue their alerts (一次检查)", True),
+    ("cases", "daemon.commands.store_cmds", "open cases (工单)", True),
+    ("outbox", "daemon.commands.store_cmds", "messages queued for delivery (待发送消息)", True),
+    ("import", "daemon.commands.import_cmd", "import a CSV/XLSX export of cases (导入工单)", True),
+    ("sync", "daemon.commands.import_cmd",
+     "run every configured source once (同步); exit 1 if one failed or rows were rejected", True),
+    ("contacts", "daemon.commands.import_cmd", "unit contacts and supervisors (联系人)", True),
+    ("dispatch", "daemon.commands.dispatch_cmd", "send the queued messages that are due (发送待发消息)", True),
+    ("notify", "daemon.commands.dispatch_cmd", "notification channels (通知渠道)", True),
+    ("digest", "daemon.commands.report_cmds", "the daily overdue digest for supervisors (每日超期通报)", True),
+    ("month-end", "daemon.commands.report_cmds",
+     "month-end zero-backlog reminders and carry-over report (月底清零/结存)", True),
+    ("report", "daemon.commands.report_cmds", "periodic reports (报表)", True),
+    ("run", "daemon.commands.run_cmd", "run the daemon: sync, tick, dispatch and reports on schedule (守护进程)", True),
+    ("status", "daemon.commands.status_cmd",
+     "the service's state: sync, tick, outbox, calendar, leader (运行状态)", True),
+    ("init", "daemon.commands.init_cmd",
+     "write a production config, the rules and the holiday folder (初始化配置)", True),
 )
-
-# Commands run in pipelines (``deadline --received -``) or by hand many times: their module is registered
-# alone so start-up does not import the store, SQLAlchemy and every channel (≈0.3 s saved per call).
-LIGHT_COMMANDS = {
-    "deadline": "daemon.commands.deadline",
-    "calendar": "daemon.commands.calendar_cmd",
-    "rules": "daemon.commands.rules_cmd",
-    "score": "daemon.commands.score",
-}
+COMMAND_MODULES = tuple(dict.fromkeys(module for _, module, _, _ in COMMANDS))
 
 
 def _command_token(argv: Sequence[str]) -> str | None:
@@ -120,20 +129,35 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hotline-sla {__version__}")
     parser.add_argument("--config", metavar="FILE", help=CONFIG_HELP)  # also accepted after the command
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    light = LIGHT_COMMANDS.get(_command_token(argv) or "") if argv is not None else None
-    for name in (light,) if light else COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    token = _command_token(argv) if argv is not None else None
+    chosen = next((module for name, module, _, _ in COMMANDS if name == token), None)
+    if argv is None:  # the whole tree (documentation, tests of every sub-command's help)
+        for module in COMMAND_MODULES:
+            importlib.import_module(module).register(sub)
+    else:
+        registered: set[str] = set()
+        if chosen is not None:
+            importlib.import_module(chosen).register(sub)
+            registered = set(sub.choices)
+        for name, _, help_text, _ in COMMANDS:  # listed in --help and in "invalid choice" errors
+            if name not in registered:
+                sub.add_parser(name, help=help_text)
     _finish_subcommands(parser)
     return parser
+
+
+def _logs_wanted(command: str | None) -> bool:
+    return next((logs for name, _, _, logs in COMMANDS if name == command), True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    from daemon.runtime import logs
+    if _logs_wanted(args.command):
+        from daemon.runtime import logs
 
-    logs.configure()
+        logs.configure()
     args.ctx = AppContext(args.config)
     try:
         code: int = args.func(args)

@@ -23,7 +23,7 @@ def _commands() -> Iterator[tuple[str, ...]]:
                     yield (*path, name)
                     yield from walk(sub, (*path, name))
 
-    return walk(build_parser([]), ())
+    return walk(build_parser(), ())  # no argv: the whole tree (with argv, only the named command is imported)
 
 
 @pytest.mark.parametrize("command", [" ".join(c) for c in _commands()])

@@ -25,8 +25,6 @@ from enum import StrEnum
 from itertools import accumulate
 from pathlib import Path
 
-import chinese_calendar
-
 from daemon.core.holidays import HolidayOverride, load_overrides, provisional_rest_days
 
 FIRST_YEAR = 2004
@@ -153,11 +151,15 @@ def calendar_readiness(
 
 def official_years() -> range:
     """The years chinese-calendar has data for (it raises NotImplementedError outside them)."""
+    import chinese_calendar  # here, not at the top: a calendar read from the cache never needs it
+
     years = {d.year for d in chinese_calendar.holidays}
     return range(min(years), max(years) + 1)
 
 
 def _official_arrangement(year: int) -> YearArrangement:
+    import chinese_calendar
+
     rest = {
         d: HOLIDAY_NAMES_ZH.get(str(name), str(name))
         for d, name in chinese_calendar.holidays.items()

@@ -30,12 +30,15 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
-
-import yaml
-from lunar_python import Lunar
+from typing import TYPE_CHECKING, Any
 
 from daemon.errors import ConfigError
+
+if TYPE_CHECKING:
+    import yaml
+
+# yaml and lunar_python are imported where they are used: a calendar read from the compiled cache
+# (daemon.core.compiled) needs neither, and they cost ~25 ms of every command's start-up.
 
 
 def statutory_entitlements(year: int) -> list[tuple[date, str]]:
@@ -87,12 +90,16 @@ def provisional_rest_days(year: int) -> dict[date, str]:
 
 
 def _lunar_to_solar(year: int, month: int, day: int) -> date:
+    from lunar_python import Lunar
+
     solar = Lunar.fromYmd(year, month, day).getSolar()
     return date(solar.getYear(), solar.getMonth(), solar.getDay())
 
 
 def _qingming(year: int) -> date:
     """清明: the day of the solar term (April 4 or 5), from the lunar library's astronomical tables."""
+    from lunar_python import Lunar
+
     term = Lunar.fromYmd(year, 3, 1).getJieQiTable()["清明"]
     qm = date(term.getYear(), term.getMonth(), term.getDay())
     if qm.year != year:  # the table spans two solar years; take this year's term
@@ -155,6 +162,8 @@ def load_overrides(directory: Path) -> dict[int, HolidayOverride]:
 
 
 def load_override_file(path: Path) -> HolidayOverride:  # noqa: PLR0912 - one check per documented error
+    import yaml
+
     try:
         text = path.read_text(encoding="utf-8")
         root = yaml.compose(text)
@@ -207,6 +216,8 @@ def load_override_file(path: Path) -> HolidayOverride:  # noqa: PLR0912 - one ch
 
 
 def _expand_item(path: Path, line: int, key: str, item: yaml.Node, year: int) -> list[tuple[date, str]]:
+    import yaml
+
     default_name = "调休上班" if key == "make_up_workdays" else "假日"
     if isinstance(item, yaml.ScalarNode):
         fields: dict[str, Any] = {"date": item.value}
