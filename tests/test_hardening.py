@@ -16,7 +16,6 @@ from openpyxl import load_workbook
 from daemon.pipeline.outbox import Dispatcher
 from daemon.pipeline.recipients import sync_config_contacts
 from daemon.reports import ranking_render
-from daemon.reports.ranking_render import Table
 from daemon.reports.xlsx_writer import Sheet, workbook_bytes
 from daemon.storage.store import Store
 from notifiers.secrets import SecretResolver, redact_secrets
@@ -40,17 +39,25 @@ def _assert_text_cells(data: bytes, sheet: str, row: int, values: list[str]) -> 
         assert cell.quotePrefix, f"{expected!r} lacks the quote prefix that keeps it text when edited"
 
 
-def test_the_ranking_workbook_writes_a_formula_looking_unit_name_as_text(monkeypatch: pytest.MonkeyPatch) -> None:
-    from decimal import Decimal
+def test_the_ranking_workbook_writes_a_formula_looking_unit_name_as_text() -> None:
+    from datetime import datetime
 
-    table = Table(title="表一", sheet="十佳", columns=(("名次", "int"), ("受理单位", "text"), ("办结率", "pct")),
-                  rows=((1, HOSTILE[0], Decimal("0.5")),))
-    monkeypatch.setattr(ranking_render, "ranking_tables", lambda _ranking: [table])
-    data = ranking_render.render_xlsx(None)  # type: ignore[arg-type]
+    from daemon.core.timeutil import LOCAL_TZ
+    from daemon.reports.ranking import monthly_ranking
+    from tests.test_ranking import SMALL, april_cases, case
+    from tests.test_ranking import at as april_at
+
+    cases = [*april_cases(), case("Q1", HOSTILE[0], april_at(3), april_at(8, 0), april_at(4))]
+    data = ranking_render.render_xlsx(monthly_ranking(cases, 2024, 4, datetime(2024, 5, 1, tzinfo=LOCAL_TZ), SMALL))
     book = load_workbook(io.BytesIO(data))
-    cells = list(book["十佳"][3])
-    assert cells[0].value == 1 and cells[2].value == pytest.approx(0.5) and cells[2].number_format == "0.00%"
-    assert (cells[1].data_type, cells[1].value, cells[1].quotePrefix) == ("s", HOSTILE[0], True)
+    found = [cell for sheet in book.worksheets for row in sheet.iter_rows() for cell in row
+             if isinstance(cell.value, str) and "HYPERLINK" in cell.value]
+    assert found, "the hostile unit name is in the workbook"
+    for cell in found:
+        assert (cell.data_type, cell.value, cell.quotePrefix) == ("s", HOSTILE[0], True), cell.coordinate
+    numbers = [cell for sheet in book.worksheets for row in sheet.iter_rows() for cell in row
+               if cell.number_format == "0.00%" and isinstance(cell.value, float)]
+    assert numbers, "rates stay numbers with a percent format"
 
 
 def test_the_one_writer_guards_every_trigger_character() -> None:

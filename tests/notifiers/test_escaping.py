@@ -163,4 +163,4 @@ def test_ranking_markdown_shows_unit_names_inert() -> None:
     text = render_markdown(monthly_ranking(cases, 2024, 4, datetime(2024, 5, 1, tzinfo=LOCAL_TZ), SMALL))
     assert "＜@all＞［局］（http：//evil.example）" in text
     assert "<@all>" not in text and "](" not in text and "http://" not in text
-    assert text.startswith("# ") and "|---|" in text  # its own heading and table markup stay
+    assert "\n# 2024 年 4 月" in text and "|---|" in text  # its own heading (after the masthead) and tables stay
