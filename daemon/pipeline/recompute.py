@@ -6,7 +6,8 @@ reports still cover (the current month and ``months - 1`` before it, ``reports.r
 month's ranking is the same whenever the notice was pasted. A case whose deadline moved gets a new deadline
 version (which re-arms an open case's warnings; alerts queued under the old one are superseded at dispatch,
 daemon/pipeline/stale.py) and a history row; a finished case whose on-time verdict flipped gets one more
-(``on_time``). A finished case keeps its ``next_check_at``: nothing is alerted about it again.
+(``on_time``). A finished case keeps its ``next_check_at``: no warning or breach is decided about it again
+(a correction of a delivered breach still follows).
 
 **Corrections** (``deadline_moved``): when a breach or repeat was already delivered about a moved case and the
 engine says the case is not overdue under its new deadline (:func:`daemon.core.engine.correction_due`), the
@@ -112,7 +113,7 @@ def _recompute_batch(  # noqa: PLR0917 - one batch's context
         result.finished_checked += finished
         derived = derive(record_from_row(row), cache)
         if finished:
-            derived["next_check_at"] = row.next_check_at  # nothing is alerted about a finished case again
+            derived["next_check_at"] = row.next_check_at  # the tick has nothing to decide about it again
         if derived["due_at"] == row.due_at and derived["rule_id"] == row.rule_id and (
             derived["warnings"] == row.warnings and derived["provisional"] == bool(row.provisional)
         ):
