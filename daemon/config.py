@@ -156,6 +156,9 @@ class ReportsConfig(_Strict):
     default_group: str = Field("基层承办单位", min_length=1)
     ranked_groups: list[str] = Field(default_factory=lambda: ["基层承办单位"], min_length=1)
     masthead: MastheadConfig = Field(default_factory=MastheadConfig)
+    # months whose finished cases get their deadline and on-time verdict recomputed when the rules or the
+    # calendar change (the current month and the ones before it): what the ranking still reports on
+    recompute_months: int = Field(2, ge=2, le=24)
 
 
 # --- scoring (the monthly ranking, `hotline-sla score`) ---------------------------------------------------

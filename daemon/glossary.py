@@ -9,6 +9,9 @@ from __future__ import annotations
 
 #: the alerts the tick writes (one template per kind in daemon/pipeline/templates/)
 ALERT_KINDS = ("warning", "breach", "breach_repeat", "return_window", "late_return")
+#: corrections the recompute writes after a delivered breach became untrue (sent to that breach's recipients,
+#: not routed by ``routes:``; one template per kind as well)
+CORRECTION_KINDS = ("deadline_moved",)
 #: messages the reports and the dead letter queue, rendered when queued (never batched)
 REPORT_KINDS = ("digest", "month_end", "carry_over", "dead_letter")
 
@@ -18,6 +21,7 @@ KIND_ZH = {
     "breach_repeat": "超期未办结提醒",
     "return_window": "退件时限提醒",
     "late_return": "超时申请退件通知",
+    "deadline_moved": "时限调整更正",
     "digest": "每日超期通报",
     "month_end": "月底清零提醒",
     "carry_over": "结存通报",

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from daemon.core.timeutil import parse_time
+from daemon.glossary import CORRECTION_KINDS
 from daemon.pipeline.render import ALERT_KINDS, Renderer, alert_context, sms_params
 
 NOW = parse_time("2026-11-20 09:00")
@@ -46,6 +47,10 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
                          returned="2026-11-20T08:45:00+08:00", unit="兴海街道办事处"),
                     item("2611180041", "late_return", "反映路灯不亮", "2026-11-19T15:20:00+08:00",
                          returned="2026-11-20T08:50:00+08:00", unit="兴海街道办事处")],
+    "deadline_moved": [dict(item("2612300011", "deadline_moved", "反映供暖温度不达标", "2027-01-08T00:00:00+08:00"),
+                            old_due_at="2027-01-07T00:00:00+08:00"),
+                       dict(item("2612300015", "deadline_moved", "反映楼道照明损坏", "2027-01-09T00:00:00+08:00"),
+                            old_due_at="2027-01-08T00:00:00+08:00")],
 }
 
 
@@ -56,7 +61,7 @@ def block(lang: str, text: str) -> str:
 def main() -> None:
     renderer = Renderer()
     out: list[str] = []
-    for kind in ALERT_KINDS:
+    for kind in (*ALERT_KINDS, *CORRECTION_KINDS):
         items = EXAMPLES[kind]
         who = SUPERVISOR if kind == "late_return" else HANDLER
         one = renderer.render(kind, alert_context(kind, items[:1], who, NOW))

@@ -16,7 +16,7 @@ from daemon.core.calendar import WorkCalendar
 from daemon.core.cases import CaseRecord, Category, Source, Status
 from daemon.core.rules import RuleSet
 from daemon.core.timeutil import parse_time
-from daemon.glossary import ALERT_KINDS, KIND_ZH, REPORT_KINDS
+from daemon.glossary import ALERT_KINDS, CORRECTION_KINDS, KIND_ZH, REPORT_KINDS
 from daemon.pipeline.sync import import_file
 from daemon.reports import digest_render
 from daemon.reports.digest import Digest, build_digest
@@ -140,7 +140,7 @@ def test_late_returns_and_failed_deliveries_with_masked_mobiles(
 
 
 def test_every_kind_has_one_chinese_name_and_every_report_job_queues_report_kinds() -> None:
-    assert set(KIND_ZH) == {*ALERT_KINDS, *REPORT_KINDS}
+    assert set(KIND_ZH) == {*ALERT_KINDS, *CORRECTION_KINDS, *REPORT_KINDS}
     assert len(set(KIND_ZH.values())) == len(KIND_ZH)
     assert [job.name for job in REPORT_JOBS] == ["digest", "month_end"]
     assert {kind for job in REPORT_JOBS for kind in job.kinds} <= set(REPORT_KINDS)

@@ -109,13 +109,13 @@ def test_domain_example_walk_over_the_whole_life_of_an_unsigned_case(calendar: W
         ("2024-10-09 08:30", "warning", 1),  # 2 working days before
         ("2024-10-10 08:30", "warning", 2),  # 1 working day before (the last day)
         ("2024-10-11 00:00", "breach", 0),  # 超期: the first overdue instant
-        ("2024-10-12 09:00", "breach_repeat", 1),  # Sat Oct 12 is a make-up working day
-        ("2024-10-14 09:00", "breach_repeat", 2),
-        ("2024-10-15 09:00", "breach_repeat", 3),
-        ("2024-10-16 09:00", "breach_repeat", 4),
-        ("2024-10-17 09:00", "breach_repeat", 5),
-        ("2024-10-18 09:00", "breach_repeat", 6),
-        ("2024-10-21 09:00", "breach_repeat", 7),  # not on the weekend of Oct 19-20
+        ("2024-10-12 09:00", "breach_repeat", 20241012),  # Sat Oct 12 is a make-up working day
+        ("2024-10-14 09:00", "breach_repeat", 20241014),
+        ("2024-10-15 09:00", "breach_repeat", 20241015),
+        ("2024-10-16 09:00", "breach_repeat", 20241016),
+        ("2024-10-17 09:00", "breach_repeat", 20241017),
+        ("2024-10-18 09:00", "breach_repeat", 20241018),
+        ("2024-10-21 09:00", "breach_repeat", 20241021),  # not on the weekend of Oct 19-20
     ]
     # the tick woke exactly at receipt and at each of those instants, never in between
     assert [iso(now) for now, _ in steps] == [DOMAIN_RECEIVED, *(row[0] for row in summary(inserted))]
@@ -134,7 +134,7 @@ def test_signed_case_never_hears_about_the_return_window(calendar: WorkCalendar,
         ("2024-10-09 08:30", "warning", 1),
         ("2024-10-10 08:30", "warning", 2),
         ("2024-10-11 00:00", "breach", 0),
-        ("2024-10-12 09:00", "breach_repeat", 1),
+        ("2024-10-12 09:00", "breach_repeat", 20241012),
     ]
 
 
@@ -146,7 +146,7 @@ def test_provincial_natural_days_warn_through_the_holiday(calendar: WorkCalendar
         ("2024-10-06 08:30", "warning", 1),  # natural-day leads do not skip the National Day holiday
         ("2024-10-07 08:30", "warning", 2),
         ("2024-10-08 00:00", "breach", 0),
-        ("2024-10-09 09:00", "breach_repeat", 1),
+        ("2024-10-09 09:00", "breach_repeat", 20241009),
     ]
 
 
@@ -158,7 +158,7 @@ def test_breach_on_a_rest_day_repeats_from_the_next_working_day(calendar: WorkCa
     inserted, _ = walk(open_case(received, status=Status.SIGNED), deadline, None, at("2024-10-29 12:00"), calendar)
     repeats = [(iso(d.fire_at), d.level, d.overdue_working_days) for d in inserted if d.kind == "breach_repeat"]
     # Monday 09:00 is the first repeat; no whole working day has been lost yet, the weekend does not count
-    assert repeats == [("2024-10-28 09:00", 1, 0), ("2024-10-29 09:00", 2, 1)]
+    assert repeats == [("2024-10-28 09:00", 20241028, 0), ("2024-10-29 09:00", 20241029, 1)]
 
 
 def test_breach_repeat_time_is_configurable(calendar: WorkCalendar, rules: RuleSet) -> None:
@@ -187,10 +187,10 @@ def test_breach_repeat_off_means_the_breach_is_the_last_word(calendar: WorkCalen
     [
         ("2024-10-10 20:00", [("warning", 2)], "2024-10-11 00:00"),  # L1 was missed: only L2 now
         ("2024-10-11 00:00", [("breach", 0)], "2024-10-12 09:00"),  # overdue: the breach, no warning
-        ("2024-10-15 08:59", [("breach", 0), ("breach_repeat", 2)], "2024-10-15 09:00"),  # today's is ahead
-        ("2024-10-15 09:00", [("breach", 0), ("breach_repeat", 3)], "2024-10-16 09:00"),
-        ("2024-10-20 15:00", [("breach", 0), ("breach_repeat", 6)], "2024-10-21 09:00"),  # Sunday
-        ("2025-03-01 10:00", [("breach", 0), ("breach_repeat", 96)], "2025-03-03 09:00"),  # months later
+        ("2024-10-15 08:59", [("breach", 0), ("breach_repeat", 20241014)], "2024-10-15 09:00"),  # today's is ahead
+        ("2024-10-15 09:00", [("breach", 0), ("breach_repeat", 20241015)], "2024-10-16 09:00"),
+        ("2024-10-20 15:00", [("breach", 0), ("breach_repeat", 20241018)], "2024-10-21 09:00"),  # Sunday
+        ("2025-03-01 10:00", [("breach", 0), ("breach_repeat", 20250228)], "2025-03-03 09:00"),  # months later
     ],
 )
 def test_after_an_outage_each_ladder_gives_its_latest_step_once(
@@ -203,17 +203,17 @@ def test_after_an_outage_each_ladder_gives_its_latest_step_once(
     assert result.next_check_at == at(next_check)
 
 
-def test_repeat_level_counts_working_days_over_the_spring_festival(calendar: WorkCalendar, rules: RuleSet) -> None:
+def test_repeat_count_counts_working_days_over_the_spring_festival(calendar: WorkCalendar, rules: RuleSet) -> None:
     received = at(DOMAIN_RECEIVED)
     deadline, _ = deadlines(rules, "municipal_complaint", received)
     result = run(open_case(received, status=Status.SIGNED), deadline, None, at("2025-03-01 10:00"), calendar)
     repeat = result.decisions[-1]
     assert repeat.kind == "breach_repeat"
-    # the level is the number of working days after Oct 11, 2024 up to the repeat's day (chinese_calendar
-    # counts 96 in Oct 12 2024 .. Feb 28 2025: the Spring Festival week and its make-up Sundays included)
-    assert repeat.level == 96
+    # the level is the day the repeat is for; the overdue count is the working days lost in Oct 11 2024 ..
+    # Feb 27 2025 (chinese_calendar counts 96: the Spring Festival week and its make-up Sundays included)
+    assert repeat.level == 20250228
+    assert repeat.overdue_working_days == 96
     assert iso(repeat.fire_at) == "2025-02-28 09:00"
-    assert repeat.overdue_working_days == repeat.level  # due at 00:00 of a working day: that day counts whole
 
 
 def test_same_situation_twice_gives_the_same_evaluation(calendar: WorkCalendar, rules: RuleSet) -> None:
@@ -347,7 +347,7 @@ def test_a_deadline_moved_before_now_is_breached_at_once(calendar: WorkCalendar,
     received = at(DOMAIN_RECEIVED)
     moved = rules.get("municipal_complaint").deadline(received, extended_due_at=at("2024-10-09 00:00"))
     result = run(open_case(received, status=Status.SIGNED), moved, None, at("2024-10-10 10:00"), calendar)
-    assert result.keys == (("breach", 0), ("breach_repeat", 1))
+    assert result.keys == (("breach", 0), ("breach_repeat", 20241010))
     assert result.decisions[0].fire_at == at("2024-10-09 00:00")
 
 
@@ -364,9 +364,9 @@ def test_provisional_deadline_walks_like_any_other(calendar: WorkCalendar, rules
         ("2027-01-04 08:30", "warning", 1),
         ("2027-01-05 08:30", "warning", 2),
         ("2027-01-06 00:00", "breach", 0),
-        ("2027-01-07 09:00", "breach_repeat", 1),
-        ("2027-01-08 09:00", "breach_repeat", 2),
-        ("2027-01-11 09:00", "breach_repeat", 3),
+        ("2027-01-07 09:00", "breach_repeat", 20270107),
+        ("2027-01-08 09:00", "breach_repeat", 20270108),
+        ("2027-01-11 09:00", "breach_repeat", 20270111),
     ]
 
 

@@ -412,6 +412,8 @@ def test_every_template_renders_in_every_family(kind: str) -> None:
         items = [alert_payload("C1", kind, overdue_working_days=2),
                  alert_payload("C2", kind, provisional=True)]
         items[0]["case"]["return_requested_at"] = items[1]["case"]["return_requested_at"] = "2026-11-20T10:00:00+08:00"
+        if kind == "deadline_moved":  # a correction names the overdue instant the earlier breach said
+            items[0]["old_due_at"] = items[1]["old_due_at"] = "2026-11-19T00:00:00+08:00"
         ctx = alert_context(kind, items[:1], person(), NOW)
         two = Renderer().render(kind, alert_context(kind, items, person(), NOW))
         assert "2" in two.subject and "C2" in two.text and "C2" in (two.markdown or "") and "C2" in (two.html or "")

@@ -90,7 +90,7 @@ def test_tick_walks_a_case_through_its_life_without_duplicates(store: Store, rul
         seen += kinds(r)
         assert kinds(run_tick(store, rules, cal, cfg, at(instant))) == []  # same now twice: nothing new
     assert seen == [("C1", "return_window", 1), ("C1", "warning", 1), ("C1", "warning", 2),
-                    ("C1", "breach", 0), ("C1", "breach_repeat", 1)]
+                    ("C1", "breach", 0), ("C1", "breach_repeat", 20241012)]
     with store.engine.connect() as conn:
         n_alerts = conn.execute(select(func.count()).select_from(alerts)).scalar_one()
         msgs = conn.execute(select(outbox)).all()
@@ -125,8 +125,8 @@ def test_tick_after_an_outage_sends_the_breach_not_every_missed_warning(store: S
     store.upsert_cases([case(), case("C2", status=Status.FED_BACK, fed_back_at=at("2024-10-08 10:00"))],
                        rules=rules, now=at("2024-09-27 16:30"), source_name="t")
     r = run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-10-15 10:00"))
-    # repeats: Sat Oct 12 (make-up day) 1, Mon Oct 14 2, Tue Oct 15 09:00 3; only the latest is sent
-    assert sorted(kinds(r)) == [("C1", "breach", 0), ("C1", "breach_repeat", 3)]
+    # repeats: Sat Oct 12 (make-up day), Mon Oct 14, Tue Oct 15 09:00; only the latest is sent
+    assert sorted(kinds(r)) == [("C1", "breach", 0), ("C1", "breach_repeat", 20241015)]
     assert r.evaluated == 1  # the fed-back case has nothing left to check
 
 
@@ -332,7 +332,7 @@ def test_overdue_cases_of_several_due_days_get_each_their_own_repeat(store: Stor
                    "C3": "2024-09-28T00:00:00+08:00", "C4": "2024-10-11T15:00:00+08:00"}
     repeats = sorted((a["case"], a["level"]) for a in r.alerts if a["kind"] == "breach_repeat")
     # Oct 12 (make-up day), 14, 15 after Oct 11; after Sep 28: Sep 29 (make-up), 30, Oct 8-12, 14, 15
-    assert repeats == [("C1", 3), ("C2", 3), ("C3", 9), ("C4", 3)]
+    assert repeats == [("C1", 20241015), ("C2", 20241015), ("C3", 20241015), ("C4", 20241015)]
     with store.engine.connect() as conn:
         owd = {(a.detail["case"]["number"], a.detail["overdue_working_days"])
                for a in conn.execute(select(alerts.c.detail).where(alerts.c.kind == "breach_repeat"))}
@@ -373,8 +373,8 @@ def test_alert_detail_is_the_text_the_stores_serializer_writes(store: Store, rul
                         case("C2", summary=None, district="兴隆台区", source=Source.PROVINCE)],
                        rules=rules, now=at("2024-09-27 16:30"), source_name="t")
     r = run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-10-15 10:00"))
-    assert sorted(kinds(r)) == [("C1", "breach", 0), ("C1", "breach_repeat", 3), ("C1", "late_return", 0),
-                                ("C2", "breach", 0), ("C2", "breach_repeat", 6)]
+    assert sorted(kinds(r)) == [("C1", "breach", 0), ("C1", "breach_repeat", 20241015),
+                                ("C1", "late_return", 0), ("C2", "breach", 0), ("C2", "breach_repeat", 20241015)]
     with store.engine.connect() as conn:
         stored = conn.execute(select(alerts.c.kind, type_coerce(alerts.c.detail, NullType()).label("raw"),
                                      alerts.c.detail)).all()
@@ -395,7 +395,7 @@ def test_alert_detail_is_the_text_the_stores_serializer_writes(store: Store, rul
             assert detail["case"]["summary"] is None and detail["case"]["district"] == "兴隆台区"
             assert detail["case"]["return_requested_at"] is None and detail["case"]["provisional"] is False
         if a.kind == "breach_repeat" and detail["case"]["number"] == "C1":
-            assert detail["level"] == 3 and detail["overdue_working_days"] == 3
+            assert detail["level"] == 20241015 and detail["overdue_working_days"] == 3
             assert detail["fire_at"] == "2024-10-15T09:00:00+08:00"
 
 

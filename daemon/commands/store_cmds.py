@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     o = sub.add_parser("outbox", help="messages queued for delivery (待发送消息)")
     osub = o.add_subparsers(dest="outbox_command", metavar="SUBCOMMAND", required=True)
     ol = osub.add_parser("list", help="queued and recent messages")
-    ol.add_argument("--status", choices=["pending", "sending", "sent", "failed", "dead"])
+    ol.add_argument("--status", choices=["pending", "sending", "sent", "failed", "dead", "superseded"])
     ol.add_argument("--limit", type=int, default=100)
     ol.add_argument("--json", action="store_true")
     ol.set_defaults(func=run_outbox_list)
@@ -63,7 +63,7 @@ def run_tick_cmd(args: argparse.Namespace) -> int:
 
     now = now_arg(args)
     ctx = args.ctx
-    recompute = recompute_if_changed(ctx.store, ctx.rules, now)
+    recompute = recompute_if_changed(ctx.store, ctx.rules, now, months=ctx.config.reports.recompute_months)
     result = run_tick(ctx.store, ctx.rules, ctx.calendar, ctx.config, now)
     doc: dict[str, Any] = {
         "now": iso_local(now),
@@ -72,6 +72,8 @@ def run_tick_cmd(args: argparse.Namespace) -> int:
         "alerts": [{k: a[k] for k in ("case", "kind", "level", "unit", "due_at")} for a in result.alerts],
         "outbox_rows": result.outbox_rows,
         "deadlines_moved": len(recompute.moved),
+        "finished_deadlines_moved": recompute.finished_moved,
+        "corrections_queued": recompute.corrections,
     }
     if args.json:
         print_json(doc)

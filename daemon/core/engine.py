@@ -16,8 +16,9 @@ repeat (not one per missed working day).
 **Breach repeats** (超期重复提醒) fall at ``breach_repeat_at`` (Asia/Shanghai) on each working day strictly
 after the local date of ``due_at``. The breach itself usually fires at 00:00 (a day period ends at 24:00);
 a repeat a few hours later, on the same morning, would only echo it. So with the 2024 calendar a breach at
-Fri 2024-10-11 00:00 repeats on Sat Oct 12 (a make-up working day) 09:00 as level 1, Mon Oct 14 09:00 as
-level 2, and so on: level ``n`` is the ``n``-th working day after the breach's date.
+Fri 2024-10-11 00:00 repeats on Sat Oct 12 (a make-up working day) 09:00 as level 20241012, Mon Oct 14 09:00
+as level 20241014, and so on: a repeat is keyed by the working day it is for (:func:`repeat_level`), not by a
+running count that a recompute would renumber, so a moved deadline never yields a second repeat on one day.
 
 **A moved deadline** (extension 延期, calendar or rule change) needs nothing special: the engine only reads
 the ``Deadline`` it is given, and the store keys alerts by deadline version, so the new deadline's warnings
@@ -31,6 +32,11 @@ sent (an alert prompts action; lateness is scored from ``fed_back_at``, not from
 instant, like ``due_at``) is a ``late_return``; a pending return request does not stop the resolution clock.
 
 All instants are timezone-aware and compared as instants (UTC); calendar days are Asia/Shanghai days.
+
+**The switch** (a new calendar or rule moves deadlines, issue 13): :func:`stale_reason` says whether an
+alert queued under an earlier deadline may still be sent, :func:`correction_due` whether a delivered breach
+calls for a ``deadline_moved`` correction; both ask :func:`evaluate` rather than restate its rule, which is
+why they live here and this module runs past 400 lines.
 """
 
 from __future__ import annotations
@@ -54,13 +60,19 @@ __all__ = [
     "DecisionKind",
     "EngineSettings",
     "Evaluation",
+    "SentAlert",
     "awaiting_signature",
+    "correction_due",
     "evaluate",
     "first_check",
     "first_check_at",
     "is_finished",
     "is_late_return",
+    "is_overdue",
     "reads_return_warnings",
+    "repeat_day",
+    "repeat_level",
+    "stale_reason",
 ]
 
 #: an instant as the callers of :func:`first_check` hold it: an aware datetime, or the canonical local text
@@ -145,8 +157,8 @@ class Decision:
     """One alert that is due. ``(kind, level)`` is its identity under one deadline version.
 
     ``level``: for ``warning`` and ``return_window`` the rule's warning level (1 = longest lead); for
-    ``breach_repeat`` the ordinal n of the repeat (on the n-th working day after the breach's date); 0 for
-    ``breach`` and ``late_return``.
+    ``breach_repeat`` the local working day it is for as YYYYMMDD (:func:`repeat_level`: a recompute that
+    moves the breach's date cannot renumber it); 0 for ``breach`` and ``late_return``.
     """
 
     kind: DecisionKind
@@ -346,7 +358,7 @@ def _breach_ladder(
         return (breach,), next_repeat
     fire_at = _repeat_instant(calendar.add_working_days(breach_day, done), settings.breach_repeat_at)
     repeat = Decision(
-        "breach_repeat", done, fire_at=fire_at, due_at=due,
+        "breach_repeat", repeat_level(fire_at.astimezone(LOCAL_TZ).date()), fire_at=fire_at, due_at=due,
         overdue_working_days=_whole_working_days_overdue(due, fire_at, calendar),
     )
     return (breach, repeat), next_repeat
@@ -388,3 +400,77 @@ def _return_window(return_deadline: Deadline, now: datetime) -> tuple[list[Decis
     if latest is None:
         return [], upcoming
     return [Decision("return_window", latest.level, fire_at=latest.at, due_at=window_end)], upcoming
+
+
+# --- the switch: alerts decided under a deadline that has since moved (issue 13) -------------------------
+
+
+def repeat_level(day: date) -> int:
+    """The key (``level``) of the breach repeat for local working ``day``: YYYYMMDD, e.g. 20241012."""
+    return day.year * 10_000 + day.month * 100 + day.day
+
+
+def repeat_day(level: int) -> date:
+    """The local day a breach repeat's ``level`` (:func:`repeat_level`) is for."""
+    return date(level // 10_000, level // 100 % 100, level % 100)
+
+
+@dataclass(frozen=True)
+class SentAlert:
+    """What a queued or delivered alert said: its kind, the deadline version it was decided under and the
+    deadline (``due_at``, aware) it is about."""
+
+    kind: str
+    deadline_version: int
+    due_at: datetime
+
+
+def is_overdue(
+    case: CaseState, deadline: Deadline, now: datetime, *, calendar: WorkCalendar, settings: EngineSettings
+) -> bool:
+    """Whether ``case`` is past ``deadline`` at ``now`` (aware): still open and :func:`evaluate` returns its
+    breach, or fed back (else closed) at or after ``due_at`` (its first late instant, as the ranking scores
+    it). A case returned without feedback is not."""
+    if not case.finished:
+        return _breach_returned(case, deadline, now, calendar, settings)
+    finished_at = case.fed_back_at or case.closed_at
+    return finished_at is not None and finished_at >= deadline.due_at
+
+
+def stale_reason(
+    alert: SentAlert, case: CaseState, deadline: Deadline, deadline_version: int, now: datetime, *,
+    calendar: WorkCalendar, settings: EngineSettings,
+) -> str | None:
+    """Why an alert queued earlier must not be sent at ``now``, or None when it is still true.
+
+    ``deadline``/``deadline_version``: the case's current ones. An alert decided under another version is
+    superseded (the tick decides afresh under the current one). A breach or repeat is sent only while
+    :func:`evaluate` still returns the breach it is about at ``now``; a ``deadline_moved`` correction only
+    while the case is not overdue (:func:`is_overdue`). The reason is English, for the outbox row and the log.
+    """
+    if alert.deadline_version != deadline_version:
+        return f"superseded: deadline version {alert.deadline_version} replaced by {deadline_version}"
+    if alert.kind in ("breach", "breach_repeat") and (
+        alert.due_at != deadline.due_at or not _breach_returned(case, deadline, now, calendar, settings)
+    ):
+        return "superseded: no longer overdue (fed back, closed or returned, or the deadline is later)"
+    if alert.kind == "deadline_moved" and is_overdue(case, deadline, now, calendar=calendar, settings=settings):
+        return "superseded: overdue again under the current deadline"
+    return None
+
+
+def correction_due(
+    delivered: SentAlert, case: CaseState, deadline: Deadline, now: datetime, *,
+    calendar: WorkCalendar, settings: EngineSettings,
+) -> bool:
+    """Whether a delivered breach (or repeat) calls for a correction (``deadline_moved``, 时限已调整) at
+    ``now``: the case's deadline is no longer the one it named, and under the new one it is not overdue."""
+    return (delivered.kind in ("breach", "breach_repeat") and deadline.due_at != delivered.due_at
+            and not is_overdue(case, deadline, now, calendar=calendar, settings=settings))
+
+
+def _breach_returned(
+    case: CaseState, deadline: Deadline, now: datetime, calendar: WorkCalendar, settings: EngineSettings
+) -> bool:
+    evaluation = evaluate(case, deadline, None, now, calendar=calendar, settings=settings)
+    return any(d.kind == "breach" for d in evaluation.decisions)

@@ -43,12 +43,14 @@ import structlog
 from sqlalchemy import insert, update
 
 from daemon.config import Config
+from daemon.core.calendar import WorkCalendar
+from daemon.core.engine import EngineSettings
 from daemon.core.quiet import quiet_hours_for, quiet_until
 from daemon.core.timeutil import iso_local
 from daemon.errors import ConfigError
 from daemon.glossary import REPORT_KINDS
-from daemon.pipeline import dead_letter, rate_limit
-from daemon.pipeline.queue import claim, full_rows, release, select_rows
+from daemon.pipeline import dead_letter, rate_limit, stale
+from daemon.pipeline.queue import claim, full_rows, release, select_rows, supersede
 from daemon.pipeline.render import FAMILIES, Renderer, RenderError, alert_context, sms_params
 from daemon.storage.models import deliveries, outbox
 from daemon.storage.store import Store
@@ -86,6 +88,7 @@ class DispatchResult:
     failed: int = 0  # permanent failures
     dead: int = 0  # dead-lettered (too old, or too many attempts)
     lost_leases: int = 0  # rows another dispatcher took over before we sent them
+    superseded: int = 0  # alerts a moved deadline made untrue: never sent (daemon/pipeline/stale.py)
     stopped: bool = False  # should_stop() ended the run early
     failures: list[dict[str, Any]] = field(default_factory=list)  # permanent, masked
 
@@ -140,6 +143,7 @@ class Dispatcher:
         owner: str,
         rng: random.Random | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        calendar: WorkCalendar | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -148,6 +152,8 @@ class Dispatcher:
         self.owner = owner[:48]
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._monotonic = monotonic
+        self._calendar = calendar
+        self._engine_settings = EngineSettings.from_config(config.alerts)
         templates = self.settings.templates_dir
         self.renderer = Renderer(config.path(templates) if templates else None)
         # what each channel's type declares (notifiers/base.py); a type the registry does not know (a test's
@@ -181,6 +187,7 @@ class Dispatcher:
         result.dead += dead_letter.sweep(self.store, self.config, self.renderer, self.owner, now)
         token, rows = self._claim(now, limit)
         result.claimed = len(rows)
+        rows = self._drop_stale(rows, token, now, result)
         batches = list(self._batches(rows))
         for i, batch in enumerate(batches):
             if should_stop():
@@ -202,6 +209,23 @@ class Dispatcher:
     def _claim(self, now: datetime, limit: int) -> tuple[str, list[Any]]:
         token = f"{self.owner}/{_secrets.token_hex(6)}"
         return token, claim(self.store, token, now, limit=limit, lease_seconds=self.settings.lease_seconds)
+
+    def _drop_stale(self, rows: list[Any], token: str, now: datetime, result: DispatchResult) -> list[Any]:
+        """Supersede the claimed alerts that are no longer true (daemon/pipeline/stale.py); the rest."""
+        reasons = stale.screen(self.store, rows, now, calendar=self._work_calendar, settings=self._engine_settings)
+        if not reasons:
+            return rows
+        result.superseded += supersede(self.store, reasons, token)
+        log.info("outbox_superseded", rows=len(reasons), reasons=sorted(set(reasons.values()))[:5])
+        return [r for r in rows if r.id not in reasons]
+
+    def _work_calendar(self) -> WorkCalendar:
+        """The calendar of ``config``'s holidays folder, loaded on first use (a reload builds a new dispatcher)."""
+        if self._calendar is None:
+            from daemon.core.compiled import load_calendar
+
+            self._calendar = load_calendar(self.config.holidays_path, None)
+        return self._calendar
 
     def _batches(self, rows: Sequence[Any]) -> Iterable[list[Any]]:
         """Alerts of one kind for one recipient on one channel, due within the batch window, go together."""

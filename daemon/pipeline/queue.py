@@ -31,6 +31,9 @@ OUTBOX_COLUMNS = (
     "created_at",
 )
 DEDUPE_KEY_CHARS = 200  # the column's width
+#: every status an outbox row can have; ``superseded``: an alert a moved deadline made untrue before it was
+#: sent (daemon/pipeline/stale.py), kept with the reason in ``last_error``, never sent, not a failure
+STATUSES = ("pending", "sending", "sent", "failed", "dead", "superseded")
 
 
 # --- which rows may be taken ----------------------------------------------------------------------------
@@ -98,6 +101,22 @@ def release(store: Store, ids: list[Any], token: str) -> None:
             update(outbox).where(outbox.c.id.in_(ids), outbox.c.lease_owner == token)
             .values(status="pending", lease_owner=None, lease_until=None)
         )
+
+
+def supersede(store: Store, reasons: dict[Any, str], token: str) -> int:
+    """Mark the rows claimed under ``token`` ``superseded``, each with its reason in ``last_error``
+    (``reasons``: outbox id → reason); they are never sent. Returns how many were marked."""
+    if not reasons:
+        return 0
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(outbox).where(outbox.c.id == bindparam("_id"), outbox.c.lease_owner == token)
+            .values(status="superseded", lease_owner=None, lease_until=None, last_error=bindparam("_reason")),
+            [{"_id": i, "_reason": reason[:500]} for i, reason in reasons.items()],
+        )
+        return len(conn.execute(
+            select(outbox.c.id).where(outbox.c.id.in_(list(reasons)), outbox.c.status == "superseded")
+        ).all())
 
 
 # --- reading rows: the alert's detail merged back ----------------------------------------------------

@@ -22,11 +22,11 @@ from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateErro
 from jinja2.sandbox import SandboxedEnvironment
 
 from daemon.escaping import finalizer, sms_param
-from daemon.glossary import ALERT_KINDS
+from daemon.glossary import ALERT_KINDS, CORRECTION_KINDS
 from notifiers.base import mask_mobiles_in
 
 PACKAGE_TEMPLATES = Path(__file__).resolve().parent / "templates"
-TEMPLATE_KINDS = (*ALERT_KINDS, "dead_letter", "test")
+TEMPLATE_KINDS = (*ALERT_KINDS, *CORRECTION_KINDS, "dead_letter", "test")
 FAMILIES = ("txt", "md", "html")  # a channel declares the ones it sends (``Notifier.formats``)
 
 
@@ -164,4 +164,7 @@ def sms_params(context: Mapping[str, Any]) -> dict[str, str]:
         "limit": str(case.get("limit") or ""),
         "received_at": when(str(case.get("received_at") or "")),
     }
+    old = [str(i["old_due_at"]) for i in items if i.get("old_due_at")]
+    if old:  # deadline_moved: the overdue instant the earlier breach named
+        params["old_due_at"] = when(min(old))
     return {key: sms_param(value) for key, value in params.items()}

@@ -154,6 +154,7 @@ class _Batcher:
     def tick(self, conn: Connection, rows: Sequence[Any], result: TickResult) -> None:
         """Evaluate one batch and write what it decides, in the caller's transaction."""
         existing = {tuple(a) for a in self._alerts_of(conn, ALERT_KEY, [r.id for r in rows])}
+        repeated = repeat_days(existing)
         new_alerts: list[tuple[_Case, Decision]] = []
         next_checks: list[tuple[Any, ...]] = []
         instant, now = self.values.shared_instant, self.now
@@ -175,7 +176,7 @@ class _Batcher:
             result.evaluated += 1
             for d in ev.decisions:
                 key = (case.id, d.kind, d.level, case.deadline_version)
-                if key not in existing:
+                if key not in existing and (d.kind != "breach_repeat" or (case.id, d.level) not in repeated):
                     existing.add(key)
                     new_alerts.append((case, d))
             next_checks.append((instant(ev.next_check_at), 0, case.id, case.content_hash, case.deadline_version,
@@ -360,6 +361,13 @@ class _Case:
             number=self.number, status=Status(status), received_at=received_at, signed_at=aware(signed),
             return_requested_at=aware(requested), fed_back_at=aware(fed_back), closed_at=aware(closed),
         )
+
+
+def repeat_days(existing: set[tuple[Any, ...]]) -> set[tuple[Any, int]]:
+    """(case id, day key) of every breach repeat already alerted under any deadline version (``existing``:
+    :data:`ALERT_KEY` tuples): a recompute that bumps the version must not repeat a day twice (the repeat's
+    level is the day it is for, :func:`daemon.core.engine.repeat_level`)."""
+    return {(a[0], a[2]) for a in existing if a[1] == "breach_repeat"}
 
 
 def _by_case_id(next_check: tuple[Any, ...]) -> Any:

@@ -306,7 +306,7 @@ class Service:
         now = self.clock()
         if self.lease.is_leader(now) and self._acquire_leader_work(timeout=30.0):
             try:
-                recompute_if_changed(self.store, rules, now)
+                recompute_if_changed(self.store, rules, now, months=config.reports.recompute_months)
             except Exception as exc:  # the next tick recomputes (it checks the fingerprint first)
                 log.error("recompute_failed", error=db_error_text(exc), hint="retried by the next tick")
             finally:
@@ -460,7 +460,7 @@ class Service:
 
     def _tick(self, now: datetime) -> None:
         """Recompute if rules/calendar changed (one read when not), then tick. Holds ``leader_work``."""
-        recompute_if_changed(self.store, self.rules, now)
+        recompute_if_changed(self.store, self.rules, now, months=self.config.reports.recompute_months)
         started = self.mono()
         result = run_tick(self.store, self.rules, self.calendar, self.config, now)
         self.metrics.tick_duration.observe(self.mono() - started)

@@ -1,0 +1,69 @@
+"""Before a send: drop the alerts that a moved deadline made untrue (issue 13, "a switch without a false alarm").
+
+When the calendar or the rules change (the State Council's notice pasted, a rule edited), the recompute
+gives the moved cases a new deadline version (daemon/pipeline/recompute.py). Alerts queued under the old one
+may say something false by the time they are sent: "超期" for a case whose new deadline is days away.
+:func:`screen` asks the engine (:func:`daemon.core.engine.stale_reason`) about every alert row a dispatcher
+claimed, against the case as the store holds it now; :func:`daemon.pipeline.queue.supersede` then marks the
+untrue ones ``superseded`` with the reason, never sent (``outbox list`` shows them; the digest does not count
+them as failures). Report rows (no alert) pass untouched.
+
+Time is an argument (``now``, aware); the calendar is loaded only when a breach has to be checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from daemon.core.calendar import WorkCalendar
+from daemon.core.cases import Status
+from daemon.core.derive import warnings_from_json
+from daemon.core.engine import CaseState, EngineSettings, SentAlert, stale_reason
+from daemon.core.rules import Deadline
+from daemon.core.timeutil import iso_local
+from daemon.storage.models import alerts, cases
+from daemon.storage.store import Store
+
+__all__ = ["screen"]
+
+_READ = (
+    alerts.c.id, alerts.c.kind, alerts.c.deadline_version, alerts.c.due_at, cases.c.number, cases.c.status,
+    cases.c.received_at, cases.c.signed_at, cases.c.return_requested_at, cases.c.fed_back_at, cases.c.closed_at,
+    cases.c.rule_id, cases.c.warnings, cases.c.deadline_version.label("case_version"),
+    cases.c.due_at.label("case_due_at"),
+)
+
+
+def screen(
+    store: Store, rows: Sequence[Any], now: datetime, *, calendar: Callable[[], WorkCalendar],
+    settings: EngineSettings,
+) -> dict[Any, str]:
+    """The outbox ids among ``rows`` (claimed, with ``alert_id``) that must not be sent at ``now``, with why.
+
+    ``calendar`` returns the work calendar the deadlines were computed on (called only when there are alert
+    rows: the dispatcher keeps it loaded)."""
+    alert_ids = list({r.alert_id for r in rows if r.alert_id is not None})
+    if not alert_ids:
+        return {}
+    with store.engine.connect() as conn:
+        found = conn.execute(
+            select(*_READ).join(cases, cases.c.id == alerts.c.case_id).where(alerts.c.id.in_(alert_ids))
+        ).all()
+    work_calendar = calendar()
+    reasons: dict[Any, str] = {}
+    for f in found:
+        state = CaseState(
+            number=f.number, status=Status(f.status), received_at=f.received_at, signed_at=f.signed_at,
+            return_requested_at=f.return_requested_at, fed_back_at=f.fed_back_at, closed_at=f.closed_at,
+        )
+        deadline = Deadline(rule_id=f.rule_id, rule_name=f.rule_id, received_at=f.received_at,
+                            due_at=f.case_due_at, warnings=warnings_from_json(f.warnings))
+        alert = SentAlert(f.kind, f.deadline_version, f.due_at)
+        reason = stale_reason(alert, state, deadline, f.case_version, now, calendar=work_calendar, settings=settings)
+        if reason is not None:
+            reasons[f.id] = f"{reason} (case {f.number}, now due {iso_local(f.case_due_at)})"
+    return {r.id: reasons[r.alert_id] for r in rows if r.alert_id in reasons}
