@@ -125,6 +125,12 @@ class SchedulerConfig(_Strict):
 
 class HealthConfig(_Strict):
     listen: str | None = None  # e.g. "127.0.0.1:9817"
+    # the desk (值班台, read-only pages for supervisors) on the same listener: /, /units/<unit>, /cases/<number>
+    desk: bool = True
+    # optional: require this secret as a bearer token or a basic-auth password: {env: NAME}, {file: PATH} or
+    # {credential: NAME}; /healthz and /metrics never ask for it
+    desk_token: dict[str, str] | None = None
+    desk_refresh_seconds: int = Field(60, ge=5, le=3600)  # the pages reload themselves this often
 
 
 # --- reports (daily digest, month-end reminders, carry-over) ------------------------------------------

@@ -28,7 +28,7 @@ from tests.conftest import ROOT
 SAMPLE = ROOT / "samples" / "cases.csv"
 NOW = parse_time("2026-11-20 09:00")  # a Friday
 AT_0830 = time(8, 30)
-SHEETS = ["总体情况", "各单位", "超期工单", "逾期退件", "兜底规则", "发送失败", "月底清零"]
+SHEETS = ["总体情况", "各单位", "超期工单", "逾期退件", "兜底规则", "发送失败", "月底清零", "已暂停提醒"]
 
 
 def digest_of(store: Store, rules: RuleSet, calendar: WorkCalendar, now: Any = NOW) -> Digest:

@@ -20,9 +20,10 @@ from sqlalchemy import select
 from daemon.config import Config, ContactConfig, ContactsConfig, UnitConfig
 from daemon.core.cases import CaseRecord, Category, Source, Status
 from daemon.core.derive import RuleCache
-from daemon.core.engine import CaseState, EngineSettings, evaluate, first_check_at
+from daemon.core.engine import CaseState, EngineSettings, evaluate, first_check_at, muted
 from daemon.core.rules import Deadline, RuleSet
 from daemon.core.timeutil import parse_time
+from daemon.pipeline.mutes import mute_case
 from daemon.pipeline.tick import run_tick
 from daemon.storage.models import alerts, cases
 from daemon.storage.store import Store
@@ -90,7 +91,12 @@ LIVES: list[tuple[str, list[CaseRecord]]] = [
     ("2024-09-27 16:30", [case("PROVINCE", FRIDAY, source=Source.PROVINCE)]),
     ("2024-10-08 10:00", [case("PROVINCE", FRIDAY, source=Source.PROVINCE, status=Status.FED_BACK,
                                fed_back_at=at("2024-10-08 10:00"))]),
+    # muted (暂停提醒, MUTES below): across the breach and two repeats; and across one warning only
+    ("2024-09-27 16:30", [case("MUTED", FRIDAY, status=Status.SIGNED, signed_at=at("2024-09-27 17:00"))]),
+    ("2024-09-27 16:30", [case("MUTED-SHORT", FRIDAY, status=Status.SIGNED, signed_at=at("2024-09-27 17:00"))]),
 ]
+#: (case, muted at, muted until): `cases mute` at that instant
+MUTES = [("MUTED", "2024-10-09 09:00", "2024-10-14 12:00"), ("MUTED-SHORT", "2024-10-09 09:00", "2024-10-10 12:00")]
 
 
 @dataclass
@@ -134,6 +140,9 @@ def test_every_case_lives_in_the_store_as_the_engine_walks_it(store: Store, rule
     expected: set[tuple[str, str, int, int, datetime, datetime]] = set()
     instants = list(changes)
     heapq.heapify(instants)
+    for _, muted_at, until in MUTES:
+        instants += [at(muted_at), at(until)]
+    heapq.heapify(instants)
     done: set[datetime] = set()
     steps = 0
     while instants:
@@ -152,11 +161,16 @@ def test_every_case_lives_in_the_store_as_the_engine_walks_it(store: Store, rule
                 pure[rec.number] = Pure(rec, rule_id, deadline, ret, version, first)
             checks, _ = _stored(store)
             assert checks == {n: p.next_check_at for n, p in pure.items()}, f"after the changes at {now}"
+        for number, muted_at, until in MUTES:
+            if at(muted_at) == now:
+                mute_case(store, number, until=at(until), reason="复核中", by="督办员", now=now)
+        mutes = {number: at(until) for number, muted_at, until in MUTES if at(muted_at) <= now}
         run_tick(store, rules, calendar, cfg, now)
         steps += 1
         for number, p in pure.items():
             ev = evaluate(CaseState.from_record(p.record), p.deadline, p.return_deadline, now,
                           calendar=calendar, settings=settings)
+            ev = muted(ev, mutes.get(number), now)
             # every case, due or not: what the store must have alerted by now; a breach repeat is keyed by its
             # day, so a day repeated under an earlier deadline version is not repeated again
             repeated = {(n, level) for n, kind, level, *_ in expected if kind == "breach_repeat"}
@@ -179,6 +193,18 @@ def test_every_case_lives_in_the_store_as_the_engine_walks_it(store: Store, rule
     moved = sorted((level, version) for number, kind, level, version, *_ in expected
                    if number == "MOVED-OVERDUE" and kind == "breach_repeat")
     assert moved[:2] == [(20241012, 1), (20241014, 2)]  # Oct 12 once (under version 1), then on under version 2
+    # the long mute: nothing after its first warning until the mute's end, then the breach and the latest repeat
+    # (the second warning and the first repeat fell inside it: never sent); the short one missed no step
+    muted_keys = {(k, lv) for n, k, lv, *_ in expected if n == "MUTED"}
+    # (repeats are keyed by their working day: Oct 12 is the make-up Saturday, the first repeat)
+    assert ("warning", 1) in muted_keys and ("breach_repeat", 20241014) in muted_keys
+    assert ("warning", 2) not in muted_keys and ("breach_repeat", 20241012) not in muted_keys
+    assert {("warning", 2), ("breach_repeat", 20241012)} <= {
+        (k, lv) for n, k, lv, *_ in expected if n == "MUTED-SHORT"}
+    with store.engine.connect() as conn:
+        created = conn.execute(select(alerts.c.created_at).join(cases, cases.c.id == alerts.c.case_id).where(
+            cases.c.number == "MUTED", alerts.c.kind == "breach")).scalar_one()
+    assert created == at("2024-10-14 12:00")
     assert steps > 20
 
 

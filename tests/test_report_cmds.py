@@ -43,7 +43,8 @@ def test_digest_markdown_html_and_xlsx(sample: Callable[..., CliResult], tmp_pat
     xlsx = sample("digest", "--date", "2026-11-20", "--format", "xlsx", "--output", str(tmp_path / "d.xlsx"))
     assert xlsx.code == 0
     book = load_workbook(tmp_path / "d.xlsx")
-    assert book.sheetnames == ["总体情况", "各单位", "超期工单", "逾期退件", "兜底规则", "发送失败", "月底清零"]
+    assert book.sheetnames == [
+        "总体情况", "各单位", "超期工单", "逾期退件", "兜底规则", "发送失败", "月底清零", "已暂停提醒"]
     assert book["总体情况"]["A1"].value == "一、总体情况"
     assert "13800" not in md.out + page
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +12,7 @@ from daemon.commands.args import add_now, now_arg
 from daemon.core.timeutil import iso_local, parse_time, to_local
 from daemon.errors import UsageError
 from daemon.output import print_json
-from daemon.storage.models import alerts, case_history, cases, deliveries, outbox
+from daemon.storage.models import cases, outbox
 from daemon.storage.store import FINISHED
 
 
@@ -41,6 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ex.add_argument("case", metavar="CASE", help="case number (工单编号)")
     ex.add_argument("--json", action="store_true")
     ex.set_defaults(func=run_cases_explain)
+    register_mutes(csub)
 
     o = sub.add_parser("outbox", help="messages queued for delivery (待发送消息)")
     osub = o.add_subparsers(dest="outbox_command", metavar="SUBCOMMAND", required=True)
@@ -118,58 +118,18 @@ def run_cases_list(args: argparse.Namespace) -> int:
 
 
 def run_cases_explain(args: argparse.Namespace) -> int:
+    from daemon.reports.case_views import explain_case
+
     ctx = args.ctx
     with ctx.store.engine.connect() as conn:
-        row = conn.execute(select(cases).where(cases.c.number == args.case)).first()
-        if row is None:
-            raise UsageError(f"no case {args.case!r} in {ctx.store.safe_url}; see `hotline-sla cases list`")
-        hist = conn.execute(select(case_history).where(case_history.c.case_id == row.id)
-                            .order_by(case_history.c.id)).all()
-        sent = conn.execute(select(alerts).where(alerts.c.case_id == row.id).order_by(alerts.c.id)).all()
-        msgs = conn.execute(select(outbox).where(outbox.c.alert_id.in_([a.id for a in sent]))
-                            .order_by(outbox.c.id)).all()
-        tries = conn.execute(select(deliveries).where(deliveries.c.outbox_id.in_([m.id for m in msgs]))
-                             .order_by(deliveries.c.id)).all()
-    doc = explain_doc(ctx, row, hist, sent, msgs, tries)
+        doc = explain_case(conn, ctx.rules, ctx.calendar, args.case)
+    if doc is None:
+        raise UsageError(f"no case {args.case!r} in {ctx.store.safe_url}; see `hotline-sla cases list`")
     if args.json:
         print_json(doc)
     else:
         print(format_explain(doc))
     return 0
-
-
-def explain_doc(  # noqa: PLR0917 - the rows explain reads
-    ctx: Any, row: Any, hist: Sequence[Any], sent: Sequence[Any], msgs: Sequence[Any], tries: Sequence[Any]
-) -> dict[str, Any]:
-    from notifiers.base import mask_mobile
-
-    rules = ctx.rules
-    rule = rules.find(row.rule_id)
-    days = []
-    if rule is not None:
-        for day in rule.counted_days(row.received_at):
-            info = ctx.calendar.day(day)
-            days.append({"date": day.isoformat(), "kind": info.kind, "name": info.name,
-                         "counted": info.workday if rule.working_days else True,
-                         "provisional": info.provisional})
-    return {
-        "case": row.number, "unit": row.unit, "status": row.status, "summary": row.summary,
-        "rule": {"id": row.rule_id, "name": rule.name if rule else None,
-                 "limit": rule.describe_limit() if rule else None},
-        "received_at": iso_local(row.received_at), "due_at": iso_local(row.due_at),
-        "extended_due_at": iso_local(row.extended_due_at) if row.extended_due_at else None,
-        "provisional": bool(row.provisional), "deadline_version": row.deadline_version,
-        "return_window_ends": iso_local(row.return_due_at) if row.return_due_at else None,
-        "days": days,
-        "history": [{"at": iso_local(h.at), "field": h.field, "old": h.old_value, "new": h.new_value,
-                     "reason": h.reason} for h in hist],
-        "alerts": [{"kind": a.kind, "level": a.level, "deadline_version": a.deadline_version,
-                    "fire_at": iso_local(a.fire_at), "created_at": iso_local(a.created_at)} for a in sent],
-        "messages": [{"channel": m.channel, "to": _masked(m.recipient, mask_mobile), "status": m.status,
-                      "attempts": m.attempts, "sent_at": iso_local(m.sent_at) if m.sent_at else None,
-                      "last_error": m.last_error} for m in msgs],
-        "deliveries": len(tries),
-    }
 
 
 def _masked(recipient: dict[str, Any], mask: Any) -> str:
@@ -188,6 +148,8 @@ def format_explain(doc: dict[str, Any]) -> str:
         lines.append(f"延期 extension approved until {doc['extended_due_at']}")
     if doc["return_window_ends"]:
         lines.append(f"退件时限 return window ends: {doc['return_window_ends']}")
+    if doc.get("mute"):
+        lines.append(format_mute(doc["mute"]))
     if doc["days"]:
         lines.append("计时 counted days (the day of receipt is not counted):")
         n = 0
@@ -230,3 +192,79 @@ def run_outbox_list(args: argparse.Namespace) -> int:
               f"{d['to']}  not before {to_local(parse_time(d['not_before'])).strftime('%m-%d %H:%M')}")
     print(f"{len(docs)} message(s)")
     return 0
+
+
+# --- mutes (暂停提醒) -------------------------------------------------------------------------------------
+
+
+def register_mutes(csub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    m = csub.add_parser(
+        "mute", help="pause a case's warnings and breaches until TIME, with a reason (暂停提醒)",
+        epilog='example: hotline-sla cases mute 2611100019 --until "2026-11-27 18:00" --reason 复核中 --by 张三')
+    m.add_argument("case", metavar="CASE", help="case number (工单编号)")
+    m.add_argument("--until", metavar="TIME", required=True, help="the mute's end (alerts resume then)")
+    m.add_argument("--reason", metavar="TEXT", required=True, help="why, recorded in the history (e.g. 复核中)")
+    m.add_argument("--by", metavar="NAME", help="who mutes (default: the operating-system user)")
+    add_now(m)
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=run_cases_mute)
+    u = csub.add_parser("unmute", help="end a case's mute now: its current state is alerted at the next tick",
+                        epilog="example: hotline-sla cases unmute 2611100019")
+    u.add_argument("case", metavar="CASE", help="case number (工单编号)")
+    u.add_argument("--by", metavar="NAME", help="who unmutes (default: the operating-system user)")
+    add_now(u)
+    u.add_argument("--json", action="store_true")
+    u.set_defaults(func=run_cases_unmute)
+
+
+def _operator(args: argparse.Namespace) -> str:
+    import getpass
+
+    if args.by:
+        return str(args.by).strip()[:100] or "?"
+    try:
+        return getpass.getuser()[:100]
+    except (KeyError, OSError):  # no passwd entry (a container's arbitrary uid)
+        return "?"
+
+
+def _time_arg(option: str, value: str) -> datetime:
+    from daemon.core.timeutil import TimeFormatError
+
+    try:
+        return parse_time(value)
+    except TimeFormatError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+
+
+def run_cases_mute(args: argparse.Namespace) -> int:
+    from daemon.pipeline.mutes import mute_case
+
+    now = now_arg(args)
+    until = _time_arg("--until", args.until)
+    change = mute_case(args.ctx.store, args.case, until=until, reason=args.reason, by=_operator(args), now=now)
+    doc = {"case": change.case, "unit": change.unit, "muted_until": iso_local(until), "reason": change.reason,
+           "by": change.by, "replaced_until": iso_local(change.previous_until) if change.previous_until else None}
+    if args.json:
+        print_json(doc)
+    else:
+        print(f"muted {change.case} ({change.unit}) until {doc['muted_until']}: {change.reason}")
+    return 0
+
+
+def run_cases_unmute(args: argparse.Namespace) -> int:
+    from daemon.pipeline.mutes import unmute_case
+
+    now = now_arg(args)
+    change = unmute_case(args.ctx.store, args.case, by=_operator(args), now=now)
+    doc = {"case": change.case, "unit": change.unit, "was_muted_until": iso_local(change.previous_until)
+           if change.previous_until else None, "by": change.by}
+    if args.json:
+        print_json(doc)
+    else:
+        print(f"unmuted {change.case} ({change.unit}); alerts resume at the next tick")
+    return 0
+
+
+def format_mute(mute: dict[str, Any]) -> str:
+    return f"暂停提醒 muted until {mute['until']} by {mute['by']}: {mute['reason']}"

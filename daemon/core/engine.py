@@ -69,6 +69,7 @@ __all__ = [
     "is_finished",
     "is_late_return",
     "is_overdue",
+    "muted",
     "reads_return_warnings",
     "repeat_day",
     "repeat_level",
@@ -474,3 +475,24 @@ def _breach_returned(
 ) -> bool:
     evaluation = evaluate(case, deadline, None, now, calendar=calendar, settings=settings)
     return any(d.kind == "breach" for d in evaluation.decisions)
+
+
+#: what a mute (暂停提醒) silences: the unit's warnings and breaches. A late return is a fact about the past
+#: for supervisors, not a reminder, and is still recorded.
+MUTED_KINDS: frozenset[str] = frozenset({"warning", "breach", "breach_repeat", "return_window"})
+
+
+def muted(evaluation: Evaluation, muted_until: datetime | None, now: datetime) -> Evaluation:
+    """``evaluation`` of a case whose alerts are muted until ``muted_until`` (aware; None: not muted), at ``now``.
+
+    While ``now < muted_until`` the warnings and breaches (:data:`MUTED_KINDS`) are dropped and the next check
+    is the mute's end, when the case's current state (its latest warning, or its breach and latest repeat)
+    is returned as after an outage, so a mute defers, and never loses, the alert that is still due then. A
+    mute that has ended changes nothing. A case with nothing left to happen stays without a next check.
+    """
+    if muted_until is None or now >= muted_until:
+        return evaluation
+    kept = tuple(d for d in evaluation.decisions if d.kind not in MUTED_KINDS)
+    silenced = len(kept) < len(evaluation.decisions)
+    next_check_at = muted_until if silenced or evaluation.next_check_at is not None else None
+    return Evaluation(kept, next_check_at)

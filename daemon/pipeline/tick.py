@@ -39,10 +39,11 @@ from sqlalchemy.types import NullType
 from daemon.config import Config
 from daemon.core.calendar import WorkCalendar
 from daemon.core.cases import Status
-from daemon.core.engine import CaseState, Decision, EngineSettings, evaluate, reads_return_warnings
+from daemon.core.engine import CaseState, Decision, EngineSettings, evaluate, muted, reads_return_warnings
 from daemon.core.rules import Deadline, RuleSet, WarningPoint
 from daemon.core.timeutil import iso_local
 from daemon.pipeline import queue
+from daemon.pipeline.mutes import muted_until_of
 from daemon.pipeline.recipients import Contact, Directory, sync_config_contacts
 from daemon.storage.codec import (
     BoundedMemo,
@@ -155,6 +156,7 @@ class _Batcher:
         """Evaluate one batch and write what it decides, in the caller's transaction."""
         existing = {tuple(a) for a in self._alerts_of(conn, ALERT_KEY, [r.id for r in rows])}
         repeated = repeat_days(existing)
+        mutes = muted_until_of(conn, None, self.now)
         new_alerts: list[tuple[_Case, Decision]] = []
         next_checks: list[tuple[Any, ...]] = []
         instant, now = self.values.shared_instant, self.now
@@ -164,6 +166,8 @@ class _Batcher:
                 case = _Case(row, self)
                 deadline, ret = self._deadlines(case)
                 ev = evaluate(case.state, deadline, ret, now, calendar=calendar, settings=settings)
+                if mutes:
+                    ev = muted(ev, mutes.get(case.id), now)
             except Exception as exc:
                 failures = row.check_failures + 1
                 delay = min(timedelta(minutes=2 ** min(failures, 12)), MAX_FAILURE_BACKOFF)

@@ -21,7 +21,7 @@ from daemon.core.calendar import PROVISIONAL_HORIZON, WorkCalendar, calendar_rea
 from daemon.core.cases import Status
 from daemon.core.rules import RuleSet
 from daemon.core.timeutil import LOCAL_TZ, to_local
-from daemon.storage.models import cases, outbox
+from daemon.storage.models import cases, mutes, outbox
 from daemon.storage.store import FINISHED
 
 LIST_CAP = 500  # late returns, catch-all cases, failed deliveries: the newest this many are listed
@@ -166,6 +166,21 @@ class Digest:
     failed: tuple[FailedDelivery, ...]
     failed_total: int
     calendar_notice: str | None
+    muted: tuple[MutedCase, ...] = ()  # open cases whose alerts are paused at now (暂停提醒), soonest end first
+
+
+@dataclass(frozen=True)
+class MutedCase:
+    """An open case muted at the digest's instant: no warnings or breaches until ``muted_until``."""
+
+    number: str
+    summary: str | None
+    unit: str
+    due_at: datetime
+    provisional: bool
+    muted_until: datetime
+    reason: str | None
+    muted_by: str | None
 
 
 def whole_working_days_after(due_at: datetime, now: datetime, calendar: WorkCalendar) -> int:
@@ -205,6 +220,7 @@ def build_digest(conn: Connection, rules: RuleSet, calendar: WorkCalendar, now: 
         failed_total=failed_total,
         calendar_notice=calendar_notice(calendar, w.today, overview.provisional,
                                         provisional_relied_on(conn, now)),
+        muted=muted_cases(conn, now),
     )
 
 
@@ -338,6 +354,26 @@ def _failed(conn: Connection, w: DigestWindow) -> tuple[tuple[FailedDelivery, ..
             attempts=int(r.attempts or 0), error=mask_mobiles_in(r.last_error or ""), created_at=r.created_at,
         ))
     return tuple(out), total
+
+
+def open_and_overdue_by_unit(conn: Connection, now: datetime) -> dict[str, tuple[int, int]]:
+    """Per unit, its open cases and how many of them are overdue at ``now``: the digest's :data:`OPEN` and its
+    overdue test (``due_at <= now``), in one grouped aggregate (for /metrics)."""
+    stmt = (select(cases.c.unit, func.count(), _count(cases.c.due_at <= now))
+            .where(OPEN).group_by(cases.c.unit))
+    return {unit: (int(n), int(late or 0)) for unit, n, late in conn.execute(stmt)}
+
+
+def muted_cases(conn: Connection, now: datetime, limit: int = LIST_CAP) -> tuple[MutedCase, ...]:
+    """Open cases muted at ``now`` (``now < muted_until``: :func:`daemon.core.engine.muted`), soonest end first."""
+    c, m = cases.c, mutes.c
+    rows = conn.execute(
+        select(c.number, c.summary, c.unit, c.due_at, c.provisional, m.muted_until, m.reason, m.muted_by)
+        .select_from(mutes.join(cases, c.id == m.case_id))
+        .where(m.muted_until > now, OPEN).order_by(m.muted_until, c.number).limit(limit)
+    )
+    return tuple(MutedCase(r.number, r.summary, r.unit, r.due_at, bool(r.provisional), r.muted_until, r.reason,
+                           r.muted_by) for r in rows)
 
 
 def provisional_relied_on(conn: Connection, now: datetime) -> int:

@@ -145,8 +145,21 @@ def digest_tables(d: Digest) -> list[ReportTable]:
             note="各承办单位每月月底把当月及上月结存的诉求案件全部清零。",
             wide=frozenset({"承办单位"}),
         ),
+        muted_table(d),
     ]
     return tables
+
+
+def muted_table(d: Digest) -> ReportTable:
+    """八、已暂停提醒: the open cases whose warnings and breaches are paused, and why."""
+    return ReportTable(
+        f"八、已暂停提醒（{len(d.muted)} 件，暂停期间不发送预警和超期提醒）", "已暂停提醒",
+        ("序号", "工单编号", "问题摘要", "承办单位", "办理期限", "暂停至", "原因", "设置人"),
+        [(i, c.number, c.summary or "", c.unit, due_text(c.due_at, c.provisional), local_text(c.muted_until),
+          c.reason or "", c.muted_by or "") for i, c in enumerate(d.muted, start=1)],
+        note="暂停到期后恢复提醒，届时仍未办结的工单按当时状态提醒一次。",
+        wide=frozenset({"问题摘要", "承办单位", "原因"}),
+    )
 
 
 def render_html(d: Digest, *, limit: int | None = None, tables: list[ReportTable] | None = None) -> str:
@@ -211,6 +224,12 @@ def render_markdown(d: Digest, *, hint: str = DEFAULT_HINT) -> tuple[str, bool]:
              for i, f in enumerate(d.failed[:20], start=1)],
             total=d.failed_total, more=lambda n: f"……另有 {n} 条",
         ),
+        *([MarkdownList(  # only when there are some: the message's bytes are scarce
+            f"**已暂停提醒**（{len(d.muted)} 件）",
+            [f"{i}. {md(c.number)}｜{md(c.unit)}｜暂停至 {local_text(c.muted_until)[5:]}｜{md(clip(c.reason, 30))}"
+             for i, c in enumerate(d.muted[:20], start=1)],
+            total=len(d.muted), more=lambda n: f"……另有 {n} 件",
+        )] if d.muted else []),
     ]
     text, truncated = fit_markdown(head, lists, hint)
     return text, truncated

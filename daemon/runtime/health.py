@@ -15,7 +15,7 @@ import ipaddress
 import json
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,7 +32,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from daemon.config import Config
 from daemon.errors import ConfigError
-from daemon.storage.models import alerts, cases, deliveries, outbox, settings
+from daemon.reports.digest import open_and_overdue_by_unit
+from daemon.runtime.desk import Desk, Page
+from daemon.storage.models import alerts, cases, deliveries, outbox, settings, source_state
 from daemon.storage.store import FINISHED, Store
 
 log = structlog.get_logger("hotline_sla.health")
@@ -143,6 +145,9 @@ class StoreCollector(Collector):
             ).all()
             by_status = conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status)).all()
             oldest = conn.execute(select(func.min(outbox.c.created_at)).where(outbox.c.status == "pending")).scalar()
+            per_unit = open_and_overdue_by_unit(conn, now)
+            synced = conn.execute(select(source_state.c.name, source_state.c.last_ok_at)
+                                  .where(source_state.c.last_ok_at.is_not(None))).all()
         g_open = GaugeMetricFamily("hotline_sla_cases_open", "Open cases (未办结工单)")
         g_open.add_metric([], open_cases)
         c_alerts = CounterMetricFamily("hotline_sla_alerts", "Alerts written, by kind", labels=["kind"])
@@ -160,7 +165,26 @@ class StoreCollector(Collector):
         if oldest is not None and oldest.tzinfo is None:  # SQLite through func.min loses the type
             oldest = datetime.fromisoformat(str(oldest)).replace(tzinfo=now.tzinfo)
         g_oldest.add_metric([], max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
-        return [g_open, c_alerts, c_deliv, g_outbox, g_oldest]
+        return [g_open, c_alerts, c_deliv, g_outbox, g_oldest, *_unit_and_source_families(per_unit, synced, now)]
+
+
+def _unit_and_source_families(
+    per_unit: dict[str, tuple[int, int]], synced: Sequence[Any], now: datetime
+) -> list[GaugeMetricFamily]:
+    """Open and overdue cases per unit (the digest's figures), and each source's last successful sync's age."""
+    g_unit_open = GaugeMetricFamily("hotline_sla_unit_cases_open", "Open cases per handling unit (承办单位在办)",
+                                    labels=["unit"])
+    g_unit_overdue = GaugeMetricFamily("hotline_sla_unit_cases_overdue",
+                                       "Open cases past their deadline per handling unit (超期)", labels=["unit"])
+    for unit, (n_open, n_overdue) in sorted(per_unit.items()):
+        g_unit_open.add_metric([unit], n_open)
+        g_unit_overdue.add_metric([unit], n_overdue)
+    g_sync = GaugeMetricFamily("hotline_sla_source_last_success_age_seconds",
+                               "Seconds since the source's last successful sync (absent: never succeeded)",
+                               labels=["source"])
+    for name, last_ok in synced:
+        g_sync.add_metric([name], max(0.0, (now - last_ok).total_seconds()))
+    return [g_unit_open, g_unit_overdue, g_sync]
 
 
 class Metrics:
@@ -223,9 +247,11 @@ class HealthServer:
     """A ThreadingHTTPServer on a background thread; ``stop()`` shuts it down."""
 
     def __init__(self, listen: str, *, health: Callable[[], Health], metrics: Callable[[], bytes],
-                 idle_timeout: float = IDLE_TIMEOUT_SECONDS) -> None:
+                 idle_timeout: float = IDLE_TIMEOUT_SECONDS, desk: Desk | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
         host, port = parse_listen(listen)
         health_fn, metrics_fn = health, metrics
+        desk_page = _desk_route(desk, clock)
 
         class Handler(BaseHTTPRequestHandler):
             # a connection that sends nothing (or too slowly) is closed after this many seconds, so idle
@@ -243,12 +269,18 @@ class HealthServer:
                                 "application/json; charset=utf-8")
                 elif path == "/metrics":
                     self._reply(200, metrics_fn(), CONTENT_TYPE_LATEST)
+                elif desk_page is not None and Desk.serves(path):
+                    page = desk_page(path, self.headers)
+                    self._reply(page.status, page.body, page.content_type, page.headers)
                 else:
                     self._reply(404, b"not found: try /healthz or /metrics\n", "text/plain; charset=utf-8")
 
-            def _reply(self, status: int, body: bytes, content_type: str) -> None:
+            def _reply(self, status: int, body: bytes, content_type: str,
+                       headers: Mapping[str, str] | None = None) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -270,6 +302,24 @@ class HealthServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def _desk_route(desk: Desk | None, clock: Callable[[], datetime] | None) -> Callable[[str, Any], Page] | None:
+    """The desk's pages at the request's instant: the clock is read here, per request, and passed down."""
+    if desk is None:
+        return None
+    if clock is None:
+        raise ValueError("the desk needs the clock that gives each request its instant")
+    read_clock = clock
+
+    def page(path: str, headers: Any) -> Page:
+        try:
+            return desk.page(path, headers, read_clock())
+        except Exception as exc:  # a page must never take the listener (and /healthz) down
+            log.error("desk_page_failed", path=path.split("/")[1] if "/" in path else "", error=type(exc).__name__)
+            return Page(500, "值班台页面出错，请查看服务日志。\n".encode(), "text/plain; charset=utf-8")
+
+    return page
 
 
 class _V6Server(ThreadingHTTPServer):

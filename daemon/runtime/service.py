@@ -49,6 +49,7 @@ from daemon.pipeline.recompute import recompute_if_changed
 from daemon.pipeline.sync import sync_all
 from daemon.pipeline.tick import run_tick
 from daemon.reports.jobs import run_report_jobs
+from daemon.runtime.desk import Desk, DeskSetup
 from daemon.runtime.health import HealthServer, Metrics, SqliteFileGuard, check_health, db_error_text
 from daemon.runtime.leader import LeaderLease, current_leader, instance_id
 from daemon.runtime.preflight import setting_of, startup_problems
@@ -511,6 +512,22 @@ class Service:
             raise sa_exc.DisconnectionError(problem)
         return self.store
 
+    def _desk(self) -> Desk | None:
+        """The desk (值班台) on the health listener, unless ``health.desk: false``; its token resolved here."""
+        if not self.config.health.desk:
+            return None
+        token = None
+        if self.config.health.desk_token is not None:
+            from notifiers.base import ChannelConfigError
+            from notifiers.secrets import SecretResolver
+
+            try:
+                token = SecretResolver().resolve("health.desk_token", self.config.health.desk_token).reveal()
+            except ChannelConfigError as exc:  # closed, not open: no desk rather than a desk without its token
+                log.error("desk_disabled", error=str(exc))
+                return None
+        return Desk(lambda: DeskSetup(self._guarded_store(), self.config, self.rules, self.calendar), token=token)
+
     def _start_health(self) -> None:
         if not self.config.health.listen:
             return
@@ -518,7 +535,7 @@ class Service:
             self.health_server = HealthServer(
                 self.config.health.listen,
                 health=lambda: check_health(self.store, self.config, self.clock(), self.file_guard),
-                metrics=self.metrics.render,
+                metrics=self.metrics.render, desk=self._desk(), clock=self.clock,
             ).start()
         except OSError as exc:  # a taken port must not keep the alerts from going out
             log.error("health_listen_failed", listen=self.config.health.listen, error=str(exc))

@@ -1,0 +1,112 @@
+"""One case and one unit's open cases, as `cases explain`, `cases list` and the desk show them.
+
+The explanation: the rule, each counted day (holidays and make-up days named), the extension, the mute
+(暂停提醒), the history, the alerts and the messages with their recipients masked (尾号1234). The CLI and the
+desk (daemon.runtime.desk) both call :func:`explain_case`, so they cannot disagree. Instants in the documents
+are local ISO texts (Asia/Shanghai).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from daemon.core.calendar import WorkCalendar
+from daemon.core.rules import RuleSet
+from daemon.core.timeutil import iso_local
+from daemon.reports.digest import OPEN
+from daemon.storage.models import alerts, case_history, cases, deliveries, mutes, outbox
+from daemon.storage.store import FINISHED
+
+
+def explain_case(conn: Connection, rules: RuleSet, calendar: WorkCalendar, number: str) -> dict[str, Any] | None:
+    """The explanation of case ``number`` (None when the store has no such case)."""
+    row = conn.execute(select(cases).where(cases.c.number == number)).first()
+    if row is None:
+        return None
+    mute = conn.execute(select(mutes).where(mutes.c.case_id == row.id)).first()
+    hist = conn.execute(select(case_history).where(case_history.c.case_id == row.id)
+                        .order_by(case_history.c.id)).all()
+    sent = conn.execute(select(alerts).where(alerts.c.case_id == row.id).order_by(alerts.c.id)).all()
+    msgs = conn.execute(select(outbox).where(outbox.c.alert_id.in_([a.id for a in sent]))
+                        .order_by(outbox.c.id)).all()
+    tries = conn.execute(select(deliveries).where(deliveries.c.outbox_id.in_([m.id for m in msgs]))
+                         .order_by(deliveries.c.id)).all()
+    return {**explain_doc(rules, calendar, row, hist, sent, msgs, tries), "mute": mute_doc(mute)}
+
+
+def explain_doc(  # noqa: PLR0917 - the rows explain reads
+    rules: RuleSet, calendar: WorkCalendar, row: Any, hist: Sequence[Any], sent: Sequence[Any], msgs: Sequence[Any],
+    tries: Sequence[Any],
+) -> dict[str, Any]:
+    from notifiers.base import mask_mobiles_in
+
+    rule = rules.find(row.rule_id)
+    days = []
+    if rule is not None:
+        for day in rule.counted_days(row.received_at):
+            info = calendar.day(day)
+            days.append({"date": day.isoformat(), "kind": info.kind, "name": info.name,
+                         "counted": info.workday if rule.working_days else True,
+                         "provisional": info.provisional})
+    return {
+        "case": row.number, "unit": row.unit, "status": row.status, "summary": row.summary,
+        "rule": {"id": row.rule_id, "name": rule.name if rule else None,
+                 "limit": rule.describe_limit() if rule else None},
+        "received_at": iso_local(row.received_at), "due_at": iso_local(row.due_at),
+        "extended_due_at": iso_local(row.extended_due_at) if row.extended_due_at else None,
+        "provisional": bool(row.provisional), "deadline_version": row.deadline_version,
+        "return_window_ends": iso_local(row.return_due_at) if row.return_due_at else None,
+        "days": days,
+        "history": [{"at": iso_local(h.at), "field": h.field, "old": h.old_value, "new": h.new_value,
+                     "reason": h.reason} for h in hist],
+        "alerts": [{"kind": a.kind, "level": a.level, "deadline_version": a.deadline_version,
+                    "fire_at": iso_local(a.fire_at), "created_at": iso_local(a.created_at)} for a in sent],
+        "messages": [{"channel": m.channel, "to": masked_recipient(m.recipient), "status": m.status,
+                      "attempts": m.attempts, "sent_at": iso_local(m.sent_at) if m.sent_at else None,
+                      "last_error": mask_mobiles_in(m.last_error) if m.last_error else None} for m in msgs],
+        "deliveries": len(tries),
+    }
+
+
+def mute_doc(mute: Any) -> dict[str, Any] | None:
+    """A ``mutes`` row as recorded (whether it is still in force depends on ``now``: compare ``until``)."""
+    if mute is None:
+        return None
+    return {"until": iso_local(mute.muted_until), "reason": mute.reason, "by": mute.muted_by,
+            "at": iso_local(mute.muted_at)}
+
+
+def masked_recipient(recipient: dict[str, Any]) -> str:
+    """``name(尾号1234)``: a recipient as anyone but its owner may see it."""
+    from notifiers.base import mask_mobile
+
+    name = recipient.get("name", "?")
+    return f"{name}({mask_mobile(recipient['mobile'])})" if recipient.get("mobile") else str(name)
+
+
+def open_cases(conn: Connection, now: datetime, *, unit: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    """The open cases (the digest's :data:`OPEN`), soonest deadline first, of ``unit`` or of all units."""
+    stmt = (select(cases, mutes.c.muted_until, mutes.c.reason, mutes.c.muted_by, mutes.c.muted_at)
+            .select_from(cases.outerjoin(mutes, mutes.c.case_id == cases.c.id)).where(OPEN))
+    if unit is not None:
+        stmt = stmt.where(cases.c.unit == unit)
+    stmt = stmt.order_by(cases.c.due_at, cases.c.number).limit(limit)
+    return [case_json(r, now) for r in conn.execute(stmt)]
+
+
+def case_json(row: Any, now: datetime) -> dict[str, Any]:
+    """A case row (with its ``mutes`` columns) as `cases list --json` prints it, with its mute when one is in
+    force at ``now``."""
+    finished = row.status in FINISHED or row.fed_back_at is not None or row.closed_at is not None
+    muted = row.muted_until is not None and row.muted_until > now
+    return {
+        "case": row.number, "unit": row.unit, "status": row.status, "rule": row.rule_id,
+        "received_at": iso_local(row.received_at), "due_at": iso_local(row.due_at),
+        "provisional": bool(row.provisional), "overdue": (not finished) and row.due_at <= now,
+        "next_check_at": iso_local(row.next_check_at) if row.next_check_at else None, "summary": row.summary,
+        "mute": mute_doc(row) if muted else None,
+    }
