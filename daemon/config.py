@@ -113,6 +113,18 @@ class DispatchConfig(_Strict):
     # quiet hours per channel name; SMS-type channels default to 22:00-07:30 when not listed
     quiet_hours: dict[str, QuietHours | None] = Field(default_factory=dict)
     templates_dir: str | None = None
+    # sends in flight at once within one dispatcher (daemon/pipeline/send_pool.py), in total and per channel
+    # name; a channel not listed gets its type's default (daemon/pipeline/outbox.py CHANNEL_CONCURRENCY)
+    concurrency: int = Field(32, ge=1, le=256)
+    channel_concurrency: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("channel_concurrency")
+    @classmethod
+    def _positive_slots(cls, value: dict[str, int]) -> dict[str, int]:
+        for name, slots in value.items():
+            if not 1 <= slots <= 256:
+                raise ValueError(f"channel_concurrency.{name}: expected 1-256 sends at once, got {slots}")
+        return value
 
 
 class SchedulerConfig(_Strict):
