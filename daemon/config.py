@@ -290,6 +290,15 @@ class Config(_Strict):
                         )
         return self
 
+    @model_validator(mode="after")
+    def _concurrency_channels(self) -> Config:
+        """A ``dispatch.channel_concurrency`` entry for a channel that does not exist is a typo: say so."""
+        for name in self.dispatch.channel_concurrency:
+            if name not in self.channels:
+                raise ValueError(f"dispatch.channel_concurrency: {name!r} is not a configured channel; "
+                                 f"valid: {sorted(self.channels)}")
+        return self
+
     @classmethod
     def default(cls) -> Config:
         return cls()

@@ -191,4 +191,13 @@ def test_dispatch_due_stops_when_nothing_is_claimable(store: Store) -> None:
 
 def test_channel_concurrency_must_be_positive() -> None:
     with pytest.raises(ValidationError, match=r"channel_concurrency\.sms"):
-        Config.model_validate({"dispatch": {"channel_concurrency": {"sms": 0}}})
+        Config.model_validate({"channels": {"sms": {"type": "console"}}, "default_channels": ["sms"],
+                               "dispatch": {"channel_concurrency": {"sms": 0}}})
+
+
+def test_channel_concurrency_names_a_configured_channel() -> None:
+    with pytest.raises(ValidationError, match=r"dispatch\.channel_concurrency: 'smss' is not a configured channel"):
+        Config.model_validate({"channels": {"sms": {"type": "console"}}, "default_channels": ["sms"],
+                               "dispatch": {"channel_concurrency": {"smss": 4}}})
+    assert Config.model_validate({"channels": {"sms": {"type": "console"}}, "default_channels": ["sms"],
+                                  "dispatch": {"channel_concurrency": {"sms": 4}}}).dispatch.channel_concurrency
