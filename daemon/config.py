@@ -113,6 +113,18 @@ class DispatchConfig(_Strict):
     # quiet hours per channel name; SMS-type channels default to 22:00-07:30 when not listed
     quiet_hours: dict[str, QuietHours | None] = Field(default_factory=dict)
     templates_dir: str | None = None
+    # sends in flight at once within one dispatcher (daemon/pipeline/send_pool.py), in total and per channel
+    # name; a channel not listed gets its type's default (daemon/pipeline/outbox.py CHANNEL_CONCURRENCY)
+    concurrency: int = Field(32, ge=1, le=256)
+    channel_concurrency: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("channel_concurrency")
+    @classmethod
+    def _positive_slots(cls, value: dict[str, int]) -> dict[str, int]:
+        for name, slots in value.items():
+            if not 1 <= slots <= 256:
+                raise ValueError(f"channel_concurrency.{name}: expected 1-256 sends at once, got {slots}")
+        return value
 
 
 class SchedulerConfig(_Strict):
@@ -285,6 +297,15 @@ class Config(_Strict):
                             f"contacts.units[{unit.name}].{c.name}.channels: {ch!r} is not a configured "
                             f"channel; valid: {sorted(names)}"
                         )
+        return self
+
+    @model_validator(mode="after")
+    def _concurrency_channels(self) -> Config:
+        """A ``dispatch.channel_concurrency`` entry for a channel that does not exist is a typo: say so."""
+        for name in self.dispatch.channel_concurrency:
+            if name not in self.channels:
+                raise ValueError(f"dispatch.channel_concurrency: {name!r} is not a configured channel; "
+                                 f"valid: {sorted(self.channels)}")
         return self
 
     @classmethod

@@ -42,7 +42,7 @@ def _owner() -> str:
 
 
 def run_dispatch(args: argparse.Namespace) -> int:
-    from daemon.pipeline.outbox import Dispatcher, DispatchResult, notifiers_for
+    from daemon.pipeline.outbox import Dispatcher, notifiers_for
 
     now = now_arg(args)
     ctx = args.ctx
@@ -62,16 +62,11 @@ def run_dispatch(args: argparse.Namespace) -> int:
         stop["requested"] = True
 
     previous = signal.signal(signal.SIGTERM, _on_term)
-    total = DispatchResult()
     # the console channel prints to stdout, which belongs to the JSON document with --json
     redirect = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
     try:
-        with redirect:
-            while True:
-                result = dispatcher.dispatch_once(now, should_stop=lambda: stop["requested"], limit=args.limit)
-                _add(total, result)
-                if result.stopped or stop["requested"] or (result.claimed < args.limit and not result.dead):
-                    break
+        with redirect:  # until nothing due is left unclaimed (several dispatchers split the rows)
+            total = dispatcher.dispatch_due(now, should_stop=lambda: stop["requested"], limit=args.limit)
     finally:
         signal.signal(signal.SIGTERM, previous)
     if args.json:
@@ -83,16 +78,6 @@ def run_dispatch(args: argparse.Namespace) -> int:
         for f in total.failures:
             print(f"  failed #{f['id']} {f['kind']} {f['channel']} → {f['to']}: {f['error']}")
     return 1 if total.failed or total.dead else 0
-
-
-def _add(total: Any, part: Any) -> None:
-    for key, value in part.to_json().items():
-        if isinstance(value, bool):
-            setattr(total, key, getattr(total, key) or value)
-        elif isinstance(value, int):
-            setattr(total, key, getattr(total, key) + value)
-        elif isinstance(value, list):
-            getattr(total, key).extend(value)
 
 
 def test_recipient(text: str) -> Any:

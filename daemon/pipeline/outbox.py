@@ -23,8 +23,14 @@ failed attempt; permanent → ``failed`` (the digest lists them). A row still un
 failures, goes ``dead`` and the supervisors are told by a ``dead_letter`` message (which is itself never
 dead-lettered again).
 
+**Concurrency** (daemon/pipeline/send_pool.py): the batches of one claim are sent side by side, at most
+``dispatch.concurrency`` at once and ``dispatch.channel_concurrency`` (else :data:`CHANNEL_CONCURRENCY` by
+type) per channel, so a hanging provider holds only its own slots. Each batch still goes through the whole
+record → send → record step above on its own; the batches of a claim are disjoint and a claim is finished
+before the next, so one process never sends a row twice.
+
 Time is an argument (``now``, aware); the only clock read here is a monotonic one, to measure latency and to
-keep leases fresh during a long run.
+keep leases fresh during a long run. (Over 400 lines: the dispatcher's one send step is read as a whole.)
 """
 
 from __future__ import annotations
@@ -50,8 +56,9 @@ from daemon.core.timeutil import iso_local
 from daemon.errors import ConfigError
 from daemon.glossary import REPORT_KINDS
 from daemon.pipeline import dead_letter, rate_limit, stale
-from daemon.pipeline.queue import claim, full_rows, release, select_rows, supersede
+from daemon.pipeline.queue import claim, claimable_count, full_rows, release, select_rows, supersede
 from daemon.pipeline.render import FAMILIES, Renderer, RenderError, alert_context, sms_params
+from daemon.pipeline.send_pool import run_bounded
 from daemon.storage.models import deliveries, outbox
 from daemon.storage.store import Store
 from notifiers.base import (
@@ -72,6 +79,14 @@ log = structlog.get_logger("hotline_sla.outbox")
 MAX_BATCH = 50  # alerts per message; a longer batch is split (SMS and chat messages stay readable)
 _ERROR_CHARS = 500
 _OCTET = "application/octet-stream"
+#: sends at once per channel by type, when ``dispatch.channel_concurrency`` does not name the channel: HTTP
+#: APIs (SMS gateways, WeCom applications) take many; a robot is limited to 20 a minute anyway; mail servers
+#: refuse many connections from one client; the console prints one message at a time
+CHANNEL_CONCURRENCY = {"wecom_bot": 4, "dingtalk": 4, "smtp": 4, "console": 1}
+DEFAULT_CHANNEL_CONCURRENCY = 8
+#: claims in a row that may come back empty while rows are still claimable (other dispatchers hold the
+#: candidates' locks for a moment) before :meth:`Dispatcher.dispatch_due` leaves them to the others
+_EMPTY_CLAIMS = 50
 
 
 @dataclass
@@ -94,6 +109,16 @@ class DispatchResult:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def add(self, part: DispatchResult) -> None:
+        """Add the counts of ``part`` (another round, or one batch) to these."""
+        for key, value in asdict(part).items():
+            if isinstance(value, bool):
+                setattr(self, key, getattr(self, key) or value)
+            elif isinstance(value, int):
+                setattr(self, key, getattr(self, key) + value)
+            elif isinstance(value, list):
+                getattr(self, key).extend(value)
 
 
 # --- the dispatcher -------------------------------------------------------------------------------------
@@ -161,8 +186,11 @@ class Dispatcher:
         self._families: dict[str, tuple[str, ...]] = {}
         self._quiet_by_default: dict[str, bool] = {}
         self._rate_limits: dict[str, tuple[int, type[Notifier]]] = {}  # per rolling minute, per rate key
+        self._slots: dict[str, int] = {}  # sends at once per channel
         for name, opts in config.channels.items():
             cls = channel_class(str(opts.get("type", "")))
+            self._slots[name] = self.settings.channel_concurrency.get(
+                name, CHANNEL_CONCURRENCY.get(str(opts.get("type", "")), DEFAULT_CHANNEL_CONCURRENCY))
             self._families[name] = cls.formats if cls is not None else FAMILIES
             self._quiet_by_default[name] = cls is not None and cls.quiet_hours_by_default
             try:
@@ -179,8 +207,9 @@ class Dispatcher:
     ) -> DispatchResult:
         """Dead-letter what is too old, then claim up to ``limit`` due rows and send them, batch by batch.
 
-        ``now`` is aware. ``should_stop`` is checked between messages: the message in flight is finished and
-        recorded, the rest of the claim is released for the next run.
+        ``now`` is aware. The batches are sent side by side within the concurrency bounds (module docstring).
+        ``should_stop`` is checked between messages: the messages in flight are finished and recorded, the
+        rest of the claim is released for the next run.
         """
         result = DispatchResult()
         started = self._monotonic()
@@ -188,15 +217,49 @@ class Dispatcher:
         token, rows = self._claim(now, limit)
         result.claimed = len(rows)
         rows = self._drop_stale(rows, token, now, result)
-        batches = list(self._batches(rows))
-        for i, batch in enumerate(batches):
-            if should_stop():
-                release(self.store, [r.id for b in batches[i:] for r in b], token)
-                result.stopped = True
-                break
+
+        def send(batch: list[Any]) -> DispatchResult:
+            part = DispatchResult()
             current = now + timedelta(seconds=self._monotonic() - started)
-            self._process(batch, token, now, current, result)
+            self._process(batch, token, now, current, part)
+            return part
+
+        jobs = [(batch[0].channel, batch) for batch in self._batches(rows)]
+        try:
+            parts, unstarted = run_bounded(jobs, send, total=self.settings.concurrency,
+                                           slots=lambda channel: self._slots.get(channel, DEFAULT_CHANNEL_CONCURRENCY),
+                                           should_stop=should_stop)
+        except Exception as exc:  # a store error: give back what was not started, then let the caller see it
+            release(self.store, [r.id for b in getattr(exc, "unstarted", ()) for r in b], token)
+            raise
+        for part in parts:
+            result.add(part)
+        if unstarted:
+            release(self.store, [r.id for b in unstarted for r in b], token)
+            result.stopped = True
         return result
+
+    def dispatch_due(
+        self, now: datetime, *, should_stop: Callable[[], bool] = lambda: False, limit: int = 500
+    ) -> DispatchResult:
+        """Claim and send round after round (:meth:`dispatch_once`) until no row is claimable at ``now``.
+
+        A round that wins nothing while rows are still claimable (other dispatchers had the candidates a
+        moment) claims again, up to a bound, so several dispatchers split a backlog and none stops early
+        with rows pending. Rows deferred or retried during the run are due after ``now``: the run ends.
+        """
+        total = DispatchResult()
+        empty = 0
+        while not total.stopped and not should_stop():
+            result = self.dispatch_once(now, should_stop=should_stop, limit=limit)
+            total.add(result)
+            if result.claimed or result.dead:
+                empty = 0
+                continue
+            empty += 1
+            if empty > _EMPTY_CLAIMS or not claimable_count(self.store, now):
+                break
+        return total
 
     def backoff(self, attempts: int) -> float:
         """Seconds before retry number ``attempts`` (1-based): exponential, equal jitter, capped."""

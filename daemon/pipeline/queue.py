@@ -7,14 +7,16 @@
   merged into the payload.
 - :func:`open_for_claim` and :func:`claimable` are the one definition of which rows a dispatcher may take:
   pending ones, and ones whose sender's lease ran out; :func:`claim` takes them under a lease and
-  :func:`release` gives back the ones a stopping dispatcher did not send.
+  :func:`release` gives back the ones a stopping dispatcher did not send; :func:`claimable_count` says
+  whether any are left.
 
 Time is an argument (``now``, aware); nothing here reads a clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -34,6 +36,7 @@ DEDUPE_KEY_CHARS = 200  # the column's width
 #: every status an outbox row can have; ``superseded``: an alert a moved deadline made untrue before it was
 #: sent (daemon/pipeline/stale.py), kept with the reason in ``last_error``, never sent, not a failure
 STATUSES = ("pending", "sending", "sent", "failed", "dead", "superseded")
+_CANDIDATES = 4  # MariaDB: candidates read per row claimed, so concurrent claimers find unlocked ones
 
 
 # --- which rows may be taken ----------------------------------------------------------------------------
@@ -53,30 +56,27 @@ def claimable(now: datetime) -> ColumnElement[bool]:
 
 def claim(store: Store, token: str, now: datetime, *, limit: int, lease_seconds: float) -> list[Any]:
     """Take up to ``limit`` claimable rows for ``token`` until ``now + lease_seconds`` (full rows, oldest due
-    first). Candidates are selected, then ``UPDATE … WHERE id IN (…) AND <still claimable>`` stamps them;
-    the rows read back by token are ours, so several dispatchers never take one row twice. A partly
-    delivered batch (``parts_sent``) comes whole, whatever ``limit`` cut, so it renders the same parts.
+    first). Several dispatchers never take one row twice, and one that loses a race takes other candidates
+    instead of nothing (:func:`_take_ids`: skip-locked on PostgreSQL/MariaDB, one atomic statement on
+    SQLite). A partly delivered batch (``parts_sent``) comes whole, whatever ``limit`` cut, so it renders
+    the same parts.
     """
     cond = claimable(now)
-    with store.engine.begin() as conn:
-        found = list(conn.execute(
-            select(outbox.c.id, outbox.c.batch_id, outbox.c.parts_sent).where(cond)
-            .order_by(outbox.c.not_before, outbox.c.id).limit(limit)
-        ))
+    lease = {"status": "sending", "lease_owner": token, "lease_until": now + timedelta(seconds=lease_seconds)}
+    with _claiming(store) as conn:
+        found = _take_ids(conn, cond, limit, lease)
         ids = [r.id for r in found]
         resumed = {r.batch_id for r in found if r.parts_sent and r.batch_id}
         if resumed:
             taken = set(ids)
-            ids += [i for i in conn.execute(
-                select(outbox.c.id).where(outbox.c.batch_id.in_(resumed), cond)
+            more = [i for i in conn.execute(
+                _locking(conn, select(outbox.c.id).where(outbox.c.batch_id.in_(resumed), cond))
             ).scalars() if i not in taken]
-    if not ids:
-        return []
-    with store.engine.begin() as conn:
-        conn.execute(
-            update(outbox).where(outbox.c.id.in_(ids), cond)
-            .values(status="sending", lease_owner=token, lease_until=now + timedelta(seconds=lease_seconds))
-        )
+            if more:
+                conn.execute(update(outbox).where(outbox.c.id.in_(more)).values(lease))  # locked: still claimable
+                ids += more
+        if not ids:
+            return []
         rows = full_rows(conn.execute(
             select_rows().where(outbox.c.id.in_(ids), outbox.c.lease_owner == token)  # by primary key
             .order_by(outbox.c.not_before, outbox.c.id)
@@ -90,6 +90,65 @@ def claim(store: Store, token: str, now: datetime, *, limit: int, lease_seconds:
                         error="dispatcher stopped before recording the result; the message may have been sent")
             )
     return rows
+
+
+@contextmanager
+def _claiming(store: Store) -> Iterator[Connection]:
+    """A transaction for a claim: ``READ COMMITTED`` on MariaDB, whose default (repeatable read) takes
+    next-key locks that reach past the rows a claim locks and make other claimers wait on them."""
+    with store.engine.connect() as opened:
+        conn = opened
+        if store.dialect not in ("sqlite", "postgresql"):
+            conn = opened.execution_options(isolation_level="READ COMMITTED")
+        with conn.begin():
+            yield conn
+
+
+def _locking(conn: Connection, stmt: Select[Any]) -> Select[Any]:
+    """``stmt`` … ``FOR UPDATE SKIP LOCKED`` on PostgreSQL and MariaDB: rows another dispatcher is claiming
+    at this moment are passed over, not waited for and then lost."""
+    return stmt if conn.dialect.name == "sqlite" else stmt.with_for_update(skip_locked=True)
+
+
+def _take_ids(conn: Connection, cond: ColumnElement[bool], limit: int, lease: dict[str, Any]) -> list[Any]:
+    """Lease up to ``limit`` rows matching ``cond`` (oldest due first) in ``conn``'s transaction; their
+    ``(id, batch_id, parts_sent)``.
+
+    Before, candidates were selected and then updated in two transactions: two dispatchers picked the same
+    candidates, and the slower one won none and stopped with hundreds pending. Now the candidates are
+    locked as they are chosen: on PostgreSQL and MariaDB with ``FOR UPDATE SKIP LOCKED`` (a concurrent
+    claimer's rows are skipped, so it gets the next ones); on SQLite with one ``UPDATE … WHERE id IN
+    (SELECT … LIMIT n) RETURNING``, which holds the database's write lock from the first read, so the
+    choice and the stamp are atomic and the next claimer sees the rows taken.
+    """
+    order = (outbox.c.not_before, outbox.c.id)
+    picked = select(outbox.c.id).where(cond).order_by(*order).limit(limit)
+    if conn.dialect.name == "sqlite":
+        stmt = (update(outbox).where(outbox.c.id.in_(picked.scalar_subquery()), cond).values(lease)
+                .returning(outbox.c.id, outbox.c.batch_id, outbox.c.parts_sent))
+        return list(conn.execute(stmt))
+    wanted = select(outbox.c.id, outbox.c.batch_id, outbox.c.parts_sent)
+    if conn.dialect.name == "postgresql":
+        wanted = wanted.where(cond).order_by(*order).limit(limit)
+    else:
+        # InnoDB locks every row a locking read examines, and ordering by due instant reads them all: the
+        # first claimer would lock the whole backlog and the others skip it all. So the oldest candidates
+        # are read without locks and then locked by primary key, which examines only those.
+        candidates = list(conn.execute(picked.limit(limit * _CANDIDATES)).scalars())
+        if not candidates:
+            return []
+        wanted = (wanted.where(outbox.c.id.in_(candidates), cond).order_by(outbox.c.id).limit(limit)
+                  .with_hint(outbox, "FORCE INDEX (PRIMARY)"))  # else it reads (and skips) by status
+    found = list(conn.execute(_locking(conn, wanted)))
+    if found:  # locked by us, so still claimable; by primary key alone, so InnoDB locks nothing else
+        conn.execute(update(outbox).where(outbox.c.id.in_([r.id for r in found])).values(lease))
+    return found
+
+
+def claimable_count(store: Store, now: datetime, *, cap: int = 1) -> int:
+    """How many rows are claimable at ``now``, counted up to ``cap`` (the dispatch loop asks "any left?")."""
+    with store.engine.connect() as conn:
+        return len(list(conn.execute(select(outbox.c.id).where(claimable(now)).limit(cap))))
 
 
 def release(store: Store, ids: list[Any], token: str) -> None:

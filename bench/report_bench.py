@@ -1,0 +1,122 @@
+"""Benchmark: peak RSS and time of the month-end reports over N open cases (issue 15 item 3).
+
+For each size (``--cases``, default 100,000 and 1,000,000) a SQLite store of open cases received in
+October-November 2026 is generated (bench/digest_bench.py ``generate``), then each job runs in a fresh child
+process (so that each peak is its own): ``carry_over`` (the carry-over of November, built and rendered as
+Markdown, HTML and XLSX), ``month_end`` (the month-end reminders of every unit, rendered), ``ranking`` (the
+November ranking read from the store, ranked and rendered as HTML and XLSX). Printed per job: seconds, the
+child's peak RSS (ru_maxrss) and its ratio to the smallest size's.
+
+    python bench/report_bench.py [--cases 100000,1000000] [--units 300] [--db-dir /tmp] [--keep]
+
+Targets (issue 15): carry-over and ranking at 1M open ≤ 400 MB peak RSS and ≤ 15 s; peak RSS at 1M ≤ 1.5x
+that at 100k.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from daemon.core.timeutil import parse_time
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = parse_time("2026-12-01 09:00")  # the carry-over of November is due; the ranking of November is final
+JOBS = ("carry_over", "month_end", "ranking")
+
+
+def run_job(job: str, db: Path) -> dict[str, Any]:
+    """Run one job in this process; its seconds and this process's peak RSS."""
+    from daemon.config import Config
+    from daemon.core.calendar import WorkCalendar
+    from daemon.storage.store import Store
+
+    store = Store(f"sqlite:///{db}")
+    config = Config()
+    started = time.perf_counter()
+    size = 0
+    if job == "carry_over":
+        from daemon.reports.month_end import carry_over, render_carry_over
+
+        with store.engine.connect() as conn:
+            report = carry_over(conn, 2026, 11, NOW)
+        markdown, html, xlsx, text = render_carry_over(report, hint="")
+        size = len(markdown) + len(html) + len(xlsx) + len(text)
+    elif job == "month_end":
+        from daemon.reports.month_end import MonthEndAction, backlog, render_reminder
+
+        calendar = WorkCalendar.load(overrides_dir=ROOT / "sla_rules" / "holidays")
+        now = parse_time("2026-11-26 09:00")
+        action = MonthEndAction("month_end", "2026-11/T-3", 2026, 11, date(2026, 11, 26), now, 3)
+        with store.engine.connect() as conn:
+            by_unit = backlog(conn, year=2026, month=11, now=now, include_carried=True)
+        for unit, items in by_unit.items():
+            rendered = render_reminder(action, unit, items, calendar, now)
+            size += len(rendered.xlsx)
+    else:
+        from daemon.commands.report_cmds import ranked_cases
+        from daemon.reports import ranking_render
+        from daemon.reports.ranking import monthly_ranking
+
+        ranking = monthly_ranking(ranked_cases(store, 2026, 11), 2026, 11, NOW, config.scoring)
+        size = len(ranking_render.render_html(ranking)) + len(ranking_render.render_xlsx(ranking))
+    seconds = time.perf_counter() - started
+    store.close()
+    return {"job": job, "seconds": round(seconds, 2), "peak_rss_mb": round(resource.getrusage(
+        resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "output_bytes": size}
+
+
+def ensure_db(db: Path, cases: int, units: int, keep: bool) -> None:
+    from bench.digest_bench import generate
+
+    if keep and db.exists():
+        with sqlite3.connect(db) as c:
+            if c.execute("SELECT count(*) FROM cases").fetchone()[0] == cases:
+                return
+    generate(db, cases, cases // 20, units)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", default="100000,1000000", help="sizes, comma-separated")
+    parser.add_argument("--units", type=int, default=300)
+    parser.add_argument("--db-dir", type=Path, default=Path("/tmp"))
+    parser.add_argument("--keep", action="store_true", help="reuse a generated database of the same size")
+    parser.add_argument("--jobs", default=",".join(JOBS))
+    parser.add_argument("--job", help=argparse.SUPPRESS)  # the child's side
+    parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.job:
+        print(json.dumps(run_job(args.job, args.db)))
+        return 0
+    first: dict[str, float] = {}
+    for cases in (int(x) for x in args.cases.split(",")):
+        db = args.db_dir / f"report_bench_{cases}.sqlite3"
+        t = time.perf_counter()
+        ensure_db(db, cases, args.units, args.keep)
+        print(f"{cases:,} open cases, {args.units} units ({time.perf_counter() - t:.1f} s to prepare {db})")
+        for job in args.jobs.split(","):
+            out = subprocess.run([sys.executable, __file__, "--job", job, "--db", str(db)], capture_output=True,
+                                 text=True, check=False, cwd=ROOT)
+            if out.returncode:
+                print(f"  {job}: failed: {out.stderr.strip().splitlines()[-1:]}")
+                continue
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            first.setdefault(job, r["peak_rss_mb"])
+            print(f"  {job:<11} {r['seconds']:7.2f} s   peak RSS {r['peak_rss_mb']:7.1f} MB "
+                  f"({r['peak_rss_mb'] / first[job]:.2f}x the smallest size)   output {r['output_bytes']:,} B")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
