@@ -87,7 +87,10 @@ def _case_json(row: Any, now: datetime) -> dict[str, Any]:
     finished = row.status in FINISHED or row.fed_back_at is not None or row.closed_at is not None
     return {
         "case": row.number, "unit": row.unit, "status": row.status, "rule": row.rule_id,
+        "accepted_at": iso_local(row.accepted_at or row.received_at),
         "received_at": iso_local(row.received_at), "due_at": iso_local(row.due_at),
+        "platform_due_at": iso_local(row.platform_due_at) if row.platform_due_at else None,
+        "deadline_source": row.deadline_source,
         "provisional": bool(row.provisional), "overdue": (not finished) and row.due_at <= now,
         "next_check_at": iso_local(row.next_check_at) if row.next_check_at else None, "summary": row.summary,
     }
@@ -154,7 +157,9 @@ def explain_doc(  # noqa: PLR0917 - the rows explain reads
         "case": row.number, "unit": row.unit, "status": row.status, "summary": row.summary,
         "rule": {"id": row.rule_id, "name": rule.name if rule else None,
                  "limit": rule.describe_limit() if rule else None},
+        "accepted_at": iso_local(row.accepted_at or row.received_at),
         "received_at": iso_local(row.received_at), "due_at": iso_local(row.due_at),
+        **_platform_doc(row, rule.model.deadline_source if rule else None),
         "extended_due_at": iso_local(row.extended_due_at) if row.extended_due_at else None,
         "provisional": bool(row.provisional), "deadline_version": row.deadline_version,
         "return_window_ends": iso_local(row.return_due_at) if row.return_due_at else None,
@@ -170,6 +175,29 @@ def explain_doc(  # noqa: PLR0917 - the rows explain reads
     }
 
 
+def _platform_doc(row: Any, option: str | None) -> dict[str, Any]:
+    """Ours, the platform's, which one drives and why (what :func:`daemon.core.rules.choose_due` decided)."""
+    ours = row.computed_due_at or row.due_at
+    doc: dict[str, Any] = {
+        "computed_due_at": iso_local(ours),
+        "platform_due_at": iso_local(row.platform_due_at) if row.platform_due_at else None,
+        "platform_overdue": None if row.platform_overdue is None else bool(row.platform_overdue),
+        "deadline_source": row.deadline_source, "deadline_option": option,
+        "deadlines_differ": row.platform_due_at is not None and row.platform_due_at != ours,
+    }
+    if row.platform_due_at is None:
+        why = "no platform deadline (办理时限) in the export: ours drives"
+    elif row.extended_due_at is not None:
+        why = "an approved extension (延期至) replaces both"
+    elif option == "earlier":
+        why = ("deadline_source earlier: the earlier of the two drives (the safe side); "
+               + ("the platform's is earlier" if row.deadline_source == "platform" else "ours is not later"))
+    else:
+        why = f"deadline_source {option}: {'the platform' if row.deadline_source == 'platform' else 'ours'} drives"
+    doc["deadline_reason"] = why
+    return doc
+
+
 def _masked(recipient: dict[str, Any], mask: Any) -> str:
     name = recipient.get("name", "?")
     return f"{name}({mask(recipient['mobile'])})" if recipient.get("mobile") else str(name)
@@ -179,9 +207,13 @@ def format_explain(doc: dict[str, Any]) -> str:
     lines = [
         f"工单 {doc['case']}  {doc['unit']}  状态 {doc['status']}  {doc['summary'] or ''}",
         f"规则 rule: {doc['rule']['name']} ({doc['rule']['id']}, {doc['rule']['limit']})",
-        f"受理 received: {doc['received_at']}   超期起点 due: {doc['due_at']}"
+        f"受理 accepted: {doc['accepted_at']}   交办 received (the unit's clock): {doc['received_at']}",
+        f"超期起点 due: {doc['due_at']} ({doc['deadline_source']})"
         + ("  【暂定】" if doc["provisional"] else "") + f"   deadline version {doc['deadline_version']}",
     ]
+    if doc["platform_due_at"]:
+        lines.append(f"时限 ours {doc['computed_due_at']}, platform's {doc['platform_due_at']}"
+                     + ("  【时限不一致】" if doc["deadlines_differ"] else "") + f": {doc['deadline_reason']}")
     if doc["extended_due_at"]:
         lines.append(f"延期 extension approved until {doc['extended_due_at']}")
     if doc["return_window_ends"]:

@@ -13,18 +13,18 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from daemon.core.calendar import WorkCalendar
 from daemon.core.rule_schema import MonthEndSettings, RuleFile, RuleModel, WarnLead, format_validation_error
 from daemon.core.timeutil import LOCAL_TZ
 from daemon.errors import ConfigError, UsageError
 
-__all__ = ["Deadline", "Rule", "RuleError", "RuleSet", "WarningPoint", "load_rules"]
+__all__ = ["Deadline", "DrivingDeadline", "Rule", "RuleError", "RuleSet", "WarningPoint", "choose_due", "load_rules"]
 
 
 class RuleError(ConfigError):
@@ -49,11 +49,45 @@ class Deadline:
     warnings: tuple[WarningPoint, ...]
     provisional_days: tuple[date, ...] = ()
     extended_from: datetime | None = None  # the rule's due_at when an approved extension (延期) replaced it
+    platform_due_at: datetime | None = None  # the platform's own deadline (办理时限) as a first overdue instant
+    computed_due_at: datetime | None = None  # ours, when the platform's was given (it may not be due_at)
+    deadline_source: str = "computed"  # which one due_at is: 'computed' (ours) or 'platform'
+
+    @property
+    def disagrees(self) -> bool:
+        """The platform's deadline and ours differ (时限不一致): a supervisor should see it."""
+        return (self.platform_due_at is not None and self.computed_due_at is not None
+                and self.platform_due_at != self.computed_due_at)
 
     @property
     def provisional(self) -> bool:
         """True when a day the computation relied on comes from a provisional (暂定) calendar year."""
         return bool(self.provisional_days)
+
+
+def choose_due(
+    computed: datetime, platform: datetime | None, option: str, *, extended: bool = False
+) -> tuple[datetime, str]:
+    """Which deadline drives warnings and breaches: (first overdue instant, 'computed' | 'platform').
+
+    ``option`` is the rule's ``deadline_source``: ``computed`` (ours), ``platform`` (the export's 办理时限)
+    or ``earlier`` (the safe side: the platform's only when strictly earlier than ours). Without a
+    platform deadline, or with an approved extension (延期至 replaces both), ours drives.
+    """
+    if platform is None or extended or option == "computed":
+        return computed, "computed"
+    if option == "platform" or platform < computed:
+        return platform, "platform"
+    return computed, "computed"
+
+
+class DrivingDeadline(NamedTuple):
+    """:meth:`Rule.drive`: the deadline that drives, where it comes from, and its warnings when it is the
+    platform's (None: the computed deadline's warnings stand)."""
+
+    due_at: datetime
+    source: str
+    warnings: tuple[WarningPoint, ...] | None
 
 
 class Rule:
@@ -148,8 +182,34 @@ class Rule:
         first = received_at.astimezone(LOCAL_TZ).date() + timedelta(days=1)
         return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
-    def deadline(self, received_at: datetime, *, extended_due_at: datetime | None = None) -> Deadline:
-        """The full deadline: due instant, warning instants and provisional days."""
+    def drive(
+        self, received_at: datetime, computed_due: datetime, platform_due: datetime | None, *, extended: bool = False
+    ) -> DrivingDeadline:
+        """:func:`choose_due` under this rule's ``deadline_source``; the platform's deadline gets this rule's
+        warning leads counted back from it."""
+        due, source = choose_due(computed_due, platform_due, self.model.deadline_source, extended=extended)
+        if source == "computed":
+            return DrivingDeadline(due, source, None)
+        return DrivingDeadline(due, source, self.warning_points(received_at, due))
+
+    def deadline(
+        self, received_at: datetime, *, extended_due_at: datetime | None = None,
+        platform_due_at: datetime | None = None,
+    ) -> Deadline:
+        """The full deadline: due instant, warning instants and provisional days; with the platform's own
+        deadline (``platform_due_at``) the one :meth:`drive` chooses drives, and both are kept."""
+        ours = self._computed_deadline(received_at, extended_due_at=extended_due_at)
+        if platform_due_at is None:
+            return ours
+        driving = self.drive(received_at, ours.due_at, platform_due_at, extended=extended_due_at is not None)
+        if driving.warnings is None:
+            return replace(ours, platform_due_at=platform_due_at, computed_due_at=ours.due_at)
+        return replace(
+            ours, due_at=driving.due_at, warnings=driving.warnings, provisional_days=(),
+            platform_due_at=platform_due_at, computed_due_at=ours.due_at, deadline_source=driving.source,
+        )
+
+    def _computed_deadline(self, received_at: datetime, *, extended_due_at: datetime | None = None) -> Deadline:
         if received_at.tzinfo is None:
             raise ValueError("received_at must be timezone-aware")
         if self.hours is None and extended_due_at is None:

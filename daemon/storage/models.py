@@ -93,6 +93,14 @@ cases = Table(
     Column("check_failures", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # issue 12 (migration 0006): the hotline's intake apart from dispatch (受理时间; NULL: the same as
+    # received_at), the platform's own deadline (办理时限) and 是否超期, ours when the platform's was given,
+    # and which of the two due_at is ('computed' or 'platform')
+    Column("accepted_at", UTCDateTime),
+    Column("platform_due_at", UTCDateTime),
+    Column("platform_overdue", Boolean),
+    Column("computed_due_at", UTCDateTime),
+    Column("deadline_source", String(16), nullable=False, default="computed", server_default="computed"),
     Index("ix_cases_next_check_at", "next_check_at"),
     Index("ix_cases_unit", "unit"),
     Index("ix_cases_received_at", "received_at"),

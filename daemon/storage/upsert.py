@@ -39,7 +39,8 @@ INSERT_COLUMNS = (
     "signed_at", "return_requested_at", "fed_back_at", "closed_at", "extended_due_at", "satisfaction", "stars",
     "difficult", "source_name", "source_updated_at", "content_hash", "rule_id", "due_at", "provisional",
     "warnings", "return_rule_id", "return_due_at", "return_warnings", "deadline_version", "next_check_at",
-    "check_failures", "created_at", "updated_at",
+    "check_failures", "created_at", "updated_at", "accepted_at", "platform_due_at", "platform_overdue",
+    "computed_due_at", "deadline_source",
 )
 assert tuple(c.name for c in cases.columns if c.name != "id") == INSERT_COLUMNS, "cases columns changed"
 UPDATE_COLUMNS = tuple(c for c in INSERT_COLUMNS if c != "created_at")
@@ -140,8 +141,8 @@ class ChunkWriter:
         self._fast_returns: dict[str, Any] = {}
         for column in INSERT_COLUMNS:  # every type this module converts by hand must be one it knows
             kind = cases.c[column].type
-            known = isinstance(kind, UTCDateTime) or column in ("provisional", "difficult", "warnings",
-                                                                 "return_warnings")
+            known = isinstance(kind, UTCDateTime) or column in (
+                "provisional", "difficult", "platform_overdue", "warnings", "return_warnings")
             assert known or kind.dialect_impl(dialect).bind_processor(dialect) is None, column
 
     def stored_digests(self, conn: Connection, numbers: list[str]) -> dict[str, str]:
@@ -327,7 +328,7 @@ class ChunkWriter:
             None if closed is None else local(closed), None, None if satisfaction is None else satisfaction._value_,
             stars, v.flag[difficult], source_name, None if updated is None else local(updated), digest, rule.id,
             due_bound, provisional, warnings, return_id, return_due, return_warnings, 1, next_check, 0, now_bound,
-            now_bound,
+            now_bound, None, None, None, None, "computed",  # a text row has no intake apart, no platform deadline
         )
 
     @staticmethod
@@ -403,7 +404,9 @@ class ChunkWriter:
             None if satisfaction is None else satisfaction.value, rec.stars, v.flag[rec.difficult], source_name,
             instant(rec.source_updated_at), digest, d.rule_id, shared(d.due_at), v.flag[d.provisional],
             v.warnings(d.warnings), d.return_rule_id, instant(d.return_due_at), v.warnings(d.return_warnings),
-            version, shared(d.next_check_at), 0, now_bound, now_bound,
+            version, shared(d.next_check_at), 0, now_bound, now_bound, instant(rec.accepted_at),
+            instant(rec.platform_due_at), None if rec.platform_overdue is None else v.flag[rec.platform_overdue],
+            shared(d.computed_due_at), d.deadline_source,
         )
 
 
