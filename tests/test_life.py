@@ -85,6 +85,13 @@ LIVES: list[tuple[str, list[CaseRecord]]] = [
     ("2024-09-27 16:30", [case("PROVINCE", FRIDAY, source=Source.PROVINCE)]),
     ("2024-10-08 10:00", [case("PROVINCE", FRIDAY, source=Source.PROVINCE, status=Status.FED_BACK,
                                fed_back_at=at("2024-10-08 10:00"))]),
+    # taken in on Thursday, dispatched Friday: the clock runs from dispatch; the platform's 办理时限 is two days
+    # earlier than ours and drives (deadline_source earlier, the default)
+    ("2024-09-27 16:30", [case("PLATFORM-EARLIER", FRIDAY, accepted_at=at("2024-09-26 09:00"),
+                               platform_due_at=at("2024-10-09 00:00"))]),
+    # the platform's is later: ours drives; then the platform moves its own to an earlier one, which takes over
+    ("2024-09-27 16:30", [case("PLATFORM-LATER", FRIDAY, platform_due_at=at("2024-10-15 00:00"))]),
+    ("2024-10-08 12:00", [case("PLATFORM-LATER", FRIDAY, platform_due_at=at("2024-10-10 00:00"))]),
 ]
 
 
@@ -103,7 +110,8 @@ class Pure:
 def _deadlines(cache: RuleCache, rec: CaseRecord) -> tuple[str, Deadline, Deadline | None]:
     rule, return_rule = cache.rules_for(rec)
     ret = None if return_rule is None else return_rule.deadline(rec.received_at)
-    return rule.id, rule.deadline(rec.received_at, extended_due_at=rec.extended_due_at), ret
+    return rule.id, rule.deadline(rec.received_at, extended_due_at=rec.extended_due_at,
+                                  platform_due_at=rec.platform_due_at), ret
 
 
 def _stored(store: Store) -> tuple[dict[str, datetime | None], set[tuple[str, str, int, int, datetime, datetime]]]:
@@ -167,6 +175,9 @@ def test_every_case_lives_in_the_store_as_the_engine_walks_it(store: Store, rule
     assert {("EDGE-RETURNED", "late_return"), ("EDGE-PENDING", "late_return"), ("LATE", "late_return"),
             ("BREACH", "breach_repeat"), ("EXTENDED", "warning"), ("PROVINCE", "breach")} <= kinds
     assert ("AT-WARNING", "late_return") not in kinds and ("MAKEUP", "breach") not in kinds
+    breaches = {(number, due) for number, kind, _, _, _, due in expected if kind == "breach"}
+    assert ("PLATFORM-EARLIER", at("2024-10-09 00:00")) in breaches  # the platform's, not ours (Oct 11)
+    assert ("PLATFORM-LATER", at("2024-10-10 00:00")) in breaches  # moved earlier by the platform
     assert steps > 20
 
 

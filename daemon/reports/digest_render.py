@@ -64,6 +64,8 @@ def paragraphs(d: Digest) -> list[str]:
         out.append(f"超期工单较多的单位：{names}。请相关单位抓紧办理、及时反馈，避免扣分。")
     if d.late_returns_total:
         out.append(f"逾期申请退件 {d.late_returns_total} 件（超过接件后 24 小时），请督办人员核实退件单。")
+    if d.mismatches_total:
+        out.append(f"平台办理时限与本系统计算时限不一致的在办工单 {d.mismatches_total} 件，请督办人员核实。")
     if d.failed_total:
         out.append(f"近 7 日有 {d.failed_total} 条提醒发送失败，相关人员未收到提醒，请核对联系方式或电话通知。")
     return out  # the calendar notice is the overview table's note
@@ -145,6 +147,16 @@ def digest_tables(d: Digest) -> list[ReportTable]:
             note="各承办单位每月月底把当月及上月结存的诉求案件全部清零。",
             wide=frozenset({"承办单位"}),
         ),
+        ReportTable(
+            "八、时限不一致（平台办理时限与本系统计算时限不同的在办工单）", "时限不一致",
+            ("序号", "工单编号", "承办单位", "本系统时限", "平台时限", "采用"),
+            [(i, m.number, m.unit, local_text(m.computed_due_at), local_text(m.platform_due_at),
+              "平台时限" if m.deadline_source == "platform" else "本系统时限")
+             for i, m in enumerate(d.mismatches, start=1)],
+            total=d.mismatches_total,
+            note="时限均为超期起点（北京时间）。默认采用较早的一个（从严）；规则的 deadline_source 可改为只用一方。",
+            wide=frozenset({"承办单位"}),
+        ),
     ]
     return tables
 
@@ -197,6 +209,13 @@ def render_markdown(d: Digest, *, hint: str = DEFAULT_HINT) -> tuple[str, bool]:
              f"逾期 {c.late_hours} 小时"
              for i, c in enumerate(d.late_returns[:20], start=1)],
             total=d.late_returns_total, more=lambda n: f"……另有 {n} 件",
+        ),
+        MarkdownList(
+            f"**时限不一致**（{d.mismatches_total} 件）",
+            [f"{i}. {md(m.number)}｜{md(m.unit)}｜本系统 {local_text(m.computed_due_at)[5:]}"
+             f"｜平台 {local_text(m.platform_due_at)[5:]}"
+             for i, m in enumerate(d.mismatches[:20], start=1)],
+            total=d.mismatches_total, more=lambda n: f"……另有 {n} 件",
         ),
         MarkdownList(
             f"**适用兜底规则的在办工单**（{d.catch_all_total} 件）",

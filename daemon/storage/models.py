@@ -105,6 +105,7 @@ cases = Table(
     Index("ix_cases_unit", "unit"),
     Index("ix_cases_received_at", "received_at"),
     Index("ix_cases_status_due_at", "status", "due_at"),  # the open cases past their deadline (digest)
+    Index("ix_cases_platform_due_at", "platform_due_at"),  # the cases with a platform deadline (时限不一致)
 )
 
 case_history = Table(
