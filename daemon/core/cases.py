@@ -39,6 +39,10 @@ class Status(StrEnum):
     RETURNED = "returned"  # 已退件 (the unit is no longer responsible)
     FED_BACK = "fed_back"  # 已反馈 (the unit reported back; the SLA clock stops)
     CLOSED = "closed"  # 已办结 / 已结案
+    # the case life as platforms export it (issue 12)
+    SUSPENDED = "suspended"  # 挂起 / 暂停计时: the clock stops; no warnings or breaches until it resumes
+    REOPENED = "reopened"  # 重办 / 退回重办: a new cycle from the re-dispatch (交办时间 of this cycle)
+    EXTENSION_PENDING = "extension_pending"  # 延期审核中: asked for, not approved; the original deadline stands
 
 
 class Satisfaction(StrEnum):
@@ -78,6 +82,9 @@ class CaseRecord:
     # the platform's own deadline (办理时限/办结时限/截止时间) as a first overdue instant, and its 是否超期
     platform_due_at: datetime | None = None
     platform_overdue: bool | None = None
+    # the last suspension (挂起时间 … 解挂时间/恢复时间); once resumed the deadline moves by it (rules.py)
+    suspended_at: datetime | None = None
+    resumed_at: datetime | None = None
 
     @property
     def intake_at(self) -> datetime:

@@ -31,8 +31,9 @@ _LOCAL_SFX = datetime(2000, 1, 1, tzinfo=LOCAL_TZ).isoformat()[19:]  # '+08:00'
 def content_hash(record: CaseRecord) -> str:
     """What the source said about the case; equal hashes mean a re-import changes nothing."""
     raw = "\x1f".join(["" if v is None else str(v) for v in _source_values(record)])
-    extra = (record.accepted_at, record.platform_due_at, record.platform_overdue)
-    if extra != (None, None, None):  # facts added later: a case without them keeps the hash it had
+    extra = (record.accepted_at, record.platform_due_at, record.platform_overdue, record.suspended_at,
+             record.resumed_at)
+    if extra != (None,) * len(extra):  # facts added later: a case without them keeps the hash it had
         raw += "\x1e" + "\x1f".join(["" if v is None else str(v) for v in extra])
     return hashlib.md5(raw.encode(), usedforsecurity=False).hexdigest()
 
@@ -183,14 +184,15 @@ class Derived(NamedTuple):
 def derive_parts(record: CaseRecord, cache: RuleCache) -> Derived:
     """The derived columns through the cache's memoised deadlines (the import's hot path)."""
     rule, return_rule = cache.rules_for(record)
-    due, provisional, warnings = cache.deadline(rule, record.received_at, record.extended_due_at)
     computed_due, source = None, "computed"
-    if record.platform_due_at is not None:
-        computed_due = due
-        driving = rule.drive(record.received_at, due, record.platform_due_at,
-                             extended=record.extended_due_at is not None)
-        if driving.warnings is not None:
-            due, source, provisional, warnings = driving.due_at, driving.source, False, Warnings(driving.warnings)
+    if record.platform_due_at is None and (record.suspended_at is None or record.resumed_at is None):
+        due, provisional, warnings = cache.deadline(rule, record.received_at, record.extended_due_at)
+    else:  # the few cases with a platform deadline or a resumed suspension: the rule's own full computation
+        full = rule.deadline(record.received_at, extended_due_at=record.extended_due_at,
+                             platform_due_at=record.platform_due_at, suspended_at=record.suspended_at,
+                             resumed_at=record.resumed_at)
+        due, provisional, warnings = full.due_at, full.provisional, Warnings(full.warnings)
+        computed_due, source = full.computed_due_at, full.deadline_source
     ret_due = ret_warnings = None
     if return_rule is not None:
         ret_due, _, ret_warnings = cache.deadline(return_rule, record.received_at)

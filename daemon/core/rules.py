@@ -52,6 +52,7 @@ class Deadline:
     platform_due_at: datetime | None = None  # the platform's own deadline (办理时限) as a first overdue instant
     computed_due_at: datetime | None = None  # ours, when the platform's was given (it may not be due_at)
     deadline_source: str = "computed"  # which one due_at is: 'computed' (ours) or 'platform'
+    suspension_moved_from: datetime | None = None  # ours before a resumed suspension (挂起) moved it
 
     @property
     def disagrees(self) -> bool:
@@ -192,13 +193,49 @@ class Rule:
             return DrivingDeadline(due, source, None)
         return DrivingDeadline(due, source, self.warning_points(received_at, due))
 
+    def suspended_due(self, due: datetime, suspended_at: datetime, resumed_at: datetime) -> datetime:
+        """``due`` moved by a suspension (挂起) from ``suspended_at`` to ``resumed_at``, in this rule's own unit.
+
+        Hour rules: by the exact time suspended. Day rules count like a period (民法典 第二百零一条): the day the
+        clock stops is the unit's, and every day after it up to and including the day it resumes is given
+        back, as working days for a working-day rule (the official calendar: holidays and weekends in the
+        suspension give nothing back, make-up working days do) and natural days for a natural-day rule. So a
+        suspension that starts and ends on one day moves nothing, and one from Mon 2024-09-30 10:00 to Tue
+        2024-10-08 10:00 (National Day in between) gives back one working day (Oct 8) or eight natural days.
+        Days are Asia/Shanghai days. A resumption not after the suspension moves nothing.
+        """
+        if resumed_at <= suspended_at:
+            return due
+        if self.hours is not None:
+            return due + (resumed_at - suspended_at)
+        first = suspended_at.astimezone(LOCAL_TZ).date()
+        last = resumed_at.astimezone(LOCAL_TZ).date()
+        if self.working_days is None:
+            return due + timedelta(days=(last - first).days)
+        given_back = self.calendar.working_days_between(first, last)  # working days in (first, last]
+        if not given_back:
+            return due
+        last_day = (due.astimezone(LOCAL_TZ) - self._end_of_day).date()
+        moved = self.calendar.add_working_days(last_day, given_back)
+        return datetime(moved.year, moved.month, moved.day, tzinfo=LOCAL_TZ) + self._end_of_day
+
     def deadline(
         self, received_at: datetime, *, extended_due_at: datetime | None = None,
-        platform_due_at: datetime | None = None,
+        platform_due_at: datetime | None = None, suspended_at: datetime | None = None,
+        resumed_at: datetime | None = None,
     ) -> Deadline:
-        """The full deadline: due instant, warning instants and provisional days; with the platform's own
-        deadline (``platform_due_at``) the one :meth:`drive` chooses drives, and both are kept."""
+        """The full deadline: due instant, warning instants and provisional days.
+
+        A resumed suspension (both instants) moves ours (:meth:`suspended_due`; an approved extension
+        replaces it); with the platform's own deadline (``platform_due_at``) the one :meth:`drive` chooses
+        drives, and both are kept."""
         ours = self._computed_deadline(received_at, extended_due_at=extended_due_at)
+        if suspended_at is not None and resumed_at is not None and extended_due_at is None:
+            moved = self.suspended_due(ours.due_at, suspended_at, resumed_at)
+            if moved != ours.due_at:
+                ours = replace(ours, due_at=moved, warnings=self.warning_points(received_at, moved),
+                               provisional_days=self._provisional_days(received_at, moved),
+                               suspension_moved_from=ours.due_at)
         if platform_due_at is None:
             return ours
         driving = self.drive(received_at, ours.due_at, platform_due_at, extended=extended_due_at is not None)

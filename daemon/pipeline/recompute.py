@@ -40,6 +40,7 @@ def record_from_row(row: Any) -> CaseRecord:
         difficult=bool(row.difficult), source_updated_at=row.source_updated_at, accepted_at=row.accepted_at,
         platform_due_at=row.platform_due_at,
         platform_overdue=None if row.platform_overdue is None else bool(row.platform_overdue),
+        suspended_at=row.suspended_at, resumed_at=row.resumed_at,
     )
 
 

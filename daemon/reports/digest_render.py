@@ -147,7 +147,9 @@ def digest_tables(d: Digest) -> list[ReportTable]:
             note="各承办单位每月月底把当月及上月结存的诉求案件全部清零。",
             wide=frozenset({"承办单位"}),
         ),
-        ReportTable(
+    ]
+    if d.mismatches_total:  # only exports that carry the platform's own deadline can disagree with ours
+        tables.append(ReportTable(
             "八、时限不一致（平台办理时限与本系统计算时限不同的在办工单）", "时限不一致",
             ("序号", "工单编号", "承办单位", "本系统时限", "平台时限", "采用"),
             [(i, m.number, m.unit, local_text(m.computed_due_at), local_text(m.platform_due_at),
@@ -156,8 +158,7 @@ def digest_tables(d: Digest) -> list[ReportTable]:
             total=d.mismatches_total,
             note="时限均为超期起点（北京时间）。默认采用较早的一个（从严）；规则的 deadline_source 可改为只用一方。",
             wide=frozenset({"承办单位"}),
-        ),
-    ]
+        ))
     return tables
 
 
@@ -211,13 +212,6 @@ def render_markdown(d: Digest, *, hint: str = DEFAULT_HINT) -> tuple[str, bool]:
             total=d.late_returns_total, more=lambda n: f"……另有 {n} 件",
         ),
         MarkdownList(
-            f"**时限不一致**（{d.mismatches_total} 件）",
-            [f"{i}. {md(m.number)}｜{md(m.unit)}｜本系统 {local_text(m.computed_due_at)[5:]}"
-             f"｜平台 {local_text(m.platform_due_at)[5:]}"
-             for i, m in enumerate(d.mismatches[:20], start=1)],
-            total=d.mismatches_total, more=lambda n: f"……另有 {n} 件",
-        ),
-        MarkdownList(
             f"**适用兜底规则的在办工单**（{d.catch_all_total} 件）",
             [f"{md(SOURCE_ZH.get(s, s))}{md(CATEGORY_ZH.get(c, c))} {n} 件" for s, c, n in d.catch_all_kinds[:20]],
             total=len(d.catch_all_kinds), more=lambda n: f"……另有 {n} 类",
@@ -231,6 +225,14 @@ def render_markdown(d: Digest, *, hint: str = DEFAULT_HINT) -> tuple[str, bool]:
             total=d.failed_total, more=lambda n: f"……另有 {n} 条",
         ),
     ]
+    if d.mismatches_total:
+        lists.insert(3, MarkdownList(
+            f"**时限不一致**（{d.mismatches_total} 件）",
+            [f"{i}. {md(m.number)}｜{md(m.unit)}｜本系统 {local_text(m.computed_due_at)[5:]}"
+             f"｜平台 {local_text(m.platform_due_at)[5:]}"
+             for i, m in enumerate(d.mismatches[:20], start=1)],
+            total=d.mismatches_total, more=lambda n: f"……另有 {n} 件",
+        ))
     text, truncated = fit_markdown(head, lists, hint)
     return text, truncated
 

@@ -31,10 +31,22 @@ E = TypeVar("E", bound=StrEnum)
 REQUIRED_FIELDS = ("number", "source", "category", "received_at", "unit")
 TIME_FIELDS = (
     "received_at", "signed_at", "return_requested_at", "fed_back_at", "closed_at", "extended_due_at",
-    "source_updated_at", "accepted_at", "platform_due_at",
+    "source_updated_at", "accepted_at", "platform_due_at", "suspended_at", "resumed_at",
 )  # fmt: skip
 #: columns the fast parsers leave to the checked path when a row fills them (rare in bulk exports)
-_CHECKED_ONLY = ("extended_due_at", "accepted_at", "platform_due_at", "platform_overdue")
+_CHECKED_ONLY = (
+    "extended_due_at", "accepted_at", "platform_due_at", "platform_overdue", "suspended_at", "resumed_at",
+)  # fmt: skip
+#: status words of the case life (issue 12), beside :data:`daemon.sources.values.DEFAULT_STATUSES`; an
+#: operator maps more, or other meanings, in config ``sources.<name>.values.status``
+LIFE_STATUSES: dict[str, Status] = {
+    "挂起": Status.SUSPENDED, "暂停": Status.SUSPENDED, "暂停计时": Status.SUSPENDED, "已挂起": Status.SUSPENDED,
+    "重办": Status.REOPENED, "退回重办": Status.REOPENED, "重新办理": Status.REOPENED,
+    "退回": Status.RETURNED, "已退回": Status.RETURNED,
+    "延期审核中": Status.EXTENSION_PENDING, "延期申请中": Status.EXTENSION_PENDING,
+    "已回访": Status.CLOSED, "已归档": Status.CLOSED, "已评价": Status.CLOSED,
+    "待办理": Status.SIGNED,
+}  # fmt: skip
 #: times that cannot precede receipt (受理时间)
 _AFTER_RECEIPT = ("signed_at", "fed_back_at", "closed_at")
 _DATE_ONLY = re.compile(r"\d{4}[-/年]\d{1,2}[-/月]\d{1,2}日?")
@@ -77,6 +89,8 @@ class ColumnNames(BaseModel):
     source_updated_at: tuple[str, ...] = ("更新时间",)
     platform_due_at: tuple[str, ...] = ("办理时限", "办结时限", "截止时间", "承诺时限")
     platform_overdue: tuple[str, ...] = ("是否超期",)
+    suspended_at: tuple[str, ...] = ("挂起时间", "暂停时间")
+    resumed_at: tuple[str, ...] = ("解挂时间", "恢复时间", "恢复计时时间")
 
     _normalise = field_validator("*", mode="before")(_names)
 
@@ -171,7 +185,7 @@ class RecordBuilder:
         self._words = {
             "source": _Words(Source, v.DEFAULT_SOURCES, words.source),
             "category": _Words(Category, v.DEFAULT_CATEGORIES, words.category),
-            "status": _Words(Status, v.DEFAULT_STATUSES, words.status),
+            "status": _Words(Status, {**v.DEFAULT_STATUSES, **LIFE_STATUSES}, words.status),
             "satisfaction": _Words(Satisfaction, v.DEFAULT_SATISFACTIONS, words.satisfaction),
         }
         self._flags = {v.lookup_key(k): b for k, b in (*v.DEFAULT_FLAGS.items(), *words.difficult.items())}
@@ -432,10 +446,24 @@ class RecordBuilder:
         for field in ("number", "unit"):
             text[field] = self._required_text(cells, field)
         times = {f: self._time(cells, f) for f in TIME_FIELDS}
-        received_at = times["received_at"]
+        accepted_at = times["accepted_at"]
+        received_at = times["received_at"] or accepted_at  # not dispatched yet (交办 empty): from intake
         if received_at is None:
             raise self._error("received_at", None, "is empty; the SLA clock starts at receipt")
-        accepted_at = times["accepted_at"]
+        status_raw = v.clean_text(cells.get("status"))
+        status = self._word(cells, "status", Status) if status_raw else None
+        if status is Status.REOPENED:  # 重办: feedback before this cycle's dispatch was the earlier cycle's
+            for field in ("fed_back_at", "closed_at"):
+                earlier = times[field]
+                if earlier is not None and earlier < received_at:
+                    times[field] = None
+        suspended_at, resumed_at = times["suspended_at"], times["resumed_at"]
+        if resumed_at is not None and (suspended_at is None or resumed_at < suspended_at):
+            raise self._error(
+                "resumed_at", cells.get("resumed_at"),
+                f"needs a {self._label('suspended_at')} at or before it"
+                + (f" (found {suspended_at:%Y-%m-%d %H:%M})" if suspended_at is not None else " (the cell is empty)"),
+            )  # fmt: skip
         if accepted_at is not None and accepted_at > received_at:
             raise self._error(
                 "accepted_at", cells.get("accepted_at"),
@@ -450,8 +478,8 @@ class RecordBuilder:
                     f"is before {self._label('received_at')} ({received_at:%Y-%m-%d %H:%M}); "
                     "check both cells",
                 )  # fmt: skip
-        status_raw = v.clean_text(cells.get("status"))
-        status = self._word(cells, "status", Status) if status_raw else _infer_status(times)
+        if status is None:
+            status = _infer_status(times)
         satisfaction = None
         if v.clean_text(cells.get("satisfaction")):
             satisfaction = self._word(cells, "satisfaction", Satisfaction)
@@ -477,6 +505,8 @@ class RecordBuilder:
             accepted_at=accepted_at,
             platform_due_at=times["platform_due_at"],
             platform_overdue=self._optional_flag(cells, "platform_overdue"),
+            suspended_at=times["suspended_at"],
+            resumed_at=times["resumed_at"],
         )
 
     def _optional_flag(self, cells: dict[str, object], field: str) -> bool | None:

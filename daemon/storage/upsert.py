@@ -31,7 +31,8 @@ from daemon.storage.models import UTCDateTime, case_history, cases
 if TYPE_CHECKING:
     from daemon.sources.mapping import RecordBuilder, SourceKey
 
-HISTORY_FIELDS = ("status", "unit", "extended_due_at", "fed_back_at", "closed_at", "rule_id", "due_at")
+#: received_at: a reopen (重办) or re-dispatch starts a new clock; its earlier cycle stays in the history
+HISTORY_FIELDS = ("status", "unit", "received_at", "extended_due_at", "fed_back_at", "closed_at", "rule_id", "due_at")
 
 #: the order of the values :meth:`ChunkWriter.record_row` builds; a schema change that moves a column fails here, loudly
 INSERT_COLUMNS = (
@@ -40,7 +41,7 @@ INSERT_COLUMNS = (
     "difficult", "source_name", "source_updated_at", "content_hash", "rule_id", "due_at", "provisional",
     "warnings", "return_rule_id", "return_due_at", "return_warnings", "deadline_version", "next_check_at",
     "check_failures", "created_at", "updated_at", "accepted_at", "platform_due_at", "platform_overdue",
-    "computed_due_at", "deadline_source",
+    "computed_due_at", "deadline_source", "suspended_at", "resumed_at",
 )
 assert tuple(c.name for c in cases.columns if c.name != "id") == INSERT_COLUMNS, "cases columns changed"
 UPDATE_COLUMNS = tuple(c for c in INSERT_COLUMNS if c != "created_at")
@@ -261,7 +262,8 @@ class ChunkWriter:
             if moved:
                 result.moved.append(rec.number)
             after = {
-                "status": rec.status.value, "unit": rec.unit, "extended_due_at": rec.extended_due_at,
+                "status": rec.status.value, "unit": rec.unit, "received_at": rec.received_at,
+                "extended_due_at": rec.extended_due_at,
                 "fed_back_at": rec.fed_back_at, "closed_at": rec.closed_at, "rule_id": derived.rule_id,
                 "due_at": derived.due_at,
             }
@@ -328,7 +330,8 @@ class ChunkWriter:
             None if closed is None else local(closed), None, None if satisfaction is None else satisfaction._value_,
             stars, v.flag[difficult], source_name, None if updated is None else local(updated), digest, rule.id,
             due_bound, provisional, warnings, return_id, return_due, return_warnings, 1, next_check, 0, now_bound,
-            now_bound, None, None, None, None, "computed",  # a text row has no intake apart, no platform deadline
+            # a text row has no intake apart, no platform deadline, no suspension (the record path takes those)
+            now_bound, None, None, None, None, "computed", None, None,
         )
 
     @staticmethod
@@ -406,7 +409,7 @@ class ChunkWriter:
             v.warnings(d.warnings), d.return_rule_id, instant(d.return_due_at), v.warnings(d.return_warnings),
             version, shared(d.next_check_at), 0, now_bound, now_bound, instant(rec.accepted_at),
             instant(rec.platform_due_at), None if rec.platform_overdue is None else v.flag[rec.platform_overdue],
-            shared(d.computed_due_at), d.deadline_source,
+            shared(d.computed_due_at), d.deadline_source, instant(rec.suspended_at), instant(rec.resumed_at),
         )
 
 

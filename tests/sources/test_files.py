@@ -147,7 +147,8 @@ def test_sample_file_good_rows_and_exact_bad_rows() -> None:
     assert "受理时间 (received_at) '11月17日下午' is not a time" in str(bad[33])
     assert "承办单位 (unit) is empty" in str(bad[51])
     statuses = {r.record.status for r in results if r.record is not None}
-    assert statuses == set(Status)
+    # the case life's statuses are in samples/platform_export.csv (tests/test_case_life.py)
+    assert statuses == set(Status) - {Status.SUSPENDED, Status.REOPENED, Status.EXTENSION_PENDING}
 
 
 def test_missing_required_columns(write_csv) -> None:  # type: ignore[no-untyped-def]

@@ -1,4 +1,4 @@
-"""cases: accepted_at (受理), the platform's deadline (办理时限, 是否超期), ours beside it, deadline_source
+"""cases: accepted_at (受理), the platform's deadline (办理时限, 是否超期), ours beside it, deadline_source, suspension
 
 Revision ID: 0006
 Revises: 0005
@@ -25,11 +25,13 @@ def upgrade() -> None:
         batch.add_column(sa.Column("platform_overdue", sa.Boolean(), nullable=True))
         batch.add_column(sa.Column("computed_due_at", UTCDateTime(), nullable=True))
         batch.add_column(sa.Column("deadline_source", sa.String(16), nullable=False, server_default="computed"))
+        batch.add_column(sa.Column("suspended_at", UTCDateTime(), nullable=True))
+        batch.add_column(sa.Column("resumed_at", UTCDateTime(), nullable=True))
     op.create_index("ix_cases_platform_due_at", "cases", ["platform_due_at"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_cases_platform_due_at", table_name="cases")
     with op.batch_alter_table("cases") as batch:
-        for name in ("deadline_source", "computed_due_at", "platform_overdue", "platform_due_at", "accepted_at"):
+        for name in ("resumed_at", "suspended_at", "deadline_source", "computed_due_at", "platform_overdue", "platform_due_at", "accepted_at"):
             batch.drop_column(name)
