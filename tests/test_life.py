@@ -92,6 +92,24 @@ LIVES: list[tuple[str, list[CaseRecord]]] = [
     # the platform's is later: ours drives; then the platform moves its own to an earlier one, which takes over
     ("2024-09-27 16:30", [case("PLATFORM-LATER", FRIDAY, platform_due_at=at("2024-10-15 00:00"))]),
     ("2024-10-08 12:00", [case("PLATFORM-LATER", FRIDAY, platform_due_at=at("2024-10-10 00:00"))]),
+    # suspended (挂起) over National Day: nothing while suspended; resumed Tue Oct 8, one working day given
+    # back (Oct 8; the holiday gives nothing), so due moves from Oct 11 00:00 to Oct 12 00:00 (a make-up day)
+    ("2024-09-27 16:30", [case("SUSPENDED", FRIDAY, status=Status.SIGNED, signed_at=at("2024-09-27 17:00"))]),
+    ("2024-09-30 10:00", [case("SUSPENDED", FRIDAY, status=Status.SUSPENDED, signed_at=at("2024-09-27 17:00"),
+                               suspended_at=at("2024-09-30 10:00"))]),
+    ("2024-10-08 10:00", [case("SUSPENDED", FRIDAY, status=Status.SIGNED, signed_at=at("2024-09-27 17:00"),
+                               suspended_at=at("2024-09-30 10:00"), resumed_at=at("2024-10-08 10:00"))]),
+    # suspended and never resumed within the walk: no warning, no breach
+    ("2024-09-27 16:30", [case("STILL-SUSPENDED", FRIDAY, status=Status.SIGNED, signed_at=at("2024-09-27 17:00"))]),
+    ("2024-09-29 09:00", [case("STILL-SUSPENDED", FRIDAY, status=Status.SUSPENDED, signed_at=at("2024-09-27 17:00"),
+                               suspended_at=at("2024-09-29 09:00"))]),
+    # fed back, then reopened (重办) on Oct 9 10:00: a new cycle (deadline version 2) with its own clock, due
+    # Oct 16 00:00 (Oct 10, 11, 12 make-up, 14, 15), which it breaches
+    ("2024-09-27 16:30", [case("REOPENED", FRIDAY, status=Status.SIGNED, signed_at=at("2024-09-27 17:00"))]),
+    ("2024-10-08 15:00", [case("REOPENED", FRIDAY, status=Status.FED_BACK, signed_at=at("2024-09-27 17:00"),
+                               fed_back_at=at("2024-10-08 15:00"))]),
+    ("2024-10-09 10:00", [case("REOPENED", "2024-10-09 10:00", status=Status.REOPENED,
+                               accepted_at=at("2024-09-27 16:00"))]),
 ]
 
 
@@ -111,7 +129,8 @@ def _deadlines(cache: RuleCache, rec: CaseRecord) -> tuple[str, Deadline, Deadli
     rule, return_rule = cache.rules_for(rec)
     ret = None if return_rule is None else return_rule.deadline(rec.received_at)
     return rule.id, rule.deadline(rec.received_at, extended_due_at=rec.extended_due_at,
-                                  platform_due_at=rec.platform_due_at), ret
+                                  platform_due_at=rec.platform_due_at, suspended_at=rec.suspended_at,
+                                  resumed_at=rec.resumed_at), ret
 
 
 def _stored(store: Store) -> tuple[dict[str, datetime | None], set[tuple[str, str, int, int, datetime, datetime]]]:
@@ -178,6 +197,11 @@ def test_every_case_lives_in_the_store_as_the_engine_walks_it(store: Store, rule
     breaches = {(number, due) for number, kind, _, _, _, due in expected if kind == "breach"}
     assert ("PLATFORM-EARLIER", at("2024-10-09 00:00")) in breaches  # the platform's, not ours (Oct 11)
     assert ("PLATFORM-LATER", at("2024-10-10 00:00")) in breaches  # moved earlier by the platform
+    assert {due for number, due in breaches if number == "SUSPENDED"} == {at("2024-10-12 00:00")}
+    assert not {a for a in expected if a[0] == "STILL-SUSPENDED" and a[4] >= at("2024-09-29 09:00")}
+    reopened = {(kind, version, due) for number, kind, _, version, _, due in expected if number == "REOPENED"}
+    assert ("breach", 2, at("2024-10-16 00:00")) in reopened  # the new cycle's own breach
+    assert not {a for a in reopened if a[0] == "breach" and a[1] == 1}  # the first cycle was fed back in time
     assert steps > 20
 
 

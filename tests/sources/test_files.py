@@ -158,8 +158,8 @@ def test_missing_required_columns(write_csv) -> None:  # type: ignore[no-untyped
     message = str(info.value)
     assert str(path) in message
     assert (
-        "missing required columns 诉求类型 (category), 交办时间 or 派单时间 or 转办时间 or 接件时间 or 受理时间 or 来电时间 "
-        "(received_at), 承办单位 (unit)"
+        "missing required columns 诉求类型 (category), 交办时间 or 派单时间 or 转办时间 or 接件时间 or 受理时间 "
+        "or 来电时间 (received_at), 承办单位 (unit)"
         in message
     )
     assert "found: 工单编号, 来源, 单位" in message
