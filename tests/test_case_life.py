@@ -12,7 +12,8 @@ import pytest
 
 from daemon.core.cases import CaseRecord, Category, Source, Status
 from daemon.core.engine import CaseState, EngineSettings, evaluate, first_check_at
-from daemon.core.rules import RuleSet, choose_due
+from daemon.core.lifecycle import choose_due
+from daemon.core.rules import RuleSet
 from daemon.core.timeutil import parse_time
 from daemon.sources.files import read_case_file
 from daemon.sources.mapping import CaseRowError, ColumnMapping, platform_due, to_record

@@ -1,8 +1,11 @@
 """SLA rules (办理时限规则): load ``sla_rules/*.yaml``, match a case to its rule, compute its Deadline.
 
-Counting follows 民法典 第二百零一条-第二百零三条: the day of receipt is not counted, a day period ends at
+Counting follows 民法典 第二百零一条 and 第二百零二条: the day of receipt is not counted, a day period ends at
 24:00 of its last day (we store the first overdue instant, 00:00 of the next day), hour periods run from
-the exact receipt instant. All instants are aware datetimes; days are Asia/Shanghai calendar days.
+the exact receipt instant. 第二百零三条 (a last day on a legal rest day moves to the day after it) is off by
+default for natural days: the bulletin stipulates 自然日 (第二百零四条) and the earlier deadline is the safe
+side; ``roll_to_workday`` turns it on. Receipt is the unit's clock: dispatch (交办), not intake (受理).
+All instants are aware datetimes; days are Asia/Shanghai calendar days.
 
 Every case gets two rules: the first matching ``purpose: resolve`` rule (the deadline to close and feed
 back, 办结反馈) and the first matching ``purpose: return`` rule (the window to ask for a return, 退件).
@@ -20,11 +23,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from daemon.core.calendar import WorkCalendar
+from daemon.core.lifecycle import choose_due, suspended_due
 from daemon.core.rule_schema import MonthEndSettings, RuleFile, RuleModel, WarnLead, format_validation_error
 from daemon.core.timeutil import LOCAL_TZ
 from daemon.errors import ConfigError, UsageError
 
-__all__ = ["Deadline", "DrivingDeadline", "Rule", "RuleError", "RuleSet", "WarningPoint", "choose_due", "load_rules"]
+__all__ = ["Deadline", "Rule", "RuleError", "RuleSet", "WarningPoint", "load_rules"]
 
 
 class RuleError(ConfigError):
@@ -64,22 +68,6 @@ class Deadline:
     def provisional(self) -> bool:
         """True when a day the computation relied on comes from a provisional (暂定) calendar year."""
         return bool(self.provisional_days)
-
-
-def choose_due(
-    computed: datetime, platform: datetime | None, option: str, *, extended: bool = False
-) -> tuple[datetime, str]:
-    """Which deadline drives warnings and breaches: (first overdue instant, 'computed' | 'platform').
-
-    ``option`` is the rule's ``deadline_source``: ``computed`` (ours), ``platform`` (the export's 办理时限)
-    or ``earlier`` (the safe side: the platform's only when strictly earlier than ours). Without a
-    platform deadline, or with an approved extension (延期至 replaces both), ours drives.
-    """
-    if platform is None or extended or option == "computed":
-        return computed, "computed"
-    if option == "platform" or platform < computed:
-        return platform, "platform"
-    return computed, "computed"
 
 
 class DrivingDeadline(NamedTuple):
@@ -194,30 +182,9 @@ class Rule:
         return DrivingDeadline(due, source, self.warning_points(received_at, due))
 
     def suspended_due(self, due: datetime, suspended_at: datetime, resumed_at: datetime) -> datetime:
-        """``due`` moved by a suspension (挂起) from ``suspended_at`` to ``resumed_at``, in this rule's own unit.
-
-        Hour rules: by the exact time suspended. Day rules count like a period (民法典 第二百零一条): the day the
-        clock stops is the unit's, and every day after it up to and including the day it resumes is given
-        back, as working days for a working-day rule (the official calendar: holidays and weekends in the
-        suspension give nothing back, make-up working days do) and natural days for a natural-day rule. So a
-        suspension that starts and ends on one day moves nothing, and one from Mon 2024-09-30 10:00 to Tue
-        2024-10-08 10:00 (National Day in between) gives back one working day (Oct 8) or eight natural days.
-        Days are Asia/Shanghai days. A resumption not after the suspension moves nothing.
-        """
-        if resumed_at <= suspended_at:
-            return due
-        if self.hours is not None:
-            return due + (resumed_at - suspended_at)
-        first = suspended_at.astimezone(LOCAL_TZ).date()
-        last = resumed_at.astimezone(LOCAL_TZ).date()
-        if self.working_days is None:
-            return due + timedelta(days=(last - first).days)
-        given_back = self.calendar.working_days_between(first, last)  # working days in (first, last]
-        if not given_back:
-            return due
-        last_day = (due.astimezone(LOCAL_TZ) - self._end_of_day).date()
-        moved = self.calendar.add_working_days(last_day, given_back)
-        return datetime(moved.year, moved.month, moved.day, tzinfo=LOCAL_TZ) + self._end_of_day
+        """``due`` moved by a resumed suspension (挂起), in this rule's own unit (:func:`.lifecycle.suspended_due`)."""
+        return suspended_due(due, suspended_at, resumed_at, basis=self.basis, calendar=self.calendar,
+                             end_of_day=self._end_of_day)
 
     def deadline(
         self, received_at: datetime, *, extended_due_at: datetime | None = None,

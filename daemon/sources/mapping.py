@@ -5,7 +5,7 @@ mean what. Defaults are the platform's own headers (工单编号, 来源, 受理
 the English field names and enum values are always accepted too, which suits SQL aliases and JSON APIs.
 Configured value words are added to the defaults (and override a default word of the same spelling).
 
-About 620 lines, over the house's 400: the fast parsers (:meth:`RecordBuilder.source_key` for the import's
+About 690 lines, over the house's 400: the fast parsers (:meth:`RecordBuilder.source_key` for the import's
 text rows, ``_build_fast`` for any source's plain cells) and the checked one must decide every row alike, and
 they read the same column positions and word tables; keeping them in one class keeps that in view. A split
 of the configuration models from the builder is the natural cut.
@@ -660,13 +660,9 @@ def _extension(raw: object) -> datetime:
 
 
 def platform_due(raw: object) -> datetime:
-    """办理时限 → the first overdue instant: a date alone, or 23:59 / 23:59:59 of a day, means through that
-    day, i.e. 00:00 of the next day (Asia/Shanghai); any other time is the instant itself."""
-    if (isinstance(raw, date) and not isinstance(raw, datetime)) or (
-        isinstance(raw, str) and _DATE_ONLY.fullmatch(raw.strip())
-    ):
-        return v.parse_cell_time(raw) + timedelta(days=1)
-    instant = v.parse_cell_time(raw, date_only_ok=False)
+    """办理时限 → the first overdue instant: a date alone (like 延期至), or 23:59 / 23:59:59 of a day, means
+    through that day, i.e. 00:00 of the next day (Asia/Shanghai); any other time is the instant itself."""
+    instant = _extension(raw)
     local = instant.astimezone(LOCAL_TZ)
     if local.hour == 23 and local.minute == 59 and local.second in (0, 59):
         return datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=LOCAL_TZ)
