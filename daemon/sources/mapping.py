@@ -194,6 +194,7 @@ class RecordBuilder:
         self._at = {field: self.index.get(field, -1) for field in ColumnNames.model_fields}
         self._seen: dict[str, dict[object, object]] = {f: {} for f in (*self._words, "stars", "difficult")}
         self._days: set[str] = set()  # 'YYYY-MM-DD' texts seen to be real dates (source_key)
+        self._checked_only = tuple(self._at[f] for f in _CHECKED_ONLY if self._at[f] >= 0)
 
     def missing_required(self) -> list[str]:
         """Required fields with no column, shown as '工单编号 (number)'; 'a or b' when several names work."""
@@ -345,8 +346,10 @@ class RecordBuilder:
 
     def _has_checked_only(self, values: Sequence[object]) -> bool:
         """The row fills a column only the checked path reads (:data:`_CHECKED_ONLY`)."""
-        at = self._at
-        return any(_fast_text(values, at[field]) for field in _CHECKED_ONLY)
+        for i in self._checked_only:  # noqa: SIM110 - no generator per row; usually none or 延期至 alone
+            if _fast_text(values, i):
+                return True
+        return False
 
     def _canon_time(self, values: Sequence[object], i: int) -> str | None:
         """A 'YYYY-MM-DD HH:MM[:SS]' text cell, or a naive datetime cell (XLSX) in whole seconds, as

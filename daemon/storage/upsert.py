@@ -31,8 +31,12 @@ from daemon.storage.models import UTCDateTime, case_history, cases
 if TYPE_CHECKING:
     from daemon.sources.mapping import RecordBuilder, SourceKey
 
-#: received_at: a reopen (重办) or re-dispatch starts a new clock; its earlier cycle stays in the history
-HISTORY_FIELDS = ("status", "unit", "received_at", "extended_due_at", "fed_back_at", "closed_at", "rule_id", "due_at")
+#: received_at and return_requested_at: a reopen (重办) or a re-dispatch to another unit starts a new clock; the
+#: earlier cycle or assignment (unit, dispatch, return request, deadline) stays in the history
+HISTORY_FIELDS = (
+    "status", "unit", "received_at", "return_requested_at", "extended_due_at", "fed_back_at", "closed_at", "rule_id",
+    "due_at",
+)
 
 #: the order of the values :meth:`ChunkWriter.record_row` builds; a schema change that moves a column fails here, loudly
 INSERT_COLUMNS = (
@@ -263,7 +267,7 @@ class ChunkWriter:
                 result.moved.append(rec.number)
             after = {
                 "status": rec.status.value, "unit": rec.unit, "received_at": rec.received_at,
-                "extended_due_at": rec.extended_due_at,
+                "return_requested_at": rec.return_requested_at, "extended_due_at": rec.extended_due_at,
                 "fed_back_at": rec.fed_back_at, "closed_at": rec.closed_at, "rule_id": derived.rule_id,
                 "due_at": derived.due_at,
             }
