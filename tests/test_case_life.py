@@ -240,3 +240,14 @@ def test_the_digest_lists_the_deadlines_that_differ(imported: tuple[object, Path
     assert "**时限不一致**（2 件）" in r.out
     assert "2611160103" in r.out and "2611170104" in r.out
     assert "2611090102" not in r.out.split("**时限不一致**")[1].split("**")[1]  # agreeing deadlines are not listed
+
+
+def test_a_bad_deadline_source_names_the_file_rule_key_and_valid_values(tmp_path: Path) -> None:
+    from daemon.core.rules import check_rules
+
+    (tmp_path / "r.yaml").write_text(
+        "rules:\n  - {id: all, name: 全部, match: {}, deadline: {working_days: 5}, deadline_source: ours}\n",
+        encoding="utf-8")
+    errors = check_rules(tmp_path)
+    assert len(errors) == 1 and errors[0].startswith(f"{tmp_path / 'r.yaml'}: rule 'all': deadline_source: ")
+    assert "'computed', 'platform' or 'earlier'" in errors[0]

@@ -31,9 +31,11 @@ _LOCAL_SFX = datetime(2000, 1, 1, tzinfo=LOCAL_TZ).isoformat()[19:]  # '+08:00'
 def content_hash(record: CaseRecord) -> str:
     """What the source said about the case; equal hashes mean a re-import changes nothing."""
     raw = "\x1f".join(["" if v is None else str(v) for v in _source_values(record)])
-    extra = (record.accepted_at, record.platform_due_at, record.platform_overdue, record.suspended_at,
-             record.resumed_at)
-    if extra != (None,) * len(extra):  # facts added later: a case without them keeps the hash it had
+    if (record.accepted_at is not None or record.platform_due_at is not None or record.platform_overdue is not None
+            or record.suspended_at is not None or record.resumed_at is not None):
+        # facts added later (issue 12): a case without them keeps the hash it had
+        extra = (record.accepted_at, record.platform_due_at, record.platform_overdue, record.suspended_at,
+                 record.resumed_at)
         raw += "\x1e" + "\x1f".join(["" if v is None else str(v) for v in extra])
     return hashlib.md5(raw.encode(), usedforsecurity=False).hexdigest()
 

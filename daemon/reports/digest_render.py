@@ -96,7 +96,7 @@ def digest_tables(d: Digest) -> list[ReportTable]:
         ),
         ReportTable(
             f"三、超期工单清单（共 {len(d.overdue)} 件，超期时间最长的在前）", "超期工单",
-            ("序号", "工单编号", "问题摘要", "承办单位", "时限规则", "办理状态", "受理时间", "办理期限",
+            ("序号", "工单编号", "问题摘要", "承办单位", "时限规则", "办理状态", "交办时间", "办理期限",
              "超期工作日", "超期小时"),
             [(i, c.number, c.summary or "", c.unit, c.rule_name, STATUS_ZH.get(c.status, c.status),
               local_text(c.received_at), due_text(c.due_at, c.provisional), c.overdue_working_days, c.overdue_hours)
@@ -106,7 +106,7 @@ def digest_tables(d: Digest) -> list[ReportTable]:
         ),
         ReportTable(
             "四、逾期申请退件（接件 24 小时后才申请退件）", "逾期退件",
-            ("序号", "工单编号", "问题摘要", "承办单位", "受理时间", "退件时限", "申请退件时间", "逾期小时",
+            ("序号", "工单编号", "问题摘要", "承办单位", "交办时间", "退件时限", "申请退件时间", "逾期小时",
              "办理状态"),
             [(i, c.number, c.summary or "", c.unit, local_text(c.received_at), local_text(c.return_due_at),
               local_text(c.return_requested_at), c.late_hours, STATUS_ZH.get(c.status, c.status))
@@ -117,7 +117,7 @@ def digest_tables(d: Digest) -> list[ReportTable]:
         ),
         ReportTable(
             f"五、适用兜底规则（{d.catch_all_rule or '无'}）的在办工单", "兜底规则",
-            ("序号", "工单编号", "问题摘要", "承办单位", "来源", "诉求类型", "受理时间", "办理期限"),
+            ("序号", "工单编号", "问题摘要", "承办单位", "来源", "诉求类型", "交办时间", "办理期限"),
             [(i, c.number, c.summary or "", c.unit, SOURCE_ZH.get(c.source, c.source),
               CATEGORY_ZH.get(c.category, c.category), local_text(c.received_at), due_text(c.due_at, c.provisional))
              for i, c in enumerate(d.catch_all, start=1)],
