@@ -231,6 +231,8 @@ def test_explain_shows_both_instants_and_both_deadlines(imported: tuple[object, 
     assert "the platform's is earlier" in doc["deadline_reason"]
     text: CliResult = cli("--config", str(cfg), "cases", "explain", "2611160103")  # type: ignore[operator]
     assert "时限不一致" in text.out and "受理 accepted: 2026-11-16T08:10" in text.out
+    resumed: CliResult = cli("--config", str(cfg), "cases", "explain", "2611090106")  # type: ignore[operator]
+    assert "挂起 suspended at 2026-11-11T15:00:00+08:00, resumed at 2026-11-18T09:00:00+08:00" in resumed.out
 
 
 def test_the_digest_lists_the_deadlines_that_differ(imported: tuple[object, Path]) -> None:

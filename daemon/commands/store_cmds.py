@@ -161,6 +161,8 @@ def explain_doc(  # noqa: PLR0917 - the rows explain reads
         "received_at": iso_local(row.received_at), "due_at": iso_local(row.due_at),
         **_platform_doc(row, rule.model.deadline_source if rule else None),
         "extended_due_at": iso_local(row.extended_due_at) if row.extended_due_at else None,
+        "suspended_at": iso_local(row.suspended_at) if row.suspended_at else None,
+        "resumed_at": iso_local(row.resumed_at) if row.resumed_at else None,
         "provisional": bool(row.provisional), "deadline_version": row.deadline_version,
         "return_window_ends": iso_local(row.return_due_at) if row.return_due_at else None,
         "days": days,
@@ -216,6 +218,10 @@ def format_explain(doc: dict[str, Any]) -> str:
                      + ("  【时限不一致】" if doc["deadlines_differ"] else "") + f": {doc['deadline_reason']}")
     if doc["extended_due_at"]:
         lines.append(f"延期 extension approved until {doc['extended_due_at']}")
+    if doc["suspended_at"]:
+        lines.append(f"挂起 suspended at {doc['suspended_at']}" + (
+            f", resumed at {doc['resumed_at']}: the deadline moved by the time suspended, in the rule's unit"
+            if doc["resumed_at"] else "; no warnings or breaches until it resumes"))
     if doc["return_window_ends"]:
         lines.append(f"退件时限 return window ends: {doc['return_window_ends']}")
     if doc["days"]:
