@@ -25,10 +25,11 @@ from daemon.core.rules import Deadline, RuleSet
 from daemon.core.timeutil import parse_time
 from daemon.pipeline.mutes import mute_case
 from daemon.pipeline.tick import run_tick
-from daemon.storage.models import alerts, cases
+from daemon.storage.models import alerts, case_history, cases
 from daemon.storage.store import Store
 
 UNIT = "兴隆台区住建局"
+OTHER_UNIT = "兴海街道办事处"  # a re-dispatch's second unit
 END = parse_time("2024-10-18 12:00")  # the walk's horizon
 
 
@@ -94,6 +95,39 @@ LIVES: list[tuple[str, list[CaseRecord]]] = [
     # muted (暂停提醒, MUTES below): across the breach and two repeats; and across one warning only
     ("2024-09-27 16:30", [case("MUTED", FRIDAY, status=Status.SIGNED, signed_at=at("2024-09-27 17:00"))]),
     ("2024-09-27 16:30", [case("MUTED-SHORT", FRIDAY, status=Status.SIGNED, signed_at=at("2024-09-27 17:00"))]),
+    # taken in on Thursday, dispatched Friday: the clock runs from dispatch; the platform's 办理时限 is two days
+    # earlier than ours and drives (deadline_source earlier, the default)
+    ("2024-09-27 16:30", [case("PLATFORM-EARLIER", FRIDAY, accepted_at=at("2024-09-26 09:00"),
+                               platform_due_at=at("2024-10-09 00:00"))]),
+    # the platform's is later: ours drives; then the platform moves its own to an earlier one, which takes over
+    ("2024-09-27 16:30", [case("PLATFORM-LATER", FRIDAY, platform_due_at=at("2024-10-15 00:00"))]),
+    ("2024-10-08 12:00", [case("PLATFORM-LATER", FRIDAY, platform_due_at=at("2024-10-10 00:00"))]),
+    # suspended (挂起) over National Day: nothing while suspended; resumed Tue Oct 8, one working day given
+    # back (Oct 8; the holiday gives nothing), so due moves from Oct 11 00:00 to Oct 12 00:00 (a make-up day)
+    ("2024-09-27 16:30", [case("SUSPENDED", FRIDAY, status=Status.SIGNED, signed_at=at("2024-09-27 17:00"))]),
+    ("2024-09-30 10:00", [case("SUSPENDED", FRIDAY, status=Status.SUSPENDED, signed_at=at("2024-09-27 17:00"),
+                               suspended_at=at("2024-09-30 10:00"))]),
+    ("2024-10-08 10:00", [case("SUSPENDED", FRIDAY, status=Status.SIGNED, signed_at=at("2024-09-27 17:00"),
+                               suspended_at=at("2024-09-30 10:00"), resumed_at=at("2024-10-08 10:00"))]),
+    # suspended and never resumed within the walk: no warning, no breach
+    ("2024-09-27 16:30", [case("STILL-SUSPENDED", FRIDAY, status=Status.SIGNED, signed_at=at("2024-09-27 17:00"))]),
+    ("2024-09-29 09:00", [case("STILL-SUSPENDED", FRIDAY, status=Status.SUSPENDED, signed_at=at("2024-09-27 17:00"),
+                               suspended_at=at("2024-09-29 09:00"))]),
+    # fed back, then reopened (重办) on Oct 9 10:00: a new cycle (deadline version 2) with its own clock, due
+    # Oct 16 00:00 (Oct 10, 11, 12 make-up, 14, 15), which it breaches
+    ("2024-09-27 16:30", [case("REOPENED", FRIDAY, status=Status.SIGNED, signed_at=at("2024-09-27 17:00"))]),
+    ("2024-10-08 15:00", [case("REOPENED", FRIDAY, status=Status.FED_BACK, signed_at=at("2024-09-27 17:00"),
+                               fed_back_at=at("2024-10-08 15:00"))]),
+    ("2024-10-09 10:00", [case("REOPENED", "2024-10-09 10:00", status=Status.REOPENED,
+                               accepted_at=at("2024-09-27 16:00"))]),
+    # asked for a return too late (Sat 18:00, the window closed 16:30), then re-dispatched under the same number
+    # to another unit on Sun Sep 29 10:00: the first unit keeps its late-return notice, the second gets its own
+    # clock (due Oct 12 00:00: Sep 30, Oct 8, 9, 10, 11), return window (Sep 30 10:00) and breach
+    ("2024-09-27 16:30", [case("REDISPATCHED", FRIDAY)]),
+    ("2024-09-28 18:00", [case("REDISPATCHED", FRIDAY, status=Status.RETURN_REQUESTED,
+                               return_requested_at=at("2024-09-28 18:00"))]),
+    ("2024-09-29 10:00", [case("REDISPATCHED", "2024-09-29 10:00", unit=OTHER_UNIT,
+                               accepted_at=at("2024-09-27 16:00"))]),
 ]
 #: (case, muted at, muted until): `cases mute` at that instant
 MUTES = [("MUTED", "2024-10-09 09:00", "2024-10-14 12:00"), ("MUTED-SHORT", "2024-10-09 09:00", "2024-10-10 12:00")]
@@ -114,7 +148,9 @@ class Pure:
 def _deadlines(cache: RuleCache, rec: CaseRecord) -> tuple[str, Deadline, Deadline | None]:
     rule, return_rule = cache.rules_for(rec)
     ret = None if return_rule is None else return_rule.deadline(rec.received_at)
-    return rule.id, rule.deadline(rec.received_at, extended_due_at=rec.extended_due_at), ret
+    return rule.id, rule.deadline(rec.received_at, extended_due_at=rec.extended_due_at,
+                                  platform_due_at=rec.platform_due_at, suspended_at=rec.suspended_at,
+                                  resumed_at=rec.resumed_at), ret
 
 
 def _stored(store: Store) -> tuple[dict[str, datetime | None], set[tuple[str, str, int, int, datetime, datetime]]]:
@@ -205,6 +241,31 @@ def test_every_case_lives_in_the_store_as_the_engine_walks_it(store: Store, rule
         created = conn.execute(select(alerts.c.created_at).join(cases, cases.c.id == alerts.c.case_id).where(
             cases.c.number == "MUTED", alerts.c.kind == "breach")).scalar_one()
     assert created == at("2024-10-14 12:00")
+    breaches = {(number, due) for number, kind, _, _, _, due in expected if kind == "breach"}
+    assert ("PLATFORM-EARLIER", at("2024-10-09 00:00")) in breaches  # the platform's, not ours (Oct 11)
+    assert ("PLATFORM-LATER", at("2024-10-10 00:00")) in breaches  # moved earlier by the platform
+    assert {due for number, due in breaches if number == "SUSPENDED"} == {at("2024-10-12 00:00")}
+    assert not {a for a in expected if a[0] == "STILL-SUSPENDED" and a[4] >= at("2024-09-29 09:00")}
+    with store.engine.connect() as conn:
+        redispatched = set(conn.execute(
+            select(alerts.c.kind, alerts.c.deadline_version, alerts.c.unit).join(cases, cases.c.id == alerts.c.case_id)
+            .where(cases.c.number == "REDISPATCHED")).all())
+        units = [h.new_value for h in conn.execute(
+            select(case_history.c.new_value).join(cases, cases.c.id == case_history.c.case_id)
+            .where(cases.c.number == "REDISPATCHED", case_history.c.field == "unit"))]
+        requested = [h.old_value for h in conn.execute(
+            select(case_history.c.old_value).join(cases, cases.c.id == case_history.c.case_id)
+            .where(cases.c.number == "REDISPATCHED", case_history.c.field == "return_requested_at"))]
+    assert ("late_return", 1, UNIT) in redispatched  # the first unit's own window and notice
+    assert {("return_window", 2, OTHER_UNIT), ("breach", 2, OTHER_UNIT)} <= redispatched  # the holder's now
+    assert {a[1] for a in redispatched if a[2] == UNIT} == {1}  # nothing of the new assignment went to it
+    # both assignments kept: the unit and the first one's return request, as the re-dispatch cleared it
+    assert units == [OTHER_UNIT] and requested[-1] is not None
+    assert datetime.fromisoformat(requested[-1]) == at("2024-09-28 18:00")
+    assert ("REDISPATCHED", at("2024-10-12 00:00")) in breaches
+    reopened = {(kind, version, due) for number, kind, _, version, _, due in expected if number == "REOPENED"}
+    assert ("breach", 2, at("2024-10-16 00:00")) in reopened  # the new cycle's own breach
+    assert not {a for a in reopened if a[0] == "breach" and a[1] == 1}  # the first cycle was fed back in time
     assert steps > 20
 
 

@@ -25,13 +25,15 @@ def _reference(record: CaseRecord, rules: RuleSet) -> dict[str, object]:
     view = {"source": record.source.value, "category": record.category.value, "status": record.status.value,
             "unit": record.unit, "district": record.district, "domain": record.domain}
     rule, return_rule = rules.match(view), rules.return_rule(view)
-    deadline = rule.deadline(record.received_at, extended_due_at=record.extended_due_at)
+    deadline = rule.deadline(record.received_at, extended_due_at=record.extended_due_at,
+                             platform_due_at=record.platform_due_at)
     ret = return_rule.deadline(record.received_at) if return_rule else None
     return {
         "rule_id": rule.id, "due_at": deadline.due_at, "provisional": deadline.provisional,
         "warnings": warnings_json(deadline.warnings), "return_rule_id": return_rule.id if return_rule else None,
         "return_due_at": ret.due_at if ret else None, "return_warnings": warnings_json(ret.warnings) if ret else None,
         "next_check_at": first_check_at(CaseState.from_record(record), deadline, ret),
+        "computed_due_at": deadline.computed_due_at, "deadline_source": deadline.deadline_source,
     }
 
 
@@ -64,6 +66,9 @@ def test_memoised_derive_matches_rule_deadline(rule_set: RuleSet) -> None:
                          return_requested_at=received + timedelta(hours=rng.choice([2, 12, 24, 30])))
         elif roll < 0.5:
             extra.update(status=Status.SIGNED, signed_at=received + timedelta(hours=1))
+        if rng.random() < 0.3:  # the platform's own deadline (办理时限), earlier or later than ours
+            day = (received + timedelta(days=rng.randint(1, 14))).astimezone(LOCAL_TZ)
+            extra["platform_due_at"] = day.replace(hour=0, minute=0, second=0, microsecond=0)
         record = CaseRecord(
             number=str(_), source=rng.choice(list(Source)), category=rng.choice(list(Category)), unit="某单位",
             received_at=received.astimezone(UTC) if rng.random() < 0.2 else received, **extra,  # type: ignore[arg-type]

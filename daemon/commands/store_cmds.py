@@ -89,7 +89,10 @@ def _case_json(row: Any, now: datetime) -> dict[str, Any]:
     finished = row.status in FINISHED or row.fed_back_at is not None or row.closed_at is not None
     return {
         "case": row.number, "unit": row.unit, "status": row.status, "rule": row.rule_id,
+        "accepted_at": iso_local(row.accepted_at or row.received_at),
         "received_at": iso_local(row.received_at), "due_at": iso_local(row.due_at),
+        "platform_due_at": iso_local(row.platform_due_at) if row.platform_due_at else None,
+        "deadline_source": row.deadline_source,
         "provisional": bool(row.provisional), "overdue": (not finished) and row.due_at <= now,
         "next_check_at": iso_local(row.next_check_at) if row.next_check_at else None, "summary": row.summary,
     }
@@ -141,11 +144,19 @@ def format_explain(doc: dict[str, Any]) -> str:
     lines = [
         f"工单 {doc['case']}  {doc['unit']}  状态 {doc['status']}  {doc['summary'] or ''}",
         f"规则 rule: {doc['rule']['name']} ({doc['rule']['id']}, {doc['rule']['limit']})",
-        f"受理 received: {doc['received_at']}   超期起点 due: {doc['due_at']}"
+        f"受理 accepted: {doc['accepted_at']}   交办 received (the unit's clock): {doc['received_at']}",
+        f"超期起点 due: {doc['due_at']} ({doc['deadline_source']})"
         + ("  【暂定】" if doc["provisional"] else "") + f"   deadline version {doc['deadline_version']}",
     ]
+    if doc["platform_due_at"]:
+        lines.append(f"时限 ours {doc['computed_due_at']}, platform's {doc['platform_due_at']}"
+                     + ("  【时限不一致】" if doc["deadlines_differ"] else "") + f": {doc['deadline_reason']}")
     if doc["extended_due_at"]:
         lines.append(f"延期 extension approved until {doc['extended_due_at']}")
+    if doc["suspended_at"]:
+        lines.append(f"挂起 suspended at {doc['suspended_at']}" + (
+            f", resumed at {doc['resumed_at']}: the deadline moved by the time suspended, in the rule's unit"
+            if doc["resumed_at"] else "; no warnings or breaches until it resumes"))
     if doc["return_window_ends"]:
         lines.append(f"退件时限 return window ends: {doc['return_window_ends']}")
     if doc.get("mute"):

@@ -39,6 +39,10 @@ class Status(StrEnum):
     RETURNED = "returned"  # 已退件 (the unit is no longer responsible)
     FED_BACK = "fed_back"  # 已反馈 (the unit reported back; the SLA clock stops)
     CLOSED = "closed"  # 已办结 / 已结案
+    # the case life as platforms export it (issue 12)
+    SUSPENDED = "suspended"  # 挂起 / 暂停计时: the clock stops; no warnings or breaches until it resumes
+    REOPENED = "reopened"  # 重办 / 退回重办: a new cycle from the re-dispatch (交办时间 of this cycle)
+    EXTENSION_PENDING = "extension_pending"  # 延期审核中: asked for, not approved; the original deadline stands
 
 
 class Satisfaction(StrEnum):
@@ -59,7 +63,7 @@ class CaseRecord:
     source: Source
     category: Category
     unit: str  # 承办单位
-    received_at: datetime  # when the unit received it (接件/交办时间): the clock starts here
+    received_at: datetime  # the unit's clock: dispatch to the unit (交办/派单/转办/接件时间); the clock starts here
     status: Status = Status.DISPATCHED
     district: str | None = None  # 属地
     domain: str | None = None  # 涉及领域
@@ -73,6 +77,19 @@ class CaseRecord:
     stars: int | None = None  # 评星 1-5
     difficult: bool = False  # 疑难件 (a scoring bonus)
     source_updated_at: datetime | None = None  # the platform's own last-modified time (watermarks)
+    # the hotline's intake (受理/来电时间) when the export has it apart from dispatch; None: the same instant
+    accepted_at: datetime | None = None
+    # the platform's own deadline (办理时限/办结时限/截止时间) as a first overdue instant, and its 是否超期
+    platform_due_at: datetime | None = None
+    platform_overdue: bool | None = None
+    # the last suspension (挂起时间 … 解挂时间/恢复时间); once resumed the deadline moves by it (rules.py)
+    suspended_at: datetime | None = None
+    resumed_at: datetime | None = None
+
+    @property
+    def intake_at(self) -> datetime:
+        """When the hotline took the case in (受理): ``accepted_at``, else the dispatch instant."""
+        return self.accepted_at if self.accepted_at is not None else self.received_at
 
     @property
     def is_finished(self) -> bool:

@@ -31,6 +31,12 @@ _LOCAL_SFX = datetime(2000, 1, 1, tzinfo=LOCAL_TZ).isoformat()[19:]  # '+08:00'
 def content_hash(record: CaseRecord) -> str:
     """What the source said about the case; equal hashes mean a re-import changes nothing."""
     raw = "\x1f".join(["" if v is None else str(v) for v in _source_values(record)])
+    if (record.accepted_at is not None or record.platform_due_at is not None or record.platform_overdue is not None
+            or record.suspended_at is not None or record.resumed_at is not None):
+        # facts added later (issue 12): a case without them keeps the hash it had
+        extra = (record.accepted_at, record.platform_due_at, record.platform_overdue, record.suspended_at,
+                 record.resumed_at)
+        raw += "\x1e" + "\x1f".join(["" if v is None else str(v) for v in extra])
     return hashlib.md5(raw.encode(), usedforsecurity=False).hexdigest()
 
 
@@ -173,18 +179,28 @@ class Derived(NamedTuple):
     return_due_at: datetime | None
     return_warnings: Warnings | None
     next_check_at: datetime | None
+    computed_due_at: datetime | None = None  # ours, when the platform's deadline was given
+    deadline_source: str = "computed"  # which one due_at is (:func:`~daemon.core.rules.choose_due`)
 
 
 def derive_parts(record: CaseRecord, cache: RuleCache) -> Derived:
     """The derived columns through the cache's memoised deadlines (the import's hot path)."""
     rule, return_rule = cache.rules_for(record)
-    due, provisional, warnings = cache.deadline(rule, record.received_at, record.extended_due_at)
+    computed_due, source = None, "computed"
+    if record.platform_due_at is None and (record.suspended_at is None or record.resumed_at is None):
+        due, provisional, warnings = cache.deadline(rule, record.received_at, record.extended_due_at)
+    else:  # the few cases with a platform deadline or a resumed suspension: the rule's own full computation
+        full = rule.deadline(record.received_at, extended_due_at=record.extended_due_at,
+                             platform_due_at=record.platform_due_at, suspended_at=record.suspended_at,
+                             resumed_at=record.resumed_at)
+        due, provisional, warnings = full.due_at, full.provisional, Warnings(full.warnings)
+        computed_due, source = full.computed_due_at, full.deadline_source
     ret_due = ret_warnings = None
     if return_rule is not None:
         ret_due, _, ret_warnings = cache.deadline(return_rule, record.received_at)
     return Derived(
         rule.id, due, provisional, warnings, return_rule.id if return_rule else None, ret_due, ret_warnings,
-        _first_check(record, due, warnings, ret_due, ret_warnings),
+        _first_check(record, due, warnings, ret_due, ret_warnings), computed_due, source,
     )
 
 
@@ -212,4 +228,6 @@ def derive(record: CaseRecord, cache: RuleCache) -> dict[str, Any]:
         "return_due_at": d.return_due_at,
         "return_warnings": d.return_warnings.as_json if d.return_warnings else None,
         "next_check_at": d.next_check_at,
+        "computed_due_at": d.computed_due_at,
+        "deadline_source": d.deadline_source,
     }

@@ -25,6 +25,10 @@ the ``Deadline`` it is given, and the store keys alerts by deadline version, so 
 are armed afresh. The first evaluation under the new deadline returns its current state (its latest due
 warning, if any, which tells the unit where it now stands); the rest fire at their instants.
 
+**A suspended case** (挂起, :func:`clock_stopped`) yields nothing but a late-return notice: its clock has
+stopped. On resumption the store holds a moved deadline (:meth:`~daemon.core.rules.Rule.suspended_due`) under
+a new version, and its warnings are armed afresh.
+
 **The case is taken as the store knows it at ``now``.** A finished case (fed back, closed or returned)
 yields nothing but a late-return notice, even when it was fed back after ``due_at`` and no breach was ever
 sent (an alert prompts action; lateness is scored from ``fed_back_at``, not from alerts). Signed means a
@@ -62,6 +66,7 @@ __all__ = [
     "Evaluation",
     "SentAlert",
     "awaiting_signature",
+    "clock_stopped",
     "correction_due",
     "evaluate",
     "first_check",
@@ -119,6 +124,11 @@ class CaseState:
     def awaiting_signature(self) -> bool:
         """:func:`awaiting_signature`."""
         return awaiting_signature(self.status, self.signed_at, self.return_requested_at, self.finished)
+
+
+def clock_stopped(status: Status) -> bool:
+    """Suspended (挂起): no warnings or breaches until the clock resumes (the deadline then moves, rules.py)."""
+    return status is Status.SUSPENDED
 
 
 def is_finished(status: Status, fed_back_at: object | None, closed_at: object | None) -> bool:
@@ -250,7 +260,7 @@ def evaluate(
     if late is not None:
         decisions.append(late)
 
-    if not case.finished:
+    if not case.finished and not clock_stopped(case.status):
         found, upcoming = _resolution(deadline, now, calendar=calendar, settings=settings)
         decisions.extend(found)
         if upcoming is not None:
@@ -288,7 +298,7 @@ def first_check(  # noqa: PLR0917 - the facts the decision reads, positional: th
     any more unless the case changes. :func:`first_check_at` is this on a case and its deadlines.
     """
     late = requested_at is not None and window_end is not None and is_late_return(requested_at, window_end)
-    if is_finished(status, fed_back_at, closed_at):
+    if is_finished(status, fed_back_at, closed_at) or clock_stopped(status):
         return requested_at if late else None
     if late:
         assert requested_at is not None

@@ -95,6 +95,9 @@ class RuleModel(BaseModel):
     end_of_day: str = "24:00"
     working_day_starts: time = time(8, 30)
     warn_before: list[Lead] = Field(default_factory=list)
+    # which deadline drives warnings and breaches when the export carries the platform's own (办理时限):
+    # ours, the platform's, or the earlier of the two (the safe side)
+    deadline_source: Literal["computed", "platform", "earlier"] = "earlier"
 
     @field_validator("match")
     @classmethod

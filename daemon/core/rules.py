@@ -1,8 +1,11 @@
 """SLA rules (办理时限规则): load ``sla_rules/*.yaml``, match a case to its rule, compute its Deadline.
 
-Counting follows 民法典 第二百零一条-第二百零三条: the day of receipt is not counted, a day period ends at
+Counting follows 民法典 第二百零一条 and 第二百零二条: the day of receipt is not counted, a day period ends at
 24:00 of its last day (we store the first overdue instant, 00:00 of the next day), hour periods run from
-the exact receipt instant. All instants are aware datetimes; days are Asia/Shanghai calendar days.
+the exact receipt instant. 第二百零三条 (a last day on a legal rest day moves to the day after it) is off by
+default for natural days: the bulletin stipulates 自然日 (第二百零四条) and the earlier deadline is the safe
+side; ``roll_to_workday`` turns it on. Receipt is the unit's clock: dispatch (交办), not intake (受理).
+All instants are aware datetimes; days are Asia/Shanghai calendar days.
 
 Every case gets two rules: the first matching ``purpose: resolve`` rule (the deadline to close and feed
 back, 办结反馈) and the first matching ``purpose: return`` rule (the window to ask for a return, 退件).
@@ -13,13 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from daemon.core.calendar import WorkCalendar
+from daemon.core.lifecycle import choose_due, suspended_due
 from daemon.core.rule_schema import MonthEndSettings, RuleFile, RuleModel, WarnLead, format_validation_error
 from daemon.core.timeutil import LOCAL_TZ
 from daemon.errors import ConfigError, UsageError
@@ -49,11 +53,30 @@ class Deadline:
     warnings: tuple[WarningPoint, ...]
     provisional_days: tuple[date, ...] = ()
     extended_from: datetime | None = None  # the rule's due_at when an approved extension (延期) replaced it
+    platform_due_at: datetime | None = None  # the platform's own deadline (办理时限) as a first overdue instant
+    computed_due_at: datetime | None = None  # ours, when the platform's was given (it may not be due_at)
+    deadline_source: str = "computed"  # which one due_at is: 'computed' (ours) or 'platform'
+    suspension_moved_from: datetime | None = None  # ours before a resumed suspension (挂起) moved it
+
+    @property
+    def disagrees(self) -> bool:
+        """The platform's deadline and ours differ (时限不一致): a supervisor should see it."""
+        return (self.platform_due_at is not None and self.computed_due_at is not None
+                and self.platform_due_at != self.computed_due_at)
 
     @property
     def provisional(self) -> bool:
         """True when a day the computation relied on comes from a provisional (暂定) calendar year."""
         return bool(self.provisional_days)
+
+
+class DrivingDeadline(NamedTuple):
+    """:meth:`Rule.drive`: the deadline that drives, where it comes from, and its warnings when it is the
+    platform's (None: the computed deadline's warnings stand)."""
+
+    due_at: datetime
+    source: str
+    warnings: tuple[WarningPoint, ...] | None
 
 
 class Rule:
@@ -148,8 +171,49 @@ class Rule:
         first = received_at.astimezone(LOCAL_TZ).date() + timedelta(days=1)
         return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
-    def deadline(self, received_at: datetime, *, extended_due_at: datetime | None = None) -> Deadline:
-        """The full deadline: due instant, warning instants and provisional days."""
+    def drive(
+        self, received_at: datetime, computed_due: datetime, platform_due: datetime | None, *, extended: bool = False
+    ) -> DrivingDeadline:
+        """:func:`choose_due` under this rule's ``deadline_source``; the platform's deadline gets this rule's
+        warning leads counted back from it."""
+        due, source = choose_due(computed_due, platform_due, self.model.deadline_source, extended=extended)
+        if source == "computed":
+            return DrivingDeadline(due, source, None)
+        return DrivingDeadline(due, source, self.warning_points(received_at, due))
+
+    def suspended_due(self, due: datetime, suspended_at: datetime, resumed_at: datetime) -> datetime:
+        """``due`` moved by a resumed suspension (挂起), in this rule's own unit (:func:`.lifecycle.suspended_due`)."""
+        return suspended_due(due, suspended_at, resumed_at, basis=self.basis, calendar=self.calendar,
+                             end_of_day=self._end_of_day)
+
+    def deadline(
+        self, received_at: datetime, *, extended_due_at: datetime | None = None,
+        platform_due_at: datetime | None = None, suspended_at: datetime | None = None,
+        resumed_at: datetime | None = None,
+    ) -> Deadline:
+        """The full deadline: due instant, warning instants and provisional days.
+
+        A resumed suspension (both instants) moves ours (:meth:`suspended_due`; an approved extension
+        replaces it); with the platform's own deadline (``platform_due_at``) the one :meth:`drive` chooses
+        drives, and both are kept."""
+        ours = self._computed_deadline(received_at, extended_due_at=extended_due_at)
+        if suspended_at is not None and resumed_at is not None and extended_due_at is None:
+            moved = self.suspended_due(ours.due_at, suspended_at, resumed_at)
+            if moved != ours.due_at:
+                ours = replace(ours, due_at=moved, warnings=self.warning_points(received_at, moved),
+                               provisional_days=self._provisional_days(received_at, moved),
+                               suspension_moved_from=ours.due_at)
+        if platform_due_at is None:
+            return ours
+        driving = self.drive(received_at, ours.due_at, platform_due_at, extended=extended_due_at is not None)
+        if driving.warnings is None:
+            return replace(ours, platform_due_at=platform_due_at, computed_due_at=ours.due_at)
+        return replace(
+            ours, due_at=driving.due_at, warnings=driving.warnings, provisional_days=(),
+            platform_due_at=platform_due_at, computed_due_at=ours.due_at, deadline_source=driving.source,
+        )
+
+    def _computed_deadline(self, received_at: datetime, *, extended_due_at: datetime | None = None) -> Deadline:
         if received_at.tzinfo is None:
             raise ValueError("received_at must be timezone-aware")
         if self.hours is None and extended_due_at is None:

@@ -57,7 +57,10 @@ def record_from_row(row: Any) -> CaseRecord:
         summary=row.summary, signed_at=row.signed_at, return_requested_at=row.return_requested_at,
         fed_back_at=row.fed_back_at, closed_at=row.closed_at, extended_due_at=row.extended_due_at,
         satisfaction=Satisfaction(row.satisfaction) if row.satisfaction else None, stars=row.stars,
-        difficult=bool(row.difficult), source_updated_at=row.source_updated_at,
+        difficult=bool(row.difficult), source_updated_at=row.source_updated_at, accepted_at=row.accepted_at,
+        platform_due_at=row.platform_due_at,
+        platform_overdue=None if row.platform_overdue is None else bool(row.platform_overdue),
+        suspended_at=row.suspended_at, resumed_at=row.resumed_at,
     )
 
 

@@ -56,8 +56,12 @@ def explain_doc(  # noqa: PLR0917 - the rows explain reads
         "case": row.number, "unit": row.unit, "status": row.status, "summary": row.summary,
         "rule": {"id": row.rule_id, "name": rule.name if rule else None,
                  "limit": rule.describe_limit() if rule else None},
+        "accepted_at": iso_local(row.accepted_at or row.received_at),
         "received_at": iso_local(row.received_at), "due_at": iso_local(row.due_at),
+        **platform_doc(row, rule.model.deadline_source if rule else None),
         "extended_due_at": iso_local(row.extended_due_at) if row.extended_due_at else None,
+        "suspended_at": iso_local(row.suspended_at) if row.suspended_at else None,
+        "resumed_at": iso_local(row.resumed_at) if row.resumed_at else None,
         "provisional": bool(row.provisional), "deadline_version": row.deadline_version,
         "return_window_ends": iso_local(row.return_due_at) if row.return_due_at else None,
         "days": days,
@@ -70,6 +74,29 @@ def explain_doc(  # noqa: PLR0917 - the rows explain reads
                       "last_error": mask_mobiles_in(m.last_error) if m.last_error else None} for m in msgs],
         "deliveries": len(tries),
     }
+
+
+def platform_doc(row: Any, option: str | None) -> dict[str, Any]:
+    """Ours, the platform's, which one drives and why (what :func:`daemon.core.rules.choose_due` decided)."""
+    ours = row.computed_due_at or row.due_at
+    doc: dict[str, Any] = {
+        "computed_due_at": iso_local(ours),
+        "platform_due_at": iso_local(row.platform_due_at) if row.platform_due_at else None,
+        "platform_overdue": None if row.platform_overdue is None else bool(row.platform_overdue),
+        "deadline_source": row.deadline_source, "deadline_option": option,
+        "deadlines_differ": row.platform_due_at is not None and row.platform_due_at != ours,
+    }
+    if row.platform_due_at is None:
+        why = "no platform deadline (办理时限) in the export: ours drives"
+    elif row.extended_due_at is not None:
+        why = "an approved extension (延期至) replaces both"
+    elif option == "earlier":
+        why = ("deadline_source earlier: the earlier of the two drives (the safe side); "
+               + ("the platform's is earlier" if row.deadline_source == "platform" else "ours is not later"))
+    else:
+        why = f"deadline_source {option}: {'the platform' if row.deadline_source == 'platform' else 'ours'} drives"
+    doc["deadline_reason"] = why
+    return doc
 
 
 def mute_doc(mute: Any) -> dict[str, Any] | None:

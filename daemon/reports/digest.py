@@ -123,6 +123,17 @@ class LateReturn:
 
 
 @dataclass(frozen=True)
+class DeadlineMismatch:
+    """An open case whose platform deadline (办理时限) is not ours (时限不一致); ``due_at`` drives."""
+
+    number: str
+    unit: str
+    computed_due_at: datetime  # ours
+    platform_due_at: datetime  # the platform's
+    deadline_source: str  # which one drives: 'computed' or 'platform'
+
+
+@dataclass(frozen=True)
 class CatchAllCase:
     number: str
     summary: str | None
@@ -167,6 +178,8 @@ class Digest:
     failed_total: int
     calendar_notice: str | None
     muted: tuple[MutedCase, ...] = ()  # open cases whose alerts are paused at now (暂停提醒), soonest end first
+    mismatches: tuple[DeadlineMismatch, ...] = ()  # 时限不一致, at most LIST_CAP, earliest deadline first
+    mismatches_total: int = 0
 
 
 @dataclass(frozen=True)
@@ -205,6 +218,7 @@ def build_digest(conn: Connection, rules: RuleSet, calendar: WorkCalendar, now: 
     catch_all_total = sum(u.catch_all for u in units)
     catch_all = _catch_all(conn, catch_ids, catch_all_total)
     failed, failed_total = _failed(conn, w)
+    mismatches, mismatches_total = _mismatches(conn)
     return Digest(
         window=w,
         overview=overview,
@@ -221,7 +235,25 @@ def build_digest(conn: Connection, rules: RuleSet, calendar: WorkCalendar, now: 
         calendar_notice=calendar_notice(calendar, w.today, overview.provisional,
                                         provisional_relied_on(conn, now)),
         muted=muted_cases(conn, now),
+        mismatches=mismatches,
+        mismatches_total=mismatches_total,
     )
+
+
+def _mismatches(conn: Connection) -> tuple[tuple[DeadlineMismatch, ...], int]:
+    """Open cases whose platform deadline differs from ours (ix_cases_platform_due_at: only cases with one)."""
+    c = cases.c
+    cond = and_(c.platform_due_at.is_not(None), OPEN, c.computed_due_at.is_not(None),
+                c.platform_due_at != c.computed_due_at)
+    total = int(conn.execute(select(func.count()).select_from(cases).where(cond)).scalar_one())
+    if not total:
+        return (), 0
+    rows = conn.execute(
+        select(c.number, c.unit, c.computed_due_at, c.platform_due_at, c.deadline_source)
+        .where(cond).order_by(c.due_at, c.number).limit(LIST_CAP)
+    )
+    return tuple(DeadlineMismatch(r.number, r.unit, r.computed_due_at, r.platform_due_at, r.deadline_source)
+                 for r in rows), total
 
 
 def _count(cond: Any) -> Any:

@@ -64,6 +64,8 @@ def paragraphs(d: Digest) -> list[str]:
         out.append(f"超期工单较多的单位：{names}。请相关单位抓紧办理、及时反馈，避免扣分。")
     if d.late_returns_total:
         out.append(f"逾期申请退件 {d.late_returns_total} 件（超过接件后 24 小时），请督办人员核实退件单。")
+    if d.mismatches_total:
+        out.append(f"平台办理时限与本系统计算时限不一致的在办工单 {d.mismatches_total} 件，请督办人员核实。")
     if d.failed_total:
         out.append(f"近 7 日有 {d.failed_total} 条提醒发送失败，相关人员未收到提醒，请核对联系方式或电话通知。")
     return out  # the calendar notice is the overview table's note
@@ -94,7 +96,7 @@ def digest_tables(d: Digest) -> list[ReportTable]:
         ),
         ReportTable(
             f"三、超期工单清单（共 {len(d.overdue)} 件，超期时间最长的在前）", "超期工单",
-            ("序号", "工单编号", "问题摘要", "承办单位", "时限规则", "办理状态", "受理时间", "办理期限",
+            ("序号", "工单编号", "问题摘要", "承办单位", "时限规则", "办理状态", "交办时间", "办理期限",
              "超期工作日", "超期小时"),
             [(i, c.number, c.summary or "", c.unit, c.rule_name, STATUS_ZH.get(c.status, c.status),
               local_text(c.received_at), due_text(c.due_at, c.provisional), c.overdue_working_days, c.overdue_hours)
@@ -104,7 +106,7 @@ def digest_tables(d: Digest) -> list[ReportTable]:
         ),
         ReportTable(
             "四、逾期申请退件（接件 24 小时后才申请退件）", "逾期退件",
-            ("序号", "工单编号", "问题摘要", "承办单位", "受理时间", "退件时限", "申请退件时间", "逾期小时",
+            ("序号", "工单编号", "问题摘要", "承办单位", "交办时间", "退件时限", "申请退件时间", "逾期小时",
              "办理状态"),
             [(i, c.number, c.summary or "", c.unit, local_text(c.received_at), local_text(c.return_due_at),
               local_text(c.return_requested_at), c.late_hours, STATUS_ZH.get(c.status, c.status))
@@ -115,7 +117,7 @@ def digest_tables(d: Digest) -> list[ReportTable]:
         ),
         ReportTable(
             f"五、适用兜底规则（{d.catch_all_rule or '无'}）的在办工单", "兜底规则",
-            ("序号", "工单编号", "问题摘要", "承办单位", "来源", "诉求类型", "受理时间", "办理期限"),
+            ("序号", "工单编号", "问题摘要", "承办单位", "来源", "诉求类型", "交办时间", "办理期限"),
             [(i, c.number, c.summary or "", c.unit, SOURCE_ZH.get(c.source, c.source),
               CATEGORY_ZH.get(c.category, c.category), local_text(c.received_at), due_text(c.due_at, c.provisional))
              for i, c in enumerate(d.catch_all, start=1)],
@@ -147,6 +149,17 @@ def digest_tables(d: Digest) -> list[ReportTable]:
         ),
         muted_table(d),
     ]
+    if d.mismatches_total:  # only exports that carry the platform's own deadline can disagree with ours
+        tables.append(ReportTable(
+            "八、时限不一致（平台办理时限与本系统计算时限不同的在办工单）", "时限不一致",
+            ("序号", "工单编号", "承办单位", "本系统时限", "平台时限", "采用"),
+            [(i, m.number, m.unit, local_text(m.computed_due_at), local_text(m.platform_due_at),
+              "平台时限" if m.deadline_source == "platform" else "本系统时限")
+             for i, m in enumerate(d.mismatches, start=1)],
+            total=d.mismatches_total,
+            note="时限均为超期起点（北京时间）。默认采用较早的一个（从严）；规则的 deadline_source 可改为只用一方。",
+            wide=frozenset({"承办单位"}),
+        ))
     return tables
 
 
@@ -231,6 +244,14 @@ def render_markdown(d: Digest, *, hint: str = DEFAULT_HINT) -> tuple[str, bool]:
             total=len(d.muted), more=lambda n: f"……另有 {n} 件",
         )] if d.muted else []),
     ]
+    if d.mismatches_total:
+        lists.insert(3, MarkdownList(
+            f"**时限不一致**（{d.mismatches_total} 件）",
+            [f"{i}. {md(m.number)}｜{md(m.unit)}｜本系统 {local_text(m.computed_due_at)[5:]}"
+             f"｜平台 {local_text(m.platform_due_at)[5:]}"
+             for i, m in enumerate(d.mismatches[:20], start=1)],
+            total=d.mismatches_total, more=lambda n: f"……另有 {n} 件",
+        ))
     text, truncated = fit_markdown(head, lists, hint)
     return text, truncated
 

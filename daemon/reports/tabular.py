@@ -28,7 +28,8 @@ CATEGORY_ZH = {
 }
 STATUS_ZH = {
     "dispatched": "待签收", "signed": "办理中", "return_requested": "申请退件", "returned": "已退件",
-    "fed_back": "已反馈", "closed": "已办结",
+    "fed_back": "已反馈", "closed": "已办结", "suspended": "挂起", "reopened": "重办",
+    "extension_pending": "延期审核中",
 }
 OUTBOX_STATUS_ZH = {"failed": "发送失败", "dead": "多次重试失败"}
 

@@ -5,7 +5,7 @@ mean what. Defaults are the platform's own headers (工单编号, 来源, 受理
 the English field names and enum values are always accepted too, which suits SQL aliases and JSON APIs.
 Configured value words are added to the defaults (and override a default word of the same spelling).
 
-About 620 lines, over the house's 400: the fast parsers (:meth:`RecordBuilder.source_key` for the import's
+About 690 lines, over the house's 400: the fast parsers (:meth:`RecordBuilder.source_key` for the import's
 text rows, ``_build_fast`` for any source's plain cells) and the checked one must decide every row alike, and
 they read the same column positions and word tables; keeping them in one class keeps that in view. A split
 of the configuration models from the builder is the natural cut.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -31,8 +31,22 @@ E = TypeVar("E", bound=StrEnum)
 REQUIRED_FIELDS = ("number", "source", "category", "received_at", "unit")
 TIME_FIELDS = (
     "received_at", "signed_at", "return_requested_at", "fed_back_at", "closed_at", "extended_due_at",
-    "source_updated_at",
+    "source_updated_at", "accepted_at", "platform_due_at", "suspended_at", "resumed_at",
 )  # fmt: skip
+#: columns the fast parsers leave to the checked path when a row fills them (rare in bulk exports)
+_CHECKED_ONLY = (
+    "extended_due_at", "accepted_at", "platform_due_at", "platform_overdue", "suspended_at", "resumed_at",
+)  # fmt: skip
+#: status words of the case life (issue 12), beside :data:`daemon.sources.values.DEFAULT_STATUSES`; an
+#: operator maps more, or other meanings, in config ``sources.<name>.values.status``
+LIFE_STATUSES: dict[str, Status] = {
+    "挂起": Status.SUSPENDED, "暂停": Status.SUSPENDED, "暂停计时": Status.SUSPENDED, "已挂起": Status.SUSPENDED,
+    "重办": Status.REOPENED, "退回重办": Status.REOPENED, "重新办理": Status.REOPENED,
+    "退回": Status.RETURNED, "已退回": Status.RETURNED,
+    "延期审核中": Status.EXTENSION_PENDING, "延期申请中": Status.EXTENSION_PENDING,
+    "已回访": Status.CLOSED, "已归档": Status.CLOSED, "已评价": Status.CLOSED,
+    "待办理": Status.SIGNED,
+}  # fmt: skip
 #: times that cannot precede receipt (受理时间)
 _AFTER_RECEIPT = ("signed_at", "fed_back_at", "closed_at")
 _DATE_ONLY = re.compile(r"\d{4}[-/年]\d{1,2}[-/月]\d{1,2}日?")
@@ -56,7 +70,9 @@ class ColumnNames(BaseModel):
     number: tuple[str, ...] = ("工单编号",)
     source: tuple[str, ...] = ("来源",)
     category: tuple[str, ...] = ("诉求类型",)
-    received_at: tuple[str, ...] = ("受理时间", "交办时间")
+    # the unit's clock starts at dispatch (交办/派单/转办/接件); intake (受理/来电) only when nothing else is there
+    received_at: tuple[str, ...] = ("交办时间", "派单时间", "转办时间", "接件时间", "受理时间", "来电时间")
+    accepted_at: tuple[str, ...] = ("受理时间", "来电时间")
     unit: tuple[str, ...] = ("承办单位",)
     status: tuple[str, ...] = ("办理状态",)
     signed_at: tuple[str, ...] = ("签收时间",)
@@ -71,6 +87,10 @@ class ColumnNames(BaseModel):
     domain: tuple[str, ...] = ("涉及领域",)
     summary: tuple[str, ...] = ("问题摘要",)
     source_updated_at: tuple[str, ...] = ("更新时间",)
+    platform_due_at: tuple[str, ...] = ("办理时限", "办结时限", "截止时间", "承诺时限")
+    platform_overdue: tuple[str, ...] = ("是否超期",)
+    suspended_at: tuple[str, ...] = ("挂起时间", "暂停时间")
+    resumed_at: tuple[str, ...] = ("解挂时间", "恢复时间", "恢复计时时间")
 
     _normalise = field_validator("*", mode="before")(_names)
 
@@ -158,11 +178,14 @@ class RecordBuilder:
                     self.index[field] = positions[name.casefold()]
                     self.used_header[field] = self.headers[self.index[field]]
                     break
+        if self.index.get("accepted_at", -1) == self.index.get("received_at", -2):
+            del self.index["accepted_at"]  # one instant only (e.g. just 受理时间): it is the unit's clock
+            del self.used_header["accepted_at"]
         words = mapping.values
         self._words = {
             "source": _Words(Source, v.DEFAULT_SOURCES, words.source),
             "category": _Words(Category, v.DEFAULT_CATEGORIES, words.category),
-            "status": _Words(Status, v.DEFAULT_STATUSES, words.status),
+            "status": _Words(Status, {**v.DEFAULT_STATUSES, **LIFE_STATUSES}, words.status),
             "satisfaction": _Words(Satisfaction, v.DEFAULT_SATISFACTIONS, words.satisfaction),
         }
         self._flags = {v.lookup_key(k): b for k, b in (*v.DEFAULT_FLAGS.items(), *words.difficult.items())}
@@ -171,6 +194,7 @@ class RecordBuilder:
         self._at = {field: self.index.get(field, -1) for field in ColumnNames.model_fields}
         self._seen: dict[str, dict[object, object]] = {f: {} for f in (*self._words, "stars", "difficult")}
         self._days: set[str] = set()  # 'YYYY-MM-DD' texts seen to be real dates (source_key)
+        self._checked_only = tuple(self._at[f] for f in _CHECKED_ONLY if self._at[f] >= 0)
 
     def missing_required(self) -> list[str]:
         """Required fields with no column, shown as '工单编号 (number)'; 'a or b' when several names work."""
@@ -228,7 +252,7 @@ class RecordBuilder:
             (signed_at is not None and signed_at < received_at)
             or (fed_back_at is not None and fed_back_at < received_at)
             or (closed_at is not None and closed_at < received_at)
-            or _fast_text(values, at["extended_due_at"])
+            or self._has_checked_only(values)
         ):
             raise _NotPlainText
         status = self._fast_word(values, "status")
@@ -287,7 +311,7 @@ class RecordBuilder:
             number = _fast_text(values, at["number"])
             unit = _fast_text(values, at["unit"])
             received = self._canon_time(values, at["received_at"])
-            if not number or not unit or received is None or _fast_text(values, at["extended_due_at"]):
+            if not number or not unit or received is None or self._has_checked_only(values):
                 return None
             signed = self._canon_time(values, at["signed_at"])
             fed_back = self._canon_time(values, at["fed_back_at"])
@@ -319,6 +343,13 @@ class RecordBuilder:
             )
         except _NotPlainText:
             return None
+
+    def _has_checked_only(self, values: Sequence[object]) -> bool:
+        """The row fills a column only the checked path reads (:data:`_CHECKED_ONLY`)."""
+        for i in self._checked_only:  # noqa: SIM110 - no generator per row; usually none or 延期至 alone
+            if _fast_text(values, i):
+                return True
+        return False
 
     def _canon_time(self, values: Sequence[object], i: int) -> str | None:
         """A 'YYYY-MM-DD HH:MM[:SS]' text cell, or a naive datetime cell (XLSX) in whole seconds, as
@@ -418,9 +449,30 @@ class RecordBuilder:
         for field in ("number", "unit"):
             text[field] = self._required_text(cells, field)
         times = {f: self._time(cells, f) for f in TIME_FIELDS}
-        received_at = times["received_at"]
+        accepted_at = times["accepted_at"]
+        received_at = times["received_at"] or accepted_at  # not dispatched yet (交办 empty): from intake
         if received_at is None:
             raise self._error("received_at", None, "is empty; the SLA clock starts at receipt")
+        status_raw = v.clean_text(cells.get("status"))
+        status = self._word(cells, "status", Status) if status_raw else None
+        if status is Status.REOPENED:  # 重办: feedback before this cycle's dispatch was the earlier cycle's
+            for field in ("fed_back_at", "closed_at"):
+                earlier = times[field]
+                if earlier is not None and earlier < received_at:
+                    times[field] = None
+        suspended_at, resumed_at = times["suspended_at"], times["resumed_at"]
+        if resumed_at is not None and (suspended_at is None or resumed_at < suspended_at):
+            raise self._error(
+                "resumed_at", cells.get("resumed_at"),
+                f"needs a {self._label('suspended_at')} at or before it"
+                + (f" (found {suspended_at:%Y-%m-%d %H:%M})" if suspended_at is not None else " (the cell is empty)"),
+            )  # fmt: skip
+        if accepted_at is not None and accepted_at > received_at:
+            raise self._error(
+                "accepted_at", cells.get("accepted_at"),
+                f"is after {self._label('received_at')} ({received_at:%Y-%m-%d %H:%M}); the hotline takes a case "
+                "in (受理) before it dispatches it (交办): check both cells",
+            )  # fmt: skip
         for field in _AFTER_RECEIPT:
             instant = times[field]
             if instant is not None and instant < received_at:
@@ -429,8 +481,8 @@ class RecordBuilder:
                     f"is before {self._label('received_at')} ({received_at:%Y-%m-%d %H:%M}); "
                     "check both cells",
                 )  # fmt: skip
-        status_raw = v.clean_text(cells.get("status"))
-        status = self._word(cells, "status", Status) if status_raw else _infer_status(times)
+        if status is None:
+            status = _infer_status(times)
         satisfaction = None
         if v.clean_text(cells.get("satisfaction")):
             satisfaction = self._word(cells, "satisfaction", Satisfaction)
@@ -453,7 +505,25 @@ class RecordBuilder:
             stars=self._stars(cells),
             difficult=self._difficult(cells),
             source_updated_at=times["source_updated_at"],
+            accepted_at=accepted_at,
+            platform_due_at=times["platform_due_at"],
+            platform_overdue=self._optional_flag(cells, "platform_overdue"),
+            suspended_at=times["suspended_at"],
+            resumed_at=times["resumed_at"],
         )
+
+    def _optional_flag(self, cells: dict[str, object], field: str) -> bool | None:
+        """A yes/no cell (是否超期); None when empty."""
+        raw = cells.get(field)
+        if isinstance(raw, bool):
+            return raw
+        text = v.clean_text(raw)
+        if not text:
+            return None
+        flag = self._flags.get(v.lookup_key(text))
+        if flag is None:
+            raise self._error(field, raw, "is not yes/no; valid: 是, 否 (or yes, no, 1, 0)")
+        return flag
 
     def _error(self, field: str, value: object, problem: str) -> CaseRowError:
         label = self._label(field)
@@ -481,6 +551,8 @@ class RecordBuilder:
         try:
             if field == "extended_due_at":
                 return _extension(raw)
+            if field == "platform_due_at":
+                return platform_due(raw)
             return v.parse_cell_time(raw, date_only_ok=False)
         except (TimeFormatError, ValueError, OverflowError):
             raise self._error(
@@ -588,6 +660,16 @@ def _extension(raw: object) -> datetime:
     ):
         return v.parse_cell_time(raw) + timedelta(days=1)
     return v.parse_cell_time(raw, date_only_ok=False)
+
+
+def platform_due(raw: object) -> datetime:
+    """办理时限 → the first overdue instant: a date alone (like 延期至), or 23:59 / 23:59:59 of a day, means
+    through that day, i.e. 00:00 of the next day (Asia/Shanghai); any other time is the instant itself."""
+    instant = _extension(raw)
+    local = instant.astimezone(LOCAL_TZ)
+    if local.hour == 23 and local.minute == 59 and local.second in (0, 59):
+        return datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=LOCAL_TZ)
+    return instant
 
 
 def _infer_status(times: Mapping[str, object]) -> Status:

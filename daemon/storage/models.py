@@ -93,10 +93,21 @@ cases = Table(
     Column("check_failures", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # issue 12 (migration 0006): the hotline's intake apart from dispatch (受理时间; NULL: the same as
+    # received_at), the platform's own deadline (办理时限) and 是否超期, ours when the platform's was given,
+    # and which of the two due_at is ('computed' or 'platform'); the last suspension (挂起 … 解挂)
+    Column("accepted_at", UTCDateTime),
+    Column("platform_due_at", UTCDateTime),
+    Column("platform_overdue", Boolean),
+    Column("computed_due_at", UTCDateTime),
+    Column("deadline_source", String(16), nullable=False, default="computed", server_default="computed"),
+    Column("suspended_at", UTCDateTime),  # 挂起时间 (the last suspension)
+    Column("resumed_at", UTCDateTime),  # 解挂时间 / 恢复时间
     Index("ix_cases_next_check_at", "next_check_at"),
     Index("ix_cases_unit", "unit"),
     Index("ix_cases_received_at", "received_at"),
     Index("ix_cases_status_due_at", "status", "due_at"),  # the open cases past their deadline (digest)
+    Index("ix_cases_platform_due_at", "platform_due_at"),  # the cases with a platform deadline (时限不一致)
 )
 
 case_history = Table(

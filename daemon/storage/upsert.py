@@ -31,7 +31,12 @@ from daemon.storage.models import UTCDateTime, case_history, cases
 if TYPE_CHECKING:
     from daemon.sources.mapping import RecordBuilder, SourceKey
 
-HISTORY_FIELDS = ("status", "unit", "extended_due_at", "fed_back_at", "closed_at", "rule_id", "due_at")
+#: received_at and return_requested_at: a reopen (重办) or a re-dispatch to another unit starts a new clock; the
+#: earlier cycle or assignment (unit, dispatch, return request, deadline) stays in the history
+HISTORY_FIELDS = (
+    "status", "unit", "received_at", "return_requested_at", "extended_due_at", "fed_back_at", "closed_at", "rule_id",
+    "due_at",
+)
 
 #: the order of the values :meth:`ChunkWriter.record_row` builds; a schema change that moves a column fails here, loudly
 INSERT_COLUMNS = (
@@ -39,7 +44,8 @@ INSERT_COLUMNS = (
     "signed_at", "return_requested_at", "fed_back_at", "closed_at", "extended_due_at", "satisfaction", "stars",
     "difficult", "source_name", "source_updated_at", "content_hash", "rule_id", "due_at", "provisional",
     "warnings", "return_rule_id", "return_due_at", "return_warnings", "deadline_version", "next_check_at",
-    "check_failures", "created_at", "updated_at",
+    "check_failures", "created_at", "updated_at", "accepted_at", "platform_due_at", "platform_overdue",
+    "computed_due_at", "deadline_source", "suspended_at", "resumed_at",
 )
 assert tuple(c.name for c in cases.columns if c.name != "id") == INSERT_COLUMNS, "cases columns changed"
 UPDATE_COLUMNS = tuple(c for c in INSERT_COLUMNS if c != "created_at")
@@ -140,8 +146,8 @@ class ChunkWriter:
         self._fast_returns: dict[str, Any] = {}
         for column in INSERT_COLUMNS:  # every type this module converts by hand must be one it knows
             kind = cases.c[column].type
-            known = isinstance(kind, UTCDateTime) or column in ("provisional", "difficult", "warnings",
-                                                                 "return_warnings")
+            known = isinstance(kind, UTCDateTime) or column in (
+                "provisional", "difficult", "platform_overdue", "warnings", "return_warnings")
             assert known or kind.dialect_impl(dialect).bind_processor(dialect) is None, column
 
     def stored_digests(self, conn: Connection, numbers: list[str]) -> dict[str, str]:
@@ -260,7 +266,8 @@ class ChunkWriter:
             if moved:
                 result.moved.append(rec.number)
             after = {
-                "status": rec.status.value, "unit": rec.unit, "extended_due_at": rec.extended_due_at,
+                "status": rec.status.value, "unit": rec.unit, "received_at": rec.received_at,
+                "return_requested_at": rec.return_requested_at, "extended_due_at": rec.extended_due_at,
                 "fed_back_at": rec.fed_back_at, "closed_at": rec.closed_at, "rule_id": derived.rule_id,
                 "due_at": derived.due_at,
             }
@@ -327,7 +334,8 @@ class ChunkWriter:
             None if closed is None else local(closed), None, None if satisfaction is None else satisfaction._value_,
             stars, v.flag[difficult], source_name, None if updated is None else local(updated), digest, rule.id,
             due_bound, provisional, warnings, return_id, return_due, return_warnings, 1, next_check, 0, now_bound,
-            now_bound,
+            # a text row has no intake apart, no platform deadline, no suspension (the record path takes those)
+            now_bound, None, None, None, None, "computed", None, None,
         )
 
     @staticmethod
@@ -403,7 +411,9 @@ class ChunkWriter:
             None if satisfaction is None else satisfaction.value, rec.stars, v.flag[rec.difficult], source_name,
             instant(rec.source_updated_at), digest, d.rule_id, shared(d.due_at), v.flag[d.provisional],
             v.warnings(d.warnings), d.return_rule_id, instant(d.return_due_at), v.warnings(d.return_warnings),
-            version, shared(d.next_check_at), 0, now_bound, now_bound,
+            version, shared(d.next_check_at), 0, now_bound, now_bound, instant(rec.accepted_at),
+            instant(rec.platform_due_at), None if rec.platform_overdue is None else v.flag[rec.platform_overdue],
+            shared(d.computed_due_at), d.deadline_source, instant(rec.suspended_at), instant(rec.resumed_at),
         )
 
 

@@ -147,7 +147,8 @@ def test_sample_file_good_rows_and_exact_bad_rows() -> None:
     assert "受理时间 (received_at) '11月17日下午' is not a time" in str(bad[33])
     assert "承办单位 (unit) is empty" in str(bad[51])
     statuses = {r.record.status for r in results if r.record is not None}
-    assert statuses == set(Status)
+    # the case life's statuses are in samples/platform_export.csv (tests/test_case_life.py)
+    assert statuses == set(Status) - {Status.SUSPENDED, Status.REOPENED, Status.EXTENSION_PENDING}
 
 
 def test_missing_required_columns(write_csv) -> None:  # type: ignore[no-untyped-def]
@@ -157,7 +158,8 @@ def test_missing_required_columns(write_csv) -> None:  # type: ignore[no-untyped
     message = str(info.value)
     assert str(path) in message
     assert (
-        "missing required columns 诉求类型 (category), 受理时间 or 交办时间 (received_at), 承办单位 (unit)"
+        "missing required columns 诉求类型 (category), 交办时间 or 派单时间 or 转办时间 or 接件时间 or 受理时间 "
+        "or 来电时间 (received_at), 承办单位 (unit)"
         in message
     )
     assert "found: 工单编号, 来源, 单位" in message

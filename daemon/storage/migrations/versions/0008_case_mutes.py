@@ -6,7 +6,7 @@ the tick asks once per batch, the digest and the desk once a page). Each mute an
 case_history (field ``mute``).
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-01 16:00:00
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from daemon.storage.models import UTCDateTime
 
 revision: str = "0008"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,65 @@
+"""The case life's deadline decisions (工单生命周期): which deadline drives, and how a suspension moves one.
+
+Pure: no clock, database or network. :class:`~daemon.core.rules.Rule` calls these with its own settings
+(:meth:`~daemon.core.rules.Rule.drive`, :meth:`~daemon.core.rules.Rule.suspended_due`); the import reaches
+them only through the rule. All instants are aware; days are Asia/Shanghai calendar days.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from daemon.core.timeutil import LOCAL_TZ
+
+if TYPE_CHECKING:
+    from daemon.core.calendar import WorkCalendar
+
+__all__ = ["choose_due", "suspended_due"]
+
+
+def choose_due(
+    computed: datetime, platform: datetime | None, option: str, *, extended: bool = False
+) -> tuple[datetime, str]:
+    """Which deadline drives warnings and breaches: (first overdue instant, 'computed' | 'platform').
+
+    ``option`` is the rule's ``deadline_source``: ``computed`` (ours), ``platform`` (the export's 办理时限)
+    or ``earlier`` (the safe side: the platform's only when strictly earlier than ours). Without a
+    platform deadline, or with an approved extension (延期至 replaces both), ours drives.
+    """
+    if platform is None or extended or option == "computed":
+        return computed, "computed"
+    if option == "platform" or platform < computed:
+        return platform, "platform"
+    return computed, "computed"
+
+
+def suspended_due(
+    due: datetime, suspended_at: datetime, resumed_at: datetime, *, basis: str, calendar: WorkCalendar,
+    end_of_day: timedelta,
+) -> datetime:
+    """``due`` moved by a suspension (挂起) from ``suspended_at`` to ``resumed_at``, in the rule's own unit
+    (``basis``: ``hours``, ``working_days`` or ``natural_days``; ``end_of_day``: the rule's end of a day).
+
+    Hour rules: by the exact time suspended. Day rules count like a period (民法典 第二百零一条): the day the
+    clock stops is the unit's, and every day after it up to and including the day it resumes is given back,
+    as working days for a working-day rule (the official calendar: holidays and weekends in the suspension
+    give nothing back, make-up working days do) and natural days for a natural-day rule. So a suspension
+    that starts and ends on one day moves nothing, and one from Mon 2024-09-30 10:00 to Tue 2024-10-08
+    10:00 (National Day in between) gives back one working day (Oct 8) or eight natural days. A resumption
+    not after the suspension moves nothing.
+    """
+    if resumed_at <= suspended_at:
+        return due
+    if basis == "hours":
+        return due + (resumed_at - suspended_at)
+    first = suspended_at.astimezone(LOCAL_TZ).date()
+    last = resumed_at.astimezone(LOCAL_TZ).date()
+    if basis != "working_days":
+        return due + timedelta(days=(last - first).days)
+    given_back = calendar.working_days_between(first, last)  # working days in (first, last]
+    if not given_back:
+        return due
+    last_day = (due.astimezone(LOCAL_TZ) - end_of_day).date()
+    moved = calendar.add_working_days(last_day, given_back)
+    return datetime(moved.year, moved.month, moved.day, tzinfo=LOCAL_TZ) + end_of_day
