@@ -79,6 +79,7 @@ __all__ = [
     "repeat_day",
     "repeat_level",
     "stale_reason",
+    "whole_working_days_overdue",
 ]
 
 #: an instant as the callers of :func:`first_check` hold it: an aware datetime, or the canonical local text
@@ -370,7 +371,7 @@ def _breach_ladder(
     fire_at = _repeat_instant(calendar.add_working_days(breach_day, done), settings.breach_repeat_at)
     repeat = Decision(
         "breach_repeat", repeat_level(fire_at.astimezone(LOCAL_TZ).date()), fire_at=fire_at, due_at=due,
-        overdue_working_days=_whole_working_days_overdue(due, fire_at, calendar),
+        overdue_working_days=whole_working_days_overdue(due, fire_at, calendar),
     )
     return (breach, repeat), next_repeat
 
@@ -390,8 +391,9 @@ def _repeats_done(breach_day: date, now: datetime, calendar: WorkCalendar, at: t
     return done
 
 
-def _whole_working_days_overdue(due: datetime, instant: datetime, calendar: WorkCalendar) -> int:
-    """Working days lying entirely within ``[due, instant)``, as Asia/Shanghai calendar days."""
+def whole_working_days_overdue(due: datetime, instant: datetime, calendar: WorkCalendar) -> int:
+    """Working days lying entirely within ``[due, instant)``, as Asia/Shanghai calendar days (超期工作日): the
+    count that breach messages, routing (escalation) and the digest's longest-overdue column use."""
     due_local = due.astimezone(LOCAL_TZ)
     first = due_local.date()
     if due_local.timetz().replace(tzinfo=None) != time(0):

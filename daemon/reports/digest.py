@@ -19,6 +19,7 @@ from sqlalchemy import Connection, and_, case, func, or_, select
 
 from daemon.core.calendar import PROVISIONAL_HORIZON, WorkCalendar, calendar_readiness
 from daemon.core.cases import Status
+from daemon.core.engine import whole_working_days_overdue
 from daemon.core.rules import RuleSet
 from daemon.core.timeutil import LOCAL_TZ, to_local
 from daemon.storage.models import cases, mutes, outbox
@@ -196,16 +197,6 @@ class MutedCase:
     muted_by: str | None
 
 
-def whole_working_days_after(due_at: datetime, now: datetime, calendar: WorkCalendar) -> int:
-    """Working days lying entirely within [due_at, now), as local days (the engine's count of 超期工作日)."""
-    due_local = to_local(due_at)
-    first = due_local.date() + timedelta(days=0 if due_local.time() == time(0) else 1)
-    last = to_local(now).date() - timedelta(days=1)
-    if last < first:
-        return 0
-    return calendar.working_days_between(first - timedelta(days=1), last)
-
-
 def build_digest(conn: Connection, rules: RuleSet, calendar: WorkCalendar, now: datetime, digest_time: time) -> Digest:
     """The digest as of ``now`` (aware); ``digest_time`` (local) places "since the previous digest"."""
     w = DigestWindow.at(now, calendar, digest_time)
@@ -303,7 +294,7 @@ def _units(
         first = oldest.get(unit)
         lines.append(UnitLine(
             unit=unit, carried=v["open"] - v["this_month"], oldest_due_at=first,
-            longest_overdue_days=whole_working_days_after(first, w.now, calendar) if first else 0, **v,
+            longest_overdue_days=whole_working_days_overdue(first, w.now, calendar) if first else 0, **v,
         ))
     lines.sort(key=lambda u: (-u.overdue, -u.longest_overdue_days, -u.due_today, -u.open, u.unit))
     return tuple(lines), tuple(sorted(((s, c, n) for (s, c), n in kinds.items()), key=lambda k: (-k[2], k[0], k[1])))
@@ -323,7 +314,7 @@ def _overdue(conn: Connection, w: DigestWindow, rules: RuleSet, calendar: WorkCa
     for number, summary, unit, rule_id, status, received_at, due_at, provisional in conn.execute(stmt):
         days = days_cache.get(due_at)
         if days is None:
-            days = days_cache[due_at] = whole_working_days_after(due_at, now, calendar)
+            days = days_cache[due_at] = whole_working_days_overdue(due_at, now, calendar)
         out.append(OverdueCase(
             number, summary, unit, rule_id, names.get(rule_id, rule_id), status, received_at, due_at,
             bool(provisional), days, int((now - due_at).total_seconds() // 3600),
