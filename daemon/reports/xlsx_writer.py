@@ -21,6 +21,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import IO
 from xml.sax.saxutils import escape, quoteattr
 
 Cell = str | int | float | Decimal
@@ -77,27 +78,45 @@ def _cell(ref: str, value: Cell | None, style: int) -> str:
     return f'<c r="{ref}"{s} t="inlineStr"><is><t xml:space="preserve">{escape(raw)}</t></is></c>'
 
 
-def _sheet_xml(sheet: Sheet) -> str:
-    out = ['<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-           '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">']
+def _write_sheet(stream: IO[bytes], sheet: Sheet, setup: PrintSetup | None) -> None:
+    """The sheet's XML, written to ``stream`` a block of rows at a time (a 50,000-row sheet is never one
+    string); with ``setup``, its page setup and row heights in the same pass."""
+    head = ['<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+            '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">']
+    if setup is not None and setup.fit_width:
+        head.append('<sheetPr><pageSetUpPr fitToPage="1"/></sheetPr>')
     if sheet.freeze_rows:
         top = f"A{sheet.freeze_rows + 1}"
-        out.append(f'<sheetViews><sheetView workbookViewId="0"><pane ySplit="{sheet.freeze_rows}" topLeftCell="{top}"'
-                   ' activePane="bottomLeft" state="frozen"/></sheetView></sheetViews>')
+        head.append(f'<sheetViews><sheetView workbookViewId="0"><pane ySplit="{sheet.freeze_rows}" topLeftCell="{top}"'
+                    ' activePane="bottomLeft" state="frozen"/></sheetView></sheetViews>')
     if sheet.widths:
-        out.append("<cols>" + "".join(f'<col min="{i}" max="{i}" width="{w}" customWidth="1"/>'
-                                      for i, w in enumerate(sheet.widths, start=1)) + "</cols>")
-    out.append("<sheetData>")
+        head.append("<cols>" + "".join(f'<col min="{i}" max="{i}" width="{w}" customWidth="1"/>'
+                                       for i, w in enumerate(sheet.widths, start=1)) + "</cols>")
+    head.append("<sheetData>")
+    stream.write("".join(head).encode())
     width = max((len(cells) for _, cells in sheet.rows), default=0)
     letters = [column_letter(i) for i in range(1, width + 1)]
+    heights = setup.row_heights if setup is not None else {}
+    block: list[str] = []
     for n, (style, cells) in enumerate(sheet.rows, start=1):
         if isinstance(style, int):
             row = "".join(_cell(f"{letters[i]}{n}", v, style) for i, v in enumerate(cells))
         else:
             row = "".join(_cell(f"{letters[i]}{n}", v, st) for i, (v, st) in enumerate(zip(cells, style, strict=False)))
-        out.append(f'<row r="{n}">{row}</row>')
-    out.append("</sheetData></worksheet>")
-    return "".join(out)
+        height = heights.get(n)
+        attrs = f' ht="{height:g}" customHeight="1"' if height else ""
+        block.append(f'<row r="{n}"{attrs}>{row}</row>')
+        if len(block) == _ROWS_PER_WRITE:
+            stream.write("".join(block).encode())
+            block.clear()
+    block.append("</sheetData>")
+    if setup is not None:
+        block.append(_page_xml(setup))
+    block.append("</worksheet>")
+    stream.write("".join(block).encode())
+
+
+_ROWS_PER_WRITE = 2_000
 
 
 _CONTENT_TYPES = (
@@ -148,9 +167,17 @@ def sheet_name(text: str, used: set[str]) -> str:
     return name
 
 
-def workbook_bytes(sheets: Sequence[Sheet]) -> bytes:
+def workbook_bytes(sheets: Sequence[Sheet], setups: Sequence[PrintSetup] | None = None) -> bytes:
+    """The workbook of ``sheets``; with ``setups`` (one per sheet), finished for print in the same pass: the
+    bordered styles of :data:`BORDERED` (with the date format), each sheet's page setup, and its title rows
+    as print titles (``_xlnm.Print_Titles``)."""
     used: set[str] = set()
     names = [sheet_name(s.name, used) for s in sheets]
+    titles = "".join(
+        f'<definedName name="_xlnm.Print_Titles" localSheetId="{i}">'
+        f"{escape(_quoted_sheet(name))}!$1:${setup.title_rows}</definedName>"
+        for i, (name, setup) in enumerate(zip(names, setups or (), strict=False)) if setup.title_rows
+    )
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
         overrides = "".join(
@@ -164,7 +191,7 @@ def workbook_bytes(sheets: Sequence[Sheet]) -> bytes:
             '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
             'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets>'
             + "".join(f'<sheet name={quoteattr(n)} sheetId="{i}" r:id="rId{i}"/>' for i, n in enumerate(names, 1))
-            + "</sheets></workbook>"))
+            + "</sheets>" + (f"<definedNames>{titles}</definedNames>" if titles else "") + "</workbook>"))
         z.writestr("xl/_rels/workbook.xml.rels", (
             '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
             '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
@@ -172,9 +199,10 @@ def workbook_bytes(sheets: Sequence[Sheet]) -> bytes:
                       f'relationships/worksheet" Target="worksheets/sheet{i}.xml"/>' for i in range(1, len(names) + 1))
             + f'<Relationship Id="rId{len(names) + 1}" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
             'relationships/styles" Target="styles.xml"/></Relationships>'))
-        z.writestr("xl/styles.xml", _STYLES)
+        z.writestr("xl/styles.xml", _PRINT_STYLES if setups is not None else _STYLES)
         for i, sheet in enumerate(sheets, start=1):
-            z.writestr(f"xl/worksheets/sheet{i}.xml", _sheet_xml(sheet))
+            with z.open(f"xl/worksheets/sheet{i}.xml", "w") as stream:
+                _write_sheet(stream, sheet, setups[i - 1] if setups is not None else None)
     return out.getvalue()
 
 
@@ -299,19 +327,14 @@ def _print_styles(styles: str) -> str:
     return re.sub(r"(<styleSheet[^>]*>)", lambda m: m[1] + numfmt, styles, count=1)
 
 
-def _print_sheet(xml: str, setup: PrintSetup) -> str:
-    if setup.fit_width:
-        xml = re.sub(r"(<worksheet[^>]*>)", r'\1<sheetPr><pageSetUpPr fitToPage="1"/></sheetPr>', xml, count=1)
-    page = (
+def _page_xml(setup: PrintSetup) -> str:
+    return (
         '<printOptions horizontalCentered="1"/>'
         '<pageMargins left="0.4" right="0.4" top="0.6" bottom="0.6" header="0.3" footer="0.3"/>'
         f'<pageSetup paperSize="{setup.paper}" orientation="{"landscape" if setup.landscape else "portrait"}"'
         + (' fitToWidth="1" fitToHeight="0"' if setup.fit_width else "") + "/>"
         "<headerFooter><oddFooter>&amp;C第 &amp;P 页，共 &amp;N 页</oddFooter></headerFooter>"
     )
-    for row, height in setup.row_heights.items():
-        xml = xml.replace(f'<row r="{row}">', f'<row r="{row}" ht="{height:g}" customHeight="1">', 1)
-    return xml.replace("</sheetData>", "</sheetData>" + page, 1)
 
 
 def _quoted_sheet(name: str) -> str:
@@ -320,32 +343,11 @@ def _quoted_sheet(name: str) -> str:
 
 
 def printed_workbook_bytes(sheets: Sequence[tuple[Sheet, PrintSetup]]) -> bytes:
-    """:func:`workbook_bytes`, finished for print: the bordered styles of :data:`BORDERED` (with the date
-    format), each sheet's page setup, and its title rows as print titles (``_xlnm.Print_Titles``)."""
-    plain = workbook_bytes([sheet for sheet, _ in sheets])
-    used: set[str] = set()
-    names = [sheet_name(sheet.name, used) for sheet, _ in sheets]
-    titles = "".join(
-        f'<definedName name="_xlnm.Print_Titles" localSheetId="{i}">'
-        f"{escape(_quoted_sheet(name))}!$1:${setup.title_rows}"
-        "</definedName>"
-        for i, (name, (_, setup)) in enumerate(zip(names, sheets, strict=True))
-        if setup.title_rows
-    )
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(plain)) as src, zipfile.ZipFile(
-        out, "w", zipfile.ZIP_DEFLATED, compresslevel=1
-    ) as dst:
-        for item in src.infolist():
-            data = src.read(item).decode()
-            if item.filename == "xl/styles.xml":
-                data = _print_styles(data)
-            elif item.filename == "xl/workbook.xml" and titles:
-                data = data.replace("</sheets>", f"</sheets><definedNames>{titles}</definedNames>", 1)
-            elif m := re.fullmatch(r"xl/worksheets/sheet(\d+)\.xml", item.filename):
-                data = _print_sheet(data, sheets[int(m[1]) - 1][1])
-            dst.writestr(item, data)
-    return out.getvalue()
+    """:func:`workbook_bytes` of ``(sheet, setup)`` pairs, finished for print."""
+    return workbook_bytes([sheet for sheet, _ in sheets], [setup for _, setup in sheets])
+
+
+_PRINT_STYLES = _print_styles(_STYLES)
 
 # formula-looking text in a bordered cell stays bordered text (the bordered text style has the quote prefix)
 _GUARDED_STYLE.update(dict.fromkeys(BORDERED.values(), BORDERED["text"]))
