@@ -28,7 +28,8 @@ from daemon.core.rules import RuleSet
 from daemon.errors import ConfigError, UsageError
 from daemon.pipeline import parallel_import
 from daemon.sources.base import RowResult, SourceError
-from daemon.sources.files import CSV_SUFFIXES, case_table, detect_encoding
+from daemon.sources.csv_records import DEFAULT_MAX_FIELD_CHARS, RowProblem
+from daemon.sources.files import CSV_SUFFIXES, Repeats, case_table, detect_encoding
 from daemon.sources.mapping import CaseRowError, ColumnMapping
 from daemon.storage.models import source_state
 from daemon.storage.store import Store, UpsertResult
@@ -51,10 +52,12 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    #: rows imported with a remark: {"row": r, "warning": "…"} (the shape the status words' warnings share)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {"inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged,
-                "rejected": self.rejected}
+                "rejected": self.rejected, "warnings": self.warnings}
 
 
 def mapping_for(src: SourceConfig | None) -> ColumnMapping:
@@ -72,47 +75,74 @@ def mapping_for(src: SourceConfig | None) -> ColumnMapping:
 
 def import_file(
     store: Store, rules: RuleSet, path: Path, *, now: datetime, mapping: ColumnMapping | None = None,
-    source_name: str = "import", progress: bool = False, parallel: bool = True,
+    source_name: str = "import", progress: bool = False, parallel: bool = True, header_row: int | None = None,
+    max_field_chars: int = DEFAULT_MAX_FIELD_CHARS,
 ) -> ImportReport:
-    """Import one CSV/XLSX export: good rows are upserted, bad rows reported with their row number.
+    """Import one CSV/XLSX export: good rows are upserted, bad rows reported with their row number, and
+    rows kept with a remark (a 工单编号 repeated in the file) reported as warnings.
 
     A large CSV into SQLite is imported by worker processes (:mod:`daemon.pipeline.parallel_import`) unless
-    ``parallel`` is False; the result is the same.
+    ``parallel`` is False; the result is the same. ``progress``: a bar on stderr with the bytes read of the
+    file's size and the time left. ``header_row``: the row with the column names (None: found within the
+    first 20 rows); ``max_field_chars``: a longer CSV field rejects its row.
     """
     if not path.is_file():
         raise UsageError(f"{path}: no such file (expected a .csv or .xlsx export)")
     report = ImportReport(str(path))
     detected = detect_encoding(path) if path.suffix.lower() in CSV_SUFFIXES else None  # once, for both readers
-    builder, rows = case_table(path, mapping, encoding=detected)
-    encoding = parallel_import.applies(store, path, detected) if parallel and detected else None
-    if encoding is not None:  # a large CSV into SQLite: every core (daemon/pipeline/parallel_import.py)
-        rows.close()  # type: ignore[attr-defined]
-        done = parallel_import.import_parallel(store, rules, path, builder, encoding, now=now,
-                                               source_name=source_name, rejected=report.rejected,
-                                               progress=progress)
-        report.inserted, report.updated, report.unchanged = done.inserted, done.updated, done.unchanged
-        return report
+    bar = progress_bar(path, bytes_known=detected is not None) if progress else None
+    try:
+        builder, rows = case_table(path, mapping, encoding=detected, header_row=header_row,
+                                   max_field_chars=max_field_chars, progress=None if bar is None else bar.update)
+        encoding = parallel_import.applies(store, path, detected) if parallel and detected else None
+        if encoding is not None:  # a large CSV into SQLite: every core (daemon/pipeline/parallel_import.py)
+            rows.close()  # type: ignore[attr-defined]
+            done = parallel_import.import_parallel(
+                store, rules, path, builder, encoding, now=now, source_name=source_name, rejected=report.rejected,
+                warnings=report.warnings, bar=bar, max_field_chars=max_field_chars)
+            report.inserted, report.updated, report.unchanged = done.inserted, done.updated, done.unchanged
+            return report
+        if bar is not None and detected is None:  # XLSX: rows, without a total
+            rows = iter(bar(rows))
+        repeats = Repeats()
 
-    def good_records(rows: Iterator[tuple[int, Sequence[object]]]) -> Iterator[CaseRecord | TextRow]:
-        """Plain text rows stay text (TextRow); every other row is built here, bad ones reported."""
-        source_key, build = builder.source_key, builder.build
-        for row, cells in rows:
-            key = source_key(cells)
-            if key is not None:
-                yield TextRow(builder, key)
-                continue
-            try:
-                yield build(cells)
-            except CaseRowError as exc:
-                report.rejected.append({"row": row, "error": str(exc) or "invalid row"})
+        def good_records(rows: Iterator[tuple[int, Sequence[object]]]) -> Iterator[CaseRecord | TextRow]:
+            """Plain text rows stay text (TextRow); every other row is built here, bad ones reported."""
+            source_key, build, headers = builder.source_key, builder.build, builder.headers
+            for row, cells in rows:
+                if type(cells) is RowProblem:
+                    report.rejected.append({"row": row, "error": cells.text(headers)})
+                    continue
+                key = source_key(cells)
+                if key is not None:
+                    item: CaseRecord | TextRow = TextRow(builder, key)
+                else:
+                    try:
+                        item = build(cells)
+                    except CaseRowError as exc:
+                        report.rejected.append({"row": row, "error": str(exc) or "invalid row"})
+                        continue
+                repeats.see(item.number, row, report.warnings)
+                yield item
 
-    if progress:
-        from tqdm import tqdm
-
-        rows = iter(tqdm(rows, desc=path.name, unit=" rows", file=sys.stderr, mininterval=0.5))
-    upserted: UpsertResult = store.upsert_cases(good_records(rows), rules=rules, now=now, source_name=source_name)
+        upserted: UpsertResult = store.upsert_cases(good_records(rows), rules=rules, now=now,
+                                                    source_name=source_name)
+    finally:
+        if bar is not None:
+            bar.close()
     report.inserted, report.updated, report.unchanged = upserted.inserted, upserted.updated, upserted.unchanged
     return report
+
+
+def progress_bar(path: Path, *, bytes_known: bool) -> Any:
+    """The import's bar on stderr: the bytes read of the file's size (so tqdm shows the total and the time
+    left) for a CSV; rows for an XLSX, whose reader cannot say how far into the file it is."""
+    from tqdm import tqdm
+
+    if bytes_known:
+        return tqdm(desc=path.name, total=path.stat().st_size, unit="B", unit_scale=True, unit_divisor=1024,
+                    file=sys.stderr, mininterval=0.5)
+    return tqdm(desc=path.name, unit=" rows", file=sys.stderr, mininterval=0.5)
 
 
 @dataclass

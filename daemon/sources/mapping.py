@@ -149,6 +149,7 @@ class RecordBuilder:
     def __init__(self, mapping: ColumnMapping, headers: Sequence[str]) -> None:
         self.mapping = mapping
         self.headers = list(headers)
+        self.header_row = 1  # the file row the headers came from (set by the file reader)
         positions = {h.casefold(): i for i, h in reversed(list(enumerate(self.headers)))}
         self.index: dict[str, int] = {}
         self.used_header: dict[str, str] = {}

@@ -76,7 +76,7 @@ def test_gbk_after_an_ascii_only_first_mebibyte_switches_encoding(tmp_path: Path
 
 def test_undecodable_file_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "latin.csv"
-    path.write_bytes(",".join(HEADERS).encode("utf-8") + b"\n\xff\xfe\xff,\x80\xff\n")
+    path.write_bytes(",".join(HEADERS).encode("utf-8") + b"\n\xff\xfe\xff,\x80\xff\n" * 10)
     with pytest.raises(EncodingError) as info:
         list(read_case_file(path))
     assert str(path) in str(info.value)
@@ -207,7 +207,7 @@ def test_duplicates_later_row_wins_with_a_note(write_csv) -> None:  # type: igno
     assert [r.note for r in plain] == [None, None, None]  # the streaming reader remembers nothing
     marked = list(mark_duplicates(read_case_file(path)))
     assert [r.note for r in marked[:2]] == [None, None]
-    assert marked[2].note == "工单编号 (number) '2611090001' also in row 2; this later row wins"
+    assert marked[2].note == "工单编号 (number) '2611090001' is also in row 2; row 4, the later one, is kept"
     assert marked[2].record is not None and marked[2].record.status is Status.CLOSED
 
 
@@ -247,3 +247,37 @@ def test_generator_is_deterministic_and_shaped_like_the_bulletins() -> None:
     share = sum(r["涉及领域"] == "城建交通类" for r in first) / len(first)
     assert 0.30 < share < 0.38
     assert len({r["工单编号"] for r in first}) == 2_000
+
+
+def test_a_giant_field_rejects_its_row_and_memory_stays_bounded_by_the_limit(tmp_path: Path) -> None:
+    """Before: csv's 128 KiB field limit ended the import at the row (exit 2), after reading the whole line
+    into memory (a 200 MB one-row file took 660 MB); the rows after it were lost."""
+    path = tmp_path / "giant.csv"
+    good = csv_text([GOOD_ROW]).encode("utf-8")
+    later = csv_text([("2611090002", *GOOD_ROW[1:])]).encode("utf-8").split(b"\r\n", 1)[1]
+    with path.open("wb") as fh:
+        fh.write(good)
+        fh.write(b'2611090009,' + b"x" * 30_000_000 + b"\r\n")  # one field of 30 MB
+        fh.write(later)
+    tracemalloc.start()
+    try:
+        results = list(read_case_file(path, max_field_chars=10_000))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [(r.row, r.ok) for r in results] == [(2, True), (3, False), (4, True)]
+    assert results[1].error == (
+        "the row is 30,000,013 bytes long, over the limit of 1,280,000 bytes (10,000 characters a field); it was "
+        "skipped without being read. Raise max_field_chars (config sources.<name>.max_field_chars, or import "
+        "--max-field-chars) if it is real")
+    # the record limit's buffer (twice, as it grows) and the encoding's 1 MiB sample (and its text), not 30 MB
+    assert peak < 3 * 1_280_000 + (2 << 20), f"peak {peak:,} bytes: the record was read into memory"
+
+
+def test_a_long_field_names_its_column_and_the_limit(write_csv) -> None:  # type: ignore[no-untyped-def]
+    long_summary = (*GOOD_ROW[:8], "长" * 200)
+    path = write_csv([GOOD_ROW, long_summary, ("2611090003", *GOOD_ROW[1:])])
+    results = list(read_case_file(path, max_field_chars=100))
+    assert [r.ok for r in results] == [True, False, True]
+    assert results[1].error is not None
+    assert results[1].error.startswith("问题摘要 (column 9) is 200 characters long, over the limit of 100;")
