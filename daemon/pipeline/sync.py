@@ -163,8 +163,8 @@ def sync_all(store: Store, rules: RuleSet, config: Config, now: datetime) -> Syn
         try:
             stats, watermark = _sync_one(store, rules, config, src, now)
             _record_state(store, src.name, now, ok=True, stats=stats, watermark=watermark)
-            log.info("source_synced", source=src.name, **{k: v for k, v in stats.items() if k != "rejected"},
-                     rejected=len(stats.get("rejected", [])))
+            log.info("source_synced", source=src.name,
+                     **{k: (len(v) if isinstance(v, list) else v) for k, v in stats.items()})
         except STORE_OUTAGE:
             raise  # the store is away, not the source: the caller backs off and retries every source
         except Exception as exc:  # anything else a source raises is that source's failure, the next ones run
@@ -192,7 +192,8 @@ def _sync_one(
     mapping = mapping_for(src)
     if src.type == "files":
         path = config.path(str(_require(src, "path")))
-        return import_file(store, rules, path, now=now, mapping=mapping, source_name=src.name).as_json(), None
+        return import_file(store, rules, path, now=now, mapping=mapping, source_name=src.name,
+                           header_row=src.header_row, max_field_chars=src.max_field_chars).as_json(), None
     if src.type == "inbox":
         folder = config.path(str(opts.get("path") or opts.get("directory") or ""))
         return _sync_inbox(store, rules, folder, src, mapping, now), None
@@ -279,7 +280,8 @@ def _sync_inbox(  # noqa: PLR0917 - internal
                 now: datetime) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     done, failed = folder / "done", folder / "failed"
-    totals: dict[str, Any] = {"files": 0, "inserted": 0, "updated": 0, "unchanged": 0, "rejected": []}
+    totals: dict[str, Any] = {"files": 0, "inserted": 0, "updated": 0, "unchanged": 0, "rejected": [],
+                              "warnings": []}
     for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in CASE_FILE_SUFFIXES):
         stamp = now.strftime("%Y%m%dT%H%M%S")
         refusal = _not_a_regular_file(path)
@@ -288,7 +290,8 @@ def _sync_inbox(  # noqa: PLR0917 - internal
             log.error("inbox_file_refused", source=src.name, file=path.name, error=refusal)
             continue
         try:
-            report = import_file(store, rules, path, now=now, mapping=mapping, source_name=src.name)
+            report = import_file(store, rules, path, now=now, mapping=mapping, source_name=src.name,
+                                 header_row=src.header_row, max_field_chars=src.max_field_chars)
         except (UsageError, OSError) as exc:
             _move(path, failed, stamp, {"file": path.name, "error": str(exc)})
             log.error("inbox_file_failed", source=src.name, file=path.name, error=str(exc))
@@ -297,6 +300,7 @@ def _sync_inbox(  # noqa: PLR0917 - internal
         for key in ("inserted", "updated", "unchanged"):
             totals[key] += getattr(report, key)
         totals["rejected"].extend({"file": path.name, **r} for r in report.rejected)
+        totals["warnings"].extend({"file": path.name, **w} for w in report.warnings)
         target = failed if report.rejected and not (report.inserted or report.updated or report.unchanged) else done
         _move(path, target, stamp, {"file": path.name, **report.as_json()})
     return totals
@@ -339,7 +343,7 @@ def _record_state(store: Store, name: str, now: datetime, *, ok: bool, error: st
     else:
         values["last_error"] = error
     if stats is not None:
-        values["stats"] = {k: (len(v) if k == "rejected" else v) for k, v in stats.items()}
+        values["stats"] = {k: (len(v) if isinstance(v, list) else v) for k, v in stats.items()}
     if watermark is not None:
         values["watermark"] = watermark.isoformat()
     with store.engine.begin() as conn:
