@@ -409,3 +409,71 @@ def test_a_broken_quote_rejects_its_row_on_both_paths(rules: RuleSet, tmp_path: 
     assert parallel.count_cases() == 99  # rows 2-100 stand
     serial.close()
     parallel.close()
+
+
+def _titled(path: Path, rows: list[list[str]]) -> Path:
+    """An export with a title row and a blank row above the header (row 3)."""
+    body = _write(path.with_suffix(".body"), rows).read_bytes().removeprefix(b"\xef\xbb\xbf")
+    path.write_bytes("2026年11月工单明细（导出）\r\n\r\n".encode() + body)
+    return path
+
+
+def _both_ways(store_dir: Path, rules: RuleSet, path: Path, monkeypatch: pytest.MonkeyPatch,
+               **kw: Any) -> tuple[Any, Any, Store, Store]:
+    """import_file serially, and in parallel (as a large file would be), into fresh stores."""
+    serial, parallel = _new_store(store_dir / "s.sqlite3"), _new_store(store_dir / "p.sqlite3")
+    s = import_file(serial, rules, path, now=NOW, parallel=False, **kw)
+    with monkeypatch.context() as m:
+        m.setattr(parallel_import, "applies", lambda _store, _path, detected: detected[0])
+        m.setattr(parallel_import, "PIECE_BYTES", PIECE)
+        m.setattr(parallel_import, "MIN_PIECE_BYTES", PIECE)
+        p = import_file(parallel, rules, path, now=NOW, **kw)
+    return s, p, serial, parallel
+
+
+def test_title_rows_and_repeated_numbers_give_the_same_rows_and_warnings(
+    rules: RuleSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The header found below a title row, and each repeated number reported naming both rows, alike on both
+    paths (before: the title row was taken as the header and the file refused)."""
+    path = _titled(tmp_path / "titled.csv", _mixed(1200, repeats=True))
+    s, p, serial, parallel = _both_ways(tmp_path, rules, path, monkeypatch)
+    assert s.rejected and s.warnings and s.rejected[0]["row"] > 3
+    assert (p.rejected, p.warnings) == (s.rejected, s.warnings)
+    first = s.warnings[0]
+    assert first["warning"].endswith(f"row {first['row']}, the later one, is kept")
+    version = [c.name for c in cases.columns if c.name != "id"].index("deadline_version")
+    rows = [[r[:version] + r[version + 1:] for r in _state(store)[0]] for store in (serial, parallel)]
+    assert rows[0] == rows[1]
+    serial.close()
+    parallel.close()
+
+
+class _Bar:
+    """What the import tells its tqdm bar."""
+
+    made: list[_Bar] = []  # noqa: RUF012 - the bars of one test
+
+    def __init__(self, *_: Any, total: int | None = None, **kw: Any) -> None:
+        self.total, self.n, self.unit = total, 0, kw.get("unit")
+        _Bar.made.append(self)
+
+    def update(self, n: int) -> None:
+        self.n += n
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_progress_bar_counts_bytes_of_the_file_size_on_both_paths(
+    rules: RuleSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the file's size as the total, tqdm shows how far and the time left (before: rows, no total)."""
+    import tqdm
+
+    monkeypatch.setattr(tqdm, "tqdm", _Bar)
+    _Bar.made = []
+    path = _titled(tmp_path / "bar.csv", _mixed(600))
+    _both_ways(tmp_path, rules, path, monkeypatch, progress=True)
+    size = path.stat().st_size
+    assert [(b.total, b.n, b.unit) for b in _Bar.made] == [(size, size, "B"), (size, size, "B")]

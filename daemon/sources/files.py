@@ -80,9 +80,9 @@ def case_table(
     for n, cells in rows:
         if type(cells) is not RowProblem and not _blank(cells) and (header_row is None or n == header_row):
             candidate = mapping.builder(cells)
+            candidate.header_row = n
             if header_row is not None or not candidate.missing_required():
                 builder = candidate
-                builder.header_row = n
                 break
             first = first or candidate
         if n >= last:
@@ -98,7 +98,8 @@ def case_table(
         searched = "" if header_row is not None else (
             f" (no row among the first {HEADER_SEARCH_ROWS} has them all; the first non-empty row is shown)")
         raise HeaderError(
-            f"{path}: missing required columns {', '.join(missing)}; found: {found}{searched}; "
+            f"{path}: missing required columns {', '.join(missing)}; "
+            f"found in row {builder.header_row}: {found}{searched}; "
             f"required: {', '.join(_required_labels(builder.mapping))}. "
             "Map other header names in config sources.<name>.columns, or set sources.<name>.header_row "
             "to the row with the column names"

@@ -160,7 +160,7 @@ def test_missing_required_columns(write_csv) -> None:  # type: ignore[no-untyped
         "missing required columns 诉求类型 (category), 受理时间 or 交办时间 (received_at), 承办单位 (unit)"
         in message
     )
-    assert "found: 工单编号, 来源, 单位" in message
+    assert "found in row 1: 工单编号, 来源, 单位" in message
     assert "required: 工单编号 (number), 来源 (source)" in message
     assert isinstance(info.value, UsageError)
 
@@ -281,3 +281,22 @@ def test_a_long_field_names_its_column_and_the_limit(write_csv) -> None:  # type
     assert [r.ok for r in results] == [True, False, True]
     assert results[1].error is not None
     assert results[1].error.startswith("问题摘要 (column 9) is 200 characters long, over the limit of 100;")
+
+
+def test_xlsx_with_a_merged_title_row_above_the_header_and_serial_dates(tmp_path: Path) -> None:
+    """Before: row 1 (the title) was taken as the header and the file refused (missing columns)."""
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append(["兴隆台区12345热线工单明细（2026年11月）"])
+    sheet.merge_cells("A1:I1")
+    sheet.append(list(HEADERS))
+    sheet.append([*GOOD_ROW[:3], 46335.362500, *GOOD_ROW[4:6], "2026.11.09 09:15", *GOOD_ROW[7:]])
+    path = tmp_path / "titled.xlsx"
+    workbook.save(path)
+    (result,) = read_case_file(path)
+    assert result.row == 3 and result.record is not None
+    assert result.record.received_at == datetime(2026, 11, 9, 8, 42, tzinfo=LOCAL_TZ)  # a number cell
+    assert result.record.signed_at == datetime(2026, 11, 9, 9, 15, tzinfo=LOCAL_TZ)
+    with pytest.raises(HeaderError, match="row 1"):
+        read_case_file(path, header_row=1)  # the odd file's own setting wins over the search
