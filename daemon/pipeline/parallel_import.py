@@ -65,8 +65,9 @@ from daemon.sources.csv_records import (
     record_ends,
     record_spans,
 )
-from daemon.sources.files import CSV_SUFFIXES, EncodingError, Repeats
+from daemon.sources.files import CSV_SUFFIXES, EncodingError
 from daemon.sources.mapping import CaseRowError, RecordBuilder
+from daemon.sources.repeats import Repeats
 from daemon.storage.store import Store, paused_gc, secondary_case_indexes
 from daemon.storage.upsert import LOOKUP_BATCH, ChunkWriter, Prepared, TextRow, UpsertResult
 
@@ -190,11 +191,11 @@ class _Load:
     warnings: list[dict[str, Any]]
     max_field_chars: int
     total: UpsertResult = field(default_factory=UpsertResult)
-    repeats: Repeats = field(default_factory=Repeats)
 
     def run(self, conn: Any, pool: Any, n_workers: int, pieces: Iterator[_Piece], *, bar: Any) -> None:
         pending: deque[tuple[_Piece, Any]] = deque()
         row_base = self.builder.header_row
+        repeats = Repeats(expected_rows=self.path.stat().st_size // 150)
         while True:
             while len(pending) <= n_workers:  # bounded: a slow writer does not pile results up
                 piece = next(pieces, None)
@@ -202,12 +203,13 @@ class _Load:
                     break
                 pending.append((piece, self._skipped(piece) if piece[2] else pool.submit(_work, piece[:2])))
             if not pending:
+                repeats.report(self.warnings)
                 return
             piece, future = pending.popleft()
             n_records, items, bad = future.result()
             self.rejected.extend({"row": row_base + index, "error": message} for index, message in bad)
             for item in items:
-                self.repeats.see(item[0], row_base + item[3], self.warnings)
+                repeats.see(item[0], row_base + item[3])
             with conn.begin():  # one commit per piece: the WAL is checkpointed as it goes
                 self._write(conn, piece[:2], items)
             row_base += n_records
@@ -307,6 +309,7 @@ def _work(piece: tuple[int, int]) -> _Result:
     source_key, build, headers = job.builder.source_key, job.builder.build, job.builder.headers
     found: list[tuple[str, str, CaseRecord | TextRow, int]] = []
     bad: list[tuple[int, str]] = []
+    index = 0
     for index, cells in enumerate(records, 1):
         if isinstance(cells, RowProblem):
             bad.append((index, cells.text(headers)))
@@ -324,7 +327,7 @@ def _work(piece: tuple[int, int]) -> _Result:
             bad.append((index, str(exc) or "invalid row"))
             continue
         found.append((rec.number, content_hash(rec), rec, index))
-    return len(records), _prepare(job, writer, found), bad
+    return index, _prepare(job, writer, found), bad
 
 
 def _prepare(job: _Job, writer: ChunkWriter, found: list[tuple[str, str, CaseRecord | TextRow, int]]) -> list[Prepared]:

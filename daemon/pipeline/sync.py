@@ -29,8 +29,9 @@ from daemon.errors import ConfigError, UsageError
 from daemon.pipeline import parallel_import
 from daemon.sources.base import RowResult, SourceError
 from daemon.sources.csv_records import DEFAULT_MAX_FIELD_CHARS, RowProblem
-from daemon.sources.files import CSV_SUFFIXES, Repeats, case_table, detect_encoding
+from daemon.sources.files import CSV_SUFFIXES, case_table, detect_encoding
 from daemon.sources.mapping import CaseRowError, ColumnMapping
+from daemon.sources.repeats import Repeats
 from daemon.storage.models import source_state
 from daemon.storage.store import Store, UpsertResult
 from daemon.storage.upsert import TextRow
@@ -104,7 +105,7 @@ def import_file(
             return report
         if bar is not None and detected is None:  # XLSX: rows, without a total
             rows = iter(bar(rows))
-        repeats = Repeats()
+        repeats = Repeats(expected_rows=path.stat().st_size // 150)  # an export row is ~200-300 bytes
 
         def good_records(rows: Iterator[tuple[int, Sequence[object]]]) -> Iterator[CaseRecord | TextRow]:
             """Plain text rows stay text (TextRow); every other row is built here, bad ones reported."""
@@ -122,11 +123,12 @@ def import_file(
                     except CaseRowError as exc:
                         report.rejected.append({"row": row, "error": str(exc) or "invalid row"})
                         continue
-                repeats.see(item.number, row, report.warnings)
+                repeats.see(item.number, row)
                 yield item
 
         upserted: UpsertResult = store.upsert_cases(good_records(rows), rules=rules, now=now,
                                                     source_name=source_name)
+        repeats.report(report.warnings)
     finally:
         if bar is not None:
             bar.close()

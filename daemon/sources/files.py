@@ -7,7 +7,7 @@ read at all (missing, unknown encoding, header without required columns) raises 
 
 Duplicate 工单编号 within one file: every row is yielded in file order and the later row wins, because the
 store upserts by number in that order; the import reports each repeat as a warning naming both rows
-(:class:`Repeats`).
+(:class:`daemon.sources.repeats.Repeats`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import codecs
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from daemon.errors import UsageError
 from daemon.sources.base import HeaderError, RowResult
@@ -31,6 +30,7 @@ from daemon.sources.csv_records import (
     record_spans,
 )
 from daemon.sources.mapping import REQUIRED_FIELDS, CaseRowError, ColumnMapping, RecordBuilder
+from daemon.sources.repeats import repeat_warning
 
 CSV_SUFFIXES = (".csv", ".txt")
 XLSX_SUFFIXES = (".xlsx", ".xlsm")
@@ -122,33 +122,18 @@ def _required_labels(mapping: ColumnMapping) -> list[str]:
     return [f"{' or '.join(getattr(mapping.columns, f))} ({f})" for f in REQUIRED_FIELDS]
 
 
-class Repeats:
-    """A 工单编号 seen again in one file: the later row is kept (the store upserts in file order) and a
-    warning names both rows. Keeps one entry per distinct number (about 100 bytes: ~100 MB for a million)."""
-
-    def __init__(self) -> None:
-        self._first: dict[str, int] = {}
-
-    def see(self, number: str, row: int, warnings: list[dict[str, Any]]) -> None:
-        earlier = self._first.setdefault(number, row)
-        if earlier != row:
-            warnings.append({"row": row, "warning": repeat_warning(number, earlier, row)})
-
-
-def repeat_warning(number: str, earlier: int, row: int) -> str:
-    return f"工单编号 (number) {number!r} is also in row {earlier}; row {row}, the later one, is kept"
-
-
 def mark_duplicates(results: Iterable[RowResult]) -> Iterator[RowResult]:
-    """Add a note to a row whose 工单编号 appeared earlier in the same stream (the later row wins)."""
-    repeats = Repeats()
+    """Add a note to a row whose 工单编号 appeared earlier in the same stream (the later row wins).
+
+    Keeps one entry per distinct number: for streams that fit in memory (the import uses :class:`Repeats`).
+    """
+    first_row: dict[str, int] = {}
     for result in results:
         number = result.number
         if result.record is not None and number is not None:
-            warnings: list[dict[str, Any]] = []
-            repeats.see(number, result.row, warnings)
-            if warnings:
-                yield RowResult(result.row, result.record, None, number, warnings[0]["warning"])
+            earlier = first_row.setdefault(number, result.row)
+            if earlier != result.row:
+                yield RowResult(result.row, result.record, None, number, repeat_warning(number, earlier, result.row))
                 continue
         yield result
 
