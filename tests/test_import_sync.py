@@ -6,10 +6,13 @@ import json
 import shutil
 from pathlib import Path
 
+from sqlalchemy import select
+
 from daemon.config import Config, SourceConfig
 from daemon.core.timeutil import parse_time
 from daemon.errors import UsageError
 from daemon.pipeline.sync import import_file, sync_all
+from daemon.storage.models import source_state
 from daemon.storage.store import Store
 from tests.conftest import ROOT, run_subprocess
 
@@ -191,3 +194,17 @@ def test_header_row_setting_for_a_header_below_the_search(store: Store, rules, t
         raise AssertionError("a header below row 20 was found without header_row")
     report = import_file(store, rules, path, now=NOW, header_row=28)
     assert (report.inserted, report.rejected, [w["row"] for w in report.warnings]) == (2, [], [31])
+
+
+def test_a_source_sets_its_field_limit_and_header_row(store: Store, rules, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = _office_export(tmp_path / "office.csv", bad_row=False)
+    path.write_text(path.read_text(encoding="utf-8").replace("兴隆台区卫生健康局", "卫" * 40), encoding="utf-8")
+    config = Config(base_dir=tmp_path, sources=[
+        SourceConfig(name="office", type="files", path=str(path), header_row=3, max_field_chars=32),
+    ])
+    stats = sync_all(store, rules, config, NOW).sources["office"]
+    assert (stats["inserted"], [r["row"] for r in stats["rejected"]]) == (1, [5])
+    assert stats["rejected"][0]["error"].startswith("承办单位 (column 5) is 40 characters long, over the limit of 32;")
+    with store.engine.connect() as conn:
+        stored = conn.execute(select(source_state.c.stats).where(source_state.c.name == "office")).scalar_one()
+    assert stored["rejected"] == 1 and stored["warnings"] == 1  # counts, not the rows, in source_state
