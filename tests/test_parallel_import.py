@@ -477,3 +477,20 @@ def test_the_progress_bar_counts_bytes_of_the_file_size_on_both_paths(
     _both_ways(tmp_path, rules, path, monkeypatch, progress=True)
     size = path.stat().st_size
     assert [(b.total, b.n, b.unit) for b in _Bar.made] == [(size, size, "B"), (size, size, "B")]
+
+
+def test_a_quote_inside_an_unquoted_field_is_read_as_the_csv_reader_reads_it(rules: RuleSet, tmp_path: Path) -> None:
+    """Counting quotes took a quote in an unquoted field (他说"你好) as an opening one and cut a later piece
+    inside a quoted field; both paths now read the file as one csv.reader does."""
+    rows = _mixed(600)
+    path = _write(tmp_path / "stray.csv", rows)
+    lines = path.read_bytes().split(b"\r\n")
+    lines[30] = lines[30].replace(b",", ',他说"你好'.encode(), 1)  # into the 2nd column, unquoted
+    path.write_bytes(b"\r\n".join(lines))
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        expected = sum(1 for cells in csv.reader(fh) if "".join(cells).strip()) - 1  # the header
+    got, serial, parallel = _both(rules, tmp_path, path, encoding="utf-8-sig")
+    assert got[0] + len(got[3]) == expected  # every non-blank record inserted or rejected, none merged
+    assert any("他说" in r["error"] for r in got[3])
+    serial.close()
+    parallel.close()

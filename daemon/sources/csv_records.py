@@ -15,10 +15,12 @@ The common block (no NUL, decodes, no field over the limit) costs one ``memchr``
 CSV parser: the checks are on the raw bytes of the block, and a block that fails one of them is split into
 its records, each checked on its own.
 
-Records are cut at a newline with an even number of ``"`` bytes before it in the block (exact for RFC 4180
-and safe in UTF-8 and GB18030, which never use those bytes inside a character). A quote inside an
-unquoted field (``ab"c``, which the CSV reader takes literally) breaks that count; when no such newline
-is found within the record limit, :class:`RecordScanner` reads the block as the CSV reader does.
+Records are cut where the csv module's reader ends them: at a line end with an even number of ``"`` before
+it, when every quote of the block opens a field or is inside a quoted one (checked by one regular
+expression); else where :func:`record_ends` (the reader's own reading of quotes: a quote opens only at the
+start of a field, so ``ab"c`` is literal) says. Safe in UTF-8 and GB18030, which never use the bytes of
+``"`` or a line end inside a character. Counting quotes alone, as the pieces were cut before, cut inside a
+quoted field after a quote in an unquoted one.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ from typing import BinaryIO
 DEFAULT_MAX_FIELD_CHARS = 131_072
 BLOCK_BYTES = 1 << 18  # the serial reader's block: 256 KiB (~1,200 rows) of bytes, text and cells in flight
 _QUOTE_OR_NEWLINE = re.compile(rb'["\r\n]')
+_QUOTE, _CR, _LF = ord('"'), ord("\r"), ord("\n")
+#: text in which every quote opens a field (after a delimiter or a line end) or is inside a quoted field:
+#: there, counting quotes tells where records end. Possessive, so that a failure never backtracks.
+_WELL_QUOTED = re.compile(rb'(?:[^"]++|(?<![^,\r\n])"(?:[^"]++|"")*+")*+')
 
 
 #: fields at the limit that a record may hold before it is skipped unread (an export has about 20 columns)
@@ -110,26 +116,47 @@ class RecordScanner:
 
 
 def record_ends(data: bytes) -> Iterator[int]:
-    """The end offset of every whole record in ``data``, in order (the csv reader's reading)."""
-    start = 0
-    while start < len(data):
-        end = RecordScanner().feed(data[start:])
-        if end is None:
-            return
-        start += end
-        yield start
+    """The end offset of every whole record in ``data``, in order, as the csv reader reads it (the scan of
+    :class:`RecordScanner` over one buffer, without copying it: only quotes and line ends are looked at).
+    A CR at the very end is not taken as an end: an LF may follow it in the next bytes."""
+    quoted = False
+    skip = -1
+    last = len(data) - 1
+    for match in _QUOTE_OR_NEWLINE.finditer(data):
+        p = match.start()
+        if p <= skip:
+            continue
+        byte = data[p]
+        if byte == _QUOTE:
+            if quoted:
+                if p < last and data[p + 1] == _QUOTE:
+                    skip = p + 1
+                else:
+                    quoted = False
+            elif p == 0 or data[p - 1] in b",\r\n":
+                quoted = True
+        elif not quoted:
+            if byte == _CR:
+                if p == last:
+                    return
+                if data[p + 1] == _LF:
+                    skip = p + 1
+                    yield p + 2
+                    continue
+            yield p + 1
 
 
-def _parity_cut(buf: bytes, newline: bytes) -> int | None:
-    """The length of the longest prefix of ``buf`` made of whole records, by counting quotes."""
+def _parity_cut(buf: bytes, newline: bytes) -> int:
+    """The length of the longest prefix of ``buf`` that ends at a line end with an even number of quotes
+    before it (0: none)."""
     pos = buf.rfind(newline)
     if pos == -1:
-        return None
+        return 0
     quotes = buf.count(b'"', 0, pos)
     while quotes % 2:
         prev = buf.rfind(newline, 0, pos)
         if prev == -1:
-            return None
+            return 0
         quotes -= buf.count(b'"', prev, pos)
         pos = prev
     return pos + 1
@@ -140,9 +167,11 @@ def record_spans(
 ) -> Iterator[tuple[int, bytes | None, int, bool]]:
     """(offset, bytes, length, unclosed) of consecutive blocks of whole records from ``start`` to the end.
 
-    A record longer than ``max_record`` that does not fit in a block read comes alone with bytes None (never
-    held in memory); ``unclosed`` says that it ran to the end of the file inside quotes. ``newline``: the
-    byte records end with (CR for old Mac files).
+    A block without a ``"`` is cut after its last ``newline`` (LF, or CR for old Mac files); one with quotes
+    at the last line end with an even number of quotes before it, when every quote in the block opens a
+    field or is inside a quoted one (one regular expression, in C), else where :func:`record_ends` says.
+    A record longer than ``max_record`` that does not fit in a block read comes alone with bytes None
+    (never held in memory); ``unclosed`` says that it ran to the end of the file inside quotes.
     """
     fh.seek(start)
     offset, buf, eof = start, b"", False
@@ -151,18 +180,18 @@ def record_spans(
             block = fh.read(block_bytes)
             eof = not block
             buf += block
-        if eof:
-            cut = len(buf) if buf.count(b'"') % 2 == 0 and len(buf) <= max_record else None
+        if b'"' not in buf:
+            cut = buf.rfind(newline) + 1
         else:
             cut = _parity_cut(buf, newline)
-        if cut is None and not eof and len(buf) <= max_record:
+            if (cut and _WELL_QUOTED.fullmatch(buf, 0, cut) is None) or (not cut and len(buf) > max_record):
+                cut = 0  # a quote in an unquoted field: counting quotes may cut inside a quoted field
+                for end in record_ends(buf):
+                    cut = end
+        if eof and cut < len(buf) and len(buf) - cut <= max_record:
+            cut = len(buf)  # the last record, without a line end
+        if cut == 0 and not eof and len(buf) <= max_record:
             continue
-        if cut is None:  # no even count of quotes before a line end (a stray quote, a long record), or the end
-            cut = 0
-            for end in record_ends(buf):
-                cut = end
-            if eof and cut < len(buf) and len(buf) - cut <= max_record:
-                cut = len(buf)  # the last record, without a line end
         if cut == 0 and buf:  # the first record is longer than the limit: skip it, scanning
             skipped = _skip_record(fh, offset, buf, eof, block_bytes)
             yield skipped
