@@ -39,6 +39,11 @@ class SourceConfig(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     type: Literal["files", "inbox", "sql", "http"]
     enabled: bool = True
+    #: files/inbox: the longest CSV field (characters) a row may have; a longer one rejects its row. The
+    #: default is what Python's csv module allowed before (daemon.sources.csv_records.DEFAULT_MAX_FIELD_CHARS)
+    max_field_chars: int = Field(131_072, ge=16, le=1 << 26)
+    #: files/inbox: the row that holds the column names (1-based); None finds it within the first 20 rows
+    header_row: int | None = Field(None, ge=1, le=1000)
 
     @property
     def options(self) -> dict[str, Any]:

@@ -6,9 +6,13 @@ import json
 import shutil
 from pathlib import Path
 
+from sqlalchemy import select
+
 from daemon.config import Config, SourceConfig
 from daemon.core.timeutil import parse_time
+from daemon.errors import UsageError
 from daemon.pipeline.sync import import_file, sync_all
+from daemon.storage.models import source_state
 from daemon.storage.store import Store
 from tests.conftest import ROOT, run_subprocess
 
@@ -132,3 +136,75 @@ def test_sql_sync_records_source_state_once_with_the_watermark(  # type: ignore[
     again = sync_all(store, rules, config, NOW)
     event.remove(store.engine, "before_cursor_execute", count)
     assert again.sources["db"]["unchanged"] == 1 and len(writes) == 1
+
+
+def _office_export(path: Path, *, bad_row: bool) -> Path:
+    """An export as offices produce it: a title row and a blank row above the header, a number repeated,
+    dates written 年月日 and dotted; with ``bad_row``, one row with an unknown source."""
+    lines = [
+        "2026年11月工单明细表（兴隆台区）,,,,",
+        ",,,,",
+        "工单编号,来源,诉求类型,受理时间,承办单位",
+        "2611030001,省平台,投诉,2026年11月3日 9:05,兴隆台区住建局",
+        "2611030002,市级,咨询,2026.11.03 10:30,兴隆台区卫生健康局",
+        "2611030001,省平台,投诉,2026年11月3日9时15分,兴隆台区住建局",
+    ]
+    if bad_row:
+        lines.append("2611030003,火星,投诉,2026-11-03 11:00,兴隆台区住建局")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_import_and_sync_report_rejected_and_warned_rows_alike(tmp_path: Path) -> None:
+    """Before: the title row was taken as the header (exit 2, missing columns), and the repeated number
+    silently replaced the earlier row."""
+    cfg = tmp_path / "config.yaml"
+    clean = _office_export(tmp_path / "clean.csv", bad_row=False)
+    bad = _office_export(tmp_path / "bad.csv", bad_row=True)
+    cfg.write_text(f"database: {{url: 'sqlite:///{tmp_path / 'db.sqlite3'}'}}\nrules_dir: {ROOT / 'sla_rules'}\n"
+                   f"sources:\n  - {{name: office, type: files, path: {clean}}}\n", encoding="utf-8")
+    warning = "工单编号 (number) '2611030001' is also in row 4; row 6, the later one, is kept"
+    r = run_subprocess("--config", str(cfg), "import", str(clean), "--now", "2026-11-20 09:00", "--json")
+    assert r.returncode == 0, r.stderr  # warnings alone
+    doc = json.loads(r.stdout)
+    assert (doc["inserted"], doc["rejected"]) == (2, [])
+    assert doc["warnings"] == [{"row": 6, "warning": warning}]
+    r = run_subprocess("--config", str(cfg), "import", str(bad), "--now", "2026-11-20 09:00", "--json")
+    doc = json.loads(r.stdout)
+    assert r.returncode == 1 and [x["row"] for x in doc["rejected"]] == [7] and len(doc["warnings"]) == 1
+    r = run_subprocess("--config", str(cfg), "sync", "--now", "2026-11-20 09:00")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"  row 6 warning: {warning}" in r.stdout
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace(str(clean), str(bad)), encoding="utf-8")
+    r = run_subprocess("--config", str(cfg), "sync", "--now", "2026-11-20 09:00")
+    assert r.returncode == 1
+    assert "  row 7: 来源 (source) '火星' is not a known source" in r.stdout
+    assert f"  row 6 warning: {warning}" in r.stdout
+
+
+def test_header_row_setting_for_a_header_below_the_search(store: Store, rules, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "deep.csv"
+    text = _office_export(tmp_path / "x.csv", bad_row=False).read_text(encoding="utf-8")
+    path.write_text("说明\n" * 25 + text, encoding="utf-8")  # the header is row 28
+    try:
+        import_file(store, rules, path, now=NOW)
+    except UsageError as exc:
+        assert "no row among the first 20 has them all" in str(exc) and "header_row" in str(exc)
+    else:
+        raise AssertionError("a header below row 20 was found without header_row")
+    report = import_file(store, rules, path, now=NOW, header_row=28)
+    assert (report.inserted, report.rejected, [w["row"] for w in report.warnings]) == (2, [], [31])
+
+
+def test_a_source_sets_its_field_limit_and_header_row(store: Store, rules, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = _office_export(tmp_path / "office.csv", bad_row=False)
+    path.write_text(path.read_text(encoding="utf-8").replace("兴隆台区卫生健康局", "卫" * 40), encoding="utf-8")
+    config = Config(base_dir=tmp_path, sources=[
+        SourceConfig(name="office", type="files", path=str(path), header_row=3, max_field_chars=32),
+    ])
+    stats = sync_all(store, rules, config, NOW).sources["office"]
+    assert (stats["inserted"], [r["row"] for r in stats["rejected"]]) == (1, [5])
+    assert stats["rejected"][0]["error"].startswith("承办单位 (column 5) is 40 characters long, over the limit of 32;")
+    with store.engine.connect() as conn:
+        stored = conn.execute(select(source_state.c.stats).where(source_state.c.name == "office")).scalar_one()
+    assert stored["rejected"] == 1 and stored["warnings"] == 1  # counts, not the rows, in source_state

@@ -19,7 +19,6 @@ from sqlalchemy import select
 from bench.gen_cases import generate
 from daemon.core.rules import RuleSet
 from daemon.core.timeutil import LOCAL_TZ
-from daemon.errors import UsageError
 from daemon.pipeline import parallel_import
 from daemon.pipeline.sync import import_file
 from daemon.sources.files import case_table, detect_encoding
@@ -205,18 +204,65 @@ def test_encodings(rules: RuleSet, tmp_path: Path, encoding: str) -> None:
     assert _state(a) == _state(b)
 
 
-def test_an_unreadable_byte_stops_the_import_at_its_row(rules: RuleSet, tmp_path: Path) -> None:
+def _both(rules: RuleSet, tmp_path: Path, path: Path, **kw: Any) -> tuple[Any, Store, Store]:
+    """The serial and the parallel import of ``path`` into fresh stores, after checking that they agree."""
+    serial, parallel = _new_store(tmp_path / "s.sqlite3"), _new_store(tmp_path / "p.sqlite3")
+    limit = kw.pop("max_field_chars", None)
+    extra = {} if limit is None else {"max_field_chars": limit}
+    report = import_file(serial, rules, path, now=NOW, parallel=False, **extra)
+    s = report.inserted, report.updated, report.unchanged, report.rejected
+    p = _parallel(parallel, rules, path, **kw, **extra)
+    assert p == s
+    assert _state(parallel) == _state(serial)
+    return s, serial, parallel
+
+
+def test_an_undecodable_byte_rejects_only_its_row(rules: RuleSet, tmp_path: Path) -> None:
+    """Before: the import stopped at the row (exit 2) and the rows after it were lost."""
     path = _write(tmp_path / "bad.csv", _generated(6000, seed=61), encoding="utf-8")  # > the 1 MiB sample
     lines = path.read_bytes().split(b"\n")
-    lines[5500] += b"\xff"  # row 5501 (the header is row 1)
+    lines[5500] = b"\xff" + lines[5500]  # row 5501 (the header is row 1), in the first column
+    lines[20] = lines[20].replace(b",", b",\xfe\xfe", 1)  # row 21, inside the first MiB, in the 2nd column
     path.write_bytes(b"\n".join(lines))
-    store = _new_store(tmp_path / "db.sqlite3")
-    baseline = _indexes(store)
-    with pytest.raises(UsageError, match=r"cannot decode the file .* \(at row 5501\)"):
-        _parallel(store, rules, path, encoding="utf-8", piece_bytes=1 << 16)
-    assert _indexes(store) == baseline  # the first import's indexes are back
-    assert store.count_cases() == 5499  # rows 2-5500 stand, as the serial import keeps what came before
-    store.close()
+    got, serial, parallel = _both(rules, tmp_path, path, encoding="utf-8", piece_bytes=1 << 16)
+    assert [r["row"] for r in got[3]] == [21, 5501]
+    assert got[3][0]["error"].startswith(f"{FULL_HEADERS[1]} (column 2) has bytes that are not UTF-8 at byte ")
+    assert "(b'\\xfe\\xfe" in got[3][0]["error"] and got[3][1]["error"].startswith(f"{FULL_HEADERS[0]} (column 1) ")
+    assert got[0] == 5998 and parallel.count_cases() == 5998  # every other row landed
+    serial.close()
+    parallel.close()
+
+
+def test_a_nul_byte_rejects_its_row(rules: RuleSet, tmp_path: Path) -> None:
+    """Before: the NUL went into the stored text (the databases cut it there, or refuse it)."""
+    rows = _generated(300, seed=62)
+    rows[40][16] = "前半\x00后半"
+    path = _write(tmp_path / "nul.csv", rows)
+    got, serial, parallel = _both(rules, tmp_path, path, encoding="utf-8-sig")
+    assert [r["row"] for r in got[3]] == [42]
+    assert got[3][0]["error"].startswith(f"{FULL_HEADERS[16]} (column 17) contains a NUL byte (\\0) at byte ")
+    assert got[0] == 299
+    serial.close()
+    parallel.close()
+
+
+def test_a_field_over_the_limit_rejects_its_row_and_the_import_goes_on(rules: RuleSet, tmp_path: Path) -> None:
+    """Before: one field over 128 KiB stopped the import (exit 2) and lost every row after it."""
+    rows = _generated(400, seed=63)
+    rows[10][16] = "长" * 2000  # over a limit of 1,000 characters, within the record limit: named by its column
+    rows[200][16] = "x" * 3_000_000  # over the record limit (128,000 bytes): skipped without being read whole
+    rows[300][16] = '"引号"' * 600  # 2,400 characters, quotes doubled in the file
+    path = _write(tmp_path / "long.csv", rows)
+    got, serial, parallel = _both(rules, tmp_path, path, encoding="utf-8-sig", max_field_chars=1000)
+    assert [r["row"] for r in got[3]] == [12, 202, 302]
+    assert got[3][0]["error"] == (
+        f"{FULL_HEADERS[16]} (column 17) is 2,000 characters long, over the limit of 1,000; raise max_field_chars "
+        "(config sources.<name>.max_field_chars, or import --max-field-chars) if it is real")
+    assert got[3][1]["error"].startswith("the row is 3,000,")
+    assert "over the limit of 128,000 bytes (1,000 characters a field)" in got[3][1]["error"]
+    assert got[0] == 397
+    serial.close()
+    parallel.close()
 
 
 def test_after_a_failure_what_came_before_stands_and_the_indexes_are_back(
@@ -314,11 +360,11 @@ def test_pieces_are_whole_records(tmp_path: Path) -> None:
     path.write_bytes(body.encode())
     start = parallel_import._body_start(path)
     assert start == len(b"h1,h2\n")
-    pieces = list(parallel_import._pieces(path, start, 64))
-    assert pieces[0][0] == start and sum(length for _, length in pieces) == len(body) - start
-    assert all(a[0] + a[1] == b[0] for a, b in itertools.pairwise(pieces))
+    pieces = list(parallel_import._pieces(path, start, 64, 1 << 20))
+    assert pieces[0][0] == start and sum(length for _, length, _ in pieces) == len(body) - start
+    assert all(a[0] + a[1] == b[0] for a, b in itertools.pairwise(pieces)) and {p[2] for p in pieces} == {0}
     records = 0
-    for offset, length in pieces:
+    for offset, length, _ in pieces:
         chunk = path.read_bytes()[offset:offset + length].decode()
         parsed = list(csv.reader(chunk.splitlines(keepends=True)))
         assert all(len(r) == 2 for r in parsed), chunk
@@ -349,20 +395,102 @@ def test_a_dead_worker_fails_the_import_instead_of_hanging_it(rules: RuleSet, tm
     store.close()
 
 
-def test_a_broken_quote_stops_both_imports_at_the_same_row(rules: RuleSet, tmp_path: Path) -> None:
-    """An opening quote never closed swallows the rest of the file into one field: pieces cannot be cut
-    after it, and the reader reports the field limit at the row where it began, as the serial import does."""
+def test_a_broken_quote_rejects_its_row_on_both_paths(rules: RuleSet, tmp_path: Path) -> None:
+    """An opening quote never closed swallows the rest of the file into one field: both imports reject the row
+    where it began, the field over the limit named, and keep what came before (before: exit 2, "field larger
+    than field limit"). A rest of the file over the record limit is skipped unread (tests/sources/test_files.py)."""
     path = _write(tmp_path / "quote.csv", _generated(3000, seed=111), encoding="utf-8")
     lines = path.read_bytes().split(b"\n")
     lines[100] = lines[100].replace(b",", b',"', 1)  # row 101
     path.write_bytes(b"\n".join(lines))
-    serial, parallel = _new_store(tmp_path / "s.sqlite3"), _new_store(tmp_path / "p.sqlite3")
-    with pytest.raises(UsageError) as serial_error:
-        _serial(serial, rules, path)
-    with pytest.raises(UsageError) as parallel_error:
-        _parallel(parallel, rules, path, encoding="utf-8")
-    assert str(parallel_error.value) == str(serial_error.value)
-    assert "row 101: not readable as CSV: field larger than field limit" in str(parallel_error.value)
+    got, serial, parallel = _both(rules, tmp_path, path, encoding="utf-8")
+    assert [r["row"] for r in got[3]] == [101]
+    assert got[3][0]["error"].startswith(f"{FULL_HEADERS[1]} (column 2) is 369,082 characters long, over the limit")
     assert parallel.count_cases() == 99  # rows 2-100 stand
+    serial.close()
+    parallel.close()
+
+
+def _titled(path: Path, rows: list[list[str]]) -> Path:
+    """An export with a title row and a blank row above the header (row 3)."""
+    body = _write(path.with_suffix(".body"), rows).read_bytes().removeprefix(b"\xef\xbb\xbf")
+    path.write_bytes("2026年11月工单明细（导出）\r\n\r\n".encode() + body)
+    return path
+
+
+def _both_ways(store_dir: Path, rules: RuleSet, path: Path, monkeypatch: pytest.MonkeyPatch,
+               **kw: Any) -> tuple[Any, Any, Store, Store]:
+    """import_file serially, and in parallel (as a large file would be), into fresh stores."""
+    serial, parallel = _new_store(store_dir / "s.sqlite3"), _new_store(store_dir / "p.sqlite3")
+    s = import_file(serial, rules, path, now=NOW, parallel=False, **kw)
+    with monkeypatch.context() as m:
+        m.setattr(parallel_import, "applies", lambda _store, _path, detected: detected[0])
+        m.setattr(parallel_import, "PIECE_BYTES", PIECE)
+        m.setattr(parallel_import, "MIN_PIECE_BYTES", PIECE)
+        p = import_file(parallel, rules, path, now=NOW, **kw)
+    return s, p, serial, parallel
+
+
+def test_title_rows_and_repeated_numbers_give_the_same_rows_and_warnings(
+    rules: RuleSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The header found below a title row, and each repeated number reported naming both rows, alike on both
+    paths (before: the title row was taken as the header and the file refused)."""
+    path = _titled(tmp_path / "titled.csv", _mixed(1200, repeats=True))
+    s, p, serial, parallel = _both_ways(tmp_path, rules, path, monkeypatch)
+    assert s.rejected and s.warnings and s.rejected[0]["row"] > 3
+    assert (p.rejected, p.warnings) == (s.rejected, s.warnings)
+    first = s.warnings[0]
+    assert first["warning"].endswith(f"row {first['row']}, the later one, is kept")
+    version = [c.name for c in cases.columns if c.name != "id"].index("deadline_version")
+    rows = [[r[:version] + r[version + 1:] for r in _state(store)[0]] for store in (serial, parallel)]
+    assert rows[0] == rows[1]
+    serial.close()
+    parallel.close()
+
+
+class _Bar:
+    """What the import tells its tqdm bar."""
+
+    made: list[_Bar] = []  # noqa: RUF012 - the bars of one test
+
+    def __init__(self, *_: Any, total: int | None = None, **kw: Any) -> None:
+        self.total, self.n, self.unit = total, 0, kw.get("unit")
+        _Bar.made.append(self)
+
+    def update(self, n: int) -> None:
+        self.n += n
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_progress_bar_counts_bytes_of_the_file_size_on_both_paths(
+    rules: RuleSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the file's size as the total, tqdm shows how far and the time left (before: rows, no total)."""
+    import tqdm
+
+    monkeypatch.setattr(tqdm, "tqdm", _Bar)
+    _Bar.made = []
+    path = _titled(tmp_path / "bar.csv", _mixed(600))
+    _both_ways(tmp_path, rules, path, monkeypatch, progress=True)
+    size = path.stat().st_size
+    assert [(b.total, b.n, b.unit) for b in _Bar.made] == [(size, size, "B"), (size, size, "B")]
+
+
+def test_a_quote_inside_an_unquoted_field_is_read_as_the_csv_reader_reads_it(rules: RuleSet, tmp_path: Path) -> None:
+    """Counting quotes took a quote in an unquoted field (他说"你好) as an opening one and cut a later piece
+    inside a quoted field; both paths now read the file as one csv.reader does."""
+    rows = _mixed(600)
+    path = _write(tmp_path / "stray.csv", rows)
+    lines = path.read_bytes().split(b"\r\n")
+    lines[30] = lines[30].replace(b",", ',他说"你好'.encode(), 1)  # into the 2nd column, unquoted
+    path.write_bytes(b"\r\n".join(lines))
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        expected = sum(1 for cells in csv.reader(fh) if "".join(cells).strip()) - 1  # the header
+    got, serial, parallel = _both(rules, tmp_path, path, encoding="utf-8-sig")
+    assert got[0] + len(got[3]) == expected  # every non-blank record inserted or rejected, none merged
+    assert any("他说" in r["error"] for r in got[3])
     serial.close()
     parallel.close()

@@ -17,7 +17,14 @@ from daemon.storage.models import contacts
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("import", help="import a CSV/XLSX export of cases (导入工单)")
     p.add_argument("file", metavar="FILE", type=Path)
-    p.add_argument("--source", help="use the column/value mapping of this configured source")
+    p.add_argument("--source", help="use the column/value mapping, header_row and max_field_chars of this "
+                   "configured source")
+    p.add_argument("--header-row", type=_positive, metavar="N",
+                   help="the row with the column names (default: the source's header_row, else found within the "
+                   "first 20 rows)")
+    p.add_argument("--max-field-chars", type=_positive, metavar="N",
+                   help="a CSV field longer than N characters rejects its row (default: the source's "
+                   "max_field_chars, else 131072)")
     add_now(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_import)
@@ -39,6 +46,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run_import(args: argparse.Namespace) -> int:
     from daemon.errors import UsageError
     from daemon.pipeline.sync import import_file, mapping_for
+    from daemon.sources.csv_records import DEFAULT_MAX_FIELD_CHARS
 
     ctx = args.ctx
     src = None
@@ -47,22 +55,43 @@ def run_import(args: argparse.Namespace) -> int:
         if src is None:
             raise UsageError(f"--source {args.source!r}: no such source; configured: "
                              f"{', '.join(s.name for s in ctx.config.sources) or 'none'}")
+    header_row = args.header_row or (src.header_row if src else None)
+    max_field_chars = args.max_field_chars or (src.max_field_chars if src else DEFAULT_MAX_FIELD_CHARS)
     report = import_file(ctx.store, ctx.rules, args.file, now=now_arg(args), mapping=mapping_for(src),
-                         source_name=args.source or "import", progress=sys.stderr.isatty() and not args.json)
+                         source_name=args.source or "import", progress=sys.stderr.isatty() and not args.json,
+                         header_row=header_row, max_field_chars=max_field_chars)
     if args.json:
         print_json(report.as_json())
     else:
         print(f"{args.file}: inserted {report.inserted}, updated {report.updated}, unchanged {report.unchanged}, "
-              f"rejected {len(report.rejected)}")
-        print_rejected(report.rejected)
-    return 1 if report.rejected else 0
+              f"rejected {len(report.rejected)}, warnings {len(report.warnings)}")
+        print_rows(report.rejected, report.warnings)
+    return exit_code(failed=False, rejected=report.rejected)
 
 
-def print_rejected(rejected: list[dict[str, Any]]) -> None:
-    """One line per rejected row, by row number (and file, for an inbox): the same for import and sync."""
-    for r in rejected:
-        where = f"{r['file']} row {r['row']}" if r.get("file") else f"row {r['row']}"
-        print(f"  {where}: {r['error']}")
+def exit_code(*, failed: bool, rejected: list[dict[str, Any]]) -> int:
+    """import and sync alike: 1 when a source failed or rows were rejected (the good rows landed either
+    way); warnings alone are 0."""
+    return 1 if failed or rejected else 0
+
+
+def print_rows(rejected: list[dict[str, Any]], warnings: list[dict[str, Any]]) -> None:
+    """One line per rejected or warned row, by row number (and file, for an inbox): the same for import and
+    sync."""
+    for kind, key, items in (("rejected", "error", rejected), ("warning", "warning", warnings)):
+        for r in items:
+            where = f"{r['file']} row {r['row']}" if r.get("file") else f"row {r['row']}"
+            print(f"  {where}: {r[key]}" if kind == "rejected" else f"  {where} warning: {r[key]}")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 1")
+    return value
 
 
 def run_sync(args: argparse.Namespace) -> int:
@@ -79,10 +108,9 @@ def run_sync(args: argparse.Namespace) -> int:
             else:
                 shown = {k: (len(v) if isinstance(v, list) else v) for k, v in stats.items()}
                 print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in shown.items()))
-                print_rejected(stats.get("rejected") or [])
-    # like import: exit 1 when a source failed or rows were rejected (the good rows landed either way)
-    rejected = any(stats.get("rejected") for stats in result.sources.values())
-    return 1 if result.failed or rejected else 0
+                print_rows(stats.get("rejected") or [], stats.get("warnings") or [])
+    rejected = [r for stats in result.sources.values() for r in stats.get("rejected") or []]
+    return exit_code(failed=bool(result.failed), rejected=rejected)
 
 
 def run_contacts_import(args: argparse.Namespace) -> int:

@@ -33,9 +33,7 @@ serial path, which gives the same result (``tests/test_parallel_import.py`` comp
 
 from __future__ import annotations
 
-import csv
 import gc
-import io
 import multiprocessing
 import os
 import signal
@@ -43,7 +41,7 @@ import sqlite3
 import threading
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -58,8 +56,18 @@ from daemon.core.cases import CaseRecord
 from daemon.core.derive import RuleCache, content_hash
 from daemon.core.rules import RuleSet
 from daemon.errors import UsageError
-from daemon.sources.files import CSV_SUFFIXES, EncodingError, undecodable_message
+from daemon.sources.csv_records import (
+    DEFAULT_MAX_FIELD_CHARS,
+    RowProblem,
+    max_record_bytes,
+    oversize_message,
+    parse_block,
+    record_ends,
+    record_spans,
+)
+from daemon.sources.files import CSV_SUFFIXES, EncodingError
 from daemon.sources.mapping import CaseRowError, RecordBuilder
+from daemon.sources.repeats import Repeats
 from daemon.storage.store import Store, paused_gc, secondary_case_indexes
 from daemon.storage.upsert import LOOKUP_BATCH, ChunkWriter, Prepared, TextRow, UpsertResult
 
@@ -86,9 +94,15 @@ class _Job:
     database: str | None  # the SQLite file to look cases up in; None when the table was empty at the start
     now: datetime
     source_name: str
+    max_field_chars: int
 
 
 _job: _Job | None = None
+#: a piece: (offset, length, 0), or a record over the limit: (offset, length, 1; 2 when its quote never closes)
+_Piece = tuple[int, int, int]
+#: what a worker returns: (records in the piece, prepared cases, (index in the piece, message) of bad rows)
+_Result = tuple[int, list[Prepared], list[tuple[int, str]]]
+_HEAD_BYTES = 1 << 20
 _worker: dict[str, Any] = {}
 
 
@@ -112,17 +126,19 @@ def applies(store: Store, path: Path, detected: tuple[str, bool]) -> str | None:
 
 def import_parallel(
     store: Store, rules: RuleSet, path: Path, builder: RecordBuilder, encoding: str, *, now: datetime,
-    source_name: str, rejected: list[dict[str, Any]], progress: bool = False, workers: int | None = None,
-    piece_bytes: int | None = None,
+    source_name: str, rejected: list[dict[str, Any]], warnings: list[dict[str, Any]] | None = None,
+    bar: Any = None, workers: int | None = None, piece_bytes: int | None = None,
+    max_field_chars: int = DEFAULT_MAX_FIELD_CHARS,
 ) -> UpsertResult:
     """Import the CSV at ``path`` (its header read into ``builder``) in parallel; bad rows go to ``rejected``
-    as ``{"row": n, "error": …}``. Raises :class:`UsageError` for a file that stops being readable as CSV,
-    after writing what came before it, as the serial import does.
+    as ``{"row": n, "error": …}``, repeated numbers to ``warnings`` as ``{"row": n, "warning": …}``, as the
+    serial import reports them. ``bar``: a progress bar counting bytes (``update(n)``).
     """
     global _job  # noqa: PLW0603 - the forked workers' copy of the job
     encoding = "utf-8" if encoding == "utf-8-sig" else encoding  # the BOM is before the header
     load = _Load(ChunkWriter(store.engine.dialect, RuleCache(rules)), path, encoding, builder, now, source_name,
-                 rejected)
+                 rejected, [] if warnings is None else warnings, max_field_chars)
+    start = _body_start(path, builder.header_row)
     n_workers = workers or max(2, os.cpu_count() or 2)
     if piece_bytes is None:  # at least ~8 pieces a worker, so that the writer starts early in a small file
         piece_bytes = max(MIN_PIECE_BYTES, min(PIECE_BYTES, path.stat().st_size // (8 * n_workers)))
@@ -136,25 +152,25 @@ def import_parallel(
         indexes = secondary_case_indexes(conn) if first else []
         conn.commit()
         _job = _Job(path, encoding, builder, rules, store.engine.dialect, None if first else str(
-            store.engine.url.database), now, source_name)
+            store.engine.url.database), now, source_name, max_field_chars)
         log.info("import_parallel", file=str(path), workers=n_workers, first_import=first)
         # a dead worker (killed, out of memory) fails its futures with BrokenProcessPool instead of leaving
         # the import waiting for ever, as multiprocessing.Pool would; with fork the workers start here, before
         # the executor starts its own thread
         pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("fork"),
                                    initializer=_init_worker)
-        bar = _progress(path) if progress else None
+        if bar is not None:
+            bar.update(start)  # the header
         try:
             if indexes:
                 with conn.begin():
                     for index in indexes:
                         conn.execute(DropIndex(index))
-            load.run(conn, pool, n_workers, _pieces(path, _body_start(path), piece_bytes), bar=bar)
+            load.run(conn, pool, n_workers, _pieces(path, start, piece_bytes, max_record_bytes(max_field_chars)),
+                     bar=bar)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)  # at most the pieces being read finish
             _job = None
-            if bar is not None:
-                bar.close()
             if indexes:  # after an error too: what came before stands, as in the serial import
                 with conn.begin():
                     _create(conn, indexes, n_workers)
@@ -172,29 +188,42 @@ class _Load:
     now: datetime
     source_name: str
     rejected: list[dict[str, Any]]
+    warnings: list[dict[str, Any]]
+    max_field_chars: int
     total: UpsertResult = field(default_factory=UpsertResult)
 
-    def run(self, conn: Any, pool: Any, n_workers: int, pieces: Iterator[tuple[int, int]], *, bar: Any) -> None:
-        pending: deque[tuple[tuple[int, int], Any]] = deque()
-        row_base = 1  # the header is row 1
+    def run(self, conn: Any, pool: Any, n_workers: int, pieces: Iterator[_Piece], *, bar: Any) -> None:
+        pending: deque[tuple[_Piece, Any]] = deque()
+        row_base = self.builder.header_row
+        repeats = Repeats(expected_rows=self.path.stat().st_size // 150)
         while True:
             while len(pending) <= n_workers:  # bounded: a slow writer does not pile results up
                 piece = next(pieces, None)
                 if piece is None:
                     break
-                pending.append((piece, pool.submit(_work, piece)))
+                pending.append((piece, self._skipped(piece) if piece[2] else pool.submit(_work, piece[:2])))
             if not pending:
+                repeats.report(self.warnings)
                 return
             piece, future = pending.popleft()
-            n_records, items, bad, error = future.result()
+            n_records, items, bad = future.result()
             self.rejected.extend({"row": row_base + index, "error": message} for index, message in bad)
+            for item in items:
+                repeats.see(item[0], row_base + item[3])
             with conn.begin():  # one commit per piece: the WAL is checkpointed as it goes
-                self._write(conn, piece, items)
-            if error is not None:
-                raise _file_error(self.path, error, row_base)
+                self._write(conn, piece[:2], items)
             row_base += n_records
             if bar is not None:
-                bar.update(n_records)
+                bar.update(piece[1])
+
+    def _skipped(self, piece: _Piece) -> Future[_Result]:
+        """A record over the limit, found and skipped by the parent: one rejected row, never read whole."""
+        _, length, unclosed = piece
+        message = oversize_message(length, max_record_bytes(self.max_field_chars), self.max_field_chars,
+                                   unclosed=bool(unclosed - 1))
+        done: Future[_Result] = Future()
+        done.set_result((1, [], [(1, message)]))
+        return done
 
     def _write(self, conn: Any, piece: tuple[int, int], items: list[Prepared]) -> None:
         last: dict[str, Prepared] = {}
@@ -202,14 +231,6 @@ class _Load:
             last[item[0]] = item
         rebuild = partial(_rebuild, self.path, self.encoding, self.builder, piece)
         self.total.add(self.writer.upsert_prepared(conn, list(last.values()), self.now, self.source_name, rebuild))
-
-
-def _file_error(path: Path, error: tuple[str, int, str], row_base: int) -> UsageError:
-    """The serial import's error for the row where a worker stopped reading."""
-    kind, index, message = error
-    if kind == "encoding":
-        return EncodingError(undecodable_message(path, row_base + index))
-    return UsageError(f"{path}: row {row_base + index}: not readable as CSV: {message}")
 
 
 def _create(conn: Any, indexes: list[Index], threads: int) -> None:
@@ -230,9 +251,9 @@ def _rebuild(
     """The records at ``wanted`` (indexes of records in the piece), read again from the file."""
     want = set(wanted)
     out: dict[int, CaseRecord] = {}
-    text = _read(path, piece).decode(encoding, errors="replace")  # only rows that decoded are wanted
-    for index, cells in enumerate(csv.reader(io.StringIO(text, newline="")), 1):
-        if index in want:
+    data = _read(path, piece)
+    for index, cells in enumerate(parse_block(data, encoding, 1 << 62, 1 << 62, piece[0]), 1):
+        if index in want:  # only rows that were read and built before are wanted
             out[index] = builder.build(cells)
     return out
 
@@ -244,67 +265,23 @@ def _read(path: Path, piece: tuple[int, int]) -> bytes:
         return fh.read(length)
 
 
-def _body_start(path: Path) -> int:
-    """The byte offset after the header record (row 1)."""
-    for offset, length in _pieces(path, 0, 1 << 16, records=1):
-        return offset + length
-    return 0
-
-
-def _pieces(path: Path, start: int, piece_bytes: int, *, records: int | None = None) -> Iterator[tuple[int, int]]:
-    """(offset, length) of consecutive pieces of whole CSV records from ``start`` to the end of the file.
-
-    A piece ends at a newline outside quotes: the number of ``"`` bytes before it is even (an escaped quote
-    is two). With ``records=1``, the first piece is the first record alone.
-    """
+def _body_start(path: Path, header_row: int = 1) -> int:
+    """The byte offset after the header record (record ``header_row``)."""
     with path.open("rb") as fh:
-        fh.seek(start)
-        offset, buf = start, b""
-        while True:
-            block = fh.read(piece_bytes)
-            buf += block
-            cut = _cut(buf, first=records == 1)
-            if cut is None and block and len(buf) < _MAX_PIECE_BYTES:
-                continue
-            if cut is None:
-                cut = len(buf) if not block else (buf.rfind(b"\n") + 1 or len(buf))
-            if cut:
-                yield offset, cut
-                offset += cut
-                buf = buf[cut:]
-            if not block and not buf:
-                return
+        head = fh.read(_HEAD_BYTES)
+    for n, end in enumerate(record_ends(head), 1):
+        if n == header_row:
+            return end
+    raise UsageError(f"{path}: the header (row {header_row}) does not end within the first {_HEAD_BYTES:,} bytes")
 
 
-def _cut(buf: bytes, *, first: bool) -> int | None:
-    """The length of the longest (or, ``first``, shortest) prefix of ``buf`` made of whole records."""
-    if first:
-        pos, quotes = buf.find(b"\n"), 0
-        while pos != -1:
-            quotes = buf.count(b'"', 0, pos)
-            if quotes % 2 == 0:
-                return pos + 1
-            pos = buf.find(b"\n", pos + 1)
-        return None
-    pos = buf.rfind(b"\n")
-    if pos == -1:
-        return None
-    quotes = buf.count(b'"', 0, pos)
-    while quotes % 2:
-        prev = buf.rfind(b"\n", 0, pos)
-        if prev == -1:
-            return None
-        quotes -= buf.count(b'"', prev, pos)
-        pos = prev
-    return pos + 1
-
-
-def _progress(path: Path) -> Any:
-    import sys
-
-    from tqdm import tqdm
-
-    return tqdm(desc=path.name, unit=" rows", file=sys.stderr, mininterval=0.5)
+def _pieces(path: Path, start: int, piece_bytes: int, max_record: int) -> Iterator[_Piece]:
+    """(offset, length, 0) of consecutive pieces of whole CSV records from ``start`` to the end of the file
+    (:func:`~daemon.sources.csv_records.record_spans`, as the serial reader cuts them); a record over
+    ``max_record`` bytes comes alone as (offset, length, 1 or 2 when its quote never closes)."""
+    with path.open("rb") as fh:
+        for offset, data, length, unclosed in record_spans(fh, start, piece_bytes, max_record):
+            yield offset, length, 0 if data is not None else 1 + unclosed
 
 
 # --- in the workers ----------------------------------------------------------------------------------------
@@ -322,45 +299,35 @@ def _init_worker() -> None:
         _worker["db"] = sqlite3.connect(f"file:{job.database}?mode=ro", uri=True, timeout=60)
 
 
-def _work(piece: tuple[int, int]) -> tuple[int, list[Prepared], list[tuple[int, str]], tuple[str, int, str] | None]:
-    """One piece → (records in it, prepared cases, (index, message) of bad rows, an error or None).
-
-    The error, when the piece stops being readable, is ("encoding" or "csv", index of the record where
-    reading stopped, the reader's message); the cases before it are still returned.
-    """
+def _work(piece: tuple[int, int]) -> _Result:
+    """One piece → (records in it, prepared cases, (index, message) of bad rows): each record read, checked
+    and rejected as the serial reader does (:func:`~daemon.sources.csv_records.parse_block`)."""
     job: _Job = _worker["job"]
     writer: ChunkWriter = _worker["writer"]
-    data = _read(job.path, piece)
-    error = None
-    try:
-        text = data.decode(job.encoding)
-    except UnicodeDecodeError as exc:
-        text = data[:exc.start].decode(job.encoding)
-        text = text[:text.rfind("\n") + 1]
-        error = "encoding"
-    source_key, build = job.builder.source_key, job.builder.build
+    records = parse_block(_read(job.path, piece), job.encoding, job.max_field_chars,
+                          max_record_bytes(job.max_field_chars), piece[0])
+    source_key, build, headers = job.builder.source_key, job.builder.build, job.builder.headers
     found: list[tuple[str, str, CaseRecord | TextRow, int]] = []
     bad: list[tuple[int, str]] = []
     index = 0
-    try:
-        for index, cells in enumerate(csv.reader(io.StringIO(text, newline="")), 1):
-            if not (cells and cells[0].strip()) and not "".join(cells).strip():  # _blank, for text cells
-                continue
-            key = source_key(cells)
-            if key is not None:
-                text_row = TextRow(job.builder, key)
-                found.append((text_row.number, text_row.digest, text_row, index))
-                continue
-            try:
-                rec = build(cells)
-            except CaseRowError as exc:
-                bad.append((index, str(exc) or "invalid row"))
-                continue
-            found.append((rec.number, content_hash(rec), rec, index))
-    except csv.Error as exc:
-        return index, [], bad, ("csv", index + 1, str(exc))
-    error_at = ("encoding", index + 1, "") if error is not None else None
-    return index, _prepare(job, writer, found), bad, error_at
+    for index, cells in enumerate(records, 1):
+        if isinstance(cells, RowProblem):
+            bad.append((index, cells.text(headers)))
+            continue
+        if not (cells and cells[0].strip()) and not "".join(cells).strip():  # _blank, for text cells
+            continue
+        key = source_key(cells)
+        if key is not None:
+            text_row = TextRow(job.builder, key)
+            found.append((text_row.number, text_row.digest, text_row, index))
+            continue
+        try:
+            rec = build(cells)
+        except CaseRowError as exc:
+            bad.append((index, str(exc) or "invalid row"))
+            continue
+        found.append((rec.number, content_hash(rec), rec, index))
+    return index, _prepare(job, writer, found), bad
 
 
 def _prepare(job: _Job, writer: ChunkWriter, found: list[tuple[str, str, CaseRecord | TextRow, int]]) -> list[Prepared]:

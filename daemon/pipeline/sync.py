@@ -28,8 +28,10 @@ from daemon.core.rules import RuleSet
 from daemon.errors import ConfigError, UsageError
 from daemon.pipeline import parallel_import
 from daemon.sources.base import RowResult, SourceError
+from daemon.sources.csv_records import DEFAULT_MAX_FIELD_CHARS, RowProblem
 from daemon.sources.files import CSV_SUFFIXES, case_table, detect_encoding
 from daemon.sources.mapping import CaseRowError, ColumnMapping
+from daemon.sources.repeats import Repeats
 from daemon.storage.models import source_state
 from daemon.storage.store import Store, UpsertResult
 from daemon.storage.upsert import TextRow
@@ -51,10 +53,12 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    #: rows imported with a remark: {"row": r, "warning": "…"} (the shape the status words' warnings share)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {"inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged,
-                "rejected": self.rejected}
+                "rejected": self.rejected, "warnings": self.warnings}
 
 
 def mapping_for(src: SourceConfig | None) -> ColumnMapping:
@@ -72,47 +76,75 @@ def mapping_for(src: SourceConfig | None) -> ColumnMapping:
 
 def import_file(
     store: Store, rules: RuleSet, path: Path, *, now: datetime, mapping: ColumnMapping | None = None,
-    source_name: str = "import", progress: bool = False, parallel: bool = True,
+    source_name: str = "import", progress: bool = False, parallel: bool = True, header_row: int | None = None,
+    max_field_chars: int = DEFAULT_MAX_FIELD_CHARS,
 ) -> ImportReport:
-    """Import one CSV/XLSX export: good rows are upserted, bad rows reported with their row number.
+    """Import one CSV/XLSX export: good rows are upserted, bad rows reported with their row number, and
+    rows kept with a remark (a 工单编号 repeated in the file) reported as warnings.
 
     A large CSV into SQLite is imported by worker processes (:mod:`daemon.pipeline.parallel_import`) unless
-    ``parallel`` is False; the result is the same.
+    ``parallel`` is False; the result is the same. ``progress``: a bar on stderr with the bytes read of the
+    file's size and the time left. ``header_row``: the row with the column names (None: found within the
+    first 20 rows); ``max_field_chars``: a longer CSV field rejects its row.
     """
     if not path.is_file():
         raise UsageError(f"{path}: no such file (expected a .csv or .xlsx export)")
     report = ImportReport(str(path))
     detected = detect_encoding(path) if path.suffix.lower() in CSV_SUFFIXES else None  # once, for both readers
-    builder, rows = case_table(path, mapping, encoding=detected)
-    encoding = parallel_import.applies(store, path, detected) if parallel and detected else None
-    if encoding is not None:  # a large CSV into SQLite: every core (daemon/pipeline/parallel_import.py)
-        rows.close()  # type: ignore[attr-defined]
-        done = parallel_import.import_parallel(store, rules, path, builder, encoding, now=now,
-                                               source_name=source_name, rejected=report.rejected,
-                                               progress=progress)
-        report.inserted, report.updated, report.unchanged = done.inserted, done.updated, done.unchanged
-        return report
+    bar = progress_bar(path, bytes_known=detected is not None) if progress else None
+    try:
+        builder, rows = case_table(path, mapping, encoding=detected, header_row=header_row,
+                                   max_field_chars=max_field_chars, progress=None if bar is None else bar.update)
+        encoding = parallel_import.applies(store, path, detected) if parallel and detected else None
+        if encoding is not None:  # a large CSV into SQLite: every core (daemon/pipeline/parallel_import.py)
+            rows.close()  # type: ignore[attr-defined]
+            done = parallel_import.import_parallel(
+                store, rules, path, builder, encoding, now=now, source_name=source_name, rejected=report.rejected,
+                warnings=report.warnings, bar=bar, max_field_chars=max_field_chars)
+            report.inserted, report.updated, report.unchanged = done.inserted, done.updated, done.unchanged
+            return report
+        if bar is not None and detected is None:  # XLSX: rows, without a total
+            rows = iter(bar(rows))
+        repeats = Repeats(expected_rows=path.stat().st_size // 150)  # an export row is ~200-300 bytes
 
-    def good_records(rows: Iterator[tuple[int, Sequence[object]]]) -> Iterator[CaseRecord | TextRow]:
-        """Plain text rows stay text (TextRow); every other row is built here, bad ones reported."""
-        source_key, build = builder.source_key, builder.build
-        for row, cells in rows:
-            key = source_key(cells)
-            if key is not None:
-                yield TextRow(builder, key)
-                continue
-            try:
-                yield build(cells)
-            except CaseRowError as exc:
-                report.rejected.append({"row": row, "error": str(exc) or "invalid row"})
+        def good_records(rows: Iterator[tuple[int, Sequence[object]]]) -> Iterator[CaseRecord | TextRow]:
+            """Plain text rows stay text (TextRow); every other row is built here, bad ones reported."""
+            source_key, build, headers = builder.source_key, builder.build, builder.headers
+            for row, cells in rows:
+                if type(cells) is RowProblem:
+                    report.rejected.append({"row": row, "error": cells.text(headers)})
+                    continue
+                key = source_key(cells)
+                if key is not None:
+                    item: CaseRecord | TextRow = TextRow(builder, key)
+                else:
+                    try:
+                        item = build(cells)
+                    except CaseRowError as exc:
+                        report.rejected.append({"row": row, "error": str(exc) or "invalid row"})
+                        continue
+                repeats.see(item.number, row)
+                yield item
 
-    if progress:
-        from tqdm import tqdm
-
-        rows = iter(tqdm(rows, desc=path.name, unit=" rows", file=sys.stderr, mininterval=0.5))
-    upserted: UpsertResult = store.upsert_cases(good_records(rows), rules=rules, now=now, source_name=source_name)
+        upserted: UpsertResult = store.upsert_cases(good_records(rows), rules=rules, now=now,
+                                                    source_name=source_name)
+        repeats.report(report.warnings)
+    finally:
+        if bar is not None:
+            bar.close()
     report.inserted, report.updated, report.unchanged = upserted.inserted, upserted.updated, upserted.unchanged
     return report
+
+
+def progress_bar(path: Path, *, bytes_known: bool) -> Any:
+    """The import's bar on stderr: the bytes read of the file's size (so tqdm shows the total and the time
+    left) for a CSV; rows for an XLSX, whose reader cannot say how far into the file it is."""
+    from tqdm import tqdm
+
+    if bytes_known:
+        return tqdm(desc=path.name, total=path.stat().st_size, unit="B", unit_scale=True, unit_divisor=1024,
+                    file=sys.stderr, mininterval=0.5)
+    return tqdm(desc=path.name, unit=" rows", file=sys.stderr, mininterval=0.5)
 
 
 @dataclass
@@ -133,8 +165,8 @@ def sync_all(store: Store, rules: RuleSet, config: Config, now: datetime) -> Syn
         try:
             stats, watermark = _sync_one(store, rules, config, src, now)
             _record_state(store, src.name, now, ok=True, stats=stats, watermark=watermark)
-            log.info("source_synced", source=src.name, **{k: v for k, v in stats.items() if k != "rejected"},
-                     rejected=len(stats.get("rejected", [])))
+            log.info("source_synced", source=src.name,
+                     **{k: (len(v) if isinstance(v, list) else v) for k, v in stats.items()})
         except STORE_OUTAGE:
             raise  # the store is away, not the source: the caller backs off and retries every source
         except Exception as exc:  # anything else a source raises is that source's failure, the next ones run
@@ -162,7 +194,8 @@ def _sync_one(
     mapping = mapping_for(src)
     if src.type == "files":
         path = config.path(str(_require(src, "path")))
-        return import_file(store, rules, path, now=now, mapping=mapping, source_name=src.name).as_json(), None
+        return import_file(store, rules, path, now=now, mapping=mapping, source_name=src.name,
+                           header_row=src.header_row, max_field_chars=src.max_field_chars).as_json(), None
     if src.type == "inbox":
         folder = config.path(str(opts.get("path") or opts.get("directory") or ""))
         return _sync_inbox(store, rules, folder, src, mapping, now), None
@@ -249,7 +282,8 @@ def _sync_inbox(  # noqa: PLR0917 - internal
                 now: datetime) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     done, failed = folder / "done", folder / "failed"
-    totals: dict[str, Any] = {"files": 0, "inserted": 0, "updated": 0, "unchanged": 0, "rejected": []}
+    totals: dict[str, Any] = {"files": 0, "inserted": 0, "updated": 0, "unchanged": 0, "rejected": [],
+                              "warnings": []}
     for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in CASE_FILE_SUFFIXES):
         stamp = now.strftime("%Y%m%dT%H%M%S")
         refusal = _not_a_regular_file(path)
@@ -258,7 +292,8 @@ def _sync_inbox(  # noqa: PLR0917 - internal
             log.error("inbox_file_refused", source=src.name, file=path.name, error=refusal)
             continue
         try:
-            report = import_file(store, rules, path, now=now, mapping=mapping, source_name=src.name)
+            report = import_file(store, rules, path, now=now, mapping=mapping, source_name=src.name,
+                                 header_row=src.header_row, max_field_chars=src.max_field_chars)
         except (UsageError, OSError) as exc:
             _move(path, failed, stamp, {"file": path.name, "error": str(exc)})
             log.error("inbox_file_failed", source=src.name, file=path.name, error=str(exc))
@@ -267,6 +302,7 @@ def _sync_inbox(  # noqa: PLR0917 - internal
         for key in ("inserted", "updated", "unchanged"):
             totals[key] += getattr(report, key)
         totals["rejected"].extend({"file": path.name, **r} for r in report.rejected)
+        totals["warnings"].extend({"file": path.name, **w} for w in report.warnings)
         target = failed if report.rejected and not (report.inserted or report.updated or report.unchanged) else done
         _move(path, target, stamp, {"file": path.name, **report.as_json()})
     return totals
@@ -309,7 +345,7 @@ def _record_state(store: Store, name: str, now: datetime, *, ok: bool, error: st
     else:
         values["last_error"] = error
     if stats is not None:
-        values["stats"] = {k: (len(v) if k == "rejected" else v) for k, v in stats.items()}
+        values["stats"] = {k: (len(v) if isinstance(v, list) else v) for k, v in stats.items()}
     if watermark is not None:
         values["watermark"] = watermark.isoformat()
     with store.engine.begin() as conn:

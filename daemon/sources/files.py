@@ -6,73 +6,112 @@ read at all (missing, unknown encoding, header without required columns) raises 
 :class:`~daemon.errors.UsageError`.
 
 Duplicate 工单编号 within one file: every row is yielded in file order and the later row wins, because the
-store upserts by number in that order. The reader does not remember numbers (that would cost memory in
-proportion to the file); :func:`mark_duplicates` adds a note to repeated numbers when the caller can
-afford it (the ``import`` command does).
+store upserts by number in that order; the import reports each repeat as a warning naming both rows
+(:class:`daemon.sources.repeats.Repeats`).
 """
 
 from __future__ import annotations
 
 import codecs
-import csv
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from daemon.errors import UsageError
 from daemon.sources.base import HeaderError, RowResult
 from daemon.sources.contacts import ContactResult, contact_builder
+from daemon.sources.csv_records import (
+    BLOCK_BYTES,
+    DEFAULT_MAX_FIELD_CHARS,
+    RowProblem,
+    max_record_bytes,
+    oversize_message,
+    parse_block,
+    problem,
+    record_spans,
+)
 from daemon.sources.mapping import REQUIRED_FIELDS, CaseRowError, ColumnMapping, RecordBuilder
+from daemon.sources.repeats import repeat_warning
 
 CSV_SUFFIXES = (".csv", ".txt")
 XLSX_SUFFIXES = (".xlsx", ".xlsm")
 _SAMPLE_BYTES = 1 << 20  # enough for thousands of rows: the first non-ASCII text decides the encoding
+_TOLERATED_BAD = 8  # undecodable sequences in the first MiB that reject their rows rather than the file
 
 
 class EncodingError(UsageError):
     """A CSV file in none of the encodings platform exports use."""
 
 
+#: rows searched for the header when a source does not set ``header_row`` (title rows above it are common)
+HEADER_SEARCH_ROWS = 20
+
+
 def read_case_file(
-    path: str | Path, mapping: ColumnMapping | None = None, *, sheet: str | None = None, header_row: int = 1
+    path: str | Path, mapping: ColumnMapping | None = None, *, sheet: str | None = None,
+    header_row: int | None = None, max_field_chars: int = DEFAULT_MAX_FIELD_CHARS,
 ) -> Iterator[RowResult]:
     """Stream the cases of a CSV or XLSX export, one :class:`RowResult` per non-empty row.
 
-    ``row`` is the spreadsheet row number (header = ``header_row``, by default row 1). ``sheet`` names an
-    XLSX worksheet (default: the first). Naive times are Asia/Shanghai. Raises :class:`HeaderError` (a
-    ``UsageError``) before the first row when required columns are missing, :class:`EncodingError` when a
-    CSV is in no supported encoding.
+    ``row`` is the spreadsheet row number. The header is the first row within the first
+    :data:`HEADER_SEARCH_ROWS` that has every required column (title rows above it are skipped), or row
+    ``header_row`` when given. ``sheet`` names an XLSX worksheet (default: the first). Naive times are
+    Asia/Shanghai. Raises :class:`HeaderError` (a ``UsageError``) before the first row when required columns
+    are missing, :class:`EncodingError` when a CSV is in no supported encoding.
     """
-    builder, rows = case_table(path, mapping, sheet=sheet, header_row=header_row)
+    builder, rows = case_table(path, mapping, sheet=sheet, header_row=header_row, max_field_chars=max_field_chars)
     return _cases(rows, builder)
 
 
 def case_table(
-    path: str | Path, mapping: ColumnMapping | None = None, *, sheet: str | None = None, header_row: int = 1,
-    encoding: tuple[str, bool] | None = None,
+    path: str | Path, mapping: ColumnMapping | None = None, *, sheet: str | None = None,
+    header_row: int | None = None, encoding: tuple[str, bool] | None = None,
+    max_field_chars: int = DEFAULT_MAX_FIELD_CHARS, progress: Callable[[int], object] | None = None,
 ) -> tuple[RecordBuilder, Iterator[tuple[int, Sequence[object]]]]:
-    """:func:`read_case_file`'s parts: the header's record builder, and (row number, cells) of every
-    non-empty row after the header, not yet built (for the import's text path, which builds only some rows).
-    ``encoding``: a CSV's :func:`detect_encoding`, when the caller has it already.
+    """:func:`read_case_file`'s parts: the header's record builder (``builder.header_row`` is its row), and
+    (row number, cells) of every non-empty row after the header, not yet built (for the import's text path,
+    which builds only some rows). ``encoding``: a CSV's :func:`detect_encoding`, when the caller has it
+    already; ``progress``: called with the bytes read of a CSV as it goes.
     """
     path = Path(path)
-    rows = _iter_table(path, sheet=sheet, header_row=header_row, encoding=encoding)
-    header = next(rows, None)
-    if header is None:
-        raise HeaderError(f"{path}: no header row (row {header_row} is empty or missing)")
-    builder = (mapping or ColumnMapping()).builder(header[1])
+    mapping = mapping or ColumnMapping()
+    rows = _iter_table(path, sheet=sheet, encoding=encoding, max_field_chars=max_field_chars, progress=progress)
+    last = header_row or HEADER_SEARCH_ROWS
+    builder = first = None
+    for n, cells in rows:
+        if type(cells) is not RowProblem and not _blank(cells) and (header_row is None or n == header_row):
+            candidate = mapping.builder(cells)
+            candidate.header_row = n
+            if header_row is not None or not candidate.missing_required():
+                builder = candidate
+                break
+            first = first or candidate
+        if n >= last:
+            break
+    if builder is None and (header_row is not None or first is None):
+        where = f"row {header_row} is" if header_row is not None else f"rows 1-{HEADER_SEARCH_ROWS} are"
+        raise HeaderError(f"{path}: no header row ({where} empty or missing)")
+    builder = builder or first
+    assert builder is not None
     missing = builder.missing_required()
     if missing:
         found = ", ".join(h for h in builder.headers if h) or "(none)"
+        searched = "" if header_row is not None else (
+            f" (no row among the first {HEADER_SEARCH_ROWS} has them all; the first non-empty row is shown)")
         raise HeaderError(
-            f"{path}: missing required columns {', '.join(missing)}; found: {found}; "
+            f"{path}: missing required columns {', '.join(missing)}; "
+            f"found in row {builder.header_row}: {found}{searched}; "
             f"required: {', '.join(_required_labels(builder.mapping))}. "
-            "Map other header names in config sources.<name>.columns"
+            "Map other header names in config sources.<name>.columns, or set sources.<name>.header_row "
+            "to the row with the column names"
         )
-    return builder, rows
+    return builder, ((n, cells) for n, cells in rows if not _blank(cells))
 
 
 def _cases(rows: Iterator[tuple[int, Sequence[object]]], builder: RecordBuilder) -> Iterator[RowResult]:
     for row_number, values in rows:
+        if type(values) is RowProblem:
+            yield RowResult(row_number, None, error=values.text(builder.headers))
+            continue
         try:
             yield RowResult(row_number, builder.build(values), number=builder.number_of(values))
         except CaseRowError as exc:
@@ -86,7 +125,7 @@ def _required_labels(mapping: ColumnMapping) -> list[str]:
 def mark_duplicates(results: Iterable[RowResult]) -> Iterator[RowResult]:
     """Add a note to a row whose 工单编号 appeared earlier in the same stream (the later row wins).
 
-    Keeps one entry per distinct number: use it for imports of a size that fits in memory.
+    Keeps one entry per distinct number: for streams that fit in memory (the import uses :class:`Repeats`).
     """
     first_row: dict[str, int] = {}
     for result in results:
@@ -94,8 +133,7 @@ def mark_duplicates(results: Iterable[RowResult]) -> Iterator[RowResult]:
         if result.record is not None and number is not None:
             earlier = first_row.setdefault(number, result.row)
             if earlier != result.row:
-                note = f"工单编号 (number) {number!r} also in row {earlier}; this later row wins"
-                yield RowResult(result.row, result.record, None, number, note)
+                yield RowResult(result.row, result.record, None, number, repeat_warning(number, earlier, result.row))
                 continue
         yield result
 
@@ -106,9 +144,9 @@ def read_contacts_file(path: str | Path, *, sheet: str | None = None) -> Iterato
     Errors name the row and the column and never contain a full mobile number (尾号1234 instead).
     """
     path = Path(path)
-    rows = _iter_table(path, sheet=sheet, header_row=1)
+    rows = (row for row in _iter_table(path, sheet=sheet) if row[0] == 1 or not _blank(row[1]))
     header = next(rows, None)
-    if header is None:
+    if header is None or header[0] != 1:
         raise HeaderError(f"{path}: no header row (row 1 is empty or missing)")
     builder = contact_builder(header[1])
     if builder.missing:
@@ -118,38 +156,47 @@ def read_contacts_file(path: str | Path, *, sheet: str | None = None) -> Iterato
             "required: 单位 (unit), 姓名 (name); optional: 角色 (role), 手机 (mobile), "
             "企业微信账号 (wecom_id), 邮箱 (email)"
         )
-    return (builder.build(row_number, values) for row_number, values in rows)
+    headers = [str(h or "") for h in header[1]]
+    return (
+        ContactResult(row_number, None, f"row {row_number}: {values.text(headers)}") if type(values) is RowProblem
+        else builder.build(row_number, values)
+        for row_number, values in rows
+    )
 
 
 def _iter_table(
-    path: Path, *, sheet: str | None, header_row: int, encoding: tuple[str, bool] | None = None
+    path: Path, *, sheet: str | None, encoding: tuple[str, bool] | None = None,
+    max_field_chars: int = DEFAULT_MAX_FIELD_CHARS, progress: Callable[[int], object] | None = None,
 ) -> Iterator[tuple[int, Sequence[object]]]:
-    """(spreadsheet row number, cells) for the header and every non-empty row after it."""
+    """(spreadsheet row number, cells) of every row, a CSV record that cannot be read as its RowProblem."""
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix in CSV_SUFFIXES:
         if sheet is not None:
             raise UsageError(f"{path}: a CSV file has no sheets (sheet {sheet!r} given)")
-        rows: Iterator[tuple[int, Sequence[object]]] = csv_rows(path, encoding)
-    elif suffix in XLSX_SUFFIXES:
-        rows = _xlsx_rows(path, sheet)
-    elif suffix == ".xls":
+        return csv_rows(path, encoding, max_field_chars=max_field_chars, progress=progress)
+    if suffix in XLSX_SUFFIXES:
+        return _xlsx_rows(path, sheet)
+    if suffix == ".xls":
         raise UsageError(f"{path}: old Excel .xls is not supported; save it as .xlsx or CSV UTF-8")
-    else:
-        raise UsageError(f"{path}: unknown file type {suffix!r}; expected .csv or .xlsx")
-    return ((n, cells) for n, cells in rows if n == header_row or (n > header_row and not _blank(cells)))
+    raise UsageError(f"{path}: unknown file type {suffix!r}; expected .csv or .xlsx")
 
 
 def _blank(cells: Sequence[object]) -> bool:
-    return all(c is None or c == "" or (isinstance(c, str) and not c.strip()) for c in cells)
+    """An empty row (a row that cannot be read is not empty)."""
+    return type(cells) is not RowProblem and all(
+        c is None or c == "" or (isinstance(c, str) and not c.strip()) for c in cells
+    )
 
 
 def detect_encoding(path: Path) -> tuple[str, bool]:
-    """The encoding of a CSV file from its first MiB, and whether that sample was plain ASCII.
+    """The encoding of a CSV file from its first MiB, and whether that sample decided nothing (no non-ASCII
+    text in it: the reader then starts with UTF-8 and switches to GB18030 if a later byte proves it wrong).
 
-    An ASCII-only sample decides nothing, so the reader starts with UTF-8 and switches to GB18030 if a
-    later byte proves it wrong.
+    A few undecodable bytes do not refuse the file: they reject their rows (:mod:`daemon.sources.csv_records`).
+    The encoding that decodes the sample with the fewest bad sequences is taken when those are at most
+    :data:`_TOLERATED_BAD` or one per hundred good characters; a file with more is in another encoding.
     """
     with path.open("rb") as fh:
         sample = fh.read(_SAMPLE_BYTES)
@@ -159,17 +206,22 @@ def detect_encoding(path: Path) -> tuple[str, bool]:
         raise EncodingError(
             f"{path}: the file is UTF-16 (Excel 'Unicode text'); save it as 'CSV UTF-8' (逗号分隔) instead"
         )
+    tried = []
     for encoding in ("utf-8", "gb18030"):
-        try:
-            codecs.getincrementaldecoder(encoding)().decode(sample, final=False)
-        except UnicodeDecodeError:
-            continue
-        return encoding, sample.isascii()
+        text = codecs.getincrementaldecoder(encoding)(errors="replace").decode(sample, final=False)
+        bad = text.count("\ufffd")
+        if not bad:
+            return encoding, sample.isascii()
+        good = len(text) - bad - sum(1 for _ in filter(str.isascii, text))
+        tried.append((bad, -good, encoding))
+    bad, minus_good, encoding = min(tried)
+    if bad <= max(_TOLERATED_BAD, -minus_good // 100):
+        return encoding, minus_good == 0
     raise EncodingError(undecodable_message(path, None))
 
 
 def undecodable_message(path: Path, row: int | None) -> str:
-    """The error for a CSV that stops decoding (at ``row`` when known): what would be valid."""
+    """The error for a CSV in no supported encoding (at ``row`` when known): what would be valid."""
     where = f" (at row {row})" if row is not None else ""
     return (
         f"{path}: cannot decode the file as UTF-8, UTF-8 with BOM or GB18030/GBK{where}; "
@@ -177,28 +229,54 @@ def undecodable_message(path: Path, row: int | None) -> str:
     )
 
 
-def csv_rows(path: Path, detected: tuple[str, bool] | None = None) -> Iterator[tuple[int, Sequence[object]]]:
-    """(row number, cells) of every record of a CSV, read in its :func:`detect_encoding` (``encoding`` when
-    the caller detected it already: ``detected``). Raises :class:`EncodingError` or :class:`UsageError` naming
-    the row."""
+def line_end(path: Path) -> bytes:
+    """The byte a CSV's records end with: LF, or CR for old Mac files (Excel's "CSV (Macintosh)")."""
+    with path.open("rb") as fh:
+        sample = fh.read(1 << 16)
+    return b"\r" if b"\r" in sample and b"\n" not in sample else b"\n"
+
+
+def csv_rows(
+    path: Path, detected: tuple[str, bool] | None = None, *, max_field_chars: int = DEFAULT_MAX_FIELD_CHARS,
+    progress: Callable[[int], object] | None = None,
+) -> Iterator[tuple[int, Sequence[object]]]:
+    """(row number, cells) of every record of a CSV, read in its :func:`detect_encoding` (``detected`` when
+    the caller has it). A record that cannot be read (a field over ``max_field_chars`` characters, a NUL
+    byte, undecodable bytes) comes as its :class:`RowProblem` instead of cells, and the reading goes on;
+    memory stays bounded by the limit. ``progress`` is called with the bytes read after each block.
+    """
     encoding, undecided = detected or detect_encoding(path)
-    yielded = 0
-    while True:
+    max_record = max_record_bytes(max_field_chars)
+    row = 0
+    with path.open("rb") as fh:
+        for offset, data, length, unclosed in record_spans(fh, 0, BLOCK_BYTES, max_record, newline=line_end(path)):
+            if data is None:
+                row += 1
+                yield row, problem(oversize_message(length, max_record, max_field_chars, unclosed=unclosed))
+            else:
+                if undecided and not data.isascii():
+                    encoding, undecided = _decide(data, encoding)
+                bom = len(codecs.BOM_UTF8) if offset == 0 and encoding == "utf-8-sig" else 0
+                for cells in parse_block(data[bom:], "utf-8" if encoding == "utf-8-sig" else encoding,
+                                         max_field_chars, max_record, offset + bom):
+                    row += 1
+                    yield row, cells
+            if progress is not None:
+                progress(length)
+
+
+def _decide(data: bytes, encoding: str) -> tuple[str, bool]:
+    """The first non-ASCII block of a file whose first MiB was ASCII: GB18030 if UTF-8 cannot read it and
+    GB18030 can (GB18030 agrees with ASCII, so the rows before stand)."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
         try:
-            with path.open(encoding=encoding, newline="") as fh:
-                reader = csv.reader(fh)
-                for index, cells in enumerate(reader, start=1):
-                    if index > yielded:
-                        yielded = index
-                        yield index, cells
-            return
+            data.decode("gb18030")
         except UnicodeDecodeError:
-            if not undecided:
-                raise EncodingError(undecodable_message(path, yielded + 1)) from None
-            # The ASCII sample looked like UTF-8; GB18030 agrees on ASCII, so the rows already yielded stand.
-            encoding, undecided = "gb18030", False
-        except csv.Error as exc:
-            raise UsageError(f"{path}: row {yielded + 1}: not readable as CSV: {exc}") from None
+            return encoding, True
+        return "gb18030", False
+    return encoding, False
 
 
 def _xlsx_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, Sequence[object]]]:

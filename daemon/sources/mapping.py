@@ -49,7 +49,7 @@ LIFE_STATUSES: dict[str, Status] = {
 }  # fmt: skip
 #: times that cannot precede receipt (受理时间)
 _AFTER_RECEIPT = ("signed_at", "fed_back_at", "closed_at")
-_DATE_ONLY = re.compile(r"\d{4}[-/年]\d{1,2}[-/月]\d{1,2}日?")
+_DATE_ONLY = re.compile(r"\d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}日?|\d{5}")
 _HOURS = frozenset(f"{h:02d}" for h in range(24))
 _SIXTY = frozenset(f"{m:02d}" for m in range(60))
 
@@ -169,6 +169,7 @@ class RecordBuilder:
     def __init__(self, mapping: ColumnMapping, headers: Sequence[str]) -> None:
         self.mapping = mapping
         self.headers = list(headers)
+        self.header_row = 1  # the file row the headers came from (set by the file reader)
         positions = {h.casefold(): i for i, h in reversed(list(enumerate(self.headers)))}
         self.index: dict[str, int] = {}
         self.used_header: dict[str, str] = {}
@@ -555,11 +556,7 @@ class RecordBuilder:
                 return platform_due(raw)
             return v.parse_cell_time(raw, date_only_ok=False)
         except (TimeFormatError, ValueError, OverflowError):
-            raise self._error(
-                field, raw,
-                "is not a time; expected 'YYYY-MM-DD HH:MM[:SS]' or 'YYYY/M/D H:MM' (Asia/Shanghai), "
-                "or ISO 8601 with an offset",
-            ) from None  # fmt: skip
+            raise self._error(field, raw, f"is not a time (with a time of day); expected {v.TIME_FORMS}") from None
 
     def _word(self, cells: dict[str, object], field: str, enum: type[E]) -> E:
         if field not in self.index:
@@ -655,8 +652,10 @@ def _fast_time(values: Sequence[object], i: int) -> datetime | None:
 
 def _extension(raw: object) -> datetime:
     """延期至: a date means 'through that day', so the first overdue instant is 00:00 the next day."""
-    if (isinstance(raw, date) and not isinstance(raw, datetime)) or (
-        isinstance(raw, str) and _DATE_ONLY.fullmatch(raw.strip())
+    if (
+        (isinstance(raw, date) and not isinstance(raw, datetime))
+        or (isinstance(raw, str) and _DATE_ONLY.fullmatch(raw.strip()))
+        or (isinstance(raw, int | float) and not isinstance(raw, bool) and float(raw).is_integer())  # a serial
     ):
         return v.parse_cell_time(raw) + timedelta(days=1)
     return v.parse_cell_time(raw, date_only_ok=False)

@@ -50,11 +50,18 @@ DEFAULT_FLAGS: dict[str, bool] = {
     "true": True, "false": False, "1": True, "0": False, "√": True, "×": False,
 }  # fmt: skip
 
+#: 2026-11-03 09:05[:00], 2026/11/3 9:05, 2026.11.03 09:05, 2026年11月3日 9:05, 2026年11月3日9时05分, with a
+#: date alone where a date is enough
 _FAST_TIME = re.compile(
-    r"(\d{4})[-/年](\d{1,2})[-/月](\d{1,2})日?"
-    r"(?:[ T]+(\d{1,2})[:时](\d{1,2})(?:[:分](\d{1,2})(?:\.(\d{1,6}))?)?秒?)?"
+    r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?"
+    r"(?:(?:[ T]+|(?<=日))(\d{1,2})[:时点](\d{1,2})(?:[:分](\d{1,2})(?:\.(\d{1,6}))?秒?|分)?)?"
     r"\s*(Z|[+-]\d{2}:?\d{2})?"
 )
+#: an Excel serial date as text (a date column exported as numbers): 10000-99999 are 1927-05-18 to 2173-10-14
+_SERIAL_TEXT = re.compile(r"\d{5}(?:\.\d+)?")
+#: the forms a time cell may take, for error messages
+TIME_FORMS = ("'YYYY-MM-DD HH:MM[:SS]', 'YYYY/M/D H:MM', 'YYYY.MM.DD HH:MM', '2026年11月3日 9:05', "
+              "an Excel date cell or serial number (46329.375), or ISO 8601 with an offset; Asia/Shanghai")
 _EXCEL_EPOCH = datetime(1899, 12, 30)  # noqa: DTZ001 - Excel serials are naive local time
 _CHINESE_DIGITS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5}
 
@@ -73,8 +80,9 @@ def clean_text(value: object) -> str:
 def parse_cell_time(value: object, *, date_only_ok: bool = True) -> datetime:
     """A time cell → an aware datetime. Naive values are Asia/Shanghai.
 
-    Accepts datetime/date objects (Excel cells, database columns), Excel serial numbers,
-    'YYYY-MM-DD HH:MM[:SS]', 'YYYY/M/D H:MM', '2026年11月9日 8:30', and ISO 8601 with an offset.
+    Accepts datetime/date objects (Excel cells, database columns), Excel serial numbers (also as text:
+    '46329.375'), 'YYYY-MM-DD HH:MM[:SS]', 'YYYY/M/D H:MM', 'YYYY.MM.DD HH:MM', '2026年11月9日 8:30',
+    '2026年11月9日8时30分', and ISO 8601 with an offset; a date alone when ``date_only_ok``.
     Raises :class:`TimeFormatError`.
     """
     if type(value) is str:
@@ -86,13 +94,15 @@ def parse_cell_time(value: object, *, date_only_ok: bool = True) -> datetime:
             raise TimeFormatError(value.isoformat())
         return datetime.combine(value, time(), tzinfo=LOCAL_TZ)
     if isinstance(value, int | float) and not isinstance(value, bool) and 1 <= value < 2958466:
-        return (_EXCEL_EPOCH + timedelta(days=float(value))).replace(tzinfo=LOCAL_TZ)
+        return _serial(float(value))
     return _parse_text_time(clean_text(value), date_only_ok)
 
 
 def _parse_text_time(text: str, date_only_ok: bool) -> datetime:
     match = _FAST_TIME.fullmatch(text)
     if match is None:
+        if _SERIAL_TEXT.fullmatch(text):  # read as the number cell it was in the workbook
+            return _serial(float(text))
         return parse_time(text)  # raises TimeFormatError with the accepted forms
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     if hour is None and not date_only_ok:
@@ -105,6 +115,12 @@ def _parse_text_time(text: str, date_only_ok: bool) -> datetime:
         )  # fmt: skip
     except ValueError:
         raise TimeFormatError(text) from None
+
+
+def _serial(days: float) -> datetime:
+    """An Excel serial date (days since 1899-12-30, local time), to the nearest second: the fraction of a
+    day in binary floating point is rarely exact (9:05 is 0.37847222…)."""
+    return (_EXCEL_EPOCH + timedelta(seconds=round(days * 86400))).replace(tzinfo=LOCAL_TZ)
 
 
 def _offset(text: str) -> timezone:

@@ -76,7 +76,7 @@ def test_gbk_after_an_ascii_only_first_mebibyte_switches_encoding(tmp_path: Path
 
 def test_undecodable_file_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "latin.csv"
-    path.write_bytes(",".join(HEADERS).encode("utf-8") + b"\n\xff\xfe\xff,\x80\xff\n")
+    path.write_bytes(",".join(HEADERS).encode("utf-8") + b"\n\xff\xfe\xff,\x80\xff\n" * 10)
     with pytest.raises(EncodingError) as info:
         list(read_case_file(path))
     assert str(path) in str(info.value)
@@ -162,7 +162,7 @@ def test_missing_required_columns(write_csv) -> None:  # type: ignore[no-untyped
         "or 来电时间 (received_at), 承办单位 (unit)"
         in message
     )
-    assert "found: 工单编号, 来源, 单位" in message
+    assert "found in row 1: 工单编号, 来源, 单位" in message
     assert "required: 工单编号 (number), 来源 (source)" in message
     assert isinstance(info.value, UsageError)
 
@@ -209,7 +209,7 @@ def test_duplicates_later_row_wins_with_a_note(write_csv) -> None:  # type: igno
     assert [r.note for r in plain] == [None, None, None]  # the streaming reader remembers nothing
     marked = list(mark_duplicates(read_case_file(path)))
     assert [r.note for r in marked[:2]] == [None, None]
-    assert marked[2].note == "工单编号 (number) '2611090001' also in row 2; this later row wins"
+    assert marked[2].note == "工单编号 (number) '2611090001' is also in row 2; row 4, the later one, is kept"
     assert marked[2].record is not None and marked[2].record.status is Status.CLOSED
 
 
@@ -249,3 +249,56 @@ def test_generator_is_deterministic_and_shaped_like_the_bulletins() -> None:
     share = sum(r["涉及领域"] == "城建交通类" for r in first) / len(first)
     assert 0.30 < share < 0.38
     assert len({r["工单编号"] for r in first}) == 2_000
+
+
+def test_a_giant_field_rejects_its_row_and_memory_stays_bounded_by_the_limit(tmp_path: Path) -> None:
+    """Before: csv's 128 KiB field limit ended the import at the row (exit 2), after reading the whole line
+    into memory (a 200 MB one-row file took 660 MB); the rows after it were lost."""
+    path = tmp_path / "giant.csv"
+    good = csv_text([GOOD_ROW]).encode("utf-8")
+    later = csv_text([("2611090002", *GOOD_ROW[1:])]).encode("utf-8").split(b"\r\n", 1)[1]
+    with path.open("wb") as fh:
+        fh.write(good)
+        fh.write(b'2611090009,' + b"x" * 30_000_000 + b"\r\n")  # one field of 30 MB
+        fh.write(later)
+    tracemalloc.start()
+    try:
+        results = list(read_case_file(path, max_field_chars=10_000))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [(r.row, r.ok) for r in results] == [(2, True), (3, False), (4, True)]
+    assert results[1].error == (
+        "the row is 30,000,013 bytes long, over the limit of 1,280,000 bytes (10,000 characters a field); it was "
+        "skipped without being read. Raise max_field_chars (config sources.<name>.max_field_chars, or import "
+        "--max-field-chars) if it is real")
+    # the record limit's buffer (twice, as it grows) and the encoding's 1 MiB sample (and its text), not 30 MB
+    assert peak < 3 * 1_280_000 + (2 << 20), f"peak {peak:,} bytes: the record was read into memory"
+
+
+def test_a_long_field_names_its_column_and_the_limit(write_csv) -> None:  # type: ignore[no-untyped-def]
+    long_summary = (*GOOD_ROW[:8], "长" * 200)
+    path = write_csv([GOOD_ROW, long_summary, ("2611090003", *GOOD_ROW[1:])])
+    results = list(read_case_file(path, max_field_chars=100))
+    assert [r.ok for r in results] == [True, False, True]
+    assert results[1].error is not None
+    assert results[1].error.startswith("问题摘要 (column 9) is 200 characters long, over the limit of 100;")
+
+
+def test_xlsx_with_a_merged_title_row_above_the_header_and_serial_dates(tmp_path: Path) -> None:
+    """Before: row 1 (the title) was taken as the header and the file refused (missing columns)."""
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append(["兴隆台区12345热线工单明细（2026年11月）"])
+    sheet.merge_cells("A1:I1")
+    sheet.append(list(HEADERS))
+    sheet.append([*GOOD_ROW[:3], 46335.362500, *GOOD_ROW[4:6], "2026.11.09 09:15", *GOOD_ROW[7:]])
+    path = tmp_path / "titled.xlsx"
+    workbook.save(path)
+    (result,) = read_case_file(path)
+    assert result.row == 3 and result.record is not None
+    assert result.record.received_at == datetime(2026, 11, 9, 8, 42, tzinfo=LOCAL_TZ)  # a number cell
+    assert result.record.signed_at == datetime(2026, 11, 9, 9, 15, tzinfo=LOCAL_TZ)
+    with pytest.raises(HeaderError, match="row 1"):
+        read_case_file(path, header_row=1)  # the odd file's own setting wins over the search

@@ -68,6 +68,12 @@ def test_full_row_maps_every_field() -> None:
         ("2026-11-09T08:42:00+08:00", datetime(2026, 11, 9, 8, 42, tzinfo=LOCAL_TZ)),
         ("2026-11-09 08:42:00.250", datetime(2026, 11, 9, 8, 42, 0, 250000, tzinfo=LOCAL_TZ)),
         ("2026年11月9日 8:05", datetime(2026, 11, 9, 8, 5, tzinfo=LOCAL_TZ)),
+        # as offices export them (issue 12 item 5); rejected before
+        ("2026年11月3日9时05分", datetime(2026, 11, 3, 9, 5, tzinfo=LOCAL_TZ)),
+        ("2026.11.03 09:05", datetime(2026, 11, 3, 9, 5, tzinfo=LOCAL_TZ)),
+        ("2026.11.3 9:05:30", datetime(2026, 11, 3, 9, 5, 30, tzinfo=LOCAL_TZ)),
+        ("46329.378472222", datetime(2026, 11, 3, 9, 5, tzinfo=LOCAL_TZ)),  # an Excel serial exported as text
+        (46329.378472222, datetime(2026, 11, 3, 9, 5, tzinfo=LOCAL_TZ)),  # an XLSX number cell, to the second
         (datetime(2026, 11, 9, 8, 42), datetime(2026, 11, 9, 8, 42, tzinfo=LOCAL_TZ)),
         (datetime(2026, 11, 9, 0, 42, tzinfo=UTC), datetime(2026, 11, 9, 8, 42, tzinfo=LOCAL_TZ)),
     ],
@@ -85,7 +91,8 @@ def test_offset_is_kept() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["2026-11-31 10:00", "2026-11-09 25:00", "11月17日下午", "2026-11-09", "soon"]
+    "bad", ["2026-11-31 10:00", "2026-11-09 25:00", "11月17日下午", "2026-11-09", "soon", "2026.13.03 09:05",
+            "2026年11月3日", "2026.11.03", "4632"]
 )
 def test_malformed_time_names_column_and_value(bad: str) -> None:
     with pytest.raises(CaseRowError) as info:
@@ -196,6 +203,12 @@ def test_empty_optional_cells_are_none_and_status_is_inferred() -> None:
         None,
     )
     assert to_record(row()).status is Status.DISPATCHED
+
+
+@pytest.mark.parametrize("text", ["2026年11月30日", "2026.11.30", "2026/11/30", "46356", 46356])
+def test_extension_dates_as_offices_write_them_mean_through_that_day(text: object) -> None:
+    record = to_record(row(延期至=text))
+    assert record.extended_due_at == datetime(2026, 12, 1, tzinfo=LOCAL_TZ)
 
 
 def test_extension_date_means_through_that_day() -> None:
