@@ -118,3 +118,37 @@ def test_dispatch_says_messages_and_rows_apart(tmp_path: Path, cli: Any) -> None
     store.close()
     r = cli("--config", str(cfg), "dispatch", "--now", "2026-11-20 09:00")
     assert r.code == 0 and "\ndispatch at 2026-11-20T09:00:00+08:00: sent 1 message (2 rows), " in r.out
+
+
+def test_an_outage_between_tick_and_dispatch_still_sends_one_message_per_case(store: Store, rules: Any) -> None:
+    """The tick at the breach queued 已超期; the dispatcher was down until the repeat was queued too: the claim
+    holds both for one case and one recipient, and only the repeat (the current state) is sent."""
+    from sqlalchemy import select
+
+    from daemon.core.cases import CaseRecord, Category, Source, Status
+    from daemon.pipeline.tick import run_tick
+    from daemon.storage.models import outbox
+    from tests.test_life import UNIT
+    from tests.test_life import config as life_config
+
+    record = CaseRecord(number="OUTAGE", source=Source.CITY, category=Category.COMPLAINT, unit=UNIT,
+                        received_at=at("2024-09-27 16:30"), summary="诉求", status=Status.SIGNED,
+                        signed_at=at("2024-09-27 17:00"))
+    calendar = rules.rules[0].calendar
+    cfg = life_config()  # a weekend's outage: the breach is not dead-lettered before the repeat is queued
+    cfg = cfg.model_copy(update={"dispatch": cfg.dispatch.model_copy(update={"dead_letter_after_hours": 72})})
+    store.upsert_cases([record], rules=rules, now=at("2024-09-27 16:30"), source_name="t")
+    run_tick(store, rules, calendar, cfg, at("2024-10-10 08:40"))  # the second warning, sent in time
+    Dispatcher(store, cfg, {"console": FakeNotifier("console")}, owner="d0").dispatch_due(at("2024-10-10 08:40"))
+    assert [a["kind"] for a in run_tick(store, rules, calendar, cfg, at("2024-10-11 00:00")).alerts] == ["breach"]
+    assert [a["kind"] for a in run_tick(store, rules, calendar, cfg, at("2024-10-12 09:00")).alerts] == [
+        "breach_repeat"]
+    fake = FakeNotifier("console")
+    result = Dispatcher(store, cfg, {"console": fake}, owner="d1").dispatch_due(at("2024-10-12 09:05"))
+    assert [m.subject for m in fake.sent] == ["工单OUTAGE超期仍未办结"]
+    assert (result.messages_sent, result.sent, result.superseded) == (1, 1, 1)
+    with store.engine.connect() as conn:
+        by_kind = {r.kind: (r.status, r.last_error) for r in conn.execute(select(outbox.c.kind, outbox.c.status,
+                                                                                 outbox.c.last_error))}
+    assert by_kind["breach_repeat"][0] == "sent" and by_kind["breach"][0] == "superseded"
+    assert "later breach_repeat" in str(by_kind["breach"][1])
