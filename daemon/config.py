@@ -122,6 +122,9 @@ class DispatchConfig(_Strict):
     # name; a channel not listed gets its type's default (daemon/pipeline/outbox.py CHANNEL_CONCURRENCY)
     concurrency: int = Field(32, ge=1, le=256)
     channel_concurrency: dict[str, int] = Field(default_factory=dict)
+    # alerts listed in one message (one kind, one recipient, one round); the rest are counted in one line
+    # (还有N件未列出) and marked sent with it: a burst after an outage stays one readable message
+    max_items_per_message: int = Field(20, ge=1, le=500)
 
     @field_validator("channel_concurrency")
     @classmethod

@@ -85,6 +85,17 @@ def main() -> None:
     sup = renderer.render("warning", alert_context("warning", supervisor_batch, SUPERVISOR, NOW))
     out.append("### A supervisor's batch (units without contacts)\n")
     out.append(block("text", sup.text))
+    burst = [item(f"26111000{i:02d}", "breach_repeat", summary, f"2026-11-{12 + i}T00:00:00+08:00", days=6 - i)
+             for i, summary in enumerate(["反映施工后路面未回填", "反映路面坑洼无警示牌", "反映小区供暖不达标",
+                                          "反映楼道照明损坏", "反映噪音扰民"])]
+    capped = renderer.render("breach_repeat", alert_context("breach_repeat", burst, HANDLER, NOW, limit=3))
+    out.append("### A capped batch (`dispatch.max_items_per_message`, here 3; default 20)\n")
+    out.append("A batch lists its alerts most urgent first (urgent routes, then the longest overdue, then the "
+               "earliest deadline) and at most `dispatch.max_items_per_message` of them; one line counts the "
+               "rest, which are sent (marked sent) with this message.\n")
+    out.append(block("text", capped.text))
+    out.append(block("markdown", capped.markdown or ""))
+    out.append(block("html", capped.html or ""))
     dead = renderer.render("dead_letter", {
         "recipient": {"name": "区营商局督办员"}, "count": 2, "hours": "24", "items": [
             {"what": "超期提醒 工单2611120020", "to": "王承办(尾号1234)", "channel": "sms", "attempts": 9,

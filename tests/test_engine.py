@@ -21,6 +21,7 @@ from daemon.core.engine import (
     Decision,
     EngineSettings,
     Evaluation,
+    announced,
     evaluate,
     reads_return_warnings,
 )
@@ -201,6 +202,22 @@ def test_after_an_outage_each_ladder_gives_its_latest_step_once(
     result = run(open_case(received, signed_at=received, status=Status.SIGNED), deadline, window, at(now), calendar)
     assert list(result.keys) == keys
     assert result.next_check_at == at(next_check)
+
+
+def test_after_an_outage_only_the_latest_step_is_announced(calendar: WorkCalendar, rules: RuleSet) -> None:
+    """Issue 16: breach and repeat decided at once give one message, the repeat (the current state)."""
+    received = at(DOMAIN_RECEIVED)
+    deadline, window = deadlines(rules, "municipal_complaint", received)
+    signed = open_case(received, signed_at=received, status=Status.SIGNED)
+    both = run(signed, deadline, window, at("2024-10-14 10:00"), calendar).decisions
+    assert [d.kind for d in both] == ["breach", "breach_repeat"]
+    assert [d.key for d in announced(both)] == [("breach_repeat", 20241014)]
+    assert announced(both[:1]) == both[:1]  # the breach alone (its repeat recorded earlier) is announced
+    assert announced(()) == ()
+    # a late return and a return-window warning are about other things: kept beside the ladder's latest step
+    late = Decision("late_return", 0, fire_at=at("2024-09-28 18:00"), due_at=at("2024-09-28 16:30"))
+    window_warning = Decision("return_window", 1, fire_at=at("2024-09-28 12:30"), due_at=at("2024-09-28 16:30"))
+    assert announced((late, window_warning, *both)) == (late, window_warning, both[1])
 
 
 def test_repeat_count_counts_working_days_over_the_spring_festival(calendar: WorkCalendar, rules: RuleSet) -> None:

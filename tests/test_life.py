@@ -20,12 +20,12 @@ from sqlalchemy import select
 from daemon.config import Config, ContactConfig, ContactsConfig, UnitConfig
 from daemon.core.cases import CaseRecord, Category, Source, Status
 from daemon.core.derive import RuleCache
-from daemon.core.engine import CaseState, EngineSettings, evaluate, first_check_at, muted
+from daemon.core.engine import CaseState, EngineSettings, announced, evaluate, first_check_at, muted
 from daemon.core.rules import Deadline, RuleSet
 from daemon.core.timeutil import parse_time
 from daemon.pipeline.mutes import mute_case
 from daemon.pipeline.tick import run_tick
-from daemon.storage.models import alerts, case_history, cases
+from daemon.storage.models import alerts, case_history, cases, outbox
 from daemon.storage.store import Store
 
 UNIT = "兴隆台区住建局"
@@ -153,7 +153,22 @@ def _deadlines(cache: RuleCache, rec: CaseRecord) -> tuple[str, Deadline, Deadli
                                   resumed_at=rec.resumed_at), ret
 
 
-def _stored(store: Store) -> tuple[dict[str, datetime | None], set[tuple[str, str, int, int, datetime, datetime]]]:
+Alert = tuple[str, str, int, int, datetime, datetime]
+
+
+def _announced(store: Store) -> set[Alert]:
+    """The stored alerts that have at least one outbox row (a message queued)."""
+    with store.engine.connect() as conn:
+        return {
+            (r.number, r.kind, r.level, r.deadline_version, r.fire_at, r.due_at)
+            for r in conn.execute(
+                select(cases.c.number, alerts.c.kind, alerts.c.level, alerts.c.deadline_version, alerts.c.fire_at,
+                       alerts.c.due_at).join(cases, cases.c.id == alerts.c.case_id)
+                .where(alerts.c.id.in_(select(outbox.c.alert_id))))
+        }
+
+
+def _stored(store: Store) -> tuple[dict[str, datetime | None], set[Alert]]:
     with store.engine.connect() as conn:
         checks = {r.number: r.next_check_at for r in conn.execute(select(cases.c.number, cases.c.next_check_at))}
         found = {
@@ -173,7 +188,8 @@ def test_every_case_lives_in_the_store_as_the_engine_walks_it(store: Store, rule
     for when, records in LIVES:
         changes.setdefault(at(when), []).extend(records)
     pure: dict[str, Pure] = {}
-    expected: set[tuple[str, str, int, int, datetime, datetime]] = set()
+    expected: set[Alert] = set()
+    sent: set[Alert] = set()  # the alerts that get a message: announced() of those decided at once
     instants = list(changes)
     heapq.heapify(instants)
     for _, muted_at, until in MUTES:
@@ -210,9 +226,11 @@ def test_every_case_lives_in_the_store_as_the_engine_walks_it(store: Store, rule
             # every case, due or not: what the store must have alerted by now; a breach repeat is keyed by its
             # day, so a day repeated under an earlier deadline version is not repeated again
             repeated = {(n, level) for n, kind, level, *_ in expected if kind == "breach_repeat"}
-            expected |= {(number, d.kind, d.level, p.version, d.fire_at, d.due_at) for d in ev.decisions
-                         if d.kind != "breach_repeat" or (number, d.level) not in repeated
-                         or (number, d.kind, d.level, p.version, d.fire_at, d.due_at) in expected}
+            new = [d for d in ev.decisions
+                   if (number, d.kind, d.level, p.version, d.fire_at, d.due_at) not in expected
+                   and (d.kind != "breach_repeat" or (number, d.level) not in repeated)]
+            expected |= {(number, d.kind, d.level, p.version, d.fire_at, d.due_at) for d in new}
+            sent |= {(number, d.kind, d.level, p.version, d.fire_at, d.due_at) for d in announced(new)}
             if p.next_check_at is not None and p.next_check_at <= now:  # what the tick read
                 p.next_check_at = ev.next_check_at
             if ev.next_check_at is not None:
@@ -221,6 +239,8 @@ def test_every_case_lives_in_the_store_as_the_engine_walks_it(store: Store, rule
                 heapq.heappush(instants, point.at)
         checks, found = _stored(store)
         assert found == expected, f"alerts at {now}: missing {expected - found}, extra {found - expected}"
+        messages = _announced(store)
+        assert messages == sent, f"messages at {now}: missing {sent - messages}, extra {messages - sent}"
         assert checks == {n: p.next_check_at for n, p in pure.items()}, f"next checks after the tick at {now}"
     kinds = {(number, kind) for number, kind, *_ in expected}
     assert {("EDGE-RETURNED", "late_return"), ("EDGE-PENDING", "late_return"), ("LATE", "late_return"),
@@ -237,6 +257,12 @@ def test_every_case_lives_in_the_store_as_the_engine_walks_it(store: Store, rule
     assert ("warning", 2) not in muted_keys and ("breach_repeat", 20241012) not in muted_keys
     assert {("warning", 2), ("breach_repeat", 20241012)} <= {
         (k, lv) for n, k, lv, *_ in expected if n == "MUTED-SHORT"}
+    # at the mute's end the breach and the latest repeat are decided at once: both recorded, only the repeat
+    # (the current state) is sent, never 已超期 and 超期仍未办结 together
+    muted_sent = {(k, lv) for n, k, lv, *_ in sent if n == "MUTED"}
+    assert ("breach_repeat", 20241014) in muted_sent and ("breach", 0) not in muted_sent
+    assert ("breach", 0) in muted_keys
+    assert {a for a in expected if a[0] == "BREACH"} == {a for a in sent if a[0] == "BREACH"}  # one at a time
     with store.engine.connect() as conn:
         created = conn.execute(select(alerts.c.created_at).join(cases, cases.c.id == alerts.c.case_id).where(
             cases.c.number == "MUTED", alerts.c.kind == "breach")).scalar_one()

@@ -70,14 +70,19 @@ def run_dispatch(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     if args.json:
-        print_json({"now": iso_local(now), **total.to_json()})
+        print_json({"now": iso_local(now), **total.to_json(), "rows_sent": total.sent})
     else:
-        print(f"dispatch at {iso_local(now)}: sent {total.sent}, retry later {total.retried}, "
+        print(f"dispatch at {iso_local(now)}: sent {_plural(total.messages_sent, 'message')} "
+              f"({_plural(total.sent, 'row')}), retry later {total.retried}, "
               f"deferred {total.deferred}" + (f" (quiet hours {total.quiet})" if total.quiet else "")
               + f", failed {total.failed}, dead {total.dead}" + (" (stopped early)" if total.stopped else ""))
         for f in total.failures:
             print(f"  failed #{f['id']} {f['kind']} {f['channel']} → {f['to']}: {f['error']}")
     return 1 if total.failed or total.dead else 0
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def test_recipient(text: str) -> Any:

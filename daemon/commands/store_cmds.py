@@ -69,7 +69,8 @@ def run_tick_cmd(args: argparse.Namespace) -> int:
         "now": iso_local(now),
         "evaluated": result.evaluated,
         "failed": result.failed,
-        "alerts": [{k: a[k] for k in ("case", "kind", "level", "unit", "due_at")} for a in result.alerts],
+        "alerts": [{k: a[k] for k in ("case", "kind", "level", "unit", "due_at", "folded")}
+                   for a in result.alerts],
         "outbox_rows": result.outbox_rows,
         "deadlines_moved": len(recompute.moved),
         "finished_deadlines_moved": recompute.finished_moved,
@@ -81,7 +82,8 @@ def run_tick_cmd(args: argparse.Namespace) -> int:
         print(f"tick at {doc['now']}: evaluated {result.evaluated}, new alerts {len(result.alerts)}, "
               f"queued messages {result.outbox_rows}" + (f", failed {result.failed}" if result.failed else ""))
         for a in result.alerts:
-            print(f"  {a['kind']:<14} L{a['level']}  {a['case']:<16} {a['unit']}  due {a['due_at']}")
+            print(f"  {a['kind']:<14} L{a['level']}  {a['case']:<16} {a['unit']}  due {a['due_at']}"
+                  + ("  (recorded, not sent: a later step states it)" if a["folded"] else ""))
     return 1 if result.failed else 0
 
 

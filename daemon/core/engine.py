@@ -65,6 +65,7 @@ __all__ = [
     "EngineSettings",
     "Evaluation",
     "SentAlert",
+    "announced",
     "awaiting_signature",
     "clock_stopped",
     "correction_due",
@@ -277,6 +278,27 @@ def evaluate(
     next_check_at = min(candidates) if candidates else None
     assert next_check_at is None or next_check_at > now  # a tick must never spin on one case
     return Evaluation(tuple(decisions), next_check_at)
+
+
+#: the steps of the resolution ladder: each later one states the case's state at its instant in full (a warning
+#: how near the deadline is, a breach that it has passed, a repeat how long ago)
+_LADDER_KINDS = frozenset({"warning", "breach", "breach_repeat"})
+
+
+def announced(new: Sequence[Decision]) -> tuple[Decision, ...]:
+    """Which of ``new`` (the decisions due at once for one case and not yet recorded) get a message.
+
+    After an outage, a restart or a mute's end one evaluation can return both the breach and its latest
+    repeat: sent together the unit reads 已超期 and 超期仍未办结 for one case in one second. Only the latest
+    step of the resolution ladder (warning, breach, breach repeat) is announced: it states the case's current
+    state, and the earlier one is still recorded (so it is never decided again) but says nothing the latest
+    does not. Decisions about other things (the return window, a late return) are kept. Order is kept.
+    """
+    ladder = [d for d in new if d.kind in _LADDER_KINDS]
+    if len(ladder) < 2:  # nothing to fold
+        return tuple(new)
+    latest = max(ladder, key=lambda d: (d.fire_at, _KIND_ORDER[d.kind], d.level))
+    return tuple(d for d in new if d.kind not in _LADDER_KINDS or d is latest)
 
 
 def is_late_return(requested_at: Instant, window_end: Instant) -> bool:

@@ -57,7 +57,7 @@ from daemon.errors import ConfigError
 from daemon.glossary import REPORT_KINDS
 from daemon.pipeline import dead_letter, rate_limit, stale
 from daemon.pipeline.queue import claim, claimable_count, full_rows, release, select_rows, supersede
-from daemon.pipeline.render import FAMILIES, Renderer, RenderError, alert_context, sms_params
+from daemon.pipeline.render import FAMILIES, Renderer, RenderError, alert_context, sms_params, urgency_key
 from daemon.pipeline.send_pool import run_bounded
 from daemon.storage.models import deliveries, outbox
 from daemon.storage.store import Store
@@ -76,7 +76,6 @@ from notifiers.secrets import redact_secrets
 
 log = structlog.get_logger("hotline_sla.outbox")
 
-MAX_BATCH = 50  # alerts per message; a longer batch is split (SMS and chat messages stay readable)
 _ERROR_CHARS = 500
 _OCTET = "application/octet-stream"
 #: sends at once per channel by type, when ``dispatch.channel_concurrency`` does not name the channel: HTTP
@@ -91,11 +90,13 @@ _EMPTY_CLAIMS = 50
 
 @dataclass
 class DispatchResult:
-    """Counts of outbox rows (a batch of three alerts sent as one message counts 3 in ``sent``)."""
+    """Counts of outbox rows (a batch of three alerts sent as one message counts 3 in ``sent``), and of
+    messages (``messages``, ``messages_sent``: that batch counts 1)."""
 
     claimed: int = 0
     messages: int = 0  # provider sends attempted
-    sent: int = 0
+    messages_sent: int = 0  # of which the provider took (one message may carry many rows)
+    sent: int = 0  # rows sent
     retried: int = 0
     deferred: int = 0  # flow control, quiet hours and rate limits (not failures)
     quiet: int = 0  # of which held back by quiet hours
@@ -290,7 +291,16 @@ class Dispatcher:
             self._calendar = load_calendar(self.config.holidays_path, None)
         return self._calendar
 
-    def _batches(self, rows: Sequence[Any]) -> Iterable[list[Any]]:
+    def _batches(self, rows: Sequence[Any]) -> list[list[Any]]:
+        """The messages of a claim, most urgent first (:func:`~daemon.pipeline.render.urgency_key` of each
+        message's most urgent row): alerts of one kind for one recipient on one channel, due within the batch
+        window, go together as one message, however many (it lists ``dispatch.max_items_per_message`` of them
+        and counts the rest in one line)."""
+        batches = list(self._groups(rows))
+        batches.sort(key=lambda batch: min(urgency_key(r.payload) for r in batch))
+        return batches
+
+    def _groups(self, rows: Sequence[Any]) -> Iterable[list[Any]]:
         """Alerts of one kind for one recipient on one channel, due within the batch window, go together."""
         groups: dict[tuple[Any, ...], list[Any]] = {}
         for row in rows:
@@ -308,7 +318,7 @@ class Dispatcher:
                 continue
             chunk: list[Any] = []
             for row in sorted(group, key=lambda r: (r.not_before, r.id)):
-                if chunk and (row.not_before - chunk[0].not_before > window or len(chunk) >= MAX_BATCH):
+                if chunk and row.not_before - chunk[0].not_before > window:
                     yield chunk
                     chunk = []
                 chunk.append(row)
@@ -399,7 +409,8 @@ class Dispatcher:
                 params={str(k): str(v) for k, v in (rendered.get("sms_params") or {}).items()},
                 attachments=attachments, dedupe_key=first.dedupe_key, parts_delivered=first.parts_sent or 0,
             )
-        context = alert_context(first.kind, [r.payload for r in batch], first.recipient, now)
+        context = alert_context(first.kind, [r.payload for r in batch], first.recipient, now,
+                                limit=self.settings.max_items_per_message)
         out = self.renderer.render(first.kind, context, self._families.get(first.channel, FAMILIES))
         return Message(
             recipient=recipient, subject=out.subject, text=out.text, markdown=out.markdown, html=out.html,
@@ -440,6 +451,7 @@ class Dispatcher:
             outcome = "sent"
             fields = {"status": "sent", "sent_at": finished, "provider_message_id": pmid and pmid[:128]}
             result.sent += len(batch)
+            result.messages_sent += 1
         elif problem.permanent:
             outcome, fields = "permanent", {"status": "failed"}
             result.failed += len(batch)

@@ -3,7 +3,9 @@
 Families: ``txt`` (every channel: console, SMS gateways, the email plain part), ``md`` (WeCom, DingTalk) and
 ``html`` (email). A template sets ``subject`` with ``{% set subject %}…{% endset %}``; the text template's
 subject is the message's. The same template renders one alert or a batch: the context always has ``items``
-(the alerts' payloads, see daemon/pipeline/tick.py ``_payload``) and ``count``.
+(the alerts' payloads, see daemon/pipeline/tick.py ``_payload``, most urgent first: :func:`urgency_key`),
+``count`` (all of the batch) and ``more`` (how many of them a capped message does not list: the template
+says so in one line, 还有N件未列出).
 
 Templates ship in ``daemon/pipeline/templates/``; a file of the same name in ``dispatch.templates_dir`` overrides
 one. SMS channels send approved templates, not text: :func:`sms_params` gives every kind the same named
@@ -111,12 +113,26 @@ class Renderer:
         return problems
 
 
+def urgency_key(payload: Mapping[str, Any] | None) -> tuple[bool, int, str, str]:
+    """How a batch's alerts are listed, and its messages sent: urgent first (the route says so), then the
+    longest overdue, then the earliest deadline, then by case number (so a resent batch renders the same).
+    A payload without a case (a report) sorts after the alerts."""
+    payload = payload or {}
+    case = payload.get("case") or {}
+    return (not payload.get("urgent"), -int(payload.get("overdue_working_days") or 0),
+            str(case.get("due_at") or "\uffff"), str(case.get("number") or ""))
+
+
 def alert_context(
-    kind: str, items: Sequence[Mapping[str, Any]], recipient: Mapping[str, Any], now: datetime
+    kind: str, items: Sequence[Mapping[str, Any]], recipient: Mapping[str, Any], now: datetime,
+    *, limit: int | None = None,
 ) -> dict[str, Any]:
-    """The context of an alert template: one or several alerts of ``kind`` for one recipient."""
+    """The context of an alert template: one or several alerts of ``kind`` for one recipient, most urgent
+    first (:func:`urgency_key`); with ``limit`` only that many are listed and ``more`` counts the rest."""
     from daemon.core.timeutil import iso_local
 
+    items = sorted(items, key=urgency_key)
+    listed = items if limit is None else items[:limit]
     units = list(dict.fromkeys(str(i["case"]["unit"]) for i in items))
     # "甲局未配置承办人联系人，转督办人员" for several units reads as one note: "甲局、乙局未配置…"
     grouped: dict[str, list[str]] = {}
@@ -130,9 +146,11 @@ def alert_context(
     notes = ["、".join(names) + suffix for suffix, names in grouped.items()]
     return {
         "kind": kind,
-        "items": list(items),
+        "items": listed,
+        "all_items": items,
         "first": items[0],
         "count": len(items),
+        "more": len(items) - len(listed),
         "recipient": {k: recipient.get(k) for k in ("name", "role", "unit")},
         "is_supervisor": recipient.get("role") == "supervisor",
         "units": units,
@@ -145,7 +163,7 @@ def alert_context(
 def sms_params(context: Mapping[str, Any]) -> dict[str, str]:
     """The named parameters every alert kind offers to an SMS template (values are strings, not truncated;
     control characters and line breaks, which vendors reject in a parameter, removed: :func:`sms_param`)."""
-    items: list[Mapping[str, Any]] = context["items"]
+    items: list[Mapping[str, Any]] = context.get("all_items", context["items"])  # the whole batch, listed or not
     first = items[0]
     case = first["case"]
     count = len(items)

@@ -3,7 +3,9 @@
 Per batch, one transaction: the new alerts (unique per case, kind, level and deadline version), their
 outbox rows, and each case's new ``next_check_at``. Running it twice at the same ``now`` writes nothing
 new; after an outage each missed alert is written once (the engine emits the current state, not every
-missed minute). A case whose evaluation raises is pushed forward with backoff and the tick goes on.
+missed minute), and of the steps decided at once for a case only the latest is queued as a message
+(:func:`daemon.core.engine.announced`: never 已超期 and 超期仍未办结 together). A case whose evaluation
+raises is pushed forward with backoff and the tick goes on.
 
 A case that ``sync`` or ``recompute`` changes while its batch is being evaluated keeps what they wrote:
 the ``next_check_at`` update is conditioned on the content hash, deadline version and ``next_check_at``
@@ -39,7 +41,15 @@ from sqlalchemy.types import NullType
 from daemon.config import Config
 from daemon.core.calendar import WorkCalendar
 from daemon.core.cases import Status
-from daemon.core.engine import CaseState, Decision, EngineSettings, evaluate, muted, reads_return_warnings
+from daemon.core.engine import (
+    CaseState,
+    Decision,
+    EngineSettings,
+    announced,
+    evaluate,
+    muted,
+    reads_return_warnings,
+)
 from daemon.core.rules import Deadline, RuleSet, WarningPoint
 from daemon.core.timeutil import iso_local
 from daemon.pipeline import queue
@@ -157,7 +167,7 @@ class _Batcher:
         existing = {tuple(a) for a in self._alerts_of(conn, ALERT_KEY, [r.id for r in rows])}
         repeated = repeat_days(existing)
         mutes = muted_until_of(conn, None, self.now)
-        new_alerts: list[tuple[_Case, Decision]] = []
+        new_alerts: list[tuple[_Case, Decision, bool]] = []
         next_checks: list[tuple[Any, ...]] = []
         instant, now = self.values.shared_instant, self.now
         settings, calendar = self.settings, self.calendar
@@ -178,11 +188,15 @@ class _Batcher:
                 result.failed += 1
                 continue
             result.evaluated += 1
+            fresh = []
             for d in ev.decisions:
                 key = (case.id, d.kind, d.level, case.deadline_version)
                 if key not in existing and (d.kind != "breach_repeat" or (case.id, d.level) not in repeated):
                     existing.add(key)
-                    new_alerts.append((case, d))
+                    fresh.append(d)
+            if fresh:
+                sent = announced(fresh)
+                new_alerts.extend((case, d, d in sent) for d in fresh)
             next_checks.append((instant(ev.next_check_at), 0, case.id, case.content_hash, case.deadline_version,
                                 case.seen_next_check_at))
         if new_alerts:
@@ -191,16 +205,27 @@ class _Batcher:
         next_checks.sort(key=_by_case_id)
         self.update_next_check.run(conn, next_checks)
 
-    def _write_alerts(self, conn: Connection, new_alerts: list[tuple[_Case, Decision]], result: TickResult) -> None:
+    def _write_alerts(
+        self, conn: Connection, new_alerts: list[tuple[_Case, Decision, bool]], result: TickResult
+    ) -> None:
+        """Record every new alert; queue messages only for the announced ones (:func:`announced`: a breach
+        decided together with its latest repeat is recorded, so never decided again, and only the repeat is sent).
+        """
         instant, detail, local, now_bound = self.values.shared_instant, self._detail, self._local_text, self.now_bound
         alert_rows = [
             (case.id, d.kind, d.level, case.deadline_version, instant(d.fire_at), instant(d.due_at), case.unit,
              now_bound, detail(case, d))
-            for case, d in new_alerts
+            for case, d, _ in new_alerts
         ]
         id_of = self._insert_alerts(conn, alert_rows)
         out_rows: list[tuple[Any, ...]] = []
-        for (case, d), alert in zip(new_alerts, alert_rows, strict=True):
+        for (case, d, sent), alert in zip(new_alerts, alert_rows, strict=True):
+            if not sent:
+                result.alerts.append({
+                    "case": case.number, "kind": d.kind, "level": d.level, "unit": case.unit,
+                    "due_at": local(d.due_at), "recipients": 0, "folded": True,
+                })
+                continue
             alert_id = id_of[alert[:4]]
             deliveries = self._route(d.kind, case.unit, d.overdue_working_days)
             if not deliveries:
@@ -213,7 +238,7 @@ class _Batcher:
             )
             result.alerts.append({
                 "case": case.number, "kind": d.kind, "level": d.level, "unit": case.unit,
-                "due_at": local(d.due_at), "recipients": len(deliveries),
+                "due_at": local(d.due_at), "recipients": len(deliveries), "folded": False,
             })
         self.insert_outbox.run(conn, out_rows)
         result.outbox_rows += len(out_rows)
