@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -55,12 +56,16 @@ def need_chromium() -> str:
 
 def dump_dom(url: str, *, screenshot: Path | None = None) -> str:
     """The DOM after Chromium loaded and ran the page: what a person's browser holds."""
-    args = [need_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-            "--disable-dev-shm-usage", f"--user-data-dir={Path(os.environ.get('TMPDIR', '/tmp')) / 'desk-chromium'}"]
-    if screenshot is not None:
-        subprocess.run([*args, f"--screenshot={screenshot}", "--window-size=1280,900", url],
-                       check=True, capture_output=True, timeout=90)
-    done = subprocess.run([*args, "--dump-dom", url], check=True, capture_output=True, timeout=90)
+    # a profile of its own for each run: two test sessions on one machine must not share Chromium's profile lock
+    with tempfile.TemporaryDirectory(prefix="desk-chromium-") as profile:
+        args = [need_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                "--disable-dev-shm-usage", f"--user-data-dir={profile}"]
+        if screenshot is not None:
+            shot = subprocess.run([*args, f"--screenshot={screenshot}", "--window-size=1280,900", url],
+                                  check=False, capture_output=True, timeout=90)
+            assert shot.returncode == 0, shot.stderr.decode(errors="replace")[-2000:]
+        done = subprocess.run([*args, "--dump-dom", url], check=False, capture_output=True, timeout=90)
+        assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
     return done.stdout.decode()
 
 
