@@ -10,16 +10,6 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 PACKAGES = ("daemon", "notifiers")
-#: private names that other modules still import, left to the core/row-path work of issue 11 (items 1-4);
-#: a new one fails the test
-KNOWN_PRIVATE_IMPORTS = {
-    ("daemon.pipeline.parallel_import", "daemon.sources.files", "_undecodable"),
-    ("daemon.pipeline.recompute", "daemon.storage.store", "_FINISHED"),
-    ("daemon.reports.digest", "daemon.storage.store", "_FINISHED"),
-    ("daemon.runtime.health", "daemon.storage.store", "_FINISHED"),
-}
-
-
 def modules() -> dict[str, Path]:
     found = {}
     for package in PACKAGES:
@@ -112,7 +102,7 @@ def test_the_dispatcher_and_the_dead_letter_share_the_queue_below_them() -> None
 
 def test_no_module_imports_a_private_name_of_another() -> None:
     _, private = graph()
-    assert private - KNOWN_PRIVATE_IMPORTS == set()
+    assert private == set()
 
 
 def test_no_command_imports_a_sibling_commands_helpers() -> None:
