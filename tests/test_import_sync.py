@@ -208,3 +208,33 @@ def test_a_source_sets_its_field_limit_and_header_row(store: Store, rules, tmp_p
     with store.engine.connect() as conn:
         stored = conn.execute(select(source_state.c.stats).where(source_state.c.name == "office")).scalar_one()
     assert stored["rejected"] == 1 and stored["warnings"] == 1  # counts, not the rows, in source_state
+
+
+def test_sql_sync_imports_an_unknown_status_word_as_an_open_case_with_a_warning(  # type: ignore[no-untyped-def]
+    store: Store, rules, tmp_path: Path
+) -> None:
+    """A platform word nobody mapped (待核实) is a warned row, not a rejected one: the case is stored open
+    (before: rejected, and nobody watched it)."""
+    import sqlite3
+
+    from daemon.storage.models import cases
+
+    platform = tmp_path / "platform.db"
+    with sqlite3.connect(platform) as conn:
+        conn.execute("CREATE TABLE gd (gdbh TEXT, ly TEXT, sqlx TEXT, slsj TEXT, cbdw TEXT, zt TEXT, qssj TEXT)")
+        conn.executemany("INSERT INTO gd VALUES (?, '市级', '投诉', '2026-11-19 10:00:00', '市公安局', ?, ?)",
+                         [("S1", "办理中", "2026-11-19 11:00:00"), ("S2", "待核实", "2026-11-19 11:00:00"),
+                          ("S3", "待核实", None)])
+    config = Config(base_dir=tmp_path, sources=[SourceConfig(
+        name="db", type="sql", url=f"sqlite:///{platform}",
+        query="SELECT gdbh AS 工单编号, ly AS 来源, sqlx AS 诉求类型, slsj AS 受理时间, cbdw AS 承办单位, "
+              "zt AS 办理状态, qssj AS 签收时间 FROM gd ORDER BY gdbh")])
+    stats = sync_all(store, rules, config, NOW).sources["db"]
+    assert (stats["inserted"], stats["rejected"]) == (3, [])
+    assert [w["row"] for w in stats["warnings"]] == [2, 3]
+    assert stats["warnings"][0]["warning"].startswith(
+        "record 2: 办理状态 (status) '待核实' is not a known status word; valid: 待签收")
+    assert stats["warnings"][0]["warning"].endswith("with the status its times show: signed")
+    with store.engine.connect() as conn:
+        got = dict(conn.execute(select(cases.c.number, cases.c.status)).all())
+    assert got == {"S1": "signed", "S2": "signed", "S3": "dispatched"}

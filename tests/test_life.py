@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from daemon.config import Config, ContactConfig, ContactsConfig, UnitConfig
+from daemon.core.assignment import scored_on_unit
 from daemon.core.cases import CaseRecord, Category, Source, Status
 from daemon.core.derive import RuleCache
 from daemon.core.engine import CaseState, EngineSettings, announced, evaluate, first_check_at, muted
@@ -25,7 +26,7 @@ from daemon.core.rules import Deadline, RuleSet
 from daemon.core.timeutil import parse_time
 from daemon.pipeline.mutes import mute_case
 from daemon.pipeline.tick import run_tick
-from daemon.storage.models import alerts, case_history, cases, outbox
+from daemon.storage.models import alerts, assignments, case_history, cases, outbox
 from daemon.storage.store import Store
 
 UNIT = "兴隆台区住建局"
@@ -288,6 +289,11 @@ def test_every_case_lives_in_the_store_as_the_engine_walks_it(store: Store, rule
     # both assignments kept: the unit and the first one's return request, as the re-dispatch cleared it
     assert units == [OTHER_UNIT] and requested[-1] is not None
     assert datetime.fromisoformat(requested[-1]) == at("2024-09-28 18:00")
+    with store.engine.connect() as conn:  # and as its own assignment row, which the ranking scores (late return)
+        first = conn.execute(select(assignments).join(cases, cases.c.id == assignments.c.case_id)
+                             .where(cases.c.number == "REDISPATCHED")).one()
+    assert (first.unit, first.outcome, first.return_requested_at) == (UNIT, "returned", at("2024-09-28 18:00"))
+    assert scored_on_unit(first.outcome, first.return_requested_at, first.return_due_at)
     assert ("REDISPATCHED", at("2024-10-12 00:00")) in breaches
     reopened = {(kind, version, due) for number, kind, _, version, _, due in expected if number == "REOPENED"}
     assert ("breach", 2, at("2024-10-16 00:00")) in reopened  # the new cycle's own breach

@@ -494,3 +494,42 @@ def test_a_quote_inside_an_unquoted_field_is_read_as_the_csv_reader_reads_it(rul
     assert any("他说" in r["error"] for r in got[3])
     serial.close()
     parallel.close()
+
+
+def test_an_unknown_status_word_is_a_warned_open_case_alike_on_both_paths(
+    rules: RuleSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A status word nobody mapped (待核实) imports the case, open at the step its times show, and warns on its
+    row, naming the word and the valid ones, in row order among the repeated-number warnings, on both paths
+    (before: the row was rejected and the case not watched)."""
+    rows = _mixed(1200, repeats=True)
+    status, signed, requested, fed_back, closed = (
+        FULL_HEADERS.index(h) for h in ("办理状态", "签收时间", "退件申请时间", "反馈时间", "办结时间"))
+    odd = [i for i, row in enumerate(rows) if row[status] and row[0] and row[fed_back] == row[closed] == ""][::97]
+    for i in odd:
+        rows[i][status] = "待核实"
+    path = _titled(tmp_path / "odd_status.csv", rows)
+    s, p, serial, parallel = _both_ways(tmp_path, rules, path, monkeypatch)
+    assert (p.rejected, p.warnings) == (s.rejected, s.warnings)
+    warned = {w["row"]: w["warning"] for w in s.warnings if "待核实" in w["warning"]}
+    rejected = {r["row"] for r in s.rejected}  # an odd row bad for another reason stays rejected
+    assert sorted(warned) == [i + 4 for i in odd if i + 4 not in rejected]  # below a title, a blank, the header
+    assert len(warned) >= 10
+    odd = [i for i in odd if i + 4 not in rejected]
+    text = next(iter(warned.values()))
+    assert text.startswith("办理状态 (status) '待核实' is not a known status word; valid: 待签收, 已交办")
+    assert "挂起" in text and "sources.<name>.values.status" in text
+    assert [w["row"] for w in s.warnings] == sorted(w["row"] for w in s.warnings)
+    for store in (serial, parallel):
+        with store.engine.connect() as conn:
+            got = dict(conn.execute(select(cases.c.number, cases.c.status)
+                                    .where(cases.c.number.in_([rows[i][0] for i in odd]))).all())
+        want = {rows[i][0]: "return_requested" if rows[i][requested] else "signed" if rows[i][signed]
+                else "dispatched" for i in odd if _last_row_of(rows, rows[i][0]) == i}
+        assert want
+        assert {n: got[n] for n in want} == want
+        store.close()
+
+
+def _last_row_of(rows: list[list[str]], number: str) -> int:
+    return max(i for i, row in enumerate(rows) if row[0] == number)

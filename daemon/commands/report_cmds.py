@@ -216,18 +216,25 @@ def run_report_month(args: argparse.Namespace) -> int:
 
 
 def ranked_cases(store: Any, year: int, month: int) -> list[Any]:
-    """The month's cases from the store as :class:`RankedCase` (returned cases are not the unit's)."""
+    """The month's cases from the store as :class:`RankedCase` (returned cases are not the unit's), and the
+    earlier assignments (退件 → 重新派单) dispatched in the month that their unit is scored on
+    (:func:`daemon.core.assignment.scored_on_unit`: all but those returned in time), each as its unit's case."""
     from sqlalchemy import select
 
+    from daemon.core.assignment import scored_on_unit
     from daemon.core.cases import Satisfaction, Source, Status
     from daemon.reports.ranking import RankedCase, month_bounds
-    from daemon.storage.models import cases
+    from daemon.storage.models import assignments, cases
 
     start, end = month_bounds(year, month)
     c = cases.c
     stmt = select(c.number, c.unit, c.district, c.domain, c.source, c.received_at, c.fed_back_at, c.closed_at,
                   c.due_at, c.satisfaction, c.stars, c.difficult, c.summary).where(
         c.received_at >= start, c.received_at < end, c.status != Status.RETURNED.value)
+    a = assignments.c
+    earlier = select(c.number, a.unit, c.district, c.domain, c.source, a.received_at, a.fed_back_at, a.closed_at,
+                     a.due_at, c.summary, a.outcome, a.return_requested_at, a.return_due_at).join_from(
+        assignments, cases, a.case_id == c.id).where(a.received_at >= start, a.received_at < end)
     with store.engine.connect() as conn:
         return [
             RankedCase(
@@ -237,4 +244,12 @@ def ranked_cases(store: Any, year: int, month: int) -> list[Any]:
                 difficult=bool(r.difficult), summary=r.summary,
             )
             for r in conn.execute(stmt)
+        ] + [
+            RankedCase(
+                number=r.number, unit=r.unit, district=r.district, domain=r.domain, source=Source(r.source),
+                received_at=r.received_at, fed_back_at=r.fed_back_at, closed_at=r.closed_at, due_at=r.due_at,
+                summary=r.summary,
+            )
+            for r in conn.execute(earlier)
+            if r.due_at is not None and scored_on_unit(r.outcome, r.return_requested_at, r.return_due_at)
         ]

@@ -173,6 +173,7 @@ def format_explain(doc: dict[str, Any]) -> str:
             label = {"makeup": "调休上班", "holiday": "法定假日", "weekend": "周末", "workday": "工作日"}[d["kind"]]
             extra = f" {d['name']}" if d["name"] and d["kind"] != "weekend" else ""
             lines.append(f"  {d['date']} {mark:<5} {label}{extra}{' 暂定' if d['provisional'] else ''}")
+    lines.extend(format_assignments(doc.get("assignments") or []))
     for h in doc["history"]:
         lines.append(f"变更 {h['at']} {h['field']}: {h['old']} → {h['new']} ({h['reason']})")
     for a in doc["alerts"]:
@@ -181,6 +182,20 @@ def format_explain(doc: dict[str, Any]) -> str:
         lines.append(f"  → {m['channel']} {m['to']}: {m['status']}, {m['attempts']} attempt(s)"
                      + (f", {m['last_error']}" if m["last_error"] else ""))
     return "\n".join(lines)
+
+
+def format_assignments(assignments: list[dict[str, Any]]) -> list[str]:
+    """Each unit's own assignment (退件 → 重新派单), when the case had more than one."""
+    if len(assignments) < 2:
+        return []
+    return [
+        f"派单 {a['unit']}: 交办 {a['received_at']}, due {a['due_at']}, {a['outcome']}"
+        + (f" (退件申请 {a['return_requested_at']}, window ends {a['return_window_ends']})"
+           if a["return_requested_at"] else "")
+        + ("  current" if a["current"] else f", ended {a['ended_at']}")
+        + ("" if a["scored"] else "  not scored (returned in time)")
+        for a in assignments
+    ]
 
 
 def run_outbox_list(args: argparse.Namespace) -> int:

@@ -67,7 +67,7 @@ from daemon.sources.csv_records import (
 )
 from daemon.sources.files import CSV_SUFFIXES, EncodingError
 from daemon.sources.mapping import CaseRowError, RecordBuilder
-from daemon.sources.repeats import Repeats
+from daemon.sources.repeats import Repeats, merge_warnings
 from daemon.storage.store import Store, paused_gc, secondary_case_indexes
 from daemon.storage.upsert import LOOKUP_BATCH, ChunkWriter, Prepared, TextRow, UpsertResult
 
@@ -101,7 +101,8 @@ _job: _Job | None = None
 #: a piece: (offset, length, 0), or a record over the limit: (offset, length, 1; 2 when its quote never closes)
 _Piece = tuple[int, int, int]
 #: what a worker returns: (records in the piece, prepared cases, (index in the piece, message) of bad rows)
-_Result = tuple[int, list[Prepared], list[tuple[int, str]]]
+#: (records in a piece, its prepared cases, (index, message) of bad rows, (index, warning) of warned rows)
+_Result = tuple[int, list[Prepared], list[tuple[int, str]], list[tuple[int, str]]]
 _HEAD_BYTES = 1 << 20
 _worker: dict[str, Any] = {}
 
@@ -196,6 +197,7 @@ class _Load:
         pending: deque[tuple[_Piece, Any]] = deque()
         row_base = self.builder.header_row
         repeats = Repeats(expected_rows=self.path.stat().st_size // 150)
+        row_warnings: list[dict[str, Any]] = []  # a row's own remarks (an unknown status word), in row order
         while True:
             while len(pending) <= n_workers:  # bounded: a slow writer does not pile results up
                 piece = next(pieces, None)
@@ -204,10 +206,12 @@ class _Load:
                 pending.append((piece, self._skipped(piece) if piece[2] else pool.submit(_work, piece[:2])))
             if not pending:
                 repeats.report(self.warnings)
+                self.warnings[:] = merge_warnings(row_warnings, self.warnings)
                 return
             piece, future = pending.popleft()
-            n_records, items, bad = future.result()
+            n_records, items, bad, warned = future.result()
             self.rejected.extend({"row": row_base + index, "error": message} for index, message in bad)
+            row_warnings.extend({"row": row_base + index, "warning": message} for index, message in warned)
             for item in items:
                 repeats.see(item[0], row_base + item[3])
             with conn.begin():  # one commit per piece: the WAL is checkpointed as it goes
@@ -222,7 +226,7 @@ class _Load:
         message = oversize_message(length, max_record_bytes(self.max_field_chars), self.max_field_chars,
                                    unclosed=bool(unclosed - 1))
         done: Future[_Result] = Future()
-        done.set_result((1, [], [(1, message)]))
+        done.set_result((1, [], [(1, message)], []))
         return done
 
     def _write(self, conn: Any, piece: tuple[int, int], items: list[Prepared]) -> None:
@@ -300,15 +304,17 @@ def _init_worker() -> None:
 
 
 def _work(piece: tuple[int, int]) -> _Result:
-    """One piece → (records in it, prepared cases, (index, message) of bad rows): each record read, checked
-    and rejected as the serial reader does (:func:`~daemon.sources.csv_records.parse_block`)."""
+    """One piece → (records in it, prepared cases, (index, message) of bad rows, (index, warning) of warned
+    rows): each record read, checked, rejected and warned as the serial reader does
+    (:func:`~daemon.sources.csv_records.parse_block`, :meth:`RecordBuilder.build_noted`)."""
     job: _Job = _worker["job"]
     writer: ChunkWriter = _worker["writer"]
     records = parse_block(_read(job.path, piece), job.encoding, job.max_field_chars,
                           max_record_bytes(job.max_field_chars), piece[0])
-    source_key, build, headers = job.builder.source_key, job.builder.build, job.builder.headers
+    source_key, build, headers = job.builder.source_key, job.builder.build_noted, job.builder.headers
     found: list[tuple[str, str, CaseRecord | TextRow, int]] = []
     bad: list[tuple[int, str]] = []
+    warned: list[tuple[int, str]] = []
     index = 0
     for index, cells in enumerate(records, 1):
         if isinstance(cells, RowProblem):
@@ -322,12 +328,14 @@ def _work(piece: tuple[int, int]) -> _Result:
             found.append((text_row.number, text_row.digest, text_row, index))
             continue
         try:
-            rec = build(cells)
+            rec, warning = build(cells)
         except CaseRowError as exc:
             bad.append((index, str(exc) or "invalid row"))
             continue
+        if warning is not None:
+            warned.append((index, warning))
         found.append((rec.number, content_hash(rec), rec, index))
-    return index, _prepare(job, writer, found), bad
+    return index, _prepare(job, writer, found), bad, warned
 
 
 def _prepare(job: _Job, writer: ChunkWriter, found: list[tuple[str, str, CaseRecord | TextRow, int]]) -> list[Prepared]:

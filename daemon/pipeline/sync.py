@@ -31,7 +31,7 @@ from daemon.sources.base import RowResult, SourceError
 from daemon.sources.csv_records import DEFAULT_MAX_FIELD_CHARS, RowProblem
 from daemon.sources.files import CSV_SUFFIXES, case_table, detect_encoding
 from daemon.sources.mapping import CaseRowError, ColumnMapping
-from daemon.sources.repeats import Repeats
+from daemon.sources.repeats import Repeats, merge_warnings
 from daemon.storage.models import source_state
 from daemon.storage.store import Store, UpsertResult
 from daemon.storage.upsert import TextRow
@@ -106,10 +106,11 @@ def import_file(
         if bar is not None and detected is None:  # XLSX: rows, without a total
             rows = iter(bar(rows))
         repeats = Repeats(expected_rows=path.stat().st_size // 150)  # an export row is ~200-300 bytes
+        row_warnings: list[dict[str, Any]] = []  # a row's own remarks (an unknown status word), in row order
 
         def good_records(rows: Iterator[tuple[int, Sequence[object]]]) -> Iterator[CaseRecord | TextRow]:
             """Plain text rows stay text (TextRow); every other row is built here, bad ones reported."""
-            source_key, build, headers = builder.source_key, builder.build, builder.headers
+            source_key, build, headers = builder.source_key, builder.build_noted, builder.headers
             for row, cells in rows:
                 if type(cells) is RowProblem:
                     report.rejected.append({"row": row, "error": cells.text(headers)})
@@ -119,16 +120,19 @@ def import_file(
                     item: CaseRecord | TextRow = TextRow(builder, key)
                 else:
                     try:
-                        item = build(cells)
+                        item, warning = build(cells)
                     except CaseRowError as exc:
                         report.rejected.append({"row": row, "error": str(exc) or "invalid row"})
                         continue
+                    if warning is not None:
+                        row_warnings.append({"row": row, "warning": warning})
                 repeats.see(item.number, row)
                 yield item
 
         upserted: UpsertResult = store.upsert_cases(good_records(rows), rules=rules, now=now,
                                                     source_name=source_name)
         repeats.report(report.warnings)
+        report.warnings[:] = merge_warnings(row_warnings, report.warnings)
     finally:
         if bar is not None:
             bar.close()
@@ -201,12 +205,15 @@ def _sync_one(
         return _sync_inbox(store, rules, folder, src, mapping, now), None
     fetcher = _fetcher(src, mapping)
     rejected: list[dict[str, Any]] = []
+    warnings: list[dict[str, Any]] = []  # rows imported with a remark (an unknown status word)
 
     def good_records(results: Iterator[RowResult]) -> Iterator[CaseRecord]:
         for r in results:
             if r.record is None:
                 rejected.append({"row": r.row, "error": r.error or "invalid row"})
             else:
+                if r.note is not None:
+                    warnings.append({"row": r.row, "warning": r.note})
                 yield r.record
 
     try:  # streamed: a first sync of a million cases holds one chunk at a time, like a file import
@@ -216,7 +223,7 @@ def _sync_one(
         fetcher.close()
     watermark: datetime | None = stream.watermark
     return {"inserted": up.inserted, "updated": up.updated, "unchanged": up.unchanged, "rejected": rejected,
-            "watermark": watermark.isoformat() if watermark else None}, watermark
+            "warnings": warnings, "watermark": watermark.isoformat() if watermark else None}, watermark
 
 
 def _fetcher(src: SourceConfig, mapping: ColumnMapping) -> Any:

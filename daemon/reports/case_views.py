@@ -14,10 +14,13 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from daemon.core.assignment import assignment_outcome, scored_on_unit
 from daemon.core.calendar import WorkCalendar
+from daemon.core.cases import Status
 from daemon.core.rules import RuleSet
 from daemon.core.timeutil import iso_local
 from daemon.reports.digest import OPEN
+from daemon.storage.assignments import Assignment, earlier_assignments
 from daemon.storage.models import alerts, case_history, cases, deliveries, mutes, outbox
 from daemon.storage.store import FINISHED
 
@@ -35,7 +38,31 @@ def explain_case(conn: Connection, rules: RuleSet, calendar: WorkCalendar, numbe
                         .order_by(outbox.c.id)).all()
     tries = conn.execute(select(deliveries).where(deliveries.c.outbox_id.in_([m.id for m in msgs]))
                          .order_by(deliveries.c.id)).all()
-    return {**explain_doc(rules, calendar, row, hist, sent, msgs, tries), "mute": mute_doc(mute)}
+    return {**explain_doc(rules, calendar, row, hist, sent, msgs, tries), "mute": mute_doc(mute),
+            "assignments": assignments_doc(earlier_assignments(conn, row.id), row)}
+
+
+def assignments_doc(earlier: Sequence[Assignment], row: Any) -> list[dict[str, Any]]:
+    """Each unit the case was assigned to (退件 → 重新派单), oldest first, the current one (the case row) last:
+    its dispatch, deadline, return window and request, outcome, and whether the ranking scores the unit on it
+    (:func:`daemon.core.assignment.scored_on_unit`)."""
+    current = Assignment(row.unit, row.received_at, row.due_at, row.return_due_at, row.return_requested_at,
+                         row.fed_back_at, row.closed_at,
+                         assignment_outcome(Status(row.status), row.return_requested_at), None)
+    out = []
+    for a in (*earlier, current):
+        out.append({
+            "unit": a.unit, "received_at": iso_local(a.received_at), "due_at": _iso(a.due_at),
+            "return_window_ends": _iso(a.return_due_at), "return_requested_at": _iso(a.return_requested_at),
+            "fed_back_at": _iso(a.fed_back_at), "closed_at": _iso(a.closed_at), "outcome": a.outcome,
+            "ended_at": _iso(a.ended_at), "current": a.ended_at is None,
+            "scored": scored_on_unit(a.outcome, a.return_requested_at, a.return_due_at),
+        })
+    return out
+
+
+def _iso(instant: datetime | None) -> str | None:
+    return None if instant is None else iso_local(instant)
 
 
 def explain_doc(  # noqa: PLR0917 - the rows explain reads

@@ -26,7 +26,9 @@ so ties are stable. Units are ranked within their group (分组: 县区基层, �
 In a ranked group 十佳 are the first ``top_n``; 较差 the last ``bottom_n`` that are not also 十佳, listed
 worst first (名次 1 = worst, as the bulletin does); 约谈: 较差, or ``summon_provincial_min``+ provincial
 cases while in the group's bottom ``summon_bottom_n``. Cases a unit returned (退件) are not its cases: the
-caller leaves them out.
+caller leaves them out. A case re-dispatched to another unit under the same 工单编号 is one case per
+assignment: the unit holding it is scored on it, an earlier unit only when it did not return it in time
+(:func:`daemon.core.assignment.scored_on_unit`; the caller passes each such assignment as that unit's case).
 """
 
 from __future__ import annotations

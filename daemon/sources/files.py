@@ -113,7 +113,8 @@ def _cases(rows: Iterator[tuple[int, Sequence[object]]], builder: RecordBuilder)
             yield RowResult(row_number, None, error=values.text(builder.headers))
             continue
         try:
-            yield RowResult(row_number, builder.build(values), number=builder.number_of(values))
+            record, warning = builder.build_noted(values)
+            yield RowResult(row_number, record, number=builder.number_of(values), note=warning)
         except CaseRowError as exc:
             yield RowResult(row_number, None, error=str(exc), number=builder.number_of(values))
 

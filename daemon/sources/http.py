@@ -117,10 +117,11 @@ class HttpSource:
         values = list(item.values())
         number = builder.number_of(values)
         try:
-            record = builder.build(values)
+            record, warning = builder.build_noted(values)
         except CaseRowError as exc:
             return RowResult(position, None, f"{where}: {exc}", number), builder.updated_at_of(values)
-        return RowResult(position, record, number=number), record.source_updated_at
+        note = None if warning is None else f"{where}: {warning}"
+        return RowResult(position, record, number=number, note=note), record.source_updated_at
 
     def _pages(self, watermark: datetime | None) -> Iterator[list[object]]:
         params: dict[str, str | int] = dict(self.params)

@@ -227,9 +227,14 @@ class RecordBuilder:
 
     def build(self, values: Sequence[object]) -> CaseRecord:
         """One row (cells in header order) → a record. Raises :class:`CaseRowError`."""
+        return self.build_noted(values)[0]
+
+    def build_noted(self, values: Sequence[object]) -> tuple[CaseRecord, str | None]:
+        """:meth:`build`, and the row's warning: a remark on a row that is imported all the same (an unknown
+        办理状态 word: the case is watched as open, :meth:`_status`). Raises :class:`CaseRowError`."""
         if len(values) >= self._width:
             try:
-                return self._build_fast(values)
+                return self._build_fast(values), None  # the fast path takes known status words only
             except _NotPlainText:
                 pass
         return self._build_checked(values)
@@ -442,8 +447,8 @@ class RecordBuilder:
             raise ValueError(raw)
         return flag
 
-    def _build_checked(self, values: Sequence[object]) -> CaseRecord:
-        """Every row the fast path declines: full checks, and errors that name the cell."""
+    def _build_checked(self, values: Sequence[object]) -> tuple[CaseRecord, str | None]:
+        """Every row the fast path declines: full checks, errors that name the cell, and the row's warning."""
         width = len(values)
         cells = {field: values[i] for field, i in self.index.items() if i < width}
         text: dict[str, str] = {}
@@ -454,8 +459,7 @@ class RecordBuilder:
         received_at = times["received_at"] or accepted_at  # not dispatched yet (交办 empty): from intake
         if received_at is None:
             raise self._error("received_at", None, "is empty; the SLA clock starts at receipt")
-        status_raw = v.clean_text(cells.get("status"))
-        status = self._word(cells, "status", Status) if status_raw else None
+        status, warning = self._status(cells)
         if status is Status.REOPENED:  # 重办: feedback before this cycle's dispatch was the earlier cycle's
             for field in ("fed_back_at", "closed_at"):
                 earlier = times[field]
@@ -484,6 +488,8 @@ class RecordBuilder:
                 )  # fmt: skip
         if status is None:
             status = _infer_status(times)
+            if warning is not None:
+                warning += f": {status.value}"
         satisfaction = None
         if v.clean_text(cells.get("satisfaction")):
             satisfaction = self._word(cells, "satisfaction", Satisfaction)
@@ -511,6 +517,28 @@ class RecordBuilder:
             platform_overdue=self._optional_flag(cells, "platform_overdue"),
             suspended_at=times["suspended_at"],
             resumed_at=times["resumed_at"],
+        ), warning
+
+    def _status(self, cells: dict[str, object]) -> tuple[Status | None, str | None]:
+        """The 办理状态 cell's status (None: empty, the times decide), and a warning for a word not in the
+        tables: such a case is not rejected (a rejected row is a case nobody watches) but imported as if the
+        cell were empty: open at the step its times show (closed only when it has a 办结/反馈时间), and the
+        import names the word and the valid ones (issue 12 item 3)."""
+        raw = v.clean_text(cells.get("status"))
+        if not raw:
+            return None, None
+        words = self._words["status"]
+        member = words.table.get(v.lookup_key(raw))
+        if member is not None:
+            assert isinstance(member, Status)
+            return member, None
+        valid = ", ".join(words.shown)
+        named = self._label("status")
+        named = named if named == "status" else f"{named} (status)"
+        return None, (
+            f"{named} {raw!r} is not a known status word; valid: {valid} (or "
+            f"{', '.join(m.value for m in Status)}), or map it in config {self.mapping.config_key}.values.status; "
+            "the case is imported (and watched while open) with the status its times show"
         )
 
     def _optional_flag(self, cells: dict[str, object], field: str) -> bool | None:

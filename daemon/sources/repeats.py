@@ -10,7 +10,9 @@ numbers (about 3 in 100 million for a million rows) would be one false warning; 
 
 from __future__ import annotations
 
+import heapq
 from array import array
+from collections.abc import Iterable
 from itertools import pairwise
 from typing import Any
 
@@ -58,3 +60,8 @@ class Repeats:
 
 def repeat_warning(number: str, earlier: int, row: int) -> str:
     return f"工单编号 (number) {number!r} is also in row {earlier}; row {row}, the later one, is kept"
+
+
+def merge_warnings(*streams: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Warnings from several checks (each by row already) as one list by row; for one row, in argument order."""
+    return list(heapq.merge(*streams, key=lambda w: int(w["row"])))

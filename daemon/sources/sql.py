@@ -153,14 +153,15 @@ class SqlSource:
                     values = tuple(row)
                     number = builder.number_of(values)
                     try:
-                        record = builder.build(values)
+                        record, warning = builder.build_noted(values)
                     except CaseRowError as exc:
                         yield (
                             RowResult(position, None, f"record {position}: {exc}", number),
                             builder.updated_at_of(values),
                         )
                     else:
-                        yield RowResult(position, record, number=number), record.source_updated_at
+                        note = None if warning is None else f"record {position}: {warning}"
+                        yield RowResult(position, record, number=number, note=note), record.source_updated_at
                 connection.rollback()
         except SQLAlchemyError as exc:
             raise SourceError(self.name, f"{self.display_url}: {self._describe(exc)}") from None

@@ -136,6 +136,26 @@ mutes = Table(
     Index("ix_mutes_muted_until", "muted_until"),  # the cases muted at now (tick, digest, desk): few rows
 )
 
+assignments = Table(
+    # 退件 → 重新派单: each earlier assignment of a case to a unit (the current one is the case row), written by
+    # the import when a case's unit changes (0010), so that the ranking counts each unit's own part
+    "assignments",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("case_id", _ID, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("unit", String(200), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),  # 交办时间 of this assignment: the unit's clock
+    Column("due_at", UTCDateTime),  # the deadline it had
+    Column("return_due_at", UTCDateTime),  # its return window's end (first late instant)
+    Column("return_requested_at", UTCDateTime),  # 退件申请时间, when the unit asked to return it
+    Column("fed_back_at", UTCDateTime),
+    Column("closed_at", UTCDateTime),
+    Column("outcome", String(16), nullable=False),  # returned | closed | open (daemon.core.assignment)
+    Column("ended_at", UTCDateTime, nullable=False),  # when the import saw it given to another unit
+    Index("ix_assignments_case_id", "case_id"),
+    Index("ix_assignments_received_at", "received_at"),  # the month's assignments (ranking)
+)
+
 alerts = Table(
     "alerts",
     metadata,

@@ -25,6 +25,8 @@ from daemon.core.derive import Derived, RuleCache, Warnings, content_hash, deriv
 from daemon.core.engine import first_check
 from daemon.core.rules import Rule
 from daemon.core.timeutil import LOCAL_TZ
+from daemon.storage.assignments import CASE_COLUMNS as ENDED_COLUMNS
+from daemon.storage.assignments import ended_assignment, write_ended
 from daemon.storage.codec import BoundedMemo, BulkStatement, DriverValues
 from daemon.storage.models import UTCDateTime, case_history, cases
 
@@ -252,15 +254,19 @@ class ChunkWriter:
         self, conn: Connection, changed: list[CaseRecord], digests: dict[str, str], now: datetime,
         now_bound: Any, source_name: str, result: UpsertResult,
     ) -> None:
-        cols = [cases.c[c] for c in ("id", "number", "deadline_version", *HISTORY_FIELDS)]
+        cols = [cases.c[c] for c in dict.fromkeys(("id", "number", "deadline_version", *HISTORY_FIELDS,
+                                                   *ENDED_COLUMNS))]
         existing = {
             row.number: row
             for row in conn.execute(select(*cols).where(cases.c.number.in_([r.number for r in changed])))
         }
         updates: list[tuple[Any, ...]] = []
         history: list[dict[str, Any]] = []
+        ended: list[dict[str, Any]] = []  # re-dispatched to another unit: the earlier unit's assignment
         for rec in changed:
             old = existing[rec.number]
+            if old.unit != rec.unit:
+                ended.append(ended_assignment(old.id, old, now))
             derived = derive_parts(rec, self.cache)
             moved = derived.due_at != old.due_at or derived.rule_id != old.rule_id
             if moved:
@@ -285,6 +291,7 @@ class ChunkWriter:
         result.updated = len(updates)
         if history:
             conn.execute(insert(case_history), history)
+        write_ended(conn, ended)
 
     def fast_row(self, key: SourceKey, digest: str, source_name: str, now_bound: Any) -> tuple[Any, ...] | None:
         """:meth:`record_row` of a new case from its :data:`SourceKey`, the deadline parts memoised as driver values

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from daemon.core.cases import Category, Satisfaction, Source, Status
+from daemon.core.cases import FINISHED_STATUSES, Category, Satisfaction, Source, Status
 from daemon.core.timeutil import LOCAL_TZ
 from daemon.sources import CaseRowError, ColumnMapping, to_record
 
@@ -123,7 +123,6 @@ def test_unknown_source_names_column_value_valid_words_and_config_key() -> None:
     ("column", "value", "words"),
     [
         ("诉求类型", "表扬", "投诉"),
-        ("办理状态", "冻结", "待签收"),  # 挂起 is a known word now (suspended)
         ("满意度", "很好", "基本满意"),
         ("疑难件", "也许", "是"),
     ],
@@ -133,6 +132,21 @@ def test_unknown_value_words(column: str, value: str, words: str) -> None:
         to_record(row(**{column: value}))
     assert info.value.field == column
     assert f"{column} (" in str(info.value) and repr(value) in str(info.value) and words in str(info.value)
+
+
+def test_an_unknown_status_word_is_an_open_case_with_a_warning_not_an_error() -> None:
+    """An unknown 办理状态 (冻结) leaves the status to the times, as an empty cell does, and the row's warning
+    names the word, the valid words and where to map it (before: a CaseRowError, the case not imported)."""
+    cells = row(办理状态="冻结")
+    builder = ColumnMapping(config_key="sources.platform_export").builder(cells.keys())
+    record, warning = builder.build_noted(list(cells.values()))
+    assert record.status == to_record(row(办理状态="")).status
+    assert record.status not in FINISHED_STATUSES
+    assert warning is not None
+    assert warning.startswith("办理状态 (status) '冻结' is not a known status word; valid: 待签收, 已交办")
+    assert "挂起" in warning and "已归档" in warning and "sources.platform_export.values.status" in warning
+    assert warning.endswith(f"with the status its times show: {record.status.value}")
+    assert builder.build_noted(list(row(办理状态="挂起").values()))[1] is None
 
 
 @pytest.mark.parametrize(
@@ -299,6 +313,7 @@ def _fast_row(**cells: object) -> list[object]:
      "办结时间": "2026-11-11 10:00:00", "满意度": "满意", "评星": "5", "疑难件": "是", "属地": "兴隆台区"},
     {"办理状态": "", "签收时间": "2026-11-09 09:15:00"},  # status inferred
     {"办理状态": "  ", "反馈时间": "2026-11-10 10:00"},
+    {"办理状态": "冻结", "签收时间": "2026-11-09 09:15:00"},  # unknown word: the times decide, with a warning
     {"受理时间": datetime(2026, 11, 9, 8, 42)},  # an XLSX cell
     {"受理时间": datetime(2026, 11, 9, 0, 42, tzinfo=UTC)},
     {"受理时间": "2026-11-09T08:42:00+08:00"},
@@ -319,7 +334,7 @@ def test_fast_build_agrees_with_the_checked_build(cells: dict[str, object]) -> N
     values = _fast_row(**cells)
     for attempt in range(2):  # the second time through the memoised value words
         try:
-            fast: object = builder.build(values)
+            fast: object = builder.build_noted(values)
         except CaseRowError as exc:
             fast = ("error", str(exc))
         try:
@@ -339,7 +354,7 @@ def test_fast_build_agrees_on_the_sample_export() -> None:
     builder = ColumnMapping().builder(rows[0])
     for values in rows[1:]:
         results = []
-        for build in (builder.build, builder._build_checked):
+        for build in (builder.build_noted, builder._build_checked):
             try:
                 results.append(build(values))
             except CaseRowError as exc:
