@@ -12,7 +12,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, case, exists, func, literal_column, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    LargeBinary,
+    Select,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+)
 
 from daemon.core.cases import FINISHED_STATUSES
 from daemon.core.timeutil import LOCAL_TZ
@@ -94,13 +107,16 @@ def backlog_cases(conn: Connection, query: BacklogQuery, *, units: list[str] | N
     """The cases of ``query``, streamed from a server-side cursor (never all in memory): by unit in name
     order, oldest first; with ``units``, units in that order (most first, as the carry-over lists them)."""
     c = cases.c
+    # by the name's bytes (code points, as Python sorts), not the column's collation: MariaDB's default
+    # collation equates "ABC" and "abc " and would interleave two units that the grouping keeps apart
+    unit_bytes = cast(c.unit, LargeBinary)
     cols = select(c.number, c.summary, c.unit, c.received_at, c.due_at, c.provisional).where(query.where())
     stmt: Select[tuple[str, str | None, str, datetime, datetime, bool]]
     if units is None:
-        stmt = cols.order_by(c.unit, c.received_at, c.number)
+        stmt = cols.order_by(unit_bytes, c.received_at, c.number)
     else:  # the units' order as a CASE: a few hundred units, one sort in the database
         rank = case({u: literal_column(str(i)) for i, u in enumerate(units)}, value=c.unit, else_=len(units))
-        stmt = cols.order_by(rank, c.unit, c.received_at, c.number)
+        stmt = cols.order_by(rank, unit_bytes, c.received_at, c.number)
     start, overdue_at = query.start, query.overdue_at
     for r in conn.execution_options(**_STREAM).execute(stmt):
         yield BacklogCase(r.number, r.summary, r.unit, r.received_at, r.due_at, bool(r.provisional),
