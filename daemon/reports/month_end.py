@@ -16,7 +16,7 @@ middle of a month does not send last month's.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from itertools import islice
 from pathlib import Path
@@ -46,7 +46,7 @@ from daemon.reports.tabular import (
     local_text,
     render_html_page,
     render_xlsx_book,
-    write_html_page,
+    write_report_files,
     write_xlsx_book,
 )
 
@@ -306,16 +306,22 @@ class CarryOver:
         return [(u.unit, u.this_month, u.carried, u.overdue) for u in self.units]
 
 
-def carry_over_tables(report: CarryOver, *, listed: int | None = None) -> list[ReportTable]:
-    """The report's two tables; the case list streamed from the store (``source``), or with ``listed``
-    only its first ``listed`` rows (an e-mail body)."""
+def carry_over_tables(
+    report: CarryOver, *, listed: int | None = None,
+    source: Callable[[], Iterator[tuple[int | str, ...]]] | None = None,
+) -> list[ReportTable]:
+    """The report's two tables; the case list streamed from the store (``source``, by default every case),
+    or with ``listed`` only its first ``listed`` rows (an e-mail body)."""
     units = report.unit_rows()
+    if listed is None and source is None:
+        def source() -> Iterator[tuple[int | str, ...]]:
+            return _case_row_stream(report.cases())
     cases_table = ReportTable(
         "二、结存工单清单", "结存工单", _CASE_COLUMNS,
         [] if listed is None else list(islice(_case_row_stream(report.cases()), listed)),
         note="“本月受理”指结存月份内受理；期限后标注“暂定”的，依赖尚未发布的节假日安排。",
         total=report.total, wide=frozenset({"问题摘要", "承办单位"}), numeric=_CASE_NUMERIC,
-        source=None if listed is not None else lambda: _case_row_stream(report.cases()),
+        source=None if listed is not None else source,
     )
     return [
         ReportTable(f"一、各承办单位结存情况（{report.month} 月底未清零）", "各单位结存",
@@ -362,9 +368,18 @@ def write_carry_over(
     """Write the full report to ``html_path`` and ``xlsx_path`` (each streamed from the store, atomically)
     and return the message: Markdown, an e-mail HTML body listing ``email_rows`` cases, plain text."""
     title, subtitle, paragraphs = carry_over_title(report), _carry_over_subtitle(report), [carry_over_summary(report)]
-    write_html_page(html_path, title, subtitle, paragraphs, carry_over_tables(report))
-    write_xlsx_book(xlsx_path, carry_over_tables(report))
-    html = render_html_page(title, subtitle, paragraphs, carry_over_tables(report, listed=email_rows))
+    first: list[tuple[int | str, ...]] = []  # the e-mail body's rows, kept from the one pass over the cases
+
+    def source() -> Iterator[tuple[int | str, ...]]:
+        for row in _case_row_stream(report.cases()):
+            if len(first) < email_rows:
+                first.append(row)
+            yield row
+
+    tables = carry_over_tables(report, source=source)
+    write_report_files(html_path, xlsx_path, title, subtitle, paragraphs, tables)
+    tables[1] = replace(tables[1], rows=first, source=None)
+    html = render_html_page(title, subtitle, paragraphs, tables)
     markdown, text = _carry_over_markdown_text(report, hint)
     return CarryOverMessage(markdown, html, text)
 

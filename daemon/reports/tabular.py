@@ -81,7 +81,7 @@ class ReportTable:
     total: int | None = None
     wide: frozenset[str] = field(default_factory=frozenset)  # columns shown wide (names, summaries)
     #: rows streamed after ``rows`` (each call a fresh pass, e.g. a server-side cursor), for the file
-    #: writers (:func:`write_html_page`, :func:`write_xlsx_book`); give ``total`` and ``numeric`` with it
+    #: writers (:func:`write_report_files`, :func:`write_xlsx_book`); give ``total`` and ``numeric`` with it
     source: Callable[[], Iterable[Sequence[Cell]]] | None = None
     numeric: tuple[bool, ...] | None = None  # which columns are numbers (else guessed from the rows)
 
@@ -138,42 +138,71 @@ def _numeric(t: ReportTable, rows: Sequence[Sequence[Cell]]) -> list[bool]:
     return [bool(rows) and all(isinstance(r[i], int) for r in rows[:50]) for i in range(len(t.columns))]
 
 
-def write_html_page(  # noqa: PLR0917 - render_html_page's arguments and the path
-    path: Path, title: str, subtitle: str, paragraphs: Sequence[str], tables: Sequence[ReportTable],
-    footer: str = "",
-) -> None:
-    """:func:`render_html_page` (no ``limit``) written to ``path`` atomically, each table's rows (``rows``
-    then ``source``) streamed into the file 2,000 at a time: the page is never one string in memory."""
+def _html_skeleton(
+    title: str, subtitle: str, paragraphs: Sequence[str], tables: Sequence[ReportTable], footer: str
+) -> tuple[str, list[str]]:
+    """The page with a sentinel where each table's body goes, and the sentinels."""
     from markupsafe import Markup
 
     marks = [f"\x00table-body-{i}\x00" for i in range(len(tables))]
     shown = [{
         "title": t.title, "columns": t.columns, "has_rows": bool(t.rows) or t.count > 0, "note": t.note,
-        "body": Markup(mark), "more": "",  # noqa: S704 - a sentinel, replaced by escaped rows below
+        "body": Markup(mark), "more": "",  # noqa: S704 - a sentinel, replaced by escaped rows
     } for t, mark in zip(tables, marks, strict=True)]
     page = str(_env().get_template("report.html.j2").render(
         title=title, subtitle=subtitle, paragraphs=paragraphs, tables=shown, footer=footer,
     ))
+    return page, marks
 
-    def write(fh: Any) -> None:
-        rest = page
-        for t, mark in zip(tables, marks, strict=True):
-            head, rest = rest.split(mark, 1)
-            fh.write(head.encode())
-            numeric = _numeric(t, t.rows)
-            block: list[Sequence[Cell]] = []
-            first = True
+
+class _HtmlBody:
+    """A table's rows written into an open HTML file 2,000 at a time, escaped as :func:`_html_rows`."""
+
+    def __init__(self, fh: Any, numeric: Sequence[bool]) -> None:
+        self.fh, self.numeric, self.block, self.first = fh, numeric, list[Sequence[Cell]](), True
+
+    def add(self, row: Sequence[Cell]) -> None:
+        self.block.append(row)
+        if len(self.block) == _HTML_BLOCK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.block:
+            self.fh.write(("" if self.first else "\n").encode() + _html_rows(self.block, self.numeric).encode())
+            self.block.clear()
+            self.first = False
+
+
+def write_report_files(  # noqa: PLR0917 - write_html_page's arguments and the workbook's path
+    html_path: Path, xlsx_path: Path, title: str, subtitle: str, paragraphs: Sequence[str],
+    tables: Sequence[ReportTable], footer: str = "",
+) -> None:
+    """:func:`render_html_page` (no ``limit``) and :func:`write_xlsx_book`, written atomically in one pass:
+    each row read once from its ``source`` (one database read) goes into the sheet and into the page, 2,000
+    rows at a time, so neither file is ever one string in memory."""
+    from daemon.reports.xlsx_writer import PrintSetup, write_workbook
+
+    page, marks = _html_skeleton(title, subtitle, paragraphs, tables, footer)
+
+    def write(html: Any) -> None:
+        rest = [page]
+
+        def body(t: ReportTable, mark: str) -> Iterable[Sequence[Cell]]:  # sheets are written in table order
+            head, rest[0] = rest[0].split(mark, 1)
+            html.write(head.encode())
+            out = _HtmlBody(html, _numeric(t, t.rows))
             for row in _table_rows(t):
-                block.append(row)
-                if len(block) == _HTML_BLOCK:
-                    fh.write(("" if first else "\n").encode() + _html_rows(block, numeric).encode())
-                    block.clear()
-                    first = False
-            if block:
-                fh.write(("" if first else "\n").encode() + _html_rows(block, numeric).encode())
-        fh.write(rest.encode())
+                out.add(row)
+                yield row
+            out.flush()
 
-    write_atomic_with(path, write)
+        sheets = _sheets(tables, stream=True)
+        for sheet, t, mark in zip(sheets, tables, marks, strict=True):
+            sheet.body = body(t, mark)
+        write_atomic_with(xlsx_path, lambda fh: write_workbook(fh, sheets, [PrintSetup()] * len(sheets)))
+        html.write(rest[0].encode())
+
+    write_atomic_with(html_path, write)
 
 
 _HTML_BLOCK = 2_000
