@@ -36,19 +36,18 @@ from daemon.core.timeutil import to_local
 from daemon.pipeline.queue import enqueue
 from daemon.pipeline.recipients import Delivery, Directory, sync_config_contacts
 from daemon.reports import digest_render
+from daemon.reports.backlog import BacklogQuery, UnitBacklog, backlog_per_unit
 from daemon.reports.digest import build_digest
 from daemon.reports.month_end import (
-    BacklogCase,
     MonthEndAction,
     RenderedReminder,
-    backlog,
     carry_over,
     carry_over_title,
     due_actions,
     last_working_day,
-    render_carry_over,
     render_reminder,
-    render_unrouted_reminder,
+    write_carry_over,
+    write_unrouted_reminder,
 )
 from daemon.reports.tabular import HTML_MIME, XLSX_MIME, local_text, safe_filename, write_atomic
 from daemon.storage.models import runs
@@ -195,44 +194,52 @@ def run_month_end_job(
 def _reminders(  # noqa: PLR0917 - internal
     store: Store, calendar: WorkCalendar, config: Config, action: MonthEndAction, now: datetime, include: bool
 ) -> dict[str, Any] | None:
-    with store.engine.connect() as conn:
-        by_unit = backlog(conn, year=action.year, month=action.month, now=now, include_carried=include)
+    """One reminder per unit with a handler or leader, the units streamed one at a time from the store (the
+    memory is that of the largest unit's list); the units without one are counted, and the supervisors'
+    reminder about them lists their cases from a second streamed pass."""
     directory = _directory(store, config)
     stamp = action.period.replace("/", "-")
     last_day = last_working_day(calendar, action.year, action.month).strftime("%m月%d日")
     messages: list[tuple[Delivery, str, dict[str, Any]]] = []
     units = []
-    unrouted: dict[str, list[BacklogCase]] = {}
+    unrouted: list[UnitBacklog] = []
     fallback: dict[tuple[str, str], Delivery] = {}
-    for unit, items in by_unit.items():
-        deliveries = directory.route(UNIT_ROUTE, unit)
-        own = [dl for dl in deliveries if dl.note is None]
-        for dl in deliveries:
-            if dl.note is not None:  # no handler or leader: the supervisors hear once about all such units
-                unrouted[unit] = items
-                fallback.setdefault((dl.contact.key, dl.channel), Delivery(dl.contact, dl.channel))
-        units.append({"unit": unit, "cases": len(items), "recipients": len(own), "to_supervisors": unit in unrouted})
-        if not own:
-            continue
-        r = render_reminder(action, unit, items, calendar, now)
-        attachments = _reminder_files(config, r, f"month-end-{stamp}-{safe_filename(unit)}.xlsx",
-                                      f"月底清零-{safe_filename(unit)}-{stamp}.xlsx")
-        sms = {"unit": unit, "count": str(len(items)), "overdue": str(sum(c.overdue for c in items)),
-               "last_day": last_day}
-        payload = {"rendered": _rendered(r.subject, r.text, r.markdown, None, attachments, sms), "urgent": False,
-                   "report": {"kind": "month_end", "period": action.period, "unit": unit, "cases": len(items)}}
-        messages += [(dl, _key("month_end", action.period, dl.contact.key), payload) for dl in own]
-    if unrouted:
-        r = render_unrouted_reminder(action, unrouted, calendar, now)
-        attachments = _reminder_files(config, r, f"month-end-{stamp}-unrouted.xlsx",
-                                      f"月底清零-未配置联系人单位-{stamp}.xlsx")
-        sms = {"unit": f"{len(unrouted)}个单位", "count": str(sum(len(v) for v in unrouted.values())),
-               "overdue": str(sum(c.overdue for v in unrouted.values() for c in v)), "last_day": last_day}
-        note = "以下单位未配置承办人/分管领导联系人，转督办人员"
-        payload = {"rendered": _rendered(r.subject, r.text, r.markdown, None, attachments, sms), "urgent": False,
-                   "note": note, "report": {"kind": "month_end", "period": action.period, "units": sorted(unrouted)}}
-        messages += [(dl, _key("month_end", action.period, "unrouted", dl.contact.key), payload)
-                     for dl in fallback.values()]
+    query = BacklogQuery(action.year, action.month, now, include_carried=include)
+    with store.engine.connect() as conn:
+        for unit, items in backlog_per_unit(conn, query):
+            deliveries = directory.route(UNIT_ROUTE, unit)
+            own = [dl for dl in deliveries if dl.note is None]
+            for dl in deliveries:
+                if dl.note is not None:  # no handler or leader: the supervisors hear once about all such units
+                    fallback.setdefault((dl.contact.key, dl.channel), Delivery(dl.contact, dl.channel))
+            if len(own) < len(deliveries):
+                carried = sum(c.carried for c in items)
+                unrouted.append(UnitBacklog(unit, len(items) - carried, carried, sum(c.overdue for c in items)))
+            units.append({"unit": unit, "cases": len(items), "recipients": len(own),
+                          "to_supervisors": len(own) < len(deliveries)})
+            if not own:
+                continue
+            r = render_reminder(action, unit, items, calendar, now)
+            attachments = _reminder_files(config, r, f"month-end-{stamp}-{safe_filename(unit)}.xlsx",
+                                          f"月底清零-{safe_filename(unit)}-{stamp}.xlsx")
+            sms = {"unit": unit, "count": str(len(items)), "overdue": str(sum(c.overdue for c in items)),
+                   "last_day": last_day}
+            payload = {"rendered": _rendered(r.subject, r.text, r.markdown, None, attachments, sms), "urgent": False,
+                       "report": {"kind": "month_end", "period": action.period, "unit": unit, "cases": len(items)}}
+            messages += [(dl, _key("month_end", action.period, dl.contact.key), payload) for dl in own]
+        if unrouted:
+            path = config.reports_path / f"month-end-{stamp}-unrouted.xlsx"
+            r = write_unrouted_reminder(action, unrouted, calendar, now, conn, query, path)
+            attachments = [_attachment(path, f"月底清零-未配置联系人单位-{stamp}.xlsx", XLSX_MIME)]
+            sms = {"unit": f"{len(unrouted)}个单位", "count": str(sum(u.total for u in unrouted)),
+                   "overdue": str(sum(u.overdue for u in unrouted)), "last_day": last_day}
+            note = "以下单位未配置承办人/分管领导联系人，转督办人员"
+            payload = {"rendered": _rendered(r.subject, r.text, r.markdown, None, attachments, sms),
+                       "urgent": False, "note": note,
+                       "report": {"kind": "month_end", "period": action.period,
+                                  "units": sorted(u.unit for u in unrouted)}}
+            messages += [(dl, _key("month_end", action.period, "unrouted", dl.contact.key), payload)
+                         for dl in fallback.values()]
     summary: dict[str, Any] = {"kind": "month_end", "period": action.period, "now": to_local(now).isoformat(),
                                "units": units, "cases": sum(u["cases"] for u in units)}
     queued = _commit(store, "month_end", action.period, now, summary, messages)
@@ -251,21 +258,22 @@ def _reminder_files(config: Config, r: RenderedReminder, name: str, filename: st
 
 
 def _carry_over(store: Store, config: Config, action: MonthEndAction, now: datetime) -> dict[str, Any] | None:
-    with store.engine.connect() as conn:
-        report = carry_over(conn, action.year, action.month, now)
     stamp = action.period
     out = config.reports_path
     html_path, xlsx_path = out / f"carry-over-{stamp}.html", out / f"carry-over-{stamp}.xlsx"
-    markdown, html, xlsx, text = render_carry_over(report, hint=f"完整清单见附件：结存通报-{stamp}.xlsx（及 .html）。")
-    write_atomic(html_path, html.encode())
-    write_atomic(xlsx_path, xlsx)
+    with store.engine.connect() as conn:  # the files are written from streamed rows (bounded memory)
+        report = carry_over(conn, action.year, action.month, now)
+        message = write_carry_over(report, html_path, xlsx_path,
+                                   hint=f"完整清单见附件：结存通报-{stamp}.xlsx（及 .html）。",
+                                   email_rows=config.reports.email_list_rows)
+    markdown, html, text = message.markdown, message.html, message.text
     attachments = [_attachment(xlsx_path, f"结存通报-{stamp}.xlsx", XLSX_MIME),
                    _attachment(html_path, f"结存通报-{stamp}.html", HTML_MIME)]
     rendered = _rendered(carry_over_title(report), text, markdown, html, attachments,
                          {"month": f"{action.month}月", "count": str(report.total),
-                          "units": str(len(report.by_unit))})
+                          "units": str(len(report.units))})
     summary: dict[str, Any] = {"kind": "carry_over", "period": stamp, "now": to_local(now).isoformat(),
-                               "cases": report.total, "units": len(report.by_unit),
+                               "cases": report.total, "units": len(report.units),
                                "files": [str(html_path), str(xlsx_path)], "as_of": local_text(now)}
     deliveries = supervisor_deliveries(_directory(store, config))
     messages = [(dl, _key("carry_over", stamp, dl.contact.key), {"rendered": rendered, "urgent": False,

@@ -15,19 +15,27 @@ middle of a month does not send last month's.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from itertools import islice
+from pathlib import Path
 from typing import Literal
 
-from sqlalchemy import ColumnElement, Connection, and_, exists, or_, select
+from sqlalchemy import Connection, Engine
 
 from daemon.core.calendar import WorkCalendar
-from daemon.core.cases import FINISHED_STATUSES
 from daemon.core.rule_schema import MonthEndSettings
 from daemon.core.timeutil import LOCAL_TZ, to_local
 from daemon.escaping import markdown_text as md
-from daemon.reports.digest import OPEN
+from daemon.reports.backlog import (
+    BacklogCase,
+    BacklogQuery,
+    UnitBacklog,
+    backlog_cases,
+    backlog_units,
+    next_month,
+)
 from daemon.reports.tabular import (
     MarkdownList,
     ReportTable,
@@ -38,8 +46,9 @@ from daemon.reports.tabular import (
     local_text,
     render_html_page,
     render_xlsx_book,
+    write_report_files,
+    write_xlsx_book,
 )
-from daemon.storage.models import case_history, cases
 
 CARRY_OVER_CATCH_UP_WORKING_DAYS = 2
 
@@ -49,10 +58,6 @@ CARRY_OVER_CATCH_UP_WORKING_DAYS = 2
 
 def month_last_day(year: int, month: int) -> date:
     return date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
-
-
-def next_month(year: int, month: int) -> tuple[int, int]:
-    return (year + month // 12, month % 12 + 1)
 
 
 def previous_month(year: int, month: int) -> tuple[int, int]:
@@ -131,76 +136,22 @@ def due_actions(calendar: WorkCalendar, settings: MonthEndSettings, now: datetim
     return due
 
 
-# --- what they list -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BacklogCase:
-    number: str
-    summary: str | None
-    unit: str
-    received_at: datetime
-    due_at: datetime
-    provisional: bool
-    carried: bool  # received before the month in question (上月及以前结存)
-    overdue: bool
-
-
-def open_at(instant: datetime) -> ColumnElement[bool]:
-    """Cases that were open at ``instant`` (aware), from the stored instants and the case history, whatever
-    happened since: received before it, not fed back and not closed before it. A finished status without
-    an instant (退件, or 已办结 without 办结时间) counts from when the history saw the status change; a case
-    first imported already finished, with no instant, counts as finished before."""
-    c, h = cases.c, case_history.c
-    finished = sorted(s.value for s in FINISHED_STATUSES)
-    status_changed_since = exists().where(
-        h.case_id == c.id, h.field == "status", h.new_value == c.status, h.at >= instant)
-    return and_(
-        c.received_at < instant,
-        or_(c.fed_back_at.is_(None), c.fed_back_at >= instant),
-        or_(c.closed_at.is_(None), c.closed_at >= instant),
-        or_(c.status.not_in(finished), c.fed_back_at >= instant, c.closed_at >= instant, status_changed_since),
-    )
-
-
-def backlog(
-    conn: Connection, *, year: int, month: int, now: datetime, include_carried: bool = True,
-    at_month_end: bool = False,
-) -> dict[str, list[BacklogCase]]:
-    """Open cases per unit received in ``year``-``month`` (and, with ``include_carried``, earlier), oldest
-    first; units in name order. Open now (``now``), or with ``at_month_end`` open at 24:00 of the month's
-    last day (whenever it is asked: a case closed since still counts), overdue as of that instant."""
-    start = datetime(year, month, 1, tzinfo=LOCAL_TZ)
-    end = datetime(*next_month(year, month), 1, tzinfo=LOCAL_TZ)
-    c = cases.c
-    still_open = open_at(end) if at_month_end else OPEN
-    if at_month_end:
-        now = min(now, end)
-    cond = and_(still_open, c.received_at < end, *([] if include_carried else [c.received_at >= start]))
-    rows = conn.execute(
-        select(c.number, c.summary, c.unit, c.received_at, c.due_at, c.provisional)
-        .where(cond).order_by(c.unit, c.received_at, c.number)
-    )
-    out: dict[str, list[BacklogCase]] = {}
-    for r in rows:
-        out.setdefault(r.unit, []).append(BacklogCase(
-            r.number, r.summary, r.unit, r.received_at, r.due_at, bool(r.provisional),
-            carried=r.received_at < start, overdue=r.due_at <= now,
-        ))
-    return out
-
-
 # --- what they say -----------------------------------------------------------------------------------------
 
 _CASE_COLUMNS = ("序号", "工单编号", "问题摘要", "承办单位", "受理时间", "办理期限", "类别", "是否超期")
 
 
+_CASE_NUMERIC = (True, *([False] * (len(_CASE_COLUMNS) - 1)))
+
+
+def _case_row_stream(items: Iterable[BacklogCase]) -> Iterator[tuple[int | str, ...]]:
+    for i, c in enumerate(items, start=1):
+        yield (i, c.number, c.summary or "", c.unit, local_text(c.received_at), due_text(c.due_at, c.provisional),
+               "上月及以前结存" if c.carried else "本月受理", "已超期" if c.overdue else "")
+
+
 def _case_rows(items: list[BacklogCase]) -> list[tuple[int | str, ...]]:
-    return [
-        (i, c.number, c.summary or "", c.unit, local_text(c.received_at), due_text(c.due_at, c.provisional),
-         "上月及以前结存" if c.carried else "本月受理", "已超期" if c.overdue else "")
-        for i, c in enumerate(items, start=1)
-    ]
+    return list(_case_row_stream(items))
 
 
 def _when(action: MonthEndAction, calendar: WorkCalendar) -> str:
@@ -251,44 +202,83 @@ def render_reminder(
     return RenderedReminder(subject, text, markdown, truncated, xlsx)
 
 
-def render_unrouted_reminder(
-    action: MonthEndAction, by_unit: dict[str, list[BacklogCase]], calendar: WorkCalendar, now: datetime
-) -> RenderedReminder:
-    """One reminder for the supervisors about the units that have no handler or leader to remind."""
-    total = sum(len(v) for v in by_unit.values())
-    subject = f"【月底清零提醒】{len(by_unit)} 个单位未配置联系人，共 {total} 件诉求待办结"
+def _unrouted_message(
+    action: MonthEndAction, units: list[UnitBacklog], calendar: WorkCalendar, now: datetime
+) -> tuple[str, str, str, bool]:
+    total = sum(u.total for u in units)
+    subject = f"【月底清零提醒】{len(units)} 个单位未配置联系人，共 {total} 件诉求待办结"
     intro = (f"{_when(action, calendar)}。以下承办单位未配置承办人/分管领导联系人，月底清零提醒转督办人员，"
              f"请督促其在月底前办结（截至 {local_text(now)}）。")
-    ordered = sorted(by_unit.items(), key=lambda kv: (-len(kv[1]), kv[0]))
-    lines, md_lines = ([f"{i}. {esc(unit)}：{len(items)} 件（结存 {sum(c.carried for c in items)} 件，"
-                        f"已超期 {sum(c.overdue for c in items)} 件）"
-                        for i, (unit, items) in enumerate(ordered, start=1)] for esc in (str, md))
+    ordered = sorted(units, key=lambda u: (-u.total, u.unit))
+    lines, md_lines = ([f"{i}. {esc(u.unit)}：{u.total} 件（结存 {u.carried} 件，已超期 {u.overdue} 件）"
+                        for i, u in enumerate(ordered, start=1)] for esc in (str, md))
     markdown, truncated = fit_markdown(
         ["# 月底清零提醒（未配置联系人的单位）", "", intro],
         [MarkdownList("**各单位待办结工单**", md_lines, more=lambda n: f"……另有 {n} 个单位，见附件")],
         "逐件清单见附件。", start=200,
     )
+    return subject, "\n".join([subject, intro, *lines[:20]]), markdown, truncated
+
+
+def _unrouted_table(now: datetime, rows: list[tuple[int | str, ...]],
+                    source: Callable[[], Iterator[tuple[int | str, ...]]] | None = None,
+                    total: int | None = None) -> ReportTable:
+    return ReportTable(f"未配置联系人单位的月底清零待办结工单（截至 {local_text(now)}）", "待办结工单",
+                       _CASE_COLUMNS, rows, wide=frozenset({"问题摘要", "承办单位"}), source=source, total=total,
+                       numeric=_CASE_NUMERIC)
+
+
+def _unit_counts(unit: str, items: list[BacklogCase]) -> UnitBacklog:
+    carried = sum(c.carried for c in items)
+    return UnitBacklog(unit, len(items) - carried, carried, sum(c.overdue for c in items))
+
+
+def render_unrouted_reminder(
+    action: MonthEndAction, by_unit: dict[str, list[BacklogCase]], calendar: WorkCalendar, now: datetime
+) -> RenderedReminder:
+    """One reminder for the supervisors about the units that have no handler or leader to remind."""
+    counts = [_unit_counts(unit, items) for unit, items in by_unit.items()]
+    subject, text, markdown, truncated = _unrouted_message(action, counts, calendar, now)
     every = [c for unit in sorted(by_unit) for c in by_unit[unit]]
-    xlsx = render_xlsx_book([ReportTable(f"未配置联系人单位的月底清零待办结工单（截至 {local_text(now)}）",
-                                         "待办结工单", _CASE_COLUMNS, _case_rows(every),
-                                         wide=frozenset({"问题摘要", "承办单位"}))])
-    text = "\n".join([subject, intro, *lines[:20]])
+    xlsx = render_xlsx_book([_unrouted_table(now, _case_rows(every))])
     return RenderedReminder(subject, text, markdown, truncated, xlsx)
+
+
+def write_unrouted_reminder(  # noqa: PLR0917 - the reminder's inputs and where its list goes
+    action: MonthEndAction, units: list[UnitBacklog], calendar: WorkCalendar, now: datetime,
+    conn: Connection, query: BacklogQuery, path: Path,
+) -> RenderedReminder:
+    """:func:`render_unrouted_reminder` from the units' counts, its full list of the ``units``' cases
+    streamed from the store into the workbook at ``path`` (``xlsx`` is None: the file is written)."""
+    subject, text, markdown, truncated = _unrouted_message(action, units, calendar, now)
+    names = {u.unit for u in units}
+
+    def rows() -> Iterator[tuple[int | str, ...]]:
+        return _case_row_stream(c for c in backlog_cases(conn, query) if c.unit in names)
+
+    write_xlsx_book(path, [_unrouted_table(now, [], rows, sum(u.total for u in units))])
+    return RenderedReminder(subject, text, markdown, truncated, None)
 
 
 @dataclass(frozen=True)
 class CarryOver:
     """The carry-over (结存) of ``year``-``month``: what was open at 24:00 of its last day (``as_of``),
-    reported at ``now``."""
+    reported at ``now``: the per-unit counts (aggregated in the database) and, from ``engine``, the cases
+    streamed (:meth:`cases`, each pass on its own connection and server-side cursor), never all in memory."""
 
     year: int
     month: int
     now: datetime
-    by_unit: dict[str, list[BacklogCase]]
+    units: list[UnitBacklog]
+    engine: Engine
+
+    @property
+    def query(self) -> BacklogQuery:
+        return BacklogQuery(self.year, self.month, self.now, include_carried=True, at_month_end=True)
 
     @property
     def as_of(self) -> datetime:
-        return datetime(*next_month(self.year, self.month), 1, tzinfo=LOCAL_TZ)
+        return self.query.end
 
     @property
     def as_of_text(self) -> str:
@@ -296,26 +286,49 @@ class CarryOver:
 
     @property
     def total(self) -> int:
-        return sum(len(v) for v in self.by_unit.values())
+        return sum(u.total for u in self.units)
+
+    def cases(self) -> Iterator[BacklogCase]:
+        """The carried-over cases, units most first (as :attr:`units`), each unit's oldest first."""
+        with self.engine.connect() as conn:
+            yield from backlog_cases(conn, self.query, units=[u.unit for u in self.units])
+
+    @property
+    def by_unit(self) -> dict[str, list[BacklogCase]]:
+        """The cases per unit as lists (small stores, tests): the jobs stream :meth:`cases`."""
+        out: dict[str, list[BacklogCase]] = {}
+        for c in self.cases():
+            out.setdefault(c.unit, []).append(c)
+        return out
 
     def unit_rows(self) -> list[tuple[str, int, int, int]]:
         """(unit, of the month, carried from earlier, overdue), most first."""
-        rows = [(u, sum(not c.carried for c in v), sum(c.carried for c in v), sum(c.overdue for c in v))
-                for u, v in self.by_unit.items()]
-        return sorted(rows, key=lambda r: (-(r[1] + r[2]), r[0]))
+        return [(u.unit, u.this_month, u.carried, u.overdue) for u in self.units]
 
 
-def carry_over_tables(report: CarryOver) -> list[ReportTable]:
+def carry_over_tables(
+    report: CarryOver, *, listed: int | None = None,
+    source: Callable[[], Iterator[tuple[int | str, ...]]] | None = None,
+) -> list[ReportTable]:
+    """The report's two tables; the case list streamed from the store (``source``, by default every case),
+    or with ``listed`` only its first ``listed`` rows (an e-mail body)."""
     units = report.unit_rows()
-    every = [c for u, *_ in units for c in report.by_unit[u]]
+    if listed is None and source is None:
+        def source() -> Iterator[tuple[int | str, ...]]:
+            return _case_row_stream(report.cases())
+    cases_table = ReportTable(
+        "二、结存工单清单", "结存工单", _CASE_COLUMNS,
+        [] if listed is None else list(islice(_case_row_stream(report.cases()), listed)),
+        note="“本月受理”指结存月份内受理；期限后标注“暂定”的，依赖尚未发布的节假日安排。",
+        total=report.total, wide=frozenset({"问题摘要", "承办单位"}), numeric=_CASE_NUMERIC,
+        source=None if listed is not None else source,
+    )
     return [
         ReportTable(f"一、各承办单位结存情况（{report.month} 月底未清零）", "各单位结存",
                     ("序号", "承办单位", f"{report.month}月受理未办结", "更早结存未办结", "合计", "其中已超期"),
                     [(i, u, a, b, a + b, o) for i, (u, a, b, o) in enumerate(units, start=1)],
                     wide=frozenset({"承办单位"})),
-        ReportTable("二、结存工单清单", "结存工单", _CASE_COLUMNS, _case_rows(every),
-                    note="“本月受理”指结存月份内受理；期限后标注“暂定”的，依赖尚未发布的节假日安排。",
-                    wide=frozenset({"问题摘要", "承办单位"})),
+        cases_table,
     ]
 
 
@@ -324,9 +337,10 @@ def carry_over_title(report: CarryOver) -> str:
 
 
 def carry_over(conn: Connection, year: int, month: int, now: datetime) -> CarryOver:
-    """The carry-over report of ``year``-``month`` as of its end, asked at ``now`` (aware)."""
-    return CarryOver(year, month, now,
-                     backlog(conn, year=year, month=month, now=now, include_carried=True, at_month_end=True))
+    """The carry-over report of ``year``-``month`` as of its end, asked at ``now`` (aware): the per-unit
+    counts read on ``conn`` now, the cases streamed from its engine when rendered."""
+    query = BacklogQuery(year, month, now, include_carried=True, at_month_end=True)
+    return CarryOver(year, month, now, backlog_units(conn, query), conn.engine)
 
 
 def carry_over_summary(report: CarryOver) -> str:
@@ -337,16 +351,54 @@ def carry_over_summary(report: CarryOver) -> str:
             f"{report.total - this_month} 件。请相关单位尽快办结，督办人员跟踪落实。")
 
 
-def render_carry_over(report: CarryOver, *, hint: str) -> tuple[str, str, bytes, str]:
-    """(markdown, html, xlsx, plain text) of the carry-over report."""
-    tables = carry_over_tables(report)
-    html = render_html_page(carry_over_title(report),
-                            f"统计截至 {report.as_of_text}（北京时间），生成于 {local_text(report.now)}",
-                            [carry_over_summary(report)], tables)
+def _carry_over_subtitle(report: CarryOver) -> str:
+    return f"统计截至 {report.as_of_text}（北京时间），生成于 {local_text(report.now)}"
+
+
+@dataclass(frozen=True)
+class CarryOverMessage:
+    markdown: str
+    html: str  # the e-mail body: the unit table and the first rows of the case list
+    text: str
+
+
+def write_carry_over(
+    report: CarryOver, html_path: Path, xlsx_path: Path, *, hint: str, email_rows: int = 200
+) -> CarryOverMessage:
+    """Write the full report to ``html_path`` and ``xlsx_path`` (each streamed from the store, atomically)
+    and return the message: Markdown, an e-mail HTML body listing ``email_rows`` cases, plain text."""
+    title, subtitle, paragraphs = carry_over_title(report), _carry_over_subtitle(report), [carry_over_summary(report)]
+    first: list[tuple[int | str, ...]] = []  # the e-mail body's rows, kept from the one pass over the cases
+
+    def source() -> Iterator[tuple[int | str, ...]]:
+        for row in _case_row_stream(report.cases()):
+            if len(first) < email_rows:
+                first.append(row)
+            yield row
+
+    tables = carry_over_tables(report, source=source)
+    write_report_files(html_path, xlsx_path, title, subtitle, paragraphs, tables)
+    tables[1] = replace(tables[1], rows=first, source=None)
+    html = render_html_page(title, subtitle, paragraphs, tables)
+    markdown, text = _carry_over_markdown_text(report, hint)
+    return CarryOverMessage(markdown, html, text)
+
+
+def _carry_over_markdown_text(report: CarryOver, hint: str) -> tuple[str, str]:
     lines, md_lines = ([f"{i}. {esc(u)}：{a + b} 件（{report.month}月 {a} 件，更早 {b} 件，超期 {o} 件）"
                         for i, (u, a, b, o) in enumerate(report.unit_rows(), start=1)] for esc in (str, md))
     markdown, _ = fit_markdown([f"# {carry_over_title(report)}", "", carry_over_summary(report)],
                                [MarkdownList("**各单位结存**", md_lines, more=lambda n: f"……另有 {n} 个单位")],
                                hint, start=100)
     text = "\n".join([carry_over_title(report), carry_over_summary(report), *lines[:10], hint])
+    return markdown, text
+
+
+def render_carry_over(report: CarryOver, *, hint: str) -> tuple[str, str, bytes, str]:
+    """(markdown, html, xlsx, plain text) of the carry-over report, all in memory: for small stores and
+    tests; the job writes the files streamed (:func:`write_carry_over`)."""
+    tables = carry_over_tables(report, listed=report.total)
+    html = render_html_page(carry_over_title(report), _carry_over_subtitle(report), [carry_over_summary(report)],
+                            tables)
+    markdown, text = _carry_over_markdown_text(report, hint)
     return markdown, html, render_xlsx_book(tables), text

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cache
@@ -80,6 +80,10 @@ class ReportTable:
     note: str = ""
     total: int | None = None
     wide: frozenset[str] = field(default_factory=frozenset)  # columns shown wide (names, summaries)
+    #: rows streamed after ``rows`` (each call a fresh pass, e.g. a server-side cursor), for the file
+    #: writers (:func:`write_report_files`, :func:`write_xlsx_book`); give ``total`` and ``numeric`` with it
+    source: Callable[[], Iterable[Sequence[Cell]]] | None = None
+    numeric: tuple[bool, ...] | None = None  # which columns are numbers (else guessed from the rows)
 
     @property
     def count(self) -> int:
@@ -117,7 +121,7 @@ def render_html_page(
     for t in tables:
         rows = t.rows if limit is None else t.rows[:limit]
         more = t.count - len(rows)
-        numeric = [bool(rows) and all(isinstance(r[i], int) for r in rows[:50]) for i in range(len(t.columns))]
+        numeric = _numeric(t, rows)
         shown.append({
             "title": t.title, "columns": t.columns, "has_rows": bool(rows), "note": t.note,
             "body": Markup(_html_rows(rows, numeric)),  # noqa: S704 - every cell escaped in _html_rows
@@ -128,10 +132,90 @@ def render_html_page(
     ))
 
 
-def render_xlsx_book(tables: Sequence[ReportTable]) -> bytes:
-    """One sheet per table (title row, header row, data, then the notes), header rows frozen; printed on
-    A4 landscape, fitted to the page width, with the title and header rows repeated on every page."""
-    from daemon.reports.xlsx_writer import STYLE_BOLD, STYLE_TITLE, PrintSetup, Sheet, printed_workbook_bytes
+def _numeric(t: ReportTable, rows: Sequence[Sequence[Cell]]) -> list[bool]:
+    if t.numeric is not None:
+        return list(t.numeric)
+    return [bool(rows) and all(isinstance(r[i], int) for r in rows[:50]) for i in range(len(t.columns))]
+
+
+def _html_skeleton(
+    title: str, subtitle: str, paragraphs: Sequence[str], tables: Sequence[ReportTable], footer: str
+) -> tuple[str, list[str]]:
+    """The page with a sentinel where each table's body goes, and the sentinels."""
+    from markupsafe import Markup
+
+    marks = [f"\x00table-body-{i}\x00" for i in range(len(tables))]
+    shown = [{
+        "title": t.title, "columns": t.columns, "has_rows": bool(t.rows) or t.count > 0, "note": t.note,
+        "body": Markup(mark), "more": "",  # noqa: S704 - a sentinel, replaced by escaped rows
+    } for t, mark in zip(tables, marks, strict=True)]
+    page = str(_env().get_template("report.html.j2").render(
+        title=title, subtitle=subtitle, paragraphs=paragraphs, tables=shown, footer=footer,
+    ))
+    return page, marks
+
+
+class _HtmlBody:
+    """A table's rows written into an open HTML file 2,000 at a time, escaped as :func:`_html_rows`."""
+
+    def __init__(self, fh: Any, numeric: Sequence[bool]) -> None:
+        self.fh, self.numeric, self.block, self.first = fh, numeric, list[Sequence[Cell]](), True
+
+    def add(self, row: Sequence[Cell]) -> None:
+        self.block.append(row)
+        if len(self.block) == _HTML_BLOCK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.block:
+            self.fh.write(("" if self.first else "\n").encode() + _html_rows(self.block, self.numeric).encode())
+            self.block.clear()
+            self.first = False
+
+
+def write_report_files(  # noqa: PLR0917 - write_html_page's arguments and the workbook's path
+    html_path: Path, xlsx_path: Path, title: str, subtitle: str, paragraphs: Sequence[str],
+    tables: Sequence[ReportTable], footer: str = "",
+) -> None:
+    """:func:`render_html_page` (no ``limit``) and :func:`write_xlsx_book`, written atomically in one pass:
+    each row read once from its ``source`` (one database read) goes into the sheet and into the page, 2,000
+    rows at a time, so neither file is ever one string in memory."""
+    from daemon.reports.xlsx_writer import PrintSetup, write_workbook
+
+    page, marks = _html_skeleton(title, subtitle, paragraphs, tables, footer)
+
+    def write(html: Any) -> None:
+        rest = [page]
+
+        def body(t: ReportTable, mark: str) -> Iterable[Sequence[Cell]]:  # sheets are written in table order
+            head, rest[0] = rest[0].split(mark, 1)
+            html.write(head.encode())
+            out = _HtmlBody(html, _numeric(t, t.rows))
+            for row in _table_rows(t):
+                out.add(row)
+                yield row
+            out.flush()
+
+        sheets = _sheets(tables, stream=True)
+        for sheet, t, mark in zip(sheets, tables, marks, strict=True):
+            sheet.body = body(t, mark)
+        write_atomic_with(xlsx_path, lambda fh: write_workbook(fh, sheets, [PrintSetup()] * len(sheets)))
+        html.write(rest[0].encode())
+
+    write_atomic_with(html_path, write)
+
+
+_HTML_BLOCK = 2_000
+
+
+def _table_rows(t: ReportTable) -> Iterable[Sequence[Cell]]:
+    yield from t.rows
+    if t.source is not None:
+        yield from t.source()
+
+
+def _sheets(tables: Sequence[ReportTable], *, stream: bool) -> list[Any]:
+    from daemon.reports.xlsx_writer import STYLE_BOLD, STYLE_TITLE, Sheet
 
     sheets = []
     for t in tables:
@@ -139,14 +223,35 @@ def render_xlsx_book(tables: Sequence[ReportTable]) -> bytes:
                       freeze_rows=2)
         sheet.append([t.title], STYLE_TITLE)
         sheet.append(t.columns, STYLE_BOLD)
-        sheet.rows.extend((0, row) for row in t.rows)
-        if t.total is not None and t.total > len(t.rows):
-            sheet.append([f"（仅列出 {len(t.rows)} 条，共 {t.total} 条）"])
+        if stream:
+            sheet.body = _table_rows(t)
+            listed = t.count
+        else:
+            sheet.rows.extend((0, row) for row in t.rows)
+            listed = len(t.rows)
+        if t.total is not None and t.total > listed:
+            sheet.tail.append((0, [f"（仅列出 {listed} 条，共 {t.total} 条）"]))
         if t.note:
-            sheet.append([])
-            sheet.append([t.note])
+            sheet.tail += [(0, []), (0, [t.note])]
         sheets.append(sheet)
-    return printed_workbook_bytes([(sheet, PrintSetup()) for sheet in sheets])
+    return sheets
+
+
+def render_xlsx_book(tables: Sequence[ReportTable]) -> bytes:
+    """One sheet per table (title row, header row, data, then the notes), header rows frozen; printed on
+    A4 landscape, fitted to the page width, with the title and header rows repeated on every page."""
+    from daemon.reports.xlsx_writer import PrintSetup, printed_workbook_bytes
+
+    return printed_workbook_bytes([(sheet, PrintSetup()) for sheet in _sheets(tables, stream=False)])
+
+
+def write_xlsx_book(path: Path, tables: Sequence[ReportTable]) -> None:
+    """:func:`render_xlsx_book` written to ``path`` atomically, each table's ``source`` streamed into its
+    sheet: a workbook of a million rows in a bounded amount of memory."""
+    from daemon.reports.xlsx_writer import PrintSetup, write_workbook
+
+    sheets = _sheets(tables, stream=True)
+    write_atomic_with(path, lambda fh: write_workbook(fh, sheets, [PrintSetup()] * len(sheets)))
 
 
 @dataclass
@@ -200,11 +305,16 @@ def fit_markdown(
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename, so a reader (or a second daemon
     instance writing the same report) never sees half a file."""
+    write_atomic_with(path, lambda fh: fh.write(data))
+
+
+def write_atomic_with(path: Path, write: Callable[[Any], object]) -> None:
+    """:func:`write_atomic` of what ``write(file)`` writes into the open (binary) temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            write(fh)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

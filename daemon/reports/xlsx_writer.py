@@ -18,9 +18,12 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cache
+from itertools import chain
+from pathlib import Path
 from typing import IO
 from xml.sax.saxutils import escape, quoteattr
 
@@ -49,11 +52,19 @@ class Sheet:
     freeze_rows: int = 0
     # (style, cells): one style for the row, or one per cell
     rows: list[tuple[int | Sequence[int], Sequence[Cell | None]]] = field(default_factory=list)
+    #: rows streamed after ``rows`` (plain style), read once while the sheet is written: a million-row
+    #: listing never held as a list; then ``tail`` (notes under the table)
+    body: Iterable[Sequence[Cell | None]] = ()
+    tail: list[tuple[int | Sequence[int], Sequence[Cell | None]]] = field(default_factory=list)
 
     def append(self, cells: Sequence[Cell | None], style: int | Sequence[int] = STYLE_PLAIN) -> None:
         self.rows.append((style, cells))
 
+    def all_rows(self) -> Iterator[tuple[int | Sequence[int], Sequence[Cell | None]]]:
+        return chain(self.rows, ((STYLE_PLAIN, cells) for cells in self.body), self.tail)
 
+
+@cache
 def column_letter(index: int) -> str:
     """1 → A, 27 → AA."""
     letters = ""
@@ -94,15 +105,15 @@ def _write_sheet(stream: IO[bytes], sheet: Sheet, setup: PrintSetup | None) -> N
                                        for i, w in enumerate(sheet.widths, start=1)) + "</cols>")
     head.append("<sheetData>")
     stream.write("".join(head).encode())
-    width = max((len(cells) for _, cells in sheet.rows), default=0)
-    letters = [column_letter(i) for i in range(1, width + 1)]
     heights = setup.row_heights if setup is not None else {}
+    letter = column_letter
     block: list[str] = []
-    for n, (style, cells) in enumerate(sheet.rows, start=1):
+    for n, (style, cells) in enumerate(sheet.all_rows(), start=1):
         if isinstance(style, int):
-            row = "".join(_cell(f"{letters[i]}{n}", v, style) for i, v in enumerate(cells))
+            row = "".join(_cell(f"{letter(i)}{n}", v, style) for i, v in enumerate(cells, start=1))
         else:
-            row = "".join(_cell(f"{letters[i]}{n}", v, st) for i, (v, st) in enumerate(zip(cells, style, strict=False)))
+            row = "".join(_cell(f"{letter(i)}{n}", v, st)
+                          for i, (v, st) in enumerate(zip(cells, style, strict=False), start=1))
         height = heights.get(n)
         attrs = f' ht="{height:g}" customHeight="1"' if height else ""
         block.append(f'<row r="{n}"{attrs}>{row}</row>')
@@ -171,6 +182,16 @@ def workbook_bytes(sheets: Sequence[Sheet], setups: Sequence[PrintSetup] | None 
     """The workbook of ``sheets``; with ``setups`` (one per sheet), finished for print in the same pass: the
     bordered styles of :data:`BORDERED` (with the date format), each sheet's page setup, and its title rows
     as print titles (``_xlnm.Print_Titles``)."""
+    out = io.BytesIO()
+    write_workbook(out, sheets, setups)
+    return out.getvalue()
+
+
+def write_workbook(
+    target: IO[bytes] | Path, sheets: Sequence[Sheet], setups: Sequence[PrintSetup] | None = None
+) -> None:
+    """:func:`workbook_bytes` written into ``target`` (a file or a binary stream): with streamed sheets
+    (:attr:`Sheet.body`) and a file, a workbook of any length in a bounded amount of memory."""
     used: set[str] = set()
     names = [sheet_name(s.name, used) for s in sheets]
     titles = "".join(
@@ -178,8 +199,7 @@ def workbook_bytes(sheets: Sequence[Sheet], setups: Sequence[PrintSetup] | None 
         f"{escape(_quoted_sheet(name))}!$1:${setup.title_rows}</definedName>"
         for i, (name, setup) in enumerate(zip(names, setups or (), strict=False)) if setup.title_rows
     )
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
         overrides = "".join(
             f'<Override PartName="/xl/worksheets/sheet{i}.xml" '
             'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
@@ -203,7 +223,6 @@ def workbook_bytes(sheets: Sequence[Sheet], setups: Sequence[PrintSetup] | None 
         for i, sheet in enumerate(sheets, start=1):
             with z.open(f"xl/worksheets/sheet{i}.xml", "w") as stream:
                 _write_sheet(stream, sheet, setups[i - 1] if setups is not None else None)
-    return out.getvalue()
 
 
 # --- printing: bordered cell styles, fitted widths, date cells, A4 page setup (additive helpers) ----------

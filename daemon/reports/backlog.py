@@ -1,0 +1,167 @@
+"""The open cases a month-end list is about (月底清零 reminders, 结存 carry-over), read from the store as a
+stream: a server-side cursor 2,000 rows at a time, units' counts aggregated in the database, so that a
+million open cases never sit in memory at once (issue 15).
+
+The rule of what "open at the month's end" means is :func:`open_at`, the one place it is decided.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import groupby
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    LargeBinary,
+    Select,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+)
+
+from daemon.core.cases import FINISHED_STATUSES
+from daemon.core.timeutil import LOCAL_TZ
+from daemon.reports.digest import OPEN
+from daemon.storage.models import case_history, cases
+
+
+def next_month(year: int, month: int) -> tuple[int, int]:
+    return (year + month // 12, month % 12 + 1)
+
+
+# --- what they list -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BacklogCase:
+    number: str
+    summary: str | None
+    unit: str
+    received_at: datetime
+    due_at: datetime
+    provisional: bool
+    carried: bool  # received before the month in question (上月及以前结存)
+    overdue: bool
+
+
+def open_at(instant: datetime) -> ColumnElement[bool]:
+    """Cases that were open at ``instant`` (aware), from the stored instants and the case history, whatever
+    happened since: received before it, not fed back and not closed before it. A finished status without
+    an instant (退件, or 已办结 without 办结时间) counts from when the history saw the status change; a case
+    first imported already finished, with no instant, counts as finished before."""
+    c, h = cases.c, case_history.c
+    finished = sorted(s.value for s in FINISHED_STATUSES)
+    status_changed_since = exists().where(
+        h.case_id == c.id, h.field == "status", h.new_value == c.status, h.at >= instant)
+    return and_(
+        c.received_at < instant,
+        or_(c.fed_back_at.is_(None), c.fed_back_at >= instant),
+        or_(c.closed_at.is_(None), c.closed_at >= instant),
+        or_(c.status.not_in(finished), c.fed_back_at >= instant, c.closed_at >= instant, status_changed_since),
+    )
+
+
+@dataclass(frozen=True)
+class BacklogQuery:
+    """Which open cases a month-end list is about: received in ``year``-``month`` (and, with
+    ``include_carried``, earlier), open now (``now``), or with ``at_month_end`` open at 24:00 of the month's
+    last day (whenever it is asked: a case closed since still counts), overdue as of that instant."""
+
+    year: int
+    month: int
+    now: datetime
+    include_carried: bool = True
+    at_month_end: bool = False
+
+    @property
+    def start(self) -> datetime:
+        return datetime(self.year, self.month, 1, tzinfo=LOCAL_TZ)
+
+    @property
+    def end(self) -> datetime:
+        return datetime(*next_month(self.year, self.month), 1, tzinfo=LOCAL_TZ)
+
+    @property
+    def overdue_at(self) -> datetime:
+        return min(self.now, self.end) if self.at_month_end else self.now
+
+    def where(self) -> ColumnElement[bool]:
+        c = cases.c
+        still_open = open_at(self.end) if self.at_month_end else OPEN
+        return and_(still_open, c.received_at < self.end,
+                    *([] if self.include_carried else [c.received_at >= self.start]))
+
+
+_STREAM = {"stream_results": True, "yield_per": 2_000}  # a server-side cursor, 2,000 rows a fetch
+
+
+def backlog_cases(conn: Connection, query: BacklogQuery, *, units: list[str] | None = None) -> Iterator[BacklogCase]:
+    """The cases of ``query``, streamed from a server-side cursor (never all in memory): by unit in name
+    order, oldest first; with ``units``, units in that order (most first, as the carry-over lists them)."""
+    c = cases.c
+    # by the name's bytes (code points, as Python sorts), not the column's collation: MariaDB's default
+    # collation equates "ABC" and "abc " and would interleave two units that the grouping keeps apart
+    unit_bytes = cast(c.unit, LargeBinary)
+    cols = select(c.number, c.summary, c.unit, c.received_at, c.due_at, c.provisional).where(query.where())
+    stmt: Select[tuple[str, str | None, str, datetime, datetime, bool]]
+    if units is None:
+        stmt = cols.order_by(unit_bytes, c.received_at, c.number)
+    else:  # the units' order as a CASE: a few hundred units, one sort in the database
+        rank = case({u: literal_column(str(i)) for i, u in enumerate(units)}, value=c.unit, else_=len(units))
+        stmt = cols.order_by(rank, unit_bytes, c.received_at, c.number)
+    start, overdue_at = query.start, query.overdue_at
+    for r in conn.execution_options(**_STREAM).execute(stmt):
+        yield BacklogCase(r.number, r.summary, r.unit, r.received_at, r.due_at, bool(r.provisional),
+                          carried=r.received_at < start, overdue=r.due_at <= overdue_at)
+
+
+def backlog_per_unit(conn: Connection, query: BacklogQuery) -> Iterator[tuple[str, list[BacklogCase]]]:
+    """(unit, its cases) one unit at a time, units in name order: memory bounded by the largest unit."""
+    for unit, items in groupby(backlog_cases(conn, query), key=lambda b: b.unit):
+        yield unit, list(items)
+
+
+@dataclass(frozen=True)
+class UnitBacklog:
+    """One unit's counts in a month-end list: received in the month, carried from earlier, overdue."""
+
+    unit: str
+    this_month: int
+    carried: int
+    overdue: int
+
+    @property
+    def total(self) -> int:
+        return self.this_month + self.carried
+
+
+def backlog_units(conn: Connection, query: BacklogQuery) -> list[UnitBacklog]:
+    """Per-unit counts of ``query``, aggregated in the database, most first (then by name)."""
+    c = cases.c
+    rows = conn.execute(
+        select(c.unit,
+               func.sum(case((c.received_at >= query.start, 1), else_=0)),
+               func.sum(case((c.received_at < query.start, 1), else_=0)),
+               func.sum(case((c.due_at <= query.overdue_at, 1), else_=0)))
+        .where(query.where()).group_by(c.unit)
+    )
+    out = [UnitBacklog(r[0], int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)) for r in rows]
+    return sorted(out, key=lambda u: (-u.total, u.unit))
+
+
+def backlog(
+    conn: Connection, *, year: int, month: int, now: datetime, include_carried: bool = True,
+    at_month_end: bool = False,
+) -> dict[str, list[BacklogCase]]:
+    """:func:`backlog_cases` of the query as a dict of lists per unit, units in name order: for small
+    stores and tests; the jobs stream (:func:`backlog_per_unit`)."""
+    query = BacklogQuery(year, month, now, include_carried, at_month_end)
+    return dict(backlog_per_unit(conn, query))
