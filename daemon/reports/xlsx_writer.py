@@ -15,6 +15,7 @@ The ranking's small workbook is written here too, so that one place guards every
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import zipfile
@@ -74,6 +75,11 @@ def column_letter(index: int) -> str:
     return letters
 
 
+@functools.cache
+def _column_letter_cached(index: int) -> str:
+    return column_letter(index)
+
+
 def _cell(ref: str, value: Cell | None, style: int) -> str:
     if value is None or value == "":
         return ""
@@ -106,7 +112,7 @@ def _write_sheet(stream: IO[bytes], sheet: Sheet, setup: PrintSetup | None) -> N
     head.append("<sheetData>")
     stream.write("".join(head).encode())
     heights = setup.row_heights if setup is not None else {}
-    letter = column_letter
+    letter = _column_letter_cached
     block: list[str] = []
     for n, (style, cells) in enumerate(sheet.all_rows(), start=1):
         if isinstance(style, int):
