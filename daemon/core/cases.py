@@ -92,6 +92,8 @@ class CaseRecord:
     # the last suspension (挂起时间 … 解挂时间/恢复时间); once resumed the deadline moves by it (rules.py)
     suspended_at: datetime | None = None
     resumed_at: datetime | None = None
+    # 紧急程度 (issue 12 item 4): None when the export has no such column or the cell is empty (rules see normal)
+    priority: Priority | None = None
 
     @property
     def intake_at(self) -> datetime:

@@ -154,6 +154,8 @@ class Rule:
     def matches(self, case: Mapping[str, Any]) -> bool:
         for key, allowed in self._match.items():
             value = case.get(key)
+            if value is None and key == "priority":
+                value = "normal"  # no 紧急程度: a normal case
             if value is None or str(value) not in allowed:
                 return False
         return True

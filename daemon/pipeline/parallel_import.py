@@ -101,7 +101,7 @@ _job: _Job | None = None
 #: a piece: (offset, length, 0), or a record over the limit: (offset, length, 1; 2 when its quote never closes)
 _Piece = tuple[int, int, int]
 #: what a worker returns: (records in the piece, prepared cases, (index in the piece, message) of bad rows)
-_Result = tuple[int, list[Prepared], list[tuple[int, str]]]
+_Result = tuple[int, list[Prepared], list[tuple[int, str]], list[tuple[int, str]]]
 _HEAD_BYTES = 1 << 20
 _worker: dict[str, Any] = {}
 
@@ -206,8 +206,9 @@ class _Load:
                 repeats.report(self.warnings)
                 return
             piece, future = pending.popleft()
-            n_records, items, bad = future.result()
+            n_records, items, bad, remarks = future.result()
             self.rejected.extend({"row": row_base + index, "error": message} for index, message in bad)
+            self.warnings.extend({"row": row_base + index, "warning": remark} for index, remark in remarks)
             for item in items:
                 repeats.see(item[0], row_base + item[3])
             with conn.begin():  # one commit per piece: the WAL is checkpointed as it goes
@@ -222,7 +223,7 @@ class _Load:
         message = oversize_message(length, max_record_bytes(self.max_field_chars), self.max_field_chars,
                                    unclosed=bool(unclosed - 1))
         done: Future[_Result] = Future()
-        done.set_result((1, [], [(1, message)]))
+        done.set_result((1, [], [(1, message)], []))
         return done
 
     def _write(self, conn: Any, piece: tuple[int, int], items: list[Prepared]) -> None:
@@ -309,6 +310,7 @@ def _work(piece: tuple[int, int]) -> _Result:
     source_key, build, headers = job.builder.source_key, job.builder.build, job.builder.headers
     found: list[tuple[str, str, CaseRecord | TextRow, int]] = []
     bad: list[tuple[int, str]] = []
+    remarks: list[tuple[int, str]] = []  # rows imported, but not as written (an unknown 紧急程度)
     index = 0
     for index, cells in enumerate(records, 1):
         if isinstance(cells, RowProblem):
@@ -326,8 +328,11 @@ def _work(piece: tuple[int, int]) -> _Result:
         except CaseRowError as exc:
             bad.append((index, str(exc) or "invalid row"))
             continue
+        remark = job.builder.row_warning(cells)
+        if remark is not None:
+            remarks.append((index, remark))
         found.append((rec.number, content_hash(rec), rec, index))
-    return index, _prepare(job, writer, found), bad
+    return index, _prepare(job, writer, found), bad, remarks
 
 
 def _prepare(job: _Job, writer: ChunkWriter, found: list[tuple[str, str, CaseRecord | TextRow, int]]) -> list[Prepared]:

@@ -123,6 +123,9 @@ def import_file(
                     except CaseRowError as exc:
                         report.rejected.append({"row": row, "error": str(exc) or "invalid row"})
                         continue
+                    remark = builder.row_warning(cells)  # imported, but not as written (an unknown 紧急程度)
+                    if remark is not None:
+                        report.warnings.append({"row": row, "warning": remark})
                 repeats.see(item.number, row)
                 yield item
 
