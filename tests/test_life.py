@@ -14,15 +14,17 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 
 from daemon.config import Config, ContactConfig, ContactsConfig, UnitConfig
 from daemon.core.assignment import scored_on_unit
-from daemon.core.cases import CaseRecord, Category, Source, Status
+from daemon.core.calendar import WorkCalendar
+from daemon.core.cases import CaseRecord, Category, Priority, Source, Status
 from daemon.core.derive import RuleCache
 from daemon.core.engine import CaseState, EngineSettings, announced, evaluate, first_check_at, muted
-from daemon.core.rules import Deadline, RuleSet
+from daemon.core.rules import Deadline, RuleSet, load_rules
 from daemon.core.timeutil import parse_time
 from daemon.pipeline.mutes import mute_case
 from daemon.pipeline.tick import run_tick
@@ -180,20 +182,27 @@ def _stored(store: Store) -> tuple[dict[str, datetime | None], set[Alert]]:
     return checks, found
 
 
-def test_every_case_lives_in_the_store_as_the_engine_walks_it(store: Store, rules: RuleSet) -> None:
+Alert = tuple[str, str, int, int, datetime, datetime]
+
+
+def _walk(store: Store, rules: RuleSet, lives: list[tuple[str, list[CaseRecord]]],
+          mutes: list[tuple[str, str, str]]) -> tuple[set[Alert], set[Alert], int]:
+    """Import, change and tick every case of ``lives`` at every instant where something can happen, and
+    compare the store with the pure walk after each step; the alerts expected, those that get a message,
+    and the number of steps."""
     cfg = config()
     settings = EngineSettings.from_config(cfg.alerts)
     calendar = rules.rules[0].calendar
     cache = RuleCache(rules)
     changes: dict[datetime, list[CaseRecord]] = {}
-    for when, records in LIVES:
+    for when, records in lives:
         changes.setdefault(at(when), []).extend(records)
     pure: dict[str, Pure] = {}
     expected: set[Alert] = set()
     sent: set[Alert] = set()  # the alerts that get a message: announced() of those decided at once
     instants = list(changes)
     heapq.heapify(instants)
-    for _, muted_at, until in MUTES:
+    for _, muted_at, until in mutes:
         instants += [at(muted_at), at(until)]
     heapq.heapify(instants)
     done: set[datetime] = set()
@@ -214,16 +223,16 @@ def test_every_case_lives_in_the_store_as_the_engine_walks_it(store: Store, rule
                 pure[rec.number] = Pure(rec, rule_id, deadline, ret, version, first)
             checks, _ = _stored(store)
             assert checks == {n: p.next_check_at for n, p in pure.items()}, f"after the changes at {now}"
-        for number, muted_at, until in MUTES:
+        for number, muted_at, until in mutes:
             if at(muted_at) == now:
                 mute_case(store, number, until=at(until), reason="复核中", by="督办员", now=now)
-        mutes = {number: at(until) for number, muted_at, until in MUTES if at(muted_at) <= now}
+        muted_until = {number: at(until) for number, muted_at, until in mutes if at(muted_at) <= now}
         run_tick(store, rules, calendar, cfg, now)
         steps += 1
         for number, p in pure.items():
             ev = evaluate(CaseState.from_record(p.record), p.deadline, p.return_deadline, now,
                           calendar=calendar, settings=settings)
-            ev = muted(ev, mutes.get(number), now)
+            ev = muted(ev, muted_until.get(number), now)
             # every case, due or not: what the store must have alerted by now; a breach repeat is keyed by its
             # day, so a day repeated under an earlier deadline version is not repeated again
             repeated = {(n, level) for n, kind, level, *_ in expected if kind == "breach_repeat"}
@@ -243,6 +252,11 @@ def test_every_case_lives_in_the_store_as_the_engine_walks_it(store: Store, rule
         messages = _announced(store)
         assert messages == sent, f"messages at {now}: missing {sent - messages}, extra {messages - sent}"
         assert checks == {n: p.next_check_at for n, p in pure.items()}, f"next checks after the tick at {now}"
+    return expected, sent, steps
+
+
+def test_every_case_lives_in_the_store_as_the_engine_walks_it(store: Store, rules: RuleSet) -> None:
+    expected, sent, steps = _walk(store, rules, LIVES, MUTES)
     kinds = {(number, kind) for number, kind, *_ in expected}
     assert {("EDGE-RETURNED", "late_return"), ("EDGE-PENDING", "late_return"), ("LATE", "late_return"),
             ("BREACH", "breach_repeat"), ("EXTENDED", "warning"), ("PROVINCE", "breach")} <= kinds
@@ -299,6 +313,42 @@ def test_every_case_lives_in_the_store_as_the_engine_walks_it(store: Store, rule
     assert ("breach", 2, at("2024-10-16 00:00")) in reopened  # the new cycle's own breach
     assert not {a for a in reopened if a[0] == "breach" and a[1] == 1}  # the first cycle was fed back in time
     assert steps > 20
+
+
+# the rule kinds offices use (issue 12 item 4), under sla_rules/examples (urgent: 2 hours; help: 24 working
+# hours on 08:30-12:00/13:30-17:30 with leads of 4 and 2 working hours; inquiry: 当日). 2024: Sun Sep 29 a
+# make-up working day, Oct 1-7 off.
+KIND_LIVES: list[tuple[str, list[CaseRecord]]] = [
+    # urgent: due Fri 18:30, warned at 18:00, breached, then repeated on working days
+    ("2024-09-27 16:30", [case("URGENT", FRIDAY, category=Category.HELP, priority=Priority.URGENT)]),
+    # 24 working hours from Fri 17:00: 0.5 h Fri, Sat off, 7.5 h on the make-up Sunday and on Mon Sep 30,
+    # National Day off, 7.5 h Tue Oct 8, the last hour Wed Oct 9: due Oct 9 09:30 (not Saturday)
+    ("2024-09-27 17:00", [case("WORKING-HOURS", "2024-09-27 17:00", category=Category.HELP)]),
+    # 当日 after the working day on the eve of National Day: the end of Oct 8
+    ("2024-09-30 18:00", [case("SAME-DAY", "2024-09-30 18:00", category=Category.INQUIRY)]),
+    # working hours suspended over the holiday: the working time inside the suspension is given back
+    ("2024-09-30 09:00", [case("WH-SUSPENDED", "2024-09-30 09:00", category=Category.HELP)]),
+    ("2024-09-30 10:00", [case("WH-SUSPENDED", "2024-09-30 09:00", category=Category.HELP, status=Status.SUSPENDED,
+                               suspended_at=at("2024-09-30 10:00"))]),
+    ("2024-10-08 10:00", [case("WH-SUSPENDED", "2024-09-30 09:00", category=Category.HELP, status=Status.SIGNED,
+                               signed_at=at("2024-10-08 10:00"), suspended_at=at("2024-09-30 10:00"),
+                               resumed_at=at("2024-10-08 10:00"))]),
+]
+
+
+def test_rule_kinds_live_in_the_store_as_the_engine_walks_them(store: Store, calendar: WorkCalendar) -> None:
+    rules = load_rules(Path(__file__).resolve().parent.parent / "sla_rules" / "examples", calendar)
+    expected, _, steps = _walk(store, rules, KIND_LIVES, [])
+    breaches = {(number, due) for number, kind, _, _, _, due in expected if kind == "breach"}
+    assert {("URGENT", at("2024-09-27 18:30")), ("WORKING-HOURS", at("2024-10-09 09:30")),
+            ("SAME-DAY", at("2024-10-09 00:00"))} <= breaches
+    # due Oct 10 10:30 without the suspension; 7.5 working hours given back (Sep 30 10:00-17:30 less lunch,
+    # Oct 8 08:30-10:00): Oct 11 10:30
+    assert {due for number, due in breaches if number == "WH-SUSPENDED"} == {at("2024-10-11 10:30")}
+    warned = {(number, fire) for number, kind, _, _, fire, _ in expected if kind == "warning"}
+    assert {("URGENT", at("2024-09-27 18:00")), ("WORKING-HOURS", at("2024-10-08 14:30")),
+            ("WORKING-HOURS", at("2024-10-08 16:30"))} <= warned
+    assert steps > 5
 
 
 def test_a_return_asked_for_exactly_at_the_window_end_is_checked_and_alerted(store: Store, rules: RuleSet) -> None:

@@ -117,7 +117,8 @@ CATCH_ALL = "  - {id: other, name: 其他, match: {}, deadline: {working_days: 5
     ("rule_yaml", "fragment"),
     [
         ("  - {id: a, name: A, deadline: {working_days: 5, hours: 3}}\n",
-         "rule 'a': deadline: exactly one of natural_days, working_days, hours is required (got working_days, hours)"),
+         "rule 'a': deadline: exactly one of natural_days, working_days, hours, working_hours, same_day is required"
+         " (got working_days, hours)"),
         ("  - {id: b, name: B, deadline: {}}\n", "rule 'b': deadline: exactly one of"),
         ("  - {id: c, name: C, match: {source: 省}, deadline: {hours: 24}}\n",
          "rule 'c': match: Value error, match.source: '省' is not valid"),

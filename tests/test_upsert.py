@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from daemon.core.calendar import WorkCalendar
-from daemon.core.cases import CaseRecord, Category, Source, Status
+from daemon.core.cases import CaseRecord, Category, Priority, Source, Status
 from daemon.core.derive import RuleCache, derive, warnings_json
 from daemon.core.engine import CaseState, first_check_at
 from daemon.core.rules import RuleSet, load_rules
@@ -23,10 +23,12 @@ from daemon.storage.upsert import CaseValues
 def _reference(record: CaseRecord, rules: RuleSet) -> dict[str, object]:
     """derive() as it was before the memo: every deadline computed from scratch."""
     view = {"source": record.source.value, "category": record.category.value, "status": record.status.value,
-            "unit": record.unit, "district": record.district, "domain": record.domain}
+            "unit": record.unit, "district": record.district, "domain": record.domain,
+            "priority": (record.priority or Priority.NORMAL).value}
     rule, return_rule = rules.match(view), rules.return_rule(view)
     deadline = rule.deadline(record.received_at, extended_due_at=record.extended_due_at,
-                             platform_due_at=record.platform_due_at)
+                             platform_due_at=record.platform_due_at, suspended_at=record.suspended_at,
+                             resumed_at=record.resumed_at)
     ret = return_rule.deadline(record.received_at) if return_rule else None
     return {
         "rule_id": rule.id, "due_at": deadline.due_at, "provisional": deadline.provisional,
@@ -69,6 +71,11 @@ def test_memoised_derive_matches_rule_deadline(rule_set: RuleSet) -> None:
         if rng.random() < 0.3:  # the platform's own deadline (办理时限), earlier or later than ours
             day = (received + timedelta(days=rng.randint(1, 14))).astimezone(LOCAL_TZ)
             extra["platform_due_at"] = day.replace(hour=0, minute=0, second=0, microsecond=0)
+        if rng.random() < 0.2:  # 紧急程度
+            extra["priority"] = rng.choice(list(Priority))
+        if rng.random() < 0.1:  # a resumed suspension (working-hour rules give back working time)
+            extra["suspended_at"] = received + timedelta(minutes=rng.randrange(0, 3 * 24 * 60))
+            extra["resumed_at"] = extra["suspended_at"] + timedelta(minutes=rng.randrange(0, 5 * 24 * 60))  # type: ignore[operator]
         record = CaseRecord(
             number=str(_), source=rng.choice(list(Source)), category=rng.choice(list(Category)), unit="某单位",
             received_at=received.astimezone(UTC) if rng.random() < 0.2 else received, **extra,  # type: ignore[arg-type]

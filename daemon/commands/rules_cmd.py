@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from daemon.core.holidays import load_overrides
-from daemon.core.rules import RuleSet, check_rules
+from daemon.core.rules import RuleSet, check_rules, load_rules
 from daemon.core.timeutil import TimeFormatError, iso_local, parse_time
 from daemon.errors import ConfigError
 from daemon.output import print_json
@@ -85,6 +85,13 @@ def _run_file(path: Path, rs: RuleSet) -> list[dict[str, Any]]:
     tests = data.get("tests") if isinstance(data, dict) else None
     if not isinstance(tests, list):
         return [{"file": str(path), "name": "(file)", "ok": False, "problems": ["expected 'tests:' with a list"]}]
+    if isinstance(data, dict) and data.get("rules_dir") is not None:
+        # the file's tests run against another rule directory (relative to the file), e.g. example rules
+        directory = path.parent / str(data["rules_dir"])
+        try:
+            rs = load_rules(directory, rs.rules[0].calendar)
+        except ConfigError as exc:
+            return [{"file": str(path), "name": "(file)", "ok": False, "problems": [f"rules_dir: {exc}"]}]
     return [_run_one(path, i, t, rs) for i, t in enumerate(tests)]
 
 

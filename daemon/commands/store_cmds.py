@@ -94,6 +94,7 @@ def _case_json(row: Any, now: datetime) -> dict[str, Any]:
         "accepted_at": iso_local(row.accepted_at or row.received_at),
         "received_at": iso_local(row.received_at), "due_at": iso_local(row.due_at),
         "platform_due_at": iso_local(row.platform_due_at) if row.platform_due_at else None,
+        "priority": row.priority or "normal",
         "deadline_source": row.deadline_source,
         "provisional": bool(row.provisional), "overdue": (not finished) and row.due_at <= now,
         "next_check_at": iso_local(row.next_check_at) if row.next_check_at else None, "summary": row.summary,
@@ -144,7 +145,8 @@ def _masked(recipient: dict[str, Any], mask: Any) -> str:
 
 def format_explain(doc: dict[str, Any]) -> str:
     lines = [
-        f"工单 {doc['case']}  {doc['unit']}  状态 {doc['status']}  {doc['summary'] or ''}",
+        f"工单 {doc['case']}  {doc['unit']}  状态 {doc['status']}"
+        + ("  【紧急】" if doc.get("priority") == "urgent" else "") + f"  {doc['summary'] or ''}",
         f"规则 rule: {doc['rule']['name']} ({doc['rule']['id']}, {doc['rule']['limit']})",
         f"受理 accepted: {doc['accepted_at']}   交办 received (the unit's clock): {doc['received_at']}",
         f"超期起点 due: {doc['due_at']} ({doc['deadline_source']})"

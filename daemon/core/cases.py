@@ -45,6 +45,13 @@ class Status(StrEnum):
     EXTENSION_PENDING = "extension_pending"  # 延期审核中: asked for, not approved; the original deadline stands
 
 
+class Priority(StrEnum):
+    """How urgent the case is (紧急程度): a rule may match it (``match: {priority: urgent}``)."""
+
+    URGENT = "urgent"  # 紧急 / 特急 / 加急
+    NORMAL = "normal"  # 一般 / 普通
+
+
 class Satisfaction(StrEnum):
     SATISFIED = "satisfied"  # 满意
     BASICALLY_SATISFIED = "basically_satisfied"  # 基本满意
@@ -85,6 +92,8 @@ class CaseRecord:
     # the last suspension (挂起时间 … 解挂时间/恢复时间); once resumed the deadline moves by it (rules.py)
     suspended_at: datetime | None = None
     resumed_at: datetime | None = None
+    # 紧急程度 (issue 12 item 4): None when the export has no such column or the cell is empty (rules see normal)
+    priority: Priority | None = None
 
     @property
     def intake_at(self) -> datetime:

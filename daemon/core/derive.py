@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from operator import attrgetter
 from typing import Any, NamedTuple
 
-from daemon.core.cases import FINISHED_STATUSES, CaseRecord
+from daemon.core.cases import FINISHED_STATUSES, CaseRecord, Priority
 from daemon.core.engine import first_check
 from daemon.core.rules import Rule, RuleSet, WarningPoint
 from daemon.core.timeutil import LOCAL_TZ
@@ -37,6 +37,8 @@ def content_hash(record: CaseRecord) -> str:
         extra = (record.accepted_at, record.platform_due_at, record.platform_overdue, record.suspended_at,
                  record.resumed_at)
         raw += "\x1e" + "\x1f".join(["" if v is None else str(v) for v in extra])
+    if record.priority is not None:  # 紧急程度 (issue 12 item 4): a case without it keeps the hash it had
+        raw += "\x1d" + record.priority.value
     return hashlib.md5(raw.encode(), usedforsecurity=False).hexdigest()
 
 
@@ -100,18 +102,21 @@ class RuleCache:
         self._leads: dict[str, tuple[tuple[int, timedelta, str], ...] | None] = {}
 
     def rules_for(self, record: CaseRecord) -> tuple[Rule, Rule | None]:
-        key = (record.source, record.category, record.status, record.unit, record.district, record.domain)
+        key = (record.source, record.category, record.status, record.unit, record.district, record.domain,
+               record.priority)
         hit = self._cache.get(key)
         return hit if hit is not None else self.rules_for_key(key)
 
     def rules_for_key(self, key: tuple[Any, ...]) -> tuple[Rule, Rule | None]:
-        """:meth:`rules_for` by (source, category, status, unit, district, domain)."""
+        """:meth:`rules_for` by (source, category, status, unit, district, domain[, priority]); no priority
+        (the fast path's keys, an export without 紧急程度) matches as ``normal``."""
         hit = self._cache.get(key)
         if hit is None:
-            source, category, status, unit, district, domain = key
+            source, category, status, unit, district, domain = key[:6]
+            priority = key[6] if len(key) > 6 and key[6] is not None else Priority.NORMAL
             view = {
                 "source": source.value, "category": category.value, "status": status.value,
-                "unit": unit, "district": district, "domain": domain,
+                "unit": unit, "district": district, "domain": domain, "priority": priority.value,
             }
             hit = (self.rules.match(view), self.rules.return_rule(view))
             if len(self._cache) < 100_000:

@@ -8,19 +8,22 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from daemon.core.cases import Category, Source, Status
+from daemon.core.cases import Category, Priority, Source, Status
+from daemon.core.workhours import DEFAULT_SCHEDULE, WorkSchedule
 
 MATCH_KEYS = {
     "source": {s.value for s in Source},
     "category": {c.value for c in Category},
     "status": {s.value for s in Status},
+    "priority": {p.value for p in Priority},  # 紧急程度: urgent | normal
     "unit": None,  # free text
     "district": None,
     "domain": None,
 }
 
 _LEAD = re.compile(
-    r"^\s*(?P<n>\d+)\s*(?P<unit>h|hours?|m|min|minutes?|d|days?|natural days?|working days?|工作日|小时|天)\s*$"
+    r"^\s*(?P<n>\d+)\s*(?P<unit>h|hours?|m|min|minutes?|d|days?|natural days?|working days?|working hours?"
+    r"|工作日|工作小时|小时|天)\s*$"
 )
 
 
@@ -29,6 +32,7 @@ class WarnLead(BaseModel):
 
     ``24h`` / ``30m``: that long before the due instant. ``1 working day`` / ``2 days``: at the start of
     business (the rule's ``working_day_starts``) on the last day of the period (1) or the day(s) before it.
+    ``2 working hours`` (工作小时): that much working time before the due instant, on the rule's schedule.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -36,6 +40,7 @@ class WarnLead(BaseModel):
     delta: timedelta = timedelta(0)
     working_days: int = 0
     natural_days: int = 0
+    working_hours: int = 0
 
     @classmethod
     def parse(cls, value: Any) -> WarnLead:
@@ -44,11 +49,14 @@ class WarnLead(BaseModel):
         m = _LEAD.match(str(value))
         if not m:
             raise ValueError(
-                f"{value!r} is not a lead time; write e.g. '24h', '4h', '30m', '1 day', '2 days' or '1 working day'"
+                f"{value!r} is not a lead time; write e.g. '24h', '4h', '30m', '1 day', '2 days', '1 working day'"
+                " or '2 working hours'"
             )
         n, unit = int(m["n"]), m["unit"]
         if n <= 0:
             raise ValueError(f"{value!r}: a lead time must be positive")
+        if unit.startswith("working hour") or unit == "工作小时":
+            return cls(text=str(value).strip(), working_hours=n)
         if unit.startswith("working") or unit == "工作日":
             return cls(text=str(value).strip(), working_days=n)
         if unit in ("m", "min") or unit.startswith("minute"):
@@ -61,18 +69,34 @@ class WarnLead(BaseModel):
 Lead = Annotated[WarnLead, BeforeValidator(WarnLead.parse)]
 
 
+KINDS = ("natural_days", "working_days", "hours", "working_hours", "same_day")
+
+
+def _schedule(value: Any) -> Any:
+    if value is None or isinstance(value, WorkSchedule):
+        return value
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"{value!r}: give a list of working periods, e.g. ['08:30-12:00', '13:30-17:30']")
+    return WorkSchedule.parse(value)
+
+
+Schedule = Annotated[WorkSchedule, BeforeValidator(_schedule)]
+
+
 class DeadlineSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     natural_days: int | None = Field(None, ge=1, le=366)
     working_days: int | None = Field(None, ge=1, le=250)
     hours: int | None = Field(None, ge=1, le=24 * 366)
+    working_hours: int | None = Field(None, ge=1, le=2000)  # 工作小时, on the rule's working_schedule
+    same_day: Literal[True] | None = None  # 当日: the end of the day of dispatch (or of the next working day)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> DeadlineSpec:
-        given = [k for k in ("natural_days", "working_days", "hours") if getattr(self, k) is not None]
+        given = [k for k in KINDS if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(
-                "exactly one of natural_days, working_days, hours is required"
+                f"exactly one of {', '.join(KINDS)} is required"
                 + (f" (got {', '.join(given)})" if given else " (got none)")
             )
         return self
@@ -98,6 +122,9 @@ class RuleModel(BaseModel):
     # which deadline drives warnings and breaches when the export carries the platform's own (办理时限):
     # ours, the platform's, or the earlier of the two (the safe side)
     deadline_source: Literal["computed", "platform", "earlier"] = "earlier"
+    # the working periods of a working day for working_hours, same_day and 'N working hours' leads;
+    # None: the rule file's top-level working_schedule, else 08:30-12:00 and 13:30-17:30
+    working_schedule: Schedule | None = None
 
     @field_validator("match")
     @classmethod
@@ -125,7 +152,7 @@ class RuleModel(BaseModel):
     def _options_fit_basis(self) -> RuleModel:
         if self.roll_to_workday and self.deadline.natural_days is None:
             raise ValueError("roll_to_workday applies only to natural_days deadlines")
-        if self.deadline.hours is not None and self.end_of_day != "24:00":
+        if (self.deadline.hours is not None or self.deadline.working_hours is not None) and self.end_of_day != "24:00":
             raise ValueError("end_of_day applies only to day deadlines, not to hours")
         return self
 
@@ -157,6 +184,7 @@ class RuleFile(BaseModel):
     version: Literal[1] = 1
     rules: list[RuleModel] = Field(default_factory=list)
     month_end: MonthEndSettings | None = None
+    working_schedule: Schedule = DEFAULT_SCHEDULE  # for every rule of this file without its own
 
 
 def format_validation_error(file: str, exc: ValidationError, data: Any) -> list[str]:

@@ -9,6 +9,10 @@ All instants are aware datetimes; days are Asia/Shanghai calendar days.
 
 Every case gets two rules: the first matching ``purpose: resolve`` rule (the deadline to close and feed
 back, 办结反馈) and the first matching ``purpose: return`` rule (the window to ask for a return, 退件).
+
+Deadline kinds: natural_days, working_days, hours, working_hours (工作小时) and same_day (当日); the last two
+on the rule's working schedule (daemon/core/workhours.py). Over ~400 lines: the Rule class is one decision
+(a case's deadline and warnings) and is kept whole.
 """
 
 from __future__ import annotations
@@ -26,6 +30,14 @@ from daemon.core.calendar import WorkCalendar
 from daemon.core.lifecycle import choose_due, suspended_due
 from daemon.core.rule_schema import MonthEndSettings, RuleFile, RuleModel, WarnLead, format_validation_error
 from daemon.core.timeutil import LOCAL_TZ
+from daemon.core.workhours import (
+    DEFAULT_SCHEDULE,
+    WorkSchedule,
+    add_working_time,
+    same_day_due,
+    sub_working_time,
+    working_time_between,
+)
 from daemon.errors import ConfigError, UsageError
 
 __all__ = ["Deadline", "Rule", "RuleError", "RuleSet", "WarningPoint", "load_rules"]
@@ -82,7 +94,9 @@ class DrivingDeadline(NamedTuple):
 class Rule:
     """One validated rule bound to a calendar."""
 
-    def __init__(self, model: RuleModel, calendar: WorkCalendar, file: str) -> None:
+    def __init__(
+        self, model: RuleModel, calendar: WorkCalendar, file: str, schedule: WorkSchedule = DEFAULT_SCHEDULE
+    ) -> None:
         self.model = model
         self.calendar = calendar
         self.file = file
@@ -93,6 +107,10 @@ class Rule:
         self.natural_days = d.natural_days
         self.working_days = d.working_days
         self.hours = d.hours
+        self.working_hours = d.working_hours  # 工作小时 on ``schedule``
+        self.same_day = bool(d.same_day)  # 当日
+        #: the working periods of a working day: the rule's own, else its file's (daemon/core/workhours.py)
+        self.schedule = model.working_schedule or schedule
         self._end_of_day = model.end_of_day_delta
         self._workday_start = model.working_day_starts
         self._match = {k: frozenset(v) for k, v in model.match.items()}
@@ -104,13 +122,17 @@ class Rule:
     def basis(self) -> str:
         if self.hours is not None:
             return "hours"
+        if self.working_hours is not None:
+            return "working_hours"
+        if self.same_day:
+            return "same_day"
         return "working_days" if self.working_days is not None else "natural_days"
 
     @property
     def counts_whole_days(self) -> bool:
         """A period of natural or working days: its due instant and warning candidates depend only on the local
-        day of receipt, so callers may memoise them per day. Any other kind (hours today) runs from the exact
-        instant of receipt."""
+        day of receipt, so callers may memoise them per day. Any other kind (hours, working hours, same day)
+        depends on the exact instant of receipt."""
         return self.natural_days is not None or self.working_days is not None
 
     @property
@@ -121,6 +143,10 @@ class Rule:
         """Chinese, e.g. ``5个工作日``."""
         if self.hours is not None:
             return f"{self.hours}小时"
+        if self.working_hours is not None:
+            return f"{self.working_hours}个工作小时"
+        if self.same_day:
+            return "当日"
         if self.working_days is not None:
             return f"{self.working_days}个工作日"
         return f"{self.natural_days}个自然日"
@@ -128,6 +154,8 @@ class Rule:
     def matches(self, case: Mapping[str, Any]) -> bool:
         for key, allowed in self._match.items():
             value = case.get(key)
+            if value is None and key == "priority":
+                value = "normal"  # no 紧急程度: a normal case
             if value is None or str(value) not in allowed:
                 return False
         return True
@@ -138,6 +166,10 @@ class Rule:
         """The first overdue instant for a case received at ``received_at`` (aware). The hot path."""
         if self.hours is not None:
             return received_at + timedelta(hours=self.hours)
+        if self.working_hours is not None:
+            return add_working_time(received_at, timedelta(hours=self.working_hours), self.schedule, self.calendar)
+        if self.same_day:
+            return same_day_due(received_at, self.schedule, self.calendar, self._end_of_day)
         ordinal = received_at.astimezone(LOCAL_TZ).toordinal()
         due = self._due_by_day.get(ordinal)
         if due is None:
@@ -158,8 +190,8 @@ class Rule:
         return datetime(d.year, d.month, d.day, tzinfo=LOCAL_TZ) + self._end_of_day
 
     def last_day(self, received_at: datetime) -> date | None:
-        """The last counted day (None for hour rules)."""
-        if self.hours is not None:
+        """The last counted day (None for hour and working-hour rules)."""
+        if self.hours is not None or self.working_hours is not None:
             return None
         return (self.due_at(received_at) - self._end_of_day).date()
 
@@ -182,7 +214,15 @@ class Rule:
         return DrivingDeadline(due, source, self.warning_points(received_at, due))
 
     def suspended_due(self, due: datetime, suspended_at: datetime, resumed_at: datetime) -> datetime:
-        """``due`` moved by a resumed suspension (挂起), in this rule's own unit (:func:`.lifecycle.suspended_due`)."""
+        """``due`` moved by a resumed suspension (挂起), in this rule's own unit (:func:`.lifecycle.suspended_due`).
+
+        Working-hour rules get back the working time inside the suspension; same-day (当日) rules count like
+        natural days."""
+        if self.working_hours is not None:
+            if resumed_at <= suspended_at:
+                return due
+            given_back = working_time_between(suspended_at, resumed_at, self.schedule, self.calendar)
+            return add_working_time(due, given_back, self.schedule, self.calendar) if given_back else due
         return suspended_due(due, suspended_at, resumed_at, basis=self.basis, calendar=self.calendar,
                              end_of_day=self._end_of_day)
 
@@ -216,7 +256,7 @@ class Rule:
     def _computed_deadline(self, received_at: datetime, *, extended_due_at: datetime | None = None) -> Deadline:
         if received_at.tzinfo is None:
             raise ValueError("received_at must be timezone-aware")
-        if self.hours is None and extended_due_at is None:
+        if self.counts_whole_days and extended_due_at is None:
             return self._day_deadline(received_at)
         due = self.due_at(received_at)
         extended_from = None
@@ -267,6 +307,9 @@ class Rule:
             if lead.working_days:  # counting back relies on the calendar too
                 start = self.calendar.sub_working_days(last_moment, lead.working_days)
                 days.extend(self.calendar.provisional_days(start, last_moment))
+            elif lead.working_hours:
+                start = self._warning_instant(lead, due).astimezone(LOCAL_TZ).date()
+                days.extend(self.calendar.provisional_days(start, last_moment))
         return tuple(sorted(set(days)))
 
     def warning_points(self, received_at: datetime, due: datetime) -> tuple[WarningPoint, ...]:
@@ -283,6 +326,8 @@ class Rule:
         return tuple(WarningPoint(level, at, text) for level, (at, text) in enumerate(points, start=1))
 
     def _warning_instant(self, lead: WarnLead, due: datetime) -> datetime:
+        if lead.working_hours:
+            return sub_working_time(due, timedelta(hours=lead.working_hours), self.schedule, self.calendar)
         if lead.working_days:
             # "N working days before": on the N-th working day counted back from the last instant before
             # due (the due day's own working day is the 1st), at the start of business.
@@ -414,6 +459,6 @@ def _build(directory: Path, calendar: WorkCalendar) -> RuleSet:
         if parsed.month_end is not None:
             month_end = parsed.month_end
         for model in parsed.rules:
-            rules.append(Rule(model, calendar, str(path)))
+            rules.append(Rule(model, calendar, str(path), parsed.working_schedule))
         digest.update(json.dumps(parsed.model_dump(mode="json"), sort_keys=True).encode())
     return RuleSet(tuple(rules), month_end, tuple(str(p) for p in files), digest.hexdigest()[:16])

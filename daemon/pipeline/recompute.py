@@ -24,7 +24,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, bindparam, insert, or_, select, update
 
-from daemon.core.cases import CaseRecord, Category, Satisfaction, Source, Status
+from daemon.core.cases import CaseRecord, Category, Priority, Satisfaction, Source, Status
 from daemon.core.derive import warnings_from_json
 from daemon.core.engine import CaseState, EngineSettings, SentAlert, correction_due, is_overdue
 from daemon.core.rules import Deadline, RuleSet
@@ -61,6 +61,7 @@ def record_from_row(row: Any) -> CaseRecord:
         platform_due_at=row.platform_due_at,
         platform_overdue=None if row.platform_overdue is None else bool(row.platform_overdue),
         suspended_at=row.suspended_at, resumed_at=row.resumed_at,
+        priority=Priority(row.priority) if row.priority else None,
     )
 
 

@@ -77,10 +77,11 @@ def explain_doc(  # noqa: PLR0917 - the rows explain reads
         for day in rule.counted_days(row.received_at):
             info = calendar.day(day)
             days.append({"date": day.isoformat(), "kind": info.kind, "name": info.name,
-                         "counted": info.workday if rule.working_days else True,
+                         "counted": info.workday if rule.working_days or rule.same_day else True,
                          "provisional": info.provisional})
     return {
         "case": row.number, "unit": row.unit, "status": row.status, "summary": row.summary,
+        "priority": row.priority or "normal",
         "rule": {"id": row.rule_id, "name": rule.name if rule else None,
                  "limit": rule.describe_limit() if rule else None},
         "accepted_at": iso_local(row.accepted_at or row.received_at),

@@ -13,6 +13,7 @@ of the configuration models from the builder is the natural cut.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
@@ -22,7 +23,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, field_validator
 
 import daemon.sources.values as v
-from daemon.core.cases import CaseRecord, Category, Satisfaction, Source, Status
+from daemon.core.cases import CaseRecord, Category, Priority, Satisfaction, Source, Status
 from daemon.core.timeutil import LOCAL_TZ, TimeFormatError
 
 E = TypeVar("E", bound=StrEnum)
@@ -36,7 +37,14 @@ TIME_FIELDS = (
 #: columns the fast parsers leave to the checked path when a row fills them (rare in bulk exports)
 _CHECKED_ONLY = (
     "extended_due_at", "accepted_at", "platform_due_at", "platform_overdue", "suspended_at", "resumed_at",
+    "priority",
 )  # fmt: skip
+#: urgency words (紧急程度); an operator maps more in config ``sources.<name>.values.priority``; an unknown
+#: word is a normal case and a warning for its row (:meth:`RecordBuilder.row_warning`)
+DEFAULT_PRIORITIES: dict[str, Priority] = {
+    "紧急": Priority.URGENT, "特急": Priority.URGENT, "加急": Priority.URGENT, "急": Priority.URGENT,
+    "一般": Priority.NORMAL, "普通": Priority.NORMAL, "正常": Priority.NORMAL,
+}  # fmt: skip
 #: status words of the case life (issue 12), beside :data:`daemon.sources.values.DEFAULT_STATUSES`; an
 #: operator maps more, or other meanings, in config ``sources.<name>.values.status``
 LIFE_STATUSES: dict[str, Status] = {
@@ -91,6 +99,7 @@ class ColumnNames(BaseModel):
     platform_overdue: tuple[str, ...] = ("是否超期",)
     suspended_at: tuple[str, ...] = ("挂起时间", "暂停时间")
     resumed_at: tuple[str, ...] = ("解挂时间", "恢复时间", "恢复计时时间")
+    priority: tuple[str, ...] = ("紧急程度", "紧急度")
 
     _normalise = field_validator("*", mode="before")(_names)
 
@@ -117,6 +126,7 @@ class ValueWords(BaseModel):
     status: dict[str, Status] = {}
     satisfaction: dict[str, Satisfaction] = {}
     difficult: dict[str, bool] = {}
+    priority: dict[str, Priority] = {}
 
 
 class ColumnMapping(BaseModel):
@@ -188,6 +198,7 @@ class RecordBuilder:
             "category": _Words(Category, v.DEFAULT_CATEGORIES, words.category),
             "status": _Words(Status, {**v.DEFAULT_STATUSES, **LIFE_STATUSES}, words.status),
             "satisfaction": _Words(Satisfaction, v.DEFAULT_SATISFACTIONS, words.satisfaction),
+            "priority": _Words(Priority, DEFAULT_PRIORITIES, words.priority),
         }
         self._flags = {v.lookup_key(k): b for k, b in (*v.DEFAULT_FLAGS.items(), *words.difficult.items())}
         # the fast parser (source_key): column positions, and value words memoised by their exact text
@@ -231,13 +242,19 @@ class RecordBuilder:
 
     def build_noted(self, values: Sequence[object]) -> tuple[CaseRecord, str | None]:
         """:meth:`build`, and the row's warning: a remark on a row that is imported all the same (an unknown
-        办理状态 word: the case is watched as open, :meth:`_status`). Raises :class:`CaseRowError`."""
+        办理状态 word: the case is watched as open, :meth:`_status`; an unknown 紧急程度 word: taken as normal,
+        :meth:`row_warning`). Raises :class:`CaseRowError`."""
+        record: CaseRecord | None = None
+        warning: str | None = None
         if len(values) >= self._width:
-            try:
-                return self._build_fast(values), None  # the fast path takes known status words only
-            except _NotPlainText:
-                pass
-        return self._build_checked(values)
+            with contextlib.suppress(_NotPlainText):  # the fast path takes known status words only
+                record = self._build_fast(values)
+        if record is None:
+            record, warning = self._build_checked(values)
+        remark = self.row_warning(values)  # an unknown 紧急程度 word, taken as normal
+        if remark is not None:
+            warning = remark if warning is None else f"{warning}; {remark}"
+        return record, warning
 
     def _build_fast(self, values: Sequence[object]) -> CaseRecord:
         """The common row (every column present, text or datetime cells, well-formed) without the checks'
@@ -517,6 +534,7 @@ class RecordBuilder:
             platform_overdue=self._optional_flag(cells, "platform_overdue"),
             suspended_at=times["suspended_at"],
             resumed_at=times["resumed_at"],
+            priority=self._priority(cells),
         ), warning
 
     def _status(self, cells: dict[str, object]) -> tuple[Status | None, str | None]:
@@ -540,6 +558,30 @@ class RecordBuilder:
             f"{', '.join(m.value for m in Status)}), or map it in config {self.mapping.config_key}.values.status; "
             "the case is imported (and watched while open) with the status its times show"
         )
+
+    def _priority(self, cells: dict[str, object]) -> Priority | None:
+        """紧急程度: None when empty; an unknown word is a normal case (:meth:`row_warning` reports it)."""
+        raw = v.clean_text(cells.get("priority"))
+        if not raw:
+            return None
+        member = self._words["priority"].table.get(v.lookup_key(raw))
+        return member if isinstance(member, Priority) else Priority.NORMAL
+
+    def row_warning(self, values: Sequence[object]) -> str | None:
+        """A remark for a row that was imported but not as written: an unknown 紧急程度 word (taken as
+        normal), naming the column, the word and the valid ones. None for every other row (the common case
+        costs one index test)."""
+        i = self._at["priority"]
+        if i < 0 or i >= len(values):
+            return None
+        raw = v.clean_text(values[i])
+        words = self._words["priority"]
+        if not raw or v.lookup_key(raw) in words.table:
+            return None
+        label = self._label("priority")
+        return (f"{label} (priority) {raw!r} is not a known priority; taken as normal (一般); valid: "
+                f"{', '.join(words.shown)} (or urgent, normal), or map it in config "
+                f"{self.mapping.config_key}.values.priority")
 
     def _optional_flag(self, cells: dict[str, object], field: str) -> bool | None:
         """A yes/no cell (是否超期); None when empty."""

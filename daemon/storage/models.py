@@ -103,6 +103,7 @@ cases = Table(
     Column("deadline_source", String(16), nullable=False, default="computed", server_default="computed"),
     Column("suspended_at", UTCDateTime),  # 挂起时间 (the last suspension)
     Column("resumed_at", UTCDateTime),  # 解挂时间 / 恢复时间
+    Column("priority", String(10)),  # 紧急程度 (migration 0009): 'urgent' | 'normal'; NULL: not in the export
     Index("ix_cases_next_check_at", "next_check_at"),
     Index("ix_cases_unit", "unit"),
     Index("ix_cases_received_at", "received_at"),

@@ -47,7 +47,7 @@ INSERT_COLUMNS = (
     "difficult", "source_name", "source_updated_at", "content_hash", "rule_id", "due_at", "provisional",
     "warnings", "return_rule_id", "return_due_at", "return_warnings", "deadline_version", "next_check_at",
     "check_failures", "created_at", "updated_at", "accepted_at", "platform_due_at", "platform_overdue",
-    "computed_due_at", "deadline_source", "suspended_at", "resumed_at",
+    "computed_due_at", "deadline_source", "suspended_at", "resumed_at", "priority",
 )
 assert tuple(c.name for c in cases.columns if c.name != "id") == INSERT_COLUMNS, "cases columns changed"
 UPDATE_COLUMNS = tuple(c for c in INSERT_COLUMNS if c != "created_at")
@@ -341,8 +341,9 @@ class ChunkWriter:
             None if closed is None else local(closed), None, None if satisfaction is None else satisfaction._value_,
             stars, v.flag[difficult], source_name, None if updated is None else local(updated), digest, rule.id,
             due_bound, provisional, warnings, return_id, return_due, return_warnings, 1, next_check, 0, now_bound,
-            # a text row has no intake apart, no platform deadline, no suspension (the record path takes those)
-            now_bound, None, None, None, None, "computed", None, None,
+            # a text row has no intake apart, no platform deadline, no suspension, no 紧急程度 (the record path
+            # takes those)
+            now_bound, None, None, None, None, "computed", None, None, None,
         )
 
     @staticmethod
@@ -421,6 +422,7 @@ class ChunkWriter:
             version, shared(d.next_check_at), 0, now_bound, now_bound, instant(rec.accepted_at),
             instant(rec.platform_due_at), None if rec.platform_overdue is None else v.flag[rec.platform_overdue],
             shared(d.computed_due_at), d.deadline_source, instant(rec.suspended_at), instant(rec.resumed_at),
+            None if rec.priority is None else rec.priority.value,
         )
 
 

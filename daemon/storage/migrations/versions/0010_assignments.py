@@ -6,7 +6,7 @@ ranked on its own part and ``cases explain`` lists them. Indexed by case (explai
 month's ranking).
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-01 16:30:00
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from daemon.storage.models import UTCDateTime
 
 revision: str = "0010"
-down_revision: str | None = "0008"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
