@@ -25,6 +25,9 @@ instant that many cases share once per tick, the return window's warnings parsed
 its signature, the only one whose evaluation reads them); the alert
 ids come from one re-select by case (measured faster than ``INSERT … RETURNING`` through SQLAlchemy's
 "insertmanyvalues" on SQLite and PostgreSQL: about 0.1 s less CPU per 10,000 cases on SQLite, 0.6 s on PG).
+
+A little over the house's 400 lines: the batch loop, its bulk writes and the outbox rows it builds read the
+same per-batch memos, and splitting them would hand those memos across modules.
 """
 
 from __future__ import annotations

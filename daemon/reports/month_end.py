@@ -11,6 +11,9 @@ A reminder is due on its day from its time on (``reminder_time``), and only that
 supersedes a missed one. The carry-over report, once due, stays due for two more working days, so a
 daemon that was down on the first working day still sends it (once), while a daemon installed in the
 middle of a month does not send last month's.
+
+A little over the house's 400 lines: the reminder schedule and the carry-over share the month's working-day
+arithmetic; the streamed case lists are in backlog.py.
 """
 
 from __future__ import annotations
