@@ -75,6 +75,7 @@ __all__ = [
     "is_finished",
     "is_late_return",
     "is_overdue",
+    "mute_in_force",
     "muted",
     "reads_return_warnings",
     "repeat_day",
@@ -516,6 +517,12 @@ def _breach_returned(
 MUTED_KINDS: frozenset[str] = frozenset({"warning", "breach", "breach_repeat", "return_window"})
 
 
+def mute_in_force(muted_until: datetime | None, now: datetime) -> bool:
+    """Whether a mute ending at ``muted_until`` (aware; None: no mute) silences the case at ``now``: until its
+    end, not at it (the stores' queries say ``muted_until > now``: the same instants)."""
+    return muted_until is not None and now < muted_until
+
+
 def muted(evaluation: Evaluation, muted_until: datetime | None, now: datetime) -> Evaluation:
     """``evaluation`` of a case whose alerts are muted until ``muted_until`` (aware; None: not muted), at ``now``.
 
@@ -524,8 +531,9 @@ def muted(evaluation: Evaluation, muted_until: datetime | None, now: datetime) -
     is returned as after an outage, so a mute defers, and never loses, the alert that is still due then. A
     mute that has ended changes nothing. A case with nothing left to happen stays without a next check.
     """
-    if muted_until is None or now >= muted_until:
+    if not mute_in_force(muted_until, now):
         return evaluation
+    assert muted_until is not None
     kept = tuple(d for d in evaluation.decisions if d.kind not in MUTED_KINDS)
     silenced = len(kept) < len(evaluation.decisions)
     next_check_at = muted_until if silenced or evaluation.next_check_at is not None else None

@@ -17,12 +17,12 @@ from sqlalchemy import Connection, select
 from daemon.core.assignment import assignment_outcome, scored_on_unit
 from daemon.core.calendar import WorkCalendar
 from daemon.core.cases import Status
+from daemon.core.engine import is_finished, mute_in_force
 from daemon.core.rules import RuleSet
 from daemon.core.timeutil import iso_local
 from daemon.reports.digest import OPEN
 from daemon.storage.assignments import Assignment, earlier_assignments
 from daemon.storage.models import alerts, case_history, cases, deliveries, mutes, outbox
-from daemon.storage.store import FINISHED
 
 
 def explain_case(conn: Connection, rules: RuleSet, calendar: WorkCalendar, number: str) -> dict[str, Any] | None:
@@ -156,8 +156,8 @@ def open_cases(conn: Connection, now: datetime, *, unit: str | None = None, limi
 def case_json(row: Any, now: datetime) -> dict[str, Any]:
     """A case row (with its ``mutes`` columns) as `cases list --json` prints it, with its mute when one is in
     force at ``now``."""
-    finished = row.status in FINISHED or row.fed_back_at is not None or row.closed_at is not None
-    muted = row.muted_until is not None and row.muted_until > now
+    finished = is_finished(Status(row.status), row.fed_back_at, row.closed_at)
+    muted = mute_in_force(row.muted_until, now)
     return {
         "case": row.number, "unit": row.unit, "status": row.status, "rule": row.rule_id,
         "received_at": iso_local(row.received_at), "due_at": iso_local(row.due_at),

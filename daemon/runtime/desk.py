@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from daemon.config import Config
 from daemon.core.calendar import WorkCalendar
+from daemon.core.engine import mute_in_force
 from daemon.core.rules import RuleSet
 from daemon.core.timeutil import parse_time
 from daemon.glossary import KIND_ZH
@@ -133,7 +134,7 @@ class Desk:
                          "name": day["name"] if day["name"] and day["kind"] != "weekend" else ""})
         mute = doc["mute"]
         return _render("desk_case.html.j2", s, now, title=f"工单 {number}", d=doc, days=days,
-                       mute_active=bool(mute) and parse_time(mute["until"]) > now)
+                       mute_active=bool(mute) and mute_in_force(parse_time(mute["until"]), now))
 
 
 def _plain(text: str) -> bytes:
