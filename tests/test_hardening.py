@@ -237,6 +237,20 @@ def test_config_check_refuses_a_writable_path_outside_the_state_directory(
     assert cli("--config", str(cfg), "config", "check").code == 0
 
 
+def test_config_check_refuses_a_desk_token_it_cannot_read(
+    tmp_path: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = write_config(tmp_path / "config.yaml", database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+                       extra="health: {listen: '127.0.0.1:9817', desk_token: {env: DESK_TOKEN_FOR_TEST}}\n")
+    monkeypatch.delenv("DESK_TOKEN_FOR_TEST", raising=False)
+    r = cli("--config", str(cfg), "config", "check", "--json")
+    doc = json.loads(r.out)
+    assert r.code == 1 and any("health.desk_token" in e and "DESK_TOKEN_FOR_TEST" in e for e in doc["errors"]), doc
+    monkeypatch.setenv("DESK_TOKEN_FOR_TEST", "t0ken-秘密")
+    r = cli("--config", str(cfg), "config", "check", "--json")
+    assert r.code == 0 and "t0ken" not in r.out, r.out
+
+
 # --- finding 11: idle health connections are closed ---------------------------------------------------------
 
 

@@ -74,7 +74,24 @@ def _check_startup(ctx: Any, summary: dict[str, Any]) -> list[str]:
     return startup_problems(config)
 
 
-CHECKS: list[Any] = [_check_rules, _check_channels, _check_startup]
+def _check_desk(ctx: Any, summary: dict[str, Any]) -> list[str]:
+    """The desk's token must resolve: ``run`` would otherwise start without the desk (it logs
+    ``desk_disabled`` and keeps sending alerts), which the operator would only notice at the browser."""
+    health = ctx.config.health
+    if not (health.listen and health.desk and health.desk_token is not None):
+        return []
+    from notifiers.base import ChannelConfigError
+    from notifiers.secrets import SecretResolver
+
+    try:
+        SecretResolver().resolve("health.desk_token", health.desk_token)
+    except ChannelConfigError as exc:
+        return [f"{exc} (run would start without the desk)"]
+    summary["desk_token"] = "set"
+    return []
+
+
+CHECKS: list[Any] = [_check_rules, _check_channels, _check_startup, _check_desk]
 
 
 def run_check(args: argparse.Namespace) -> int:
