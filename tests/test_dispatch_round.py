@@ -90,3 +90,39 @@ def test_the_time_budget_bounds_a_round(store: Store) -> None:
     assert result.stopped
     assert 0 < len(fake.sent) < MESSAGES
     assert _statuses(store).count("pending") == MESSAGES - len(fake.sent)
+
+
+class SlowProvider(FakeNotifier):
+    """A provider that answers after ``latency`` seconds (all sends of the round overlap)."""
+
+    def __init__(self, name: str, latency: float) -> None:
+        super().__init__(name)
+        self.latency = latency
+
+    def send(self, message: Message) -> Receipt:
+        threading.Event().wait(self.latency)  # the provider's latency, not a test waiting for a result
+        return super().send(message)
+
+
+def test_concurrency_above_the_pool_size_neither_deadlocks_nor_times_out(store: Store) -> None:
+    """40 sends at once through a pool of 5 + 10 overflow: a send holds no connection while it waits on the
+    provider (the record before and after it are each a short transaction of their own), so the sends queue
+    only for those transactions and the pool's 30 s checkout timeout is never reached."""
+    pool_total = store.engine.pool.size() + 10  # type: ignore[attr-defined]  # QueuePool: 5 kept + 10 overflow
+    concurrency = 40
+    assert concurrency > pool_total
+    with store.engine.begin() as conn:
+        sync_config_contacts(conn, config())
+    for n in range(concurrency):
+        queue(store, NOW, recipient=person(name=f"承办{n}", mobile=f"1380000{n:04d}"), number=f"26111000{n:02d}")
+    slow = SlowProvider("wecom", latency=0.3)
+    cfg = config(batch_window_seconds=0, concurrency=concurrency, channel_concurrency={"wecom": concurrency})
+    d = Dispatcher(store, cfg, {"wecom": slow}, owner="d1", rng=random.Random(7))
+    done: list[object] = []
+    worker = threading.Thread(target=lambda: done.append(dispatch_round(
+        d, NOW, stopping=lambda: False, monotonic=lambda: 0.0, budget_seconds=600)))
+    worker.start()
+    worker.join(timeout=120)  # a deadlock would hang here; the pool's own timeout is 30 s a checkout
+    assert not worker.is_alive() and done
+    assert len(slow.sent) == concurrency
+    assert _statuses(store) == ["sent"] * concurrency
