@@ -11,6 +11,10 @@ neighbour on the machine hits all of them alike, and prints min and median wall 
 
 Commands run as ``python -m daemon …`` from the repository root with the default ``config.yaml``, so the
 figures measure this checkout (an installed ``hotline-sla`` script adds its own small wrapper cost).
+Bytecode: pip byte-compiles an installed package, so its commands never run the compiler. A checkout run
+with ``PYTHONDONTWRITEBYTECODE=1`` in the environment (as some sandboxes set it) would compile every module
+of ours at every start (~25 ms of a warm ``deadline``), so the children run without it (``--keep-env``
+keeps it) and one untimed run of each command writes the ``__pycache__`` files first.
 ``--compare DIR`` runs the same commands in another checkout (e.g. ``git archive main | tar -x -C DIR``) in
 the same rounds, labelled ``[DIR's name]``: before and after, paired in one run.
 """
@@ -53,10 +57,12 @@ def run_once(argv: list[str], env: dict[str, str], root: Path = ROOT) -> tuple[f
 
 
 def measure(
-    python: str, rounds: int, cache_dir: Path, *, cold: bool, compare: Path | None = None
+    python: str, rounds: int, cache_dir: Path, *, cold: bool, compare: Path | None = None, keep_env: bool = False
 ) -> dict[str, list[tuple[float, float]]]:
     env = {**os.environ, "XDG_CACHE_HOME": str(cache_dir)}
     env.pop("HOTLINE_SLA_CONFIG", None)
+    if not keep_env:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
     runs = [(name, [python, *args], ROOT) for name, args in COMMANDS.items()]
     script = Path(python).parent / "hotline-sla"  # the console script, when the package is installed there
     if script.exists():
@@ -65,8 +71,8 @@ def measure(
         runs += [(f"{name} [{compare.name}]", [python, *args], compare)
                  for name, args in COMMANDS.items() if "-c" not in args]
     results: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in runs}
-    if not cold:  # fill the cache once
-        run_once([python, *COMMANDS["deadline"]], env)
+    for _, argv, root in runs:  # untimed: writes the bytecode and, for the warm pass, fills the cache
+        run_once(argv, env, root)
     for _ in range(rounds):
         for name, argv, root in runs:
             if cold:
@@ -98,14 +104,17 @@ def main() -> None:
     ap.add_argument("--python", default=sys.executable, help="the interpreter with the package installed")
     ap.add_argument("--warm-only", action="store_true", help="skip the cold-cache pass")
     ap.add_argument("--compare", type=Path, help="another checkout to time in the same rounds (e.g. main)")
+    ap.add_argument("--keep-env", action="store_true",
+                    help="keep PYTHONDONTWRITEBYTECODE from the environment (time the compiler too)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="startup-bench-") as tmp:
         cache_dir = Path(tmp) / "cache"
         cache_dir.mkdir()
         if not args.warm_only:
             report("cold cache (emptied before every run)", measure(args.python, args.rounds, cache_dir, cold=True,
-                                                                       compare=args.compare))
-        report("warm cache", measure(args.python, args.rounds, cache_dir, cold=False, compare=args.compare))
+                                                                       compare=args.compare, keep_env=args.keep_env))
+        report("warm cache", measure(args.python, args.rounds, cache_dir, cold=False, compare=args.compare,
+                                     keep_env=args.keep_env))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from daemon.config import Config, ContactConfig, ContactsConfig, UnitConfig
 from daemon.core.calendar import WorkCalendar
 from daemon.core.cases import CaseRecord, Category, Source, Status
-from daemon.core.rule_schema import MonthEndSettings
+from daemon.core.rule_spec import MonthEndSettings
 from daemon.core.rules import RuleSet
 from daemon.core.timeutil import parse_time
 from daemon.reports.jobs import run_month_end_job
@@ -84,7 +84,7 @@ def test_a_reminder_is_due_on_its_day_only(calendar: WorkCalendar) -> None:
 
 
 def test_settings_switch_reminders(calendar: WorkCalendar) -> None:
-    far = MonthEndSettings(reminder_working_days_before=[20, 2], remind_on_last_working_day=False)
+    far = MonthEndSettings(reminder_working_days_before=(20, 2), remind_on_last_working_day=False)
     # 20 working days before 2025-01-27 is in December: left out, not sent in the wrong month
     assert [(d.isoformat(), n) for d, n in reminder_days(calendar, far, 2025, 1)] == [("2025-01-24", 2)]
     assert scheduled_actions(calendar, MonthEndSettings(enabled=False), 2025, 1) == []

@@ -1,4 +1,8 @@
-"""The schema of ``sla_rules/*.yaml`` (pydantic), and error messages that name file, rule and key."""
+"""The schema of ``sla_rules/*.yaml`` (pydantic), and error messages that name file, rule and key.
+
+A validated rule becomes plain data (:meth:`RuleModel.to_spec`, :mod:`daemon.core.rule_spec`): the rules
+compute with that, and the compiled rules cache stores it, so only a full parse imports pydantic.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from daemon.core.cases import Category, Priority, Source, Status
+from daemon.core.rule_spec import MonthEndSettings, RuleSpec, WarnLead
 from daemon.core.workhours import DEFAULT_SCHEDULE, WorkSchedule
 
 MATCH_KEYS = {
@@ -27,7 +32,7 @@ _LEAD = re.compile(
 )
 
 
-class WarnLead(BaseModel):
+class WarnLeadModel(BaseModel):
     """A warning lead time.
 
     ``24h`` / ``30m``: that long before the due instant. ``1 working day`` / ``2 days``: at the start of
@@ -43,8 +48,8 @@ class WarnLead(BaseModel):
     working_hours: int = 0
 
     @classmethod
-    def parse(cls, value: Any) -> WarnLead:
-        if isinstance(value, WarnLead):
+    def parse(cls, value: Any) -> WarnLeadModel:
+        if isinstance(value, WarnLeadModel):
             return value
         m = _LEAD.match(str(value))
         if not m:
@@ -65,8 +70,11 @@ class WarnLead(BaseModel):
             return cls(text=str(value).strip(), natural_days=n)
         return cls(text=str(value).strip(), delta=timedelta(hours=n))
 
+    def to_spec(self) -> WarnLead:
+        return WarnLead(self.text, self.delta, self.working_days, self.natural_days, self.working_hours)
 
-Lead = Annotated[WarnLead, BeforeValidator(WarnLead.parse)]
+
+Lead = Annotated[WarnLeadModel, BeforeValidator(WarnLeadModel.parse)]
 
 
 KINDS = ("natural_days", "working_days", "hours", "working_hours", "same_day")
@@ -156,13 +164,23 @@ class RuleModel(BaseModel):
             raise ValueError("end_of_day applies only to day deadlines, not to hours")
         return self
 
-    @property
-    def end_of_day_delta(self) -> timedelta:
-        hh, mm = self.end_of_day.split(":")
-        return timedelta(hours=int(hh), minutes=int(mm))
+    def to_spec(self, file_schedule: WorkSchedule = DEFAULT_SCHEDULE) -> RuleSpec:
+        """The rule as plain data; ``file_schedule`` is its file's ``working_schedule`` (the rule's own wins)."""
+        d = self.deadline
+        return RuleSpec(
+            id=self.id, name=self.name, purpose=self.purpose,
+            match={key: tuple(values) for key, values in self.match.items()},
+            natural_days=d.natural_days, working_days=d.working_days, hours=d.hours,
+            working_hours=d.working_hours, same_day=bool(d.same_day),
+            roll_to_workday=self.roll_to_workday, end_of_day=self.end_of_day,
+            working_day_starts=self.working_day_starts,
+            warn_before=tuple(lead.to_spec() for lead in self.warn_before),
+            deadline_source=self.deadline_source,
+            working_schedule=self.working_schedule or file_schedule,
+        )
 
 
-class MonthEndSettings(BaseModel):
+class MonthEndModel(BaseModel):
     """Month-end zero backlog (月底清零): when units are reminded of their open cases."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -178,12 +196,20 @@ class MonthEndSettings(BaseModel):
     carry_over_report: bool = True
     carry_over_report_time: time = time(9, 0)
 
+    def to_spec(self) -> MonthEndSettings:
+        return MonthEndSettings(
+            enabled=self.enabled, reminder_working_days_before=tuple(self.reminder_working_days_before),
+            remind_on_last_working_day=self.remind_on_last_working_day, reminder_time=self.reminder_time,
+            include_carried_over=self.include_carried_over, carry_over_report=self.carry_over_report,
+            carry_over_report_time=self.carry_over_report_time,
+        )
+
 
 class RuleFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: Literal[1] = 1
     rules: list[RuleModel] = Field(default_factory=list)
-    month_end: MonthEndSettings | None = None
+    month_end: MonthEndModel | None = None
     working_schedule: Schedule = DEFAULT_SCHEDULE  # for every rule of this file without its own
 
 

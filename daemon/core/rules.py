@@ -24,15 +24,13 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from daemon.core.calendar import WorkCalendar
 from daemon.core.lifecycle import choose_due, suspended_due
-from daemon.core.rule_schema import MonthEndSettings, RuleFile, RuleModel, WarnLead, format_validation_error
+from daemon.core.rule_spec import CompiledRules, MonthEndSettings, RuleSpec, WarnLead
 from daemon.core.timeutil import LOCAL_TZ
 from daemon.core.workhours import (
-    DEFAULT_SCHEDULE,
-    WorkSchedule,
     add_working_time,
     same_day_due,
     sub_working_time,
@@ -40,7 +38,10 @@ from daemon.core.workhours import (
 )
 from daemon.errors import ConfigError, UsageError
 
-__all__ = ["Deadline", "Rule", "RuleError", "RuleSet", "WarningPoint", "load_rules"]
+if TYPE_CHECKING:
+    from daemon.core.rule_schema import RuleFile
+
+__all__ = ["Deadline", "Rule", "RuleError", "RuleSet", "WarningPoint", "bind_rules", "compile_rules", "load_rules"]
 
 
 class RuleError(ConfigError):
@@ -92,25 +93,22 @@ class DrivingDeadline(NamedTuple):
 
 
 class Rule:
-    """One validated rule bound to a calendar."""
+    """One validated rule (:class:`RuleSpec`, plain data) bound to a calendar."""
 
-    def __init__(
-        self, model: RuleModel, calendar: WorkCalendar, file: str, schedule: WorkSchedule = DEFAULT_SCHEDULE
-    ) -> None:
+    def __init__(self, model: RuleSpec, calendar: WorkCalendar, file: str) -> None:
         self.model = model
         self.calendar = calendar
         self.file = file
         self.id = model.id
         self.name = model.name
         self.purpose = model.purpose
-        d = model.deadline
-        self.natural_days = d.natural_days
-        self.working_days = d.working_days
-        self.hours = d.hours
-        self.working_hours = d.working_hours  # 工作小时 on ``schedule``
-        self.same_day = bool(d.same_day)  # 当日
+        self.natural_days = model.natural_days
+        self.working_days = model.working_days
+        self.hours = model.hours
+        self.working_hours = model.working_hours  # 工作小时 on ``schedule``
+        self.same_day = model.same_day  # 当日
         #: the working periods of a working day: the rule's own, else its file's (daemon/core/workhours.py)
-        self.schedule = model.working_schedule or schedule
+        self.schedule = model.working_schedule
         self._end_of_day = model.end_of_day_delta
         self._workday_start = model.working_day_starts
         self._match = {k: frozenset(v) for k, v in model.match.items()}
@@ -386,17 +384,45 @@ class RuleSet:
 
 
 def load_rules(directory: Path, calendar: WorkCalendar) -> RuleSet:
-    """Load every ``*.yaml`` in ``directory`` (not its subfolders), in file-name order."""
+    """Load every ``*.yaml`` in ``directory`` (not its subfolders), in file-name order.
+
+    The full parse and validation every time; :func:`daemon.core.compiled.load_rules` goes through the cache.
+    """
+    return bind_rules(compile_rules(directory), calendar)
+
+
+def compile_rules(directory: Path) -> CompiledRules:
+    """The rule files validated and turned into plain data; :class:`RuleError` lists every problem."""
     errors = check_rules(directory)
     if errors:
         raise RuleError("; ".join(errors))
-    return _build(directory, calendar)
+    specs: list[tuple[RuleSpec, str]] = []
+    month_end = MonthEndSettings()
+    documents: list[str] = []
+    files = rule_files(directory)
+    for path in files:
+        parsed, _ = _parse_file(path)
+        assert parsed is not None
+        if parsed.month_end is not None:
+            month_end = parsed.month_end.to_spec()
+        specs.extend((model.to_spec(parsed.working_schedule), str(path)) for model in parsed.rules)
+        documents.append(json.dumps(parsed.model_dump(mode="json"), sort_keys=True))
+    return CompiledRules(tuple(specs), month_end, tuple(str(p) for p in files), tuple(documents))
+
+
+def bind_rules(compiled: CompiledRules, calendar: WorkCalendar) -> RuleSet:
+    """The rule set of ``compiled`` on ``calendar``; its fingerprint covers both."""
+    digest = hashlib.sha256(calendar.fingerprint.encode())
+    for document in compiled.documents:
+        digest.update(document.encode())
+    rules = tuple(Rule(spec, calendar, file) for spec, file in compiled.rules)
+    return RuleSet(rules, compiled.month_end, compiled.files, digest.hexdigest()[:16])
 
 
 def check_rules(directory: Path) -> list[str]:
     """Every problem in the rule files, each naming file, rule and key; empty when valid."""
     errors: list[str] = []
-    files = _rule_files(directory)
+    files = rule_files(directory)
     if not files:
         return [f"{directory}: no rule files (*.yaml) found"]
     ids: dict[str, str] = {}
@@ -424,13 +450,16 @@ def check_rules(directory: Path) -> list[str]:
     return errors
 
 
-def _rule_files(directory: Path) -> list[Path]:
+def rule_files(directory: Path) -> list[Path]:
+    """The rule files of ``directory`` in load order (``*.yaml`` and ``*.yml``, not its subfolders)."""
     return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
 
 
 def _parse_file(path: Path) -> tuple[RuleFile | None, list[str]]:
     import yaml
     from pydantic import ValidationError
+
+    from daemon.core.rule_schema import RuleFile, format_validation_error
 
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -446,19 +475,3 @@ def _parse_file(path: Path) -> tuple[RuleFile | None, list[str]]:
         return RuleFile.model_validate(data), []
     except ValidationError as exc:
         return None, format_validation_error(str(path), exc, data)
-
-
-def _build(directory: Path, calendar: WorkCalendar) -> RuleSet:
-    rules: list[Rule] = []
-    month_end = MonthEndSettings()
-    digest = hashlib.sha256(calendar.fingerprint.encode())
-    files = _rule_files(directory)
-    for path in files:
-        parsed, _ = _parse_file(path)
-        assert parsed is not None
-        if parsed.month_end is not None:
-            month_end = parsed.month_end
-        for model in parsed.rules:
-            rules.append(Rule(model, calendar, str(path), parsed.working_schedule))
-        digest.update(json.dumps(parsed.model_dump(mode="json"), sort_keys=True).encode())
-    return RuleSet(tuple(rules), month_end, tuple(str(p) for p in files), digest.hexdigest()[:16])

@@ -28,7 +28,7 @@ from typing import Literal
 from sqlalchemy import Connection, Engine
 
 from daemon.core.calendar import WorkCalendar
-from daemon.core.rule_schema import MonthEndSettings
+from daemon.core.rule_spec import MonthEndSettings
 from daemon.core.timeutil import LOCAL_TZ, to_local
 from daemon.escaping import markdown_text as md
 from daemon.reports.backlog import (

@@ -44,7 +44,7 @@ from daemon.core.calendar import WorkCalendar
 from daemon.core.rules import RuleSet
 from daemon.core.timeutil import iso_local, utcnow
 from daemon.errors import ConfigError
-from daemon.pipeline.outbox import Dispatcher, notifiers_for
+from daemon.pipeline.outbox import Dispatcher, DispatchResult, notifiers_for
 from daemon.pipeline.recompute import recompute_if_changed
 from daemon.pipeline.sync import sync_all
 from daemon.pipeline.tick import run_tick
@@ -66,9 +66,26 @@ DB_ERRORS: tuple[type[BaseException], ...] = (
 )
 #: a report job may legitimately run this long before the watchdog calls it stuck
 REPORTS_ALLOWANCE_SECONDS = 1800.0
+#: a dispatch round sends for at most this share of its watchdog allowance (at least one interval)
+DISPATCH_BUDGET_SHARE = 0.5
+#: rows one claim of a dispatch round takes (``Dispatcher.dispatch_once``'s ``limit``)
+DISPATCH_CLAIM_LIMIT = 500
 
 
 # --- the jobs of other modules, behind one small function each -----------------------------------------
+
+
+def dispatch_round(
+    dispatcher: Dispatcher, now: datetime, *, stopping: Callable[[], bool], monotonic: Callable[[], float],
+    budget_seconds: float, limit: int = DISPATCH_CLAIM_LIMIT,
+) -> DispatchResult:
+    """One daemon dispatch round: claim and send until nothing due at ``now`` is left (``dispatch_due``), so a
+    backlog larger than one claim goes out in one round. Bounded: it ends when ``stopping()`` (the stop
+    signal) or after ``budget_seconds`` of ``monotonic`` time, checked between messages; the messages in
+    flight are finished and recorded and the rest of the claim is released for the next round. Dispatch runs
+    on every instance, leader or not, so losing the lease does not end it."""
+    ends = monotonic() + budget_seconds
+    return dispatcher.dispatch_due(now, should_stop=lambda: stopping() or monotonic() >= ends, limit=limit)
 
 
 def make_dispatcher(store: Store, config: Config, owner: str) -> Dispatcher:
@@ -472,7 +489,10 @@ class Service:
     def _dispatch_round(self, now: datetime) -> None:
         while self._retired:  # dispatch rounds never overlap (max_instances=1): none uses these any more
             close_dispatcher(self._retired.pop())
-        result = self.dispatcher.dispatch_once(now, should_stop=self.stop_event.is_set)
+        # half the job's watchdog allowance: a long backlog is sent over several rounds, never "stuck"
+        budget = self._allowance.get("dispatch", 0.0) * DISPATCH_BUDGET_SHARE
+        result = dispatch_round(self.dispatcher, now, stopping=self.stop_event.is_set, monotonic=self.mono,
+                                budget_seconds=max(budget, float(self.config.scheduler.dispatch_interval_seconds)))
         summary = result.to_json()
         if any(summary.get(k) for k in ("sent", "retried", "deferred", "failed", "dead")):
             log.info("dispatched", **summary)
