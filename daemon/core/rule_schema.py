@@ -125,6 +125,11 @@ class RuleModel(BaseModel):
     # the working periods of a working day for working_hours, same_day and 'N working hours' leads;
     # None: the rule file's top-level working_schedule, else 08:30-12:00 and 13:30-17:30
     working_schedule: Schedule | None = None
+    # 签收时限 / 先行联系 (issue 12 item 4): periods from the unit's clock (received_at: dispatch) in the deadline
+    # vocabulary, counted on the same calendar and schedule; each raises one alert (unsigned / first_contact)
+    # when the case is still not signed / contacted at its end
+    sign_within: DeadlineSpec | None = None
+    contact_within: DeadlineSpec | None = None
 
     @field_validator("match")
     @classmethod
@@ -154,6 +159,8 @@ class RuleModel(BaseModel):
             raise ValueError("roll_to_workday applies only to natural_days deadlines")
         if (self.deadline.hours is not None or self.deadline.working_hours is not None) and self.end_of_day != "24:00":
             raise ValueError("end_of_day applies only to day deadlines, not to hours")
+        if self.purpose == "return" and (self.sign_within is not None or self.contact_within is not None):
+            raise ValueError("sign_within and contact_within apply only to resolve rules (purpose: resolve)")
         return self
 
     @property
