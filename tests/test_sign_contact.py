@@ -279,3 +279,15 @@ def test_unsigned_and_first_contact_go_to_the_handler_and_the_leader() -> None:
 
     routes = Config().routes
     assert routes["unsigned"].roles == routes["first_contact"].roles == ["handler", "leader"]
+
+
+def test_an_import_rejects_a_bad_contact_time_by_row_and_column_and_lands_the_good_rows(tmp_path: Path) -> None:
+    from daemon.sources.files import read_case_file
+
+    path = tmp_path / "export.csv"
+    path.write_text(",".join(HEADERS) + "\n"
+                    "C4,市级,求助,2024-11-08 16:00,兴隆台区住建局,已签收,2024-11-08 16:10,2024-11-08 16:30\n"
+                    "C5,市级,求助,2024-11-08 16:00,兴隆台区住建局,已签收,2024-11-08 16:10,下午联系\n", encoding="utf-8")
+    results = list(read_case_file(path))
+    assert [(r.row, r.ok) for r in results] == [(2, True), (3, False)]
+    assert "先行联系时间" in (results[1].error or "") and "下午联系" in (results[1].error or "")
