@@ -169,7 +169,7 @@ alerts = Table(
     metadata,
     Column("id", _ID, primary_key=True, autoincrement=True),
     Column("case_id", _ID, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
-    Column("kind", String(24), nullable=False),  # warning, breach, breach_repeat, return_window, late_return
+    Column("kind", String(24), nullable=False),  # glossary.ALERT_KINDS (warning … unsigned, first_contact)
     Column("level", Integer, nullable=False),
     Column("deadline_version", Integer, nullable=False),
     Column("fire_at", UTCDateTime, nullable=False),
