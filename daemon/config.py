@@ -92,6 +92,8 @@ def _default_routes() -> dict[str, RouteConfig]:
         "breach": RouteConfig(roles=["handler", "leader"]),
         "breach_repeat": RouteConfig(roles=["handler", "leader"], supervisors_after_working_days=2),
         "late_return": RouteConfig(roles=["supervisor"]),
+        "unsigned": RouteConfig(roles=["handler", "leader"]),  # 未签收: the rule's sign_within has passed
+        "first_contact": RouteConfig(roles=["handler", "leader"]),  # 未先行联系: its contact_within has passed
     }
 
 

@@ -8,7 +8,7 @@ README use. Roles of contacts are named here too. Pure data: importable from eve
 from __future__ import annotations
 
 #: the alerts the tick writes (one template per kind in daemon/pipeline/templates/)
-ALERT_KINDS = ("warning", "breach", "breach_repeat", "return_window", "late_return")
+ALERT_KINDS = ("warning", "breach", "breach_repeat", "return_window", "late_return", "unsigned", "first_contact")
 #: corrections the recompute writes after a delivered breach became untrue (sent to that breach's recipients,
 #: not routed by ``routes:``; one template per kind as well)
 CORRECTION_KINDS = ("deadline_moved",)
@@ -21,6 +21,8 @@ KIND_ZH = {
     "breach_repeat": "超期未办结提醒",
     "return_window": "退件时限提醒",
     "late_return": "超时申请退件通知",
+    "unsigned": "未签收提醒",
+    "first_contact": "未先行联系提醒",
     "deadline_moved": "时限调整更正",
     "digest": "每日超期通报",
     "month_end": "月底清零提醒",

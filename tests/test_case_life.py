@@ -184,8 +184,8 @@ def test_a_suspended_case_gets_no_warning_or_breach(rules: RuleSet) -> None:
 def test_the_sample_export_imports_every_row() -> None:
     """Below its title row (row 1), every row imports; the unknown 待核实 (row 15) with a warning on its row."""
     results = list(read_case_file(SAMPLE))
-    assert len(results) == 13 and all(r.ok for r in results), [r.error for r in results if not r.ok]
-    assert [r.row for r in results] == list(range(3, 16))
+    assert len(results) == 15 and all(r.ok for r in results), [r.error for r in results if not r.ok]
+    assert [r.row for r in results] == list(range(3, 18))
     assert [(r.row, (r.note or "").split(";")[0]) for r in results if r.note] == [
         (15, "办理状态 (status) '待核实' is not a known status word")]
 
@@ -196,7 +196,7 @@ def imported(cli: object, tmp_path: Path) -> tuple[object, Path]:
     r: CliResult = cli("--config", str(cfg), "import", str(SAMPLE), "--now", NOW, "--json")  # type: ignore[operator]
     assert r.code == 0, r.err
     doc = json.loads(r.out)
-    assert doc["rejected"] == [] and doc["inserted"] == 13
+    assert doc["rejected"] == [] and doc["inserted"] == 15
     assert [(w["row"], "'待核实'" in w["warning"]) for w in doc["warnings"]] == [(15, True)]
     return cli, cfg
 
@@ -261,3 +261,32 @@ def test_a_bad_deadline_source_names_the_file_rule_key_and_valid_values(tmp_path
     errors = check_rules(tmp_path)
     assert len(errors) == 1 and errors[0].startswith(f"{tmp_path / 'r.yaml'}: rule 'all': deadline_source: ")
     assert "'computed', 'platform' or 'earlier'" in errors[0]
+
+
+def test_the_sample_under_the_example_rules_alerts_the_sign_and_contact_windows(cli: object, tmp_path: Path) -> None:
+    """Under sla_rules/examples (urgent: first contact within 1 hour; help: sign within 4 working hours), at
+    Fri Nov 20 09:00: row 16 (urgent, dispatched 07:40, 先行联系时间 empty) was due to be contacted by 08:40;
+    row 17 (help, dispatched Thu 14:00, 待签收) is due to be signed by 09:00 (3.5 h Thursday, 0.5 h Friday)."""
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"database: {{url: 'sqlite:///{tmp_path / 'db.sqlite3'}'}}\n"
+                   f"rules_dir: {SAMPLE.parent.parent / 'sla_rules' / 'examples'}\n"
+                   "channels: {console: {type: console}}\n", encoding="utf-8")
+    run: CliResult = cli("--config", str(cfg), "import", str(SAMPLE), "--now", NOW)  # type: ignore[operator]
+    assert run.code == 0, run.err
+    r: CliResult = cli("--config", str(cfg), "tick", "--now", NOW, "--json")  # type: ignore[operator]
+    assert r.code == 0, r.err
+    alerted = {(a["case"], a["kind"], a["due_at"]) for a in json.loads(r.out)["alerts"]}
+    # (row 13, urgent and not dispatched yet, was not contacted within the hour from its intake either)
+    assert {a for a in alerted if a[1] in ("unsigned", "first_contact")} == {
+        ("2611200114", "first_contact", "2026-11-20T08:40:00+08:00"),
+        ("2611190115", "unsigned", "2026-11-20T09:00:00+08:00"),
+        ("2611190111", "first_contact", "2026-11-19T16:00:00+08:00")}
+    r = cli("--config", str(cfg), "cases", "list", "--json", "--now", NOW)  # type: ignore[operator]
+    listed = {c["case"]: c for c in json.loads(r.out)["cases"]}
+    assert (listed["2611200114"]["contact_by"], listed["2611200114"]["contacted_at"]) == (
+        "2026-11-20T08:40:00+08:00", None)
+    assert listed["2611190115"]["sign_by"] == "2026-11-20T09:00:00+08:00"
+    text: CliResult = cli("--config", str(cfg), "cases", "explain", "2611190115")  # type: ignore[operator]
+    assert "签收时限 sign by: 2026-11-20T09:00:00+08:00 (4个工作小时): not signed" in text.out
+    text = cli("--config", str(cfg), "cases", "explain", "2611200114")  # type: ignore[operator]
+    assert "先行联系 contact by: 2026-11-20T08:40:00+08:00 (1小时): not contacted" in text.out

@@ -119,7 +119,8 @@ def test_fast_row_equals_record_row(calendar: WorkCalendar, dialect: Any, rule_d
         expected = writer.record_row(record, digest, derive_parts(record, writer.cache), "import", 1, now_bound)
         rule, return_rule = writer.cache.rules_for(record)
         first = first_check_at(
-            CaseState.from_record(record), rule.deadline(record.received_at, extended_due_at=record.extended_due_at),
+            CaseState.from_record(record), rule.deadline(record.received_at, extended_due_at=record.extended_due_at,
+                                                         contact_observed=record.contact_tracked),
             None if return_rule is None else return_rule.deadline(record.received_at),
         )
         assert expected[NEXT_CHECK] == writer.values.instant(first), cells

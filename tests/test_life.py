@@ -23,7 +23,7 @@ from daemon.core.assignment import scored_on_unit
 from daemon.core.calendar import WorkCalendar
 from daemon.core.cases import CaseRecord, Category, Priority, Source, Status
 from daemon.core.derive import RuleCache
-from daemon.core.engine import CaseState, EngineSettings, announced, evaluate, first_check_at, muted
+from daemon.core.engine import ONCE_KINDS, CaseState, EngineSettings, announced, evaluate, first_check_at, muted
 from daemon.core.rules import Deadline, RuleSet, load_rules
 from daemon.core.timeutil import parse_time
 from daemon.pipeline.mutes import mute_case
@@ -153,7 +153,7 @@ def _deadlines(cache: RuleCache, rec: CaseRecord) -> tuple[str, Deadline, Deadli
     ret = None if return_rule is None else return_rule.deadline(rec.received_at)
     return rule.id, rule.deadline(rec.received_at, extended_due_at=rec.extended_due_at,
                                   platform_due_at=rec.platform_due_at, suspended_at=rec.suspended_at,
-                                  resumed_at=rec.resumed_at), ret
+                                  resumed_at=rec.resumed_at, contact_observed=rec.contact_tracked), ret
 
 
 Alert = tuple[str, str, int, int, datetime, datetime]
@@ -234,11 +234,12 @@ def _walk(store: Store, rules: RuleSet, lives: list[tuple[str, list[CaseRecord]]
                           calendar=calendar, settings=settings)
             ev = muted(ev, muted_until.get(number), now)
             # every case, due or not: what the store must have alerted by now; a breach repeat is keyed by its
-            # day, so a day repeated under an earlier deadline version is not repeated again
-            repeated = {(n, level) for n, kind, level, *_ in expected if kind == "breach_repeat"}
+            # day and a sign/contact window by its end, so one alerted under an earlier deadline version is not
+            # alerted again
+            repeated = {(n, kind, level) for n, kind, level, *_ in expected if kind in ONCE_KINDS}
             new = [d for d in ev.decisions
                    if (number, d.kind, d.level, p.version, d.fire_at, d.due_at) not in expected
-                   and (d.kind != "breach_repeat" or (number, d.level) not in repeated)]
+                   and (d.kind not in ONCE_KINDS or (number, d.kind, d.level) not in repeated)]
             expected |= {(number, d.kind, d.level, p.version, d.fire_at, d.due_at) for d in new}
             sent |= {(number, d.kind, d.level, p.version, d.fire_at, d.due_at) for d in announced(new)}
             if p.next_check_at is not None and p.next_check_at <= now:  # what the tick read
@@ -333,12 +334,41 @@ KIND_LIVES: list[tuple[str, list[CaseRecord]]] = [
     ("2024-10-08 10:00", [case("WH-SUSPENDED", "2024-09-30 09:00", category=Category.HELP, status=Status.SIGNED,
                                signed_at=at("2024-10-08 10:00"), suspended_at=at("2024-09-30 10:00"),
                                resumed_at=at("2024-10-08 10:00"))]),
+    # 签收时限 (help: 4 working hours). Dispatched Fri 16:00: 1.5 h, Saturday off, 2.5 h on the make-up Sunday:
+    # late from Sep 29 11:00, signed the next morning (no repeat, nothing withdrawn)
+    ("2024-09-27 16:00", [case("SIGN-LATE", "2024-09-27 16:00", category=Category.HELP)]),
+    ("2024-09-30 09:00", [case("SIGN-LATE", "2024-09-27 16:00", category=Category.HELP, status=Status.SIGNED,
+                               signed_at=at("2024-09-30 09:00"))]),
+    # dispatched Mon Sep 30 16:00: 1.5 h, National Day and its weekend off, 2.5 h on Oct 8: signed at 11:00
+    # itself, the window's first late instant: signed when it is evaluated, so no alert
+    ("2024-09-30 16:00", [case("SIGN-AT-END", "2024-09-30 16:00", category=Category.HELP)]),
+    ("2024-10-08 11:00", [case("SIGN-AT-END", "2024-09-30 16:00", category=Category.HELP, status=Status.SIGNED,
+                               signed_at=at("2024-10-08 11:00"))]),
+    # signed and fed back in the first cycle; reopened (重办) Oct 8 09:00 and not signed: the new cycle's window
+    ("2024-09-27 16:30", [case("SIGN-REOPENED", FRIDAY, category=Category.HELP, status=Status.SIGNED,
+                               signed_at=at("2024-09-27 16:45"))]),
+    ("2024-09-30 10:00", [case("SIGN-REOPENED", FRIDAY, category=Category.HELP, status=Status.FED_BACK,
+                               signed_at=at("2024-09-27 16:45"), fed_back_at=at("2024-09-30 10:00"))]),
+    ("2024-10-08 09:00", [case("SIGN-REOPENED", "2024-10-08 09:00", category=Category.HELP, status=Status.REOPENED)]),
+    # muted over its window's end (Oct 9 09:00 + 4 working hours = 14:30): the alert comes at the mute's end
+    ("2024-10-09 09:00", [case("SIGN-MUTED", "2024-10-09 09:00", category=Category.HELP)]),
+    # 先行联系 (urgent: within 1 hour), where the export has the column: late at 17:30, contacted at 18:00
+    ("2024-09-27 16:30", [case("CONTACT-LATE", FRIDAY, category=Category.HELP, priority=Priority.URGENT,
+                               contact_tracked=True)]),
+    ("2024-09-27 18:00", [case("CONTACT-LATE", FRIDAY, category=Category.HELP, priority=Priority.URGENT,
+                               contact_tracked=True, contacted_at=at("2024-09-27 18:00"))]),
+    # contacted at the window's end itself: no alert; and a source without the column: never observed, no alert
+    ("2024-09-27 16:30", [case("CONTACT-AT-END", FRIDAY, category=Category.HELP, priority=Priority.URGENT,
+                               contact_tracked=True)]),
+    ("2024-09-27 17:30", [case("CONTACT-AT-END", FRIDAY, category=Category.HELP, priority=Priority.URGENT,
+                               contact_tracked=True, contacted_at=at("2024-09-27 17:30"))]),
 ]
+KIND_MUTES = [("SIGN-MUTED", "2024-10-09 12:00", "2024-10-09 16:00")]
 
 
 def test_rule_kinds_live_in_the_store_as_the_engine_walks_them(store: Store, calendar: WorkCalendar) -> None:
     rules = load_rules(Path(__file__).resolve().parent.parent / "sla_rules" / "examples", calendar)
-    expected, _, steps = _walk(store, rules, KIND_LIVES, [])
+    expected, sent, steps = _walk(store, rules, KIND_LIVES, KIND_MUTES)
     breaches = {(number, due) for number, kind, _, _, _, due in expected if kind == "breach"}
     assert {("URGENT", at("2024-09-27 18:30")), ("WORKING-HOURS", at("2024-10-09 09:30")),
             ("SAME-DAY", at("2024-10-09 00:00"))} <= breaches
@@ -349,6 +379,21 @@ def test_rule_kinds_live_in_the_store_as_the_engine_walks_them(store: Store, cal
     assert {("URGENT", at("2024-09-27 18:00")), ("WORKING-HOURS", at("2024-10-08 14:30")),
             ("WORKING-HOURS", at("2024-10-08 16:30"))} <= warned
     assert steps > 5
+    # 未签收 and 未先行联系: once per window, at its end, to the unit that holds the case
+    unsigned = sorted((number, fire) for number, kind, _, _, fire, _ in expected if kind == "unsigned")
+    assert unsigned == [("SIGN-LATE", at("2024-09-29 11:00")), ("SIGN-MUTED", at("2024-10-09 14:30")),
+                        ("SIGN-REOPENED", at("2024-10-08 14:30")), ("WORKING-HOURS", at("2024-09-29 12:00"))]
+    contact = [(number, fire) for number, kind, _, _, fire, _ in expected if kind == "first_contact"]
+    assert contact == [("CONTACT-LATE", at("2024-09-27 17:30"))]  # URGENT's export has no contact column
+    assert {a for a in expected if a[1] in ("unsigned", "first_contact")} <= sent
+    with store.engine.connect() as conn:
+        created = conn.execute(select(alerts.c.created_at).join(cases, cases.c.id == alerts.c.case_id).where(
+            cases.c.number == "SIGN-MUTED", alerts.c.kind == "unsigned")).scalar_one()
+        routed = {r.recipient["role"] for r in conn.execute(
+            select(outbox.c.recipient).join(alerts, alerts.c.id == outbox.c.alert_id)
+            .where(alerts.c.kind.in_(["unsigned", "first_contact"])))}
+    assert created == at("2024-10-09 16:00")  # deferred by the mute, never lost
+    assert routed == {"handler"}  # the life config has a handler and no leader for the unit
 
 
 def test_a_return_asked_for_exactly_at_the_window_end_is_checked_and_alerted(store: Store, rules: RuleSet) -> None:

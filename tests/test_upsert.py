@@ -28,7 +28,7 @@ def _reference(record: CaseRecord, rules: RuleSet) -> dict[str, object]:
     rule, return_rule = rules.match(view), rules.return_rule(view)
     deadline = rule.deadline(record.received_at, extended_due_at=record.extended_due_at,
                              platform_due_at=record.platform_due_at, suspended_at=record.suspended_at,
-                             resumed_at=record.resumed_at)
+                             resumed_at=record.resumed_at, contact_observed=record.contact_tracked)
     ret = return_rule.deadline(record.received_at) if return_rule else None
     return {
         "rule_id": rule.id, "due_at": deadline.due_at, "provisional": deadline.provisional,
@@ -36,6 +36,7 @@ def _reference(record: CaseRecord, rules: RuleSet) -> dict[str, object]:
         "return_due_at": ret.due_at if ret else None, "return_warnings": warnings_json(ret.warnings) if ret else None,
         "next_check_at": first_check_at(CaseState.from_record(record), deadline, ret),
         "computed_due_at": deadline.computed_due_at, "deadline_source": deadline.deadline_source,
+        "sign_due_at": deadline.sign_by, "contact_due_at": deadline.contact_by,
     }
 
 
@@ -73,6 +74,10 @@ def test_memoised_derive_matches_rule_deadline(rule_set: RuleSet) -> None:
             extra["platform_due_at"] = day.replace(hour=0, minute=0, second=0, microsecond=0)
         if rng.random() < 0.2:  # 紧急程度
             extra["priority"] = rng.choice(list(Priority))
+        if rng.random() < 0.3:  # a source with a 先行联系时间 column: contacted or not yet
+            extra["contact_tracked"] = True
+            if rng.random() < 0.5:
+                extra["contacted_at"] = received + timedelta(minutes=rng.randrange(0, 6 * 60))
         if rng.random() < 0.1:  # a resumed suspension (working-hour rules give back working time)
             extra["suspended_at"] = received + timedelta(minutes=rng.randrange(0, 3 * 24 * 60))
             extra["resumed_at"] = extra["suspended_at"] + timedelta(minutes=rng.randrange(0, 5 * 24 * 60))  # type: ignore[operator]

@@ -38,6 +38,8 @@ def deadline_json(d: Deadline) -> dict[str, Any]:
         "provisional": d.provisional,
         "provisional_days": [day.isoformat() for day in d.provisional_days],
         "warnings": [iso_local(w.at) for w in d.warnings],
+        "sign_by": iso_local(d.sign_by) if d.sign_by else None,  # 签收时限 (the rule's sign_within)
+        "contact_by": iso_local(d.contact_by) if d.contact_by else None,  # 先行联系 (contact_within)
     }
 
 
@@ -49,6 +51,10 @@ def human(rule: Rule, d: Deadline) -> str:
     ]
     if d.warnings:
         lines.append("  预警 warnings: " + ", ".join(f"L{w.level} {iso_local(w.at)} ({w.lead})" for w in d.warnings))
+    for label, at, window in (("签收时限 sign by", d.sign_by, rule.sign_window),
+                              ("先行联系 contact by", d.contact_by, rule.contact_window)):
+        if at is not None and window is not None:
+            lines.append(f"  {label}: {iso_local(at)} ({window.describe_limit()})")
     if d.provisional:
         years = sorted({day.year for day in d.provisional_days})
         lines.append(
@@ -100,7 +106,7 @@ def _batch(rule: Rule) -> int:
             failed += 1
             buffer.append(dumps({"line": n, "input": text, "error": str(exc)}, ensure_ascii=False) + "\n")
             continue
-        key = (d.due_at, d.warnings, d.provisional_days)
+        key = (d.due_at, d.warnings, d.provisional_days, d.sign_by, d.contact_by)
         tail = tails.get(key)
         if tail is None:
             if len(tails) > 100_000:

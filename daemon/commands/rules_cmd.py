@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from daemon.core.holidays import load_overrides
-from daemon.core.rules import RuleSet, check_rules, load_rules
+from daemon.core.rules import Deadline, RuleSet, check_rules, load_rules
 from daemon.core.timeutil import TimeFormatError, iso_local, parse_time
 from daemon.errors import ConfigError
 from daemon.output import print_json
@@ -95,12 +95,23 @@ def _run_file(path: Path, rs: RuleSet) -> list[dict[str, Any]]:
     return [_run_one(path, i, t, rs) for i, t in enumerate(tests)]
 
 
+def _window_problems(test: dict[str, Any], d: Deadline) -> list[str]:
+    """A test's expected ``sign_by`` (签收时限) and ``contact_by`` (先行联系) against the deadline's; null: none."""
+    problems = []
+    for key, got in (("sign_by", d.sign_by), ("contact_by", d.contact_by)):
+        if key in test:
+            want = None if test[key] is None else parse_time(str(test[key]))
+            if got != want:
+                problems.append(f"{key}: expected {test[key]}, got {iso_local(got) if got else None}")
+    return problems
+
+
 def _run_one(path: Path, index: int, test: Any, rs: RuleSet) -> dict[str, Any]:
     name = str(test.get("name", f"tests[{index}]")) if isinstance(test, dict) else f"tests[{index}]"
     problems: list[str] = []
     result = {"file": str(path), "name": name, "ok": False, "problems": problems}
     if not isinstance(test, dict):
-        problems.append("a test is a mapping with rule/received/due or case/expect_rule")
+        problems.append("a test is a mapping with rule/received/due (sign_by, contact_by) or case/expect_rule")
         return result
     try:
         if "case" in test:
@@ -114,6 +125,7 @@ def _run_one(path: Path, index: int, test: Any, rs: RuleSet) -> dict[str, Any]:
                 problems.append(f"due: expected {test['due']}, got {iso_local(d.due_at)}")
             if "provisional" in test and d.provisional != bool(test["provisional"]):
                 problems.append(f"provisional: expected {test['provisional']}, got {d.provisional}")
+            problems.extend(_window_problems(test, d))
             if "warnings" in test:
                 want = [parse_time(str(w)) for w in test["warnings"]]
                 if [w.at for w in d.warnings] != want:

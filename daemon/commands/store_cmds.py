@@ -96,6 +96,11 @@ def _case_json(row: Any, now: datetime) -> dict[str, Any]:
         "platform_due_at": iso_local(row.platform_due_at) if row.platform_due_at else None,
         "priority": row.priority or "normal",
         "deadline_source": row.deadline_source,
+        # 签收时限 and 先行联系 (the rule's sign_within / contact_within; contact only where the export has it)
+        "sign_by": iso_local(row.sign_due_at) if row.sign_due_at else None,
+        "signed_at": iso_local(row.signed_at) if row.signed_at else None,
+        "contact_by": iso_local(row.contact_due_at) if row.contact_due_at else None,
+        "contacted_at": iso_local(row.contacted_at) if row.contacted_at else None,
         "provisional": bool(row.provisional), "overdue": (not finished) and row.due_at <= now,
         "next_check_at": iso_local(row.next_check_at) if row.next_check_at else None, "summary": row.summary,
     }
@@ -163,6 +168,7 @@ def format_explain(doc: dict[str, Any]) -> str:
             if doc["resumed_at"] else "; no warnings or breaches until it resumes"))
     if doc["return_window_ends"]:
         lines.append(f"退件时限 return window ends: {doc['return_window_ends']}")
+    lines.extend(format_windows(doc))
     if doc.get("mute"):
         lines.append(format_mute(doc["mute"]))
     if doc["days"]:
@@ -184,6 +190,22 @@ def format_explain(doc: dict[str, Any]) -> str:
         lines.append(f"  → {m['channel']} {m['to']}: {m['status']}, {m['attempts']} attempt(s)"
                      + (f", {m['last_error']}" if m["last_error"] else ""))
     return "\n".join(lines)
+
+
+def format_windows(doc: dict[str, Any]) -> list[str]:
+    """The sign (签收时限) and first-contact (先行联系) windows, and where the case stands on each."""
+    lines = []
+    sign, contact = doc.get("sign") or {}, doc.get("contact") or {}
+    if sign.get("by"):
+        lines.append(f"签收时限 sign by: {sign['by']} ({sign['window']}): "
+                     + (f"signed at {sign['signed_at']}" if sign["signed_at"] else "not signed"))
+    if contact.get("by"):
+        lines.append(f"先行联系 contact by: {contact['by']} ({contact['window']}): "
+                     + (f"contacted at {contact['contacted_at']}" if contact["contacted_at"] else "not contacted"))
+    elif contact.get("window"):
+        lines.append(f"先行联系 contact within {contact['window']}: not observed (the export has no 先行联系时间 "
+                     "column), so no first_contact alert")
+    return lines
 
 
 def format_assignments(assignments: list[dict[str, Any]]) -> list[str]:

@@ -94,6 +94,10 @@ class CaseRecord:
     resumed_at: datetime | None = None
     # 紧急程度 (issue 12 item 4): None when the export has no such column or the cell is empty (rules see normal)
     priority: Priority | None = None
+    # 先行联系时间 (issue 12 item 4): the unit's first contact with the citizen in this cycle; ``contact_tracked``
+    # says the source maps such a column at all (without it a rule's contact_within cannot be observed)
+    contacted_at: datetime | None = None
+    contact_tracked: bool = False
 
     @property
     def intake_at(self) -> datetime:

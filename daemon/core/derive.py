@@ -39,6 +39,8 @@ def content_hash(record: CaseRecord) -> str:
         raw += "\x1e" + "\x1f".join(["" if v is None else str(v) for v in extra])
     if record.priority is not None:  # 紧急程度 (issue 12 item 4): a case without it keeps the hash it had
         raw += "\x1d" + record.priority.value
+    if record.contact_tracked:  # 先行联系时间 (issue 12 item 4): a source without the column keeps the hash it had
+        raw += "\x1c" + ("" if record.contacted_at is None else str(record.contacted_at))
     return hashlib.md5(raw.encode(), usedforsecurity=False).hexdigest()
 
 
@@ -186,6 +188,8 @@ class Derived(NamedTuple):
     next_check_at: datetime | None
     computed_due_at: datetime | None = None  # ours, when the platform's deadline was given
     deadline_source: str = "computed"  # which one due_at is (:func:`~daemon.core.rules.choose_due`)
+    sign_due_at: datetime | None = None  # the rule's sign window's end (签收时限, Rule.sign_by)
+    contact_due_at: datetime | None = None  # its contact window's end (先行联系), when the export observes contact
 
 
 def derive_parts(record: CaseRecord, cache: RuleCache) -> Derived:
@@ -203,14 +207,18 @@ def derive_parts(record: CaseRecord, cache: RuleCache) -> Derived:
     ret_due = ret_warnings = None
     if return_rule is not None:
         ret_due, _, ret_warnings = cache.deadline(return_rule, record.received_at)
+    sign_by = rule.sign_by(record.received_at)
+    contact_by = rule.contact_by(record.received_at) if record.contact_tracked else None
     return Derived(
         rule.id, due, provisional, warnings, return_rule.id if return_rule else None, ret_due, ret_warnings,
-        _first_check(record, due, warnings, ret_due, ret_warnings), computed_due, source,
+        _first_check(record, due, warnings, ret_due, ret_warnings, (sign_by, contact_by)), computed_due, source,
+        sign_by, contact_by,
     )
 
 
-def _first_check(
-    record: CaseRecord, due: datetime, warnings: Warnings, ret_due: datetime | None, ret_warnings: Warnings | None
+def _first_check(  # noqa: PLR0917 - internal
+    record: CaseRecord, due: datetime, warnings: Warnings, ret_due: datetime | None, ret_warnings: Warnings | None,
+    windows: tuple[datetime | None, datetime | None],
 ) -> datetime | None:
     """The engine's :func:`~daemon.core.engine.first_check` on the memoised parts."""
     first = warnings.first_at
@@ -218,6 +226,7 @@ def _first_check(
         record.status, record.signed_at, record.return_requested_at, record.fed_back_at, record.closed_at,
         due if first is None or first > due else first, ret_due,
         None if ret_warnings is None else ret_warnings.first_at,
+        sign_by=windows[0], contacted_at=record.contacted_at, contact_by=windows[1],
     )
 
 
@@ -235,4 +244,6 @@ def derive(record: CaseRecord, cache: RuleCache) -> dict[str, Any]:
         "next_check_at": d.next_check_at,
         "computed_due_at": d.computed_due_at,
         "deadline_source": d.deadline_source,
+        "sign_due_at": d.sign_due_at,
+        "contact_due_at": d.contact_due_at,
     }

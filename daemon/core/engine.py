@@ -35,6 +35,17 @@ sent (an alert prompts action; lateness is scored from ``fed_back_at``, not from
 ``signed_at`` or a status past 已交办. A return asked for at or after the window's end (its first late
 instant, like ``due_at``) is a ``late_return``; a pending return request does not stop the resolution clock.
 
+**Sign and first-contact windows** (签收时限, 先行联系; a rule's ``sign_within``/``contact_within``, carried by
+the ``Deadline`` as ``sign_by``/``contact_by``): a case that at ``now >= sign_by`` still awaits its signature
+(:func:`awaits_signing`: no ``signed_at``, no return request, status 已交办 or 重办) yields ``unsigned``; one
+with no ``contacted_at`` at ``now >= contact_by`` yields ``first_contact``. ``sign_by`` is the first late
+instant, like ``due_at`` (the ``>=`` of every window here), and the case is taken as the store knows it at
+``now``: a case signed at ``sign_by`` itself is signed when that instant is evaluated, so it gets no alert.
+Each window alerts once: its ``level`` is the window's end (:func:`window_level`) and it is in
+:data:`ONCE_KINDS`, so a recompute that bumps the deadline version does not repeat it, while a new cycle
+(重办) or assignment, with its own ``received_at`` and so its own window, gets its own. A suspended or
+finished case yields neither; a mute silences both (:data:`MUTED_KINDS`).
+
 All instants are timezone-aware and compared as instants (UTC); calendar days are Asia/Shanghai days.
 
 **The switch** (a new calendar or rule moves deadlines, issue 13): :func:`stale_reason` says whether an
@@ -59,6 +70,7 @@ if TYPE_CHECKING:
     from daemon.config import AlertsConfig
 
 __all__ = [
+    "ONCE_KINDS",
     "CaseState",
     "Decision",
     "DecisionKind",
@@ -67,6 +79,7 @@ __all__ = [
     "SentAlert",
     "announced",
     "awaiting_signature",
+    "awaits_signing",
     "clock_stopped",
     "correction_due",
     "evaluate",
@@ -82,16 +95,27 @@ __all__ = [
     "repeat_level",
     "stale_reason",
     "whole_working_days_overdue",
+    "window_level",
 ]
 
 #: an instant as the callers of :func:`first_check` hold it: an aware datetime, or the canonical local text
 #: 'YYYY-MM-DD HH:MM:SS' of an import row (one fixed offset, so text order is time order)
 Instant = TypeVar("Instant", datetime, str)
 
-DecisionKind = Literal["warning", "breach", "breach_repeat", "return_window", "late_return"]
+DecisionKind = Literal[
+    "warning", "breach", "breach_repeat", "return_window", "late_return", "unsigned", "first_contact"
+]
 
 # decisions with the same fire_at are listed in this order (for stable output and readable digests)
-_KIND_ORDER: dict[str, int] = {"late_return": 0, "return_window": 1, "warning": 2, "breach": 3, "breach_repeat": 4}
+_KIND_ORDER: dict[str, int] = {
+    "late_return": 0, "return_window": 1, "unsigned": 2, "first_contact": 3, "warning": 4, "breach": 5,
+    "breach_repeat": 6,
+}
+#: kinds whose ``level`` identifies the alert across deadline versions: a breach repeat's day, a sign or
+#: contact window's end. The store never decides one of these twice for a case, whatever the version.
+ONCE_KINDS: frozenset[str] = frozenset({"breach_repeat", "unsigned", "first_contact"})
+#: the window kinds, in the order :func:`_open_windows` gives their ends
+_WINDOW_KINDS: tuple[DecisionKind, DecisionKind] = ("unsigned", "first_contact")
 
 
 @dataclass(frozen=True)
@@ -105,6 +129,7 @@ class CaseState:
     return_requested_at: datetime | None = None  # 申请退件
     fed_back_at: datetime | None = None  # 反馈
     closed_at: datetime | None = None  # 办结
+    contacted_at: datetime | None = None  # 先行联系
 
     @classmethod
     def from_record(cls, record: CaseRecord) -> CaseState:
@@ -116,6 +141,7 @@ class CaseState:
             return_requested_at=record.return_requested_at,
             fed_back_at=record.fed_back_at,
             closed_at=record.closed_at,
+            contacted_at=record.contacted_at,
         )
 
     @property
@@ -127,6 +153,22 @@ class CaseState:
     def awaiting_signature(self) -> bool:
         """:func:`awaiting_signature`."""
         return awaiting_signature(self.status, self.signed_at, self.return_requested_at, self.finished)
+
+
+def awaits_signing(status: Status, signed_at: object | None, return_requested_at: object | None, /) -> bool:
+    """Not yet signed (签收) in this cycle: no ``signed_at``, no return request, and a status before signing
+    (已交办, or 重办: a reopened cycle is dispatched afresh). Whether the case is finished or suspended is
+    the caller's to check. Instants as aware datetimes or text; only whether they are there matters."""
+    return signed_at is None and return_requested_at is None and status in _UNSIGNED_STATUSES
+
+
+_UNSIGNED_STATUSES = frozenset({Status.DISPATCHED, Status.REOPENED})
+
+
+def window_level(end: datetime) -> int:
+    """The ``level`` of a sign or contact window's alert: its end (aware) in whole minutes since 1970 UTC. It
+    names the window, so a new cycle's window (another receipt) is another alert and a recompute's is not."""
+    return int(end.timestamp()) // 60
 
 
 def clock_stopped(status: Status) -> bool:
@@ -172,7 +214,8 @@ class Decision:
 
     ``level``: for ``warning`` and ``return_window`` the rule's warning level (1 = longest lead); for
     ``breach_repeat`` the local working day it is for as YYYYMMDD (:func:`repeat_level`: a recompute that
-    moves the breach's date cannot renumber it); 0 for ``breach`` and ``late_return``.
+    moves the breach's date cannot renumber it); for ``unsigned`` and ``first_contact`` the window's end
+    (:func:`window_level`); 0 for ``breach`` and ``late_return``.
     """
 
     kind: DecisionKind
@@ -273,6 +316,13 @@ def evaluate(
             decisions.extend(found)
             if upcoming is not None:
                 candidates.append(upcoming)
+        for kind, end in zip(_WINDOW_KINDS, _open_windows(case, deadline), strict=True):
+            if end is None:
+                continue
+            if now >= end:  # the window's end is its first late instant, like due_at
+                decisions.append(Decision(kind, window_level(end), fire_at=end, due_at=end))
+            else:
+                candidates.append(end)
 
     if len(decisions) > 1:
         decisions.sort(key=lambda d: (d.fire_at, _KIND_ORDER[d.kind], d.level))
@@ -308,10 +358,19 @@ def is_late_return(requested_at: Instant, window_end: Instant) -> bool:
     return requested_at >= window_end
 
 
+def _open_windows(case: CaseState, deadline: Deadline) -> tuple[datetime | None, datetime | None]:
+    """The sign and contact windows' ends that still concern an open, running ``case`` (None for a window the
+    rule does not give, the export does not observe, or the case has satisfied)."""
+    return (
+        deadline.sign_by if awaits_signing(case.status, case.signed_at, case.return_requested_at) else None,
+        deadline.contact_by if case.contacted_at is None else None,
+    )
+
+
 def first_check(  # noqa: PLR0917 - the facts the decision reads, positional: the import calls it per row
     status: Status, signed_at: Instant | None, requested_at: Instant | None, fed_back_at: Instant | None,
     closed_at: Instant | None, resolution_first: Instant, window_end: Instant | None, return_first: Instant | None,
-    /,
+    /, *, sign_by: Instant | None = None, contacted_at: Instant | None = None, contact_by: Instant | None = None,
 ) -> Instant | None:
     """The first instant at which :func:`evaluate` can return anything for a case, whatever ``now``.
 
@@ -319,18 +378,24 @@ def first_check(  # noqa: PLR0917 - the facts the decision reads, positional: th
     and its ``due_at``; ``window_end``: the return deadline's ``due_at`` (None without a return rule);
     ``return_first``: its earliest warning (None when it has none). Instants are aware datetimes or, all of
     them, canonical local texts (the import's rows): the order is the same. None when nothing can happen
-    any more unless the case changes. :func:`first_check_at` is this on a case and its deadlines.
+    any more unless the case changes. ``sign_by``/``contact_by``: the deadline's sign and contact windows
+    (``contacted_at`` the case's first contact). :func:`first_check_at` is this on a case and its deadlines.
     """
     late = requested_at is not None and window_end is not None and is_late_return(requested_at, window_end)
     if is_finished(status, fed_back_at, closed_at) or clock_stopped(status):
         return requested_at if late else None
+    first = resolution_first
     if late:
         assert requested_at is not None
-        return min(resolution_first, requested_at)
-    if (return_first is not None and return_first < resolution_first
+        first = min(first, requested_at)
+    elif (return_first is not None and return_first < first
             and awaiting_signature(status, signed_at, requested_at, False)):
-        return return_first
-    return resolution_first
+        first = return_first
+    if sign_by is not None and sign_by < first and awaits_signing(status, signed_at, requested_at):
+        first = sign_by
+    if contact_by is not None and contacted_at is None and contact_by < first:
+        first = contact_by
+    return first
 
 
 def first_check_at(case: CaseState, deadline: Deadline, return_deadline: Deadline | None) -> datetime | None:
@@ -344,6 +409,7 @@ def first_check_at(case: CaseState, deadline: Deadline, return_deadline: Deadlin
         min(resolution_first, deadline.due_at),
         None if return_deadline is None else return_deadline.due_at,
         None if return_deadline is None else min((w.at for w in return_deadline.warnings), default=None),
+        sign_by=deadline.sign_by, contacted_at=case.contacted_at, contact_by=deadline.contact_by,
     )
 
 
@@ -482,8 +548,14 @@ def stale_reason(
     ``deadline``/``deadline_version``: the case's current ones. An alert decided under another version is
     superseded (the tick decides afresh under the current one). A breach or repeat is sent only while
     :func:`evaluate` still returns the breach it is about at ``now``; a ``deadline_moved`` correction only
-    while the case is not overdue (:func:`is_overdue`). The reason is English, for the outbox row and the log.
+    while the case is not overdue (:func:`is_overdue`). An ``unsigned`` or ``first_contact`` alert is sent
+    while :func:`evaluate` still returns it for the same window, whatever the version (:data:`ONCE_KINDS`).
+    The reason is English, for the outbox row and the log.
     """
+    if alert.kind in _WINDOW_KINDS:
+        still = any(d.kind == alert.kind and d.due_at == alert.due_at for d in
+                    evaluate(case, deadline, None, now, calendar=calendar, settings=settings).decisions)
+        return None if still else "superseded: signed or contacted since, finished, suspended, or another window"
     if alert.deadline_version != deadline_version:
         return f"superseded: deadline version {alert.deadline_version} replaced by {deadline_version}"
     if alert.kind in ("breach", "breach_repeat") and (
@@ -512,9 +584,11 @@ def _breach_returned(
     return any(d.kind == "breach" for d in evaluation.decisions)
 
 
-#: what a mute (暂停提醒) silences: the unit's warnings and breaches. A late return is a fact about the past
-#: for supervisors, not a reminder, and is still recorded.
-MUTED_KINDS: frozenset[str] = frozenset({"warning", "breach", "breach_repeat", "return_window"})
+#: what a mute (暂停提醒) silences: the unit's warnings, breaches and sign/contact reminders. A late return is a
+#: fact about the past for supervisors, not a reminder, and is still recorded.
+MUTED_KINDS: frozenset[str] = frozenset(
+    {"warning", "breach", "breach_repeat", "return_window", "unsigned", "first_contact"}
+)
 
 
 def mute_in_force(muted_until: datetime | None, now: datetime) -> bool:

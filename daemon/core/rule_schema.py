@@ -133,6 +133,11 @@ class RuleModel(BaseModel):
     # the working periods of a working day for working_hours, same_day and 'N working hours' leads;
     # None: the rule file's top-level working_schedule, else 08:30-12:00 and 13:30-17:30
     working_schedule: Schedule | None = None
+    # 签收时限 / 先行联系 (issue 12 item 4): periods from the unit's clock (received_at: dispatch) in the deadline
+    # vocabulary, counted on the same calendar and schedule; each raises one alert (unsigned / first_contact)
+    # when the case is still not signed / contacted at its end
+    sign_within: DeadlineSpec | None = None
+    contact_within: DeadlineSpec | None = None
 
     @field_validator("match")
     @classmethod
@@ -162,6 +167,8 @@ class RuleModel(BaseModel):
             raise ValueError("roll_to_workday applies only to natural_days deadlines")
         if (self.deadline.hours is not None or self.deadline.working_hours is not None) and self.end_of_day != "24:00":
             raise ValueError("end_of_day applies only to day deadlines, not to hours")
+        if self.purpose == "return" and (self.sign_within is not None or self.contact_within is not None):
+            raise ValueError("sign_within and contact_within apply only to resolve rules (purpose: resolve)")
         return self
 
     def to_spec(self, file_schedule: WorkSchedule = DEFAULT_SCHEDULE) -> RuleSpec:
@@ -177,7 +184,18 @@ class RuleModel(BaseModel):
             warn_before=tuple(lead.to_spec() for lead in self.warn_before),
             deadline_source=self.deadline_source,
             working_schedule=self.working_schedule or file_schedule,
+            sign_within=self._window_spec(self.sign_within, "sign_within", file_schedule),
+            contact_within=self._window_spec(self.contact_within, "contact_within", file_schedule),
         )
+
+    def _window_spec(self, period: DeadlineSpec | None, name: str, file_schedule: WorkSchedule) -> RuleSpec | None:
+        """A sign or contact window as a rule of its own: this rule's calendar settings, the window's period."""
+        if period is None:
+            return None
+        return self.model_copy(update={
+            "id": f"{self.id}.{name}", "deadline": period, "warn_before": [], "sign_within": None,
+            "contact_within": None, "roll_to_workday": False, "deadline_source": "computed",
+        }).to_spec(file_schedule)
 
 
 class MonthEndModel(BaseModel):

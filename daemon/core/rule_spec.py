@@ -50,6 +50,10 @@ class RuleSpec:
     deadline_source: str  # computed | platform | earlier
     #: the rule's own working schedule, else its file's (already resolved)
     working_schedule: WorkSchedule = DEFAULT_SCHEDULE
+    #: 签收时限 / 先行联系: each window as a rule of its own (the same calendar, schedule and end of day, no
+    #: warnings, no windows of its own), its deadline the instant a case not yet signed / contacted is late
+    sign_within: RuleSpec | None = None
+    contact_within: RuleSpec | None = None
 
     @property
     def end_of_day_delta(self) -> timedelta:

@@ -11,7 +11,10 @@ Every case gets two rules: the first matching ``purpose: resolve`` rule (the dea
 back, 办结反馈) and the first matching ``purpose: return`` rule (the window to ask for a return, 退件).
 
 Deadline kinds: natural_days, working_days, hours, working_hours (工作小时) and same_day (当日); the last two
-on the rule's working schedule (daemon/core/workhours.py). Over ~400 lines: the Rule class is one decision
+on the rule's working schedule (daemon/core/workhours.py). A resolve rule may also give a sign window
+(``sign_within``, 签收时限) and a first-contact window (``contact_within``, 先行联系) in the same vocabulary,
+counted from the same receipt on the same calendar and schedule (:meth:`Rule.sign_by`, :meth:`Rule.contact_by`).
+Over ~400 lines: the Rule class is one decision
 (a case's deadline and warnings) and is kept whole.
 """
 
@@ -70,6 +73,10 @@ class Deadline:
     computed_due_at: datetime | None = None  # ours, when the platform's was given (it may not be due_at)
     deadline_source: str = "computed"  # which one due_at is: 'computed' (ours) or 'platform'
     suspension_moved_from: datetime | None = None  # ours before a resumed suspension (挂起) moved it
+    # the first instant at which a case not yet signed (签收) / contacted (先行联系) is late: received_at plus the
+    # rule's sign_within / contact_within (None: no such window, or, for contact, not observed in the export)
+    sign_by: datetime | None = None
+    contact_by: datetime | None = None
 
     @property
     def disagrees(self) -> bool:
@@ -115,6 +122,28 @@ class Rule:
         # day-count rules: everything but the warning filter depends only on the local day of receipt
         self._by_day: dict[int, tuple[datetime, tuple[WarningPoint, ...], tuple[date, ...]]] = {}
         self._due_by_day: dict[int, datetime] = {}
+        self.sign_window = self._window(model.sign_within)
+        self.contact_window = self._window(model.contact_within)
+
+    def _window(self, spec: RuleSpec | None) -> Rule | None:
+        """A sign or contact window as a rule of its own (no warnings, no windows; the schema builds its spec
+        from this rule's): one arithmetic for every period kind, on this rule's calendar, schedule and end of
+        day."""
+        return None if spec is None else Rule(spec, self.calendar, self.file)
+
+    def sign_by(self, received_at: datetime) -> datetime | None:
+        """The first instant (aware) at which a case received at ``received_at`` and not yet signed (签收) is
+        late: ``received_at`` + ``sign_within``, counted like the deadline. None without ``sign_within``."""
+        return None if self.sign_window is None else self.sign_window.due_at(received_at)
+
+    def contact_by(self, received_at: datetime) -> datetime | None:
+        """:meth:`sign_by` for the first contact with the citizen (先行联系, ``contact_within``)."""
+        return None if self.contact_window is None else self.contact_window.due_at(received_at)
+
+    @property
+    def has_windows(self) -> bool:
+        """The rule gives a sign or a contact window: its cases' first check depends on the exact receipt."""
+        return self.sign_window is not None or self.contact_window is not None
 
     @property
     def basis(self) -> str:
@@ -227,14 +256,19 @@ class Rule:
     def deadline(
         self, received_at: datetime, *, extended_due_at: datetime | None = None,
         platform_due_at: datetime | None = None, suspended_at: datetime | None = None,
-        resumed_at: datetime | None = None,
+        resumed_at: datetime | None = None, contact_observed: bool = True,
     ) -> Deadline:
         """The full deadline: due instant, warning instants and provisional days.
 
         A resumed suspension (both instants) moves ours (:meth:`suspended_due`; an approved extension
         replaces it); with the platform's own deadline (``platform_due_at``) the one :meth:`drive` chooses
-        drives, and both are kept."""
+        drives, and both are kept. ``sign_by`` and ``contact_by`` are the rule's windows (:meth:`sign_by`);
+        ``contact_observed`` False (the export has no 先行联系时间 column) leaves ``contact_by`` None: a contact
+        that cannot be seen is never late."""
         ours = self._computed_deadline(received_at, extended_due_at=extended_due_at)
+        if self.has_windows:
+            ours = replace(ours, sign_by=self.sign_by(received_at),
+                           contact_by=self.contact_by(received_at) if contact_observed else None)
         if suspended_at is not None and resumed_at is not None and extended_due_at is None:
             moved = self.suspended_due(ours.due_at, suspended_at, resumed_at)
             if moved != ours.due_at:

@@ -62,6 +62,7 @@ def record_from_row(row: Any) -> CaseRecord:
         platform_overdue=None if row.platform_overdue is None else bool(row.platform_overdue),
         suspended_at=row.suspended_at, resumed_at=row.resumed_at,
         priority=Priority(row.priority) if row.priority else None,
+        contacted_at=row.contacted_at, contact_tracked=bool(row.contact_tracked),
     )
 
 
@@ -120,6 +121,7 @@ def _recompute_batch(  # noqa: PLR0917 - one batch's context
             derived["next_check_at"] = row.next_check_at  # the tick has nothing to decide about it again
         if derived["due_at"] == row.due_at and derived["rule_id"] == row.rule_id and (
             derived["warnings"] == row.warnings and derived["provisional"] == bool(row.provisional)
+            and derived["sign_due_at"] == row.sign_due_at and derived["contact_due_at"] == row.contact_due_at
         ):
             continue
         moved = derived["due_at"] != row.due_at or derived["rule_id"] != row.rule_id
@@ -158,6 +160,7 @@ def _state(row: Any) -> CaseState:
     return CaseState(
         number=row.number, status=Status(row.status), received_at=row.received_at, signed_at=row.signed_at,
         return_requested_at=row.return_requested_at, fed_back_at=row.fed_back_at, closed_at=row.closed_at,
+        contacted_at=row.contacted_at,
     )
 
 

@@ -40,7 +40,7 @@ _READ = (
     alerts.c.due_at, cases.c.number, cases.c.status,
     cases.c.received_at, cases.c.signed_at, cases.c.return_requested_at, cases.c.fed_back_at, cases.c.closed_at,
     cases.c.rule_id, cases.c.warnings, cases.c.deadline_version.label("case_version"),
-    cases.c.due_at.label("case_due_at"),
+    cases.c.due_at.label("case_due_at"), cases.c.contacted_at, cases.c.sign_due_at, cases.c.contact_due_at,
 )
 
 
@@ -65,9 +65,11 @@ def screen(
         state = CaseState(
             number=f.number, status=Status(f.status), received_at=f.received_at, signed_at=f.signed_at,
             return_requested_at=f.return_requested_at, fed_back_at=f.fed_back_at, closed_at=f.closed_at,
+            contacted_at=f.contacted_at,
         )
         deadline = Deadline(rule_id=f.rule_id, rule_name=f.rule_id, received_at=f.received_at,
-                            due_at=f.case_due_at, warnings=warnings_from_json(f.warnings))
+                            due_at=f.case_due_at, warnings=warnings_from_json(f.warnings),
+                            sign_by=f.sign_due_at, contact_by=f.contact_due_at)
         alert = SentAlert(f.kind, f.deadline_version, f.due_at)
         reason = stale_reason(alert, state, deadline, f.case_version, now, calendar=work_calendar, settings=settings)
         if reason is not None:

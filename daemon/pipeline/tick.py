@@ -45,6 +45,7 @@ from daemon.config import Config
 from daemon.core.calendar import WorkCalendar
 from daemon.core.cases import Status
 from daemon.core.engine import (
+    ONCE_KINDS,
     CaseState,
     Decision,
     EngineSettings,
@@ -91,7 +92,7 @@ READ = (
     )),
     *(type_coerce(cases.c[c], NullType()).label(c) for c in (
         "received_at", "signed_at", "return_requested_at", "fed_back_at", "closed_at", "due_at", "return_due_at",
-        "warnings", "return_warnings",
+        "warnings", "return_warnings", "contacted_at", "sign_due_at", "contact_due_at",
     )),
     type_coerce(cases.c.next_check_at, NullType()).label("seen_next_check_at"),
 )
@@ -100,7 +101,7 @@ READ_ORDER = (
     "id", "number", "source", "category", "unit", "district", "summary", "status", "content_hash", "rule_id",
     "provisional", "return_rule_id", "deadline_version", "check_failures", "received_at", "signed_at",
     "return_requested_at", "fed_back_at", "closed_at", "due_at", "return_due_at", "warnings", "return_warnings",
-    "seen_next_check_at",
+    "contacted_at", "sign_due_at", "contact_due_at", "seen_next_check_at",
 )
 assert tuple(c.name for c in READ) == READ_ORDER, "READ and _Case disagree"
 
@@ -168,7 +169,7 @@ class _Batcher:
     def tick(self, conn: Connection, rows: Sequence[Any], result: TickResult) -> None:
         """Evaluate one batch and write what it decides, in the caller's transaction."""
         existing = {tuple(a) for a in self._alerts_of(conn, ALERT_KEY, [r.id for r in rows])}
-        repeated = repeat_days(existing)
+        repeated = once_keys(existing)
         mutes = muted_until_of(conn, None, self.now)
         new_alerts: list[tuple[_Case, Decision, bool]] = []
         next_checks: list[tuple[Any, ...]] = []
@@ -194,7 +195,7 @@ class _Batcher:
             fresh = []
             for d in ev.decisions:
                 key = (case.id, d.kind, d.level, case.deadline_version)
-                if key not in existing and (d.kind != "breach_repeat" or (case.id, d.level) not in repeated):
+                if key not in existing and (d.kind not in ONCE_KINDS or (case.id, d.kind, d.level) not in repeated):
                     existing.add(key)
                     fresh.append(d)
             if fresh:
@@ -277,7 +278,8 @@ class _Batcher:
         """
         deadline = Deadline(
             rule_id=case.rule_id, rule_name=self._rule_text_of(case.rule_id)[0], received_at=case.received_at,
-            due_at=case.due_at, warnings=self._warning_points(case.warnings),
+            due_at=case.due_at, warnings=self._warning_points(case.warnings), sign_by=case.sign_by,
+            contact_by=case.contact_by,
         )
         ret = None
         if case.return_due_at is not None and case.return_rule_id:
@@ -364,16 +366,42 @@ class _Batcher:
                 "case_due_at": local(case.due_at), "provisional": bool(case.provisional),
                 "return_requested_at": iso_local(requested) if requested else None,
             },
+            **({"window": self._window_text(case.rule_id, d.kind)} if d.kind in _WINDOW_FIELDS else {}),
         }
+
+    def _window_text(self, rule_id: str, kind: str) -> str:
+        """A sign or contact window in words (e.g. ``1个工作日``), for the unsigned and first_contact messages."""
+        rule = self.rules.find(rule_id)
+        window = None if rule is None else getattr(rule, _WINDOW_FIELDS[kind])
+        return "" if window is None else str(window.describe_limit())
 
 
 class _Case:
     """A due case as the batch read it (one :data:`READ` row), with what the engine reads of it."""
 
     __slots__ = (
-        "category", "check_failures", "content_hash", "deadline_version", "district", "due_at", "id", "number",
-        "provisional", "received_at", "return_due_at", "return_rule_id", "return_warnings", "rule_id",
-        "seen_next_check_at", "source", "state", "summary", "unit", "warnings",
+        "category",
+        "check_failures",
+        "contact_by",
+        "content_hash",
+        "deadline_version",
+        "district",
+        "due_at",
+        "id",
+        "number",
+        "provisional",
+        "received_at",
+        "return_due_at",
+        "return_rule_id",
+        "return_warnings",
+        "rule_id",
+        "seen_next_check_at",
+        "sign_by",
+        "source",
+        "state",
+        "summary",
+        "unit",
+        "warnings",
     )
 
     def __init__(self, row: Any, batcher: _Batcher) -> None:
@@ -382,24 +410,31 @@ class _Case:
         (self.id, self.number, self.source, self.category, self.unit, self.district, self.summary, status,
          self.content_hash, self.rule_id, self.provisional, self.return_rule_id, self.deadline_version,
          self.check_failures, received, signed, requested, fed_back, closed, due, self.return_due_at,
-         self.warnings, self.return_warnings, self.seen_next_check_at) = row
+         self.warnings, self.return_warnings, contacted, sign_by, contact_by, self.seen_next_check_at) = row
         aware = aware_utc
         received_at = aware(received)
         if received_at is None:
             raise ValueError("received_at is NULL")
         self.received_at: datetime = received_at
         self.due_at: datetime = batcher._shared_aware(due)
+        self.sign_by, self.contact_by = aware(sign_by), aware(contact_by)
         self.state = CaseState(
             number=self.number, status=Status(status), received_at=received_at, signed_at=aware(signed),
             return_requested_at=aware(requested), fed_back_at=aware(fed_back), closed_at=aware(closed),
+            contacted_at=aware(contacted),
         )
 
 
-def repeat_days(existing: set[tuple[Any, ...]]) -> set[tuple[Any, int]]:
-    """(case id, day key) of every breach repeat already alerted under any deadline version (``existing``:
-    :data:`ALERT_KEY` tuples): a recompute that bumps the version must not repeat a day twice (the repeat's
-    level is the day it is for, :func:`daemon.core.engine.repeat_level`)."""
-    return {(a[0], a[2]) for a in existing if a[1] == "breach_repeat"}
+def once_keys(existing: set[tuple[Any, ...]]) -> set[tuple[Any, str, int]]:
+    """(case id, kind, level) of every alert of :data:`~daemon.core.engine.ONCE_KINDS` already alerted under any
+    deadline version (``existing``: :data:`ALERT_KEY` tuples): a recompute that bumps the version must not
+    repeat a breach repeat's day (its level is the day, :func:`daemon.core.engine.repeat_level`) nor a sign or
+    contact window (its level is the window's end, :func:`daemon.core.engine.window_level`)."""
+    return {(a[0], a[1], a[2]) for a in existing if a[1] in ONCE_KINDS}
+
+
+#: the alert kinds of a rule's windows, and the Rule attribute that holds each window
+_WINDOW_FIELDS = {"unsigned": "sign_window", "first_contact": "contact_window"}
 
 
 def _by_case_id(next_check: tuple[Any, ...]) -> Any:

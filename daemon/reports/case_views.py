@@ -18,7 +18,7 @@ from daemon.core.assignment import assignment_outcome, scored_on_unit
 from daemon.core.calendar import WorkCalendar
 from daemon.core.cases import Status
 from daemon.core.engine import is_finished, mute_in_force
-from daemon.core.rules import RuleSet
+from daemon.core.rules import Rule, RuleSet
 from daemon.core.timeutil import iso_local
 from daemon.reports.digest import OPEN
 from daemon.storage.assignments import Assignment, earlier_assignments
@@ -92,6 +92,7 @@ def explain_doc(  # noqa: PLR0917 - the rows explain reads
         "resumed_at": iso_local(row.resumed_at) if row.resumed_at else None,
         "provisional": bool(row.provisional), "deadline_version": row.deadline_version,
         "return_window_ends": iso_local(row.return_due_at) if row.return_due_at else None,
+        **windows_doc(row, rule),
         "days": days,
         "history": [{"at": iso_local(h.at), "field": h.field, "old": h.old_value, "new": h.new_value,
                      "reason": h.reason} for h in hist],
@@ -101,6 +102,19 @@ def explain_doc(  # noqa: PLR0917 - the rows explain reads
                       "attempts": m.attempts, "sent_at": iso_local(m.sent_at) if m.sent_at else None,
                       "last_error": mask_mobiles_in(m.last_error) if m.last_error else None} for m in msgs],
         "deliveries": len(tries),
+    }
+
+
+def windows_doc(row: Any, rule: Rule | None) -> dict[str, Any]:
+    """The sign (签收时限) and first-contact (先行联系) windows as stored, the rule's periods, and the case's
+    instants. A rule's contact_within on a case whose export has no 先行联系时间 column shows ``by`` None and
+    ``observed`` False: a contact that cannot be seen is never alerted."""
+    sign_window = None if rule is None or rule.sign_window is None else rule.sign_window.describe_limit()
+    contact_window = None if rule is None or rule.contact_window is None else rule.contact_window.describe_limit()
+    return {
+        "sign": {"by": _iso(row.sign_due_at), "window": sign_window, "signed_at": _iso(row.signed_at)},
+        "contact": {"by": _iso(row.contact_due_at), "window": contact_window, "contacted_at": _iso(row.contacted_at),
+                    "observed": bool(row.contact_tracked)},
     }
 
 

@@ -32,12 +32,12 @@ E = TypeVar("E", bound=StrEnum)
 REQUIRED_FIELDS = ("number", "source", "category", "received_at", "unit")
 TIME_FIELDS = (
     "received_at", "signed_at", "return_requested_at", "fed_back_at", "closed_at", "extended_due_at",
-    "source_updated_at", "accepted_at", "platform_due_at", "suspended_at", "resumed_at",
+    "source_updated_at", "accepted_at", "platform_due_at", "suspended_at", "resumed_at", "contacted_at",
 )  # fmt: skip
 #: columns the fast parsers leave to the checked path when a row fills them (rare in bulk exports)
 _CHECKED_ONLY = (
     "extended_due_at", "accepted_at", "platform_due_at", "platform_overdue", "suspended_at", "resumed_at",
-    "priority",
+    "priority", "contacted_at",
 )  # fmt: skip
 #: urgency words (紧急程度); an operator maps more in config ``sources.<name>.values.priority``; an unknown
 #: word is a normal case and a warning for its row (:meth:`RecordBuilder.row_warning`)
@@ -56,7 +56,7 @@ LIFE_STATUSES: dict[str, Status] = {
     "待办理": Status.SIGNED,
 }  # fmt: skip
 #: times that cannot precede receipt (受理时间)
-_AFTER_RECEIPT = ("signed_at", "fed_back_at", "closed_at")
+_AFTER_RECEIPT = ("signed_at", "fed_back_at", "closed_at", "contacted_at")
 _DATE_ONLY = re.compile(r"\d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}日?|\d{5}")
 _HOURS = frozenset(f"{h:02d}" for h in range(24))
 _SIXTY = frozenset(f"{m:02d}" for m in range(60))
@@ -100,6 +100,8 @@ class ColumnNames(BaseModel):
     suspended_at: tuple[str, ...] = ("挂起时间", "暂停时间")
     resumed_at: tuple[str, ...] = ("解挂时间", "恢复时间", "恢复计时时间")
     priority: tuple[str, ...] = ("紧急程度", "紧急度")
+    # the unit's first contact with the citizen (先行联系); a source without this column cannot observe it
+    contacted_at: tuple[str, ...] = ("先行联系时间", "首次联系时间", "联系时间")
 
     _normalise = field_validator("*", mode="before")(_names)
 
@@ -207,6 +209,8 @@ class RecordBuilder:
         self._seen: dict[str, dict[object, object]] = {f: {} for f in (*self._words, "stars", "difficult")}
         self._days: set[str] = set()  # 'YYYY-MM-DD' texts seen to be real dates (source_key)
         self._checked_only = tuple(self._at[f] for f in _CHECKED_ONLY if self._at[f] >= 0)
+        #: the source maps a first-contact column (先行联系时间): its cases' contact is observed, even when empty
+        self.tracks_contact = "contacted_at" in self.index
 
     def missing_required(self) -> list[str]:
         """Required fields with no column, shown as '工单编号 (number)'; 'a or b' when several names work."""
@@ -302,6 +306,7 @@ class RecordBuilder:
             stars=self._fast_memo(values, "stars", v.parse_stars),
             difficult=bool(self._fast_memo(values, "difficult", self._flag)),
             source_updated_at=_fast_time(values, at["source_updated_at"]),
+            contact_tracked=self.tracks_contact,
         )
 
 
@@ -327,7 +332,7 @@ class RecordBuilder:
         caller then uses :meth:`build`, which decides it, errors included). :meth:`record_of` gives the
         record; the import writes a new case straight from the key (``tests/test_fastimport.py``).
         """
-        if len(values) < self._width:
+        if len(values) < self._width or self.tracks_contact:  # a key has no place for the contact facts
             return None
         at = self._at
         try:
@@ -477,8 +482,8 @@ class RecordBuilder:
         if received_at is None:
             raise self._error("received_at", None, "is empty; the SLA clock starts at receipt")
         status, warning = self._status(cells)
-        if status is Status.REOPENED:  # 重办: feedback before this cycle's dispatch was the earlier cycle's
-            for field in ("fed_back_at", "closed_at"):
+        if status is Status.REOPENED:  # 重办: signed, contacted, fed back before this dispatch: the earlier cycle's
+            for field in ("signed_at", "contacted_at", "fed_back_at", "closed_at"):
                 earlier = times[field]
                 if earlier is not None and earlier < received_at:
                     times[field] = None
@@ -535,6 +540,8 @@ class RecordBuilder:
             suspended_at=times["suspended_at"],
             resumed_at=times["resumed_at"],
             priority=self._priority(cells),
+            contacted_at=times["contacted_at"],
+            contact_tracked=self.tracks_contact,
         ), warning
 
     def _status(self, cells: dict[str, object]) -> tuple[Status | None, str | None]:

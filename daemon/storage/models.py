@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects import mysql
 
@@ -104,6 +105,12 @@ cases = Table(
     Column("suspended_at", UTCDateTime),  # 挂起时间 (the last suspension)
     Column("resumed_at", UTCDateTime),  # 解挂时间 / 恢复时间
     Column("priority", String(10)),  # 紧急程度 (migration 0009): 'urgent' | 'normal'; NULL: not in the export
+    # migration 0011 (issue 12 item 4): the first contact (先行联系时间), whether the export observes it, and the
+    # derived ends of the rule's sign (签收时限) and contact windows (NULL: none, or contact not observed)
+    Column("contacted_at", UTCDateTime),
+    Column("contact_tracked", Boolean, nullable=False, default=False, server_default=false()),
+    Column("sign_due_at", UTCDateTime),
+    Column("contact_due_at", UTCDateTime),
     Index("ix_cases_next_check_at", "next_check_at"),
     Index("ix_cases_unit", "unit"),
     Index("ix_cases_received_at", "received_at"),
@@ -162,7 +169,7 @@ alerts = Table(
     metadata,
     Column("id", _ID, primary_key=True, autoincrement=True),
     Column("case_id", _ID, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
-    Column("kind", String(24), nullable=False),  # warning, breach, breach_repeat, return_window, late_return
+    Column("kind", String(24), nullable=False),  # glossary.ALERT_KINDS (warning … unsigned, first_contact)
     Column("level", Integer, nullable=False),
     Column("deadline_version", Integer, nullable=False),
     Column("fire_at", UTCDateTime, nullable=False),

@@ -47,7 +47,8 @@ INSERT_COLUMNS = (
     "difficult", "source_name", "source_updated_at", "content_hash", "rule_id", "due_at", "provisional",
     "warnings", "return_rule_id", "return_due_at", "return_warnings", "deadline_version", "next_check_at",
     "check_failures", "created_at", "updated_at", "accepted_at", "platform_due_at", "platform_overdue",
-    "computed_due_at", "deadline_source", "suspended_at", "resumed_at", "priority",
+    "computed_due_at", "deadline_source", "suspended_at", "resumed_at", "priority", "contacted_at", "contact_tracked",
+    "sign_due_at", "contact_due_at",
 )
 assert tuple(c.name for c in cases.columns if c.name != "id") == INSERT_COLUMNS, "cases columns changed"
 UPDATE_COLUMNS = tuple(c for c in INSERT_COLUMNS if c != "created_at")
@@ -149,7 +150,7 @@ class ChunkWriter:
         for column in INSERT_COLUMNS:  # every type this module converts by hand must be one it knows
             kind = cases.c[column].type
             known = isinstance(kind, UTCDateTime) or column in (
-                "provisional", "difficult", "platform_overdue", "warnings", "return_warnings")
+                "provisional", "difficult", "platform_overdue", "contact_tracked", "warnings", "return_warnings")
             assert known or kind.dialect_impl(dialect).bind_processor(dialect) is None, column
 
     def stored_digests(self, conn: Connection, numbers: list[str]) -> dict[str, str]:
@@ -341,9 +342,9 @@ class ChunkWriter:
             None if closed is None else local(closed), None, None if satisfaction is None else satisfaction._value_,
             stars, v.flag[difficult], source_name, None if updated is None else local(updated), digest, rule.id,
             due_bound, provisional, warnings, return_id, return_due, return_warnings, 1, next_check, 0, now_bound,
-            # a text row has no intake apart, no platform deadline, no suspension, no 紧急程度 (the record path
-            # takes those)
-            now_bound, None, None, None, None, "computed", None, None, None,
+            # a text row has no intake apart, no platform deadline, no suspension, no 紧急程度, no contact column
+            # and no sign or contact window (the record path takes those)
+            now_bound, None, None, None, None, "computed", None, None, None, None, v.flag[False], None, None,
         )
 
     @staticmethod
@@ -359,7 +360,7 @@ class ChunkWriter:
         """(due, provisional, warnings, first check as local text, first check) in driver values for a day
         rule and a local day of receipt when they are the same for every instant of that day, else _RECORD_PATH.
         """
-        if not rule.counts_whole_days:
+        if not rule.counts_whole_days or rule.has_windows:  # a window's end depends on the instant of receipt
             return _RECORD_PATH
         start = datetime.fromisoformat(day).replace(tzinfo=LOCAL_TZ)
         full = rule.deadline(start)
@@ -422,7 +423,8 @@ class ChunkWriter:
             version, shared(d.next_check_at), 0, now_bound, now_bound, instant(rec.accepted_at),
             instant(rec.platform_due_at), None if rec.platform_overdue is None else v.flag[rec.platform_overdue],
             shared(d.computed_due_at), d.deadline_source, instant(rec.suspended_at), instant(rec.resumed_at),
-            None if rec.priority is None else rec.priority.value,
+            None if rec.priority is None else rec.priority.value, instant(rec.contacted_at),
+            v.flag[rec.contact_tracked], instant(d.sign_due_at), instant(d.contact_due_at),
         )
 
 
