@@ -31,6 +31,9 @@ the ones to read on a shared machine. Before ticking, the bench's own move of th
 away on PostgreSQL (autovacuum would have, long before a real tick): its dead index entries in the due range
 cost a 1,000,000-case tick about 3 s of reads (profiled: 3.3 s in its SELECTs before, under 0.4 s after).
 
+A little over the house's 400 lines: the full run and the tick-only run share the children, the store
+building and the printing; the PostgreSQL floor and server-CPU readings live in bench/pg_floor.py.
+
 Targets (issue 3): import >= 50,000 cases/s into SQLite; a tick over 10,000 due cases < 1 s; the tick at
 1,000,000 open within 1.3x of the tick at 10,000 open; peak RSS < 300 MB importing a 1,000,000-row file
 (held against the larger of the two memory figures).
@@ -57,6 +60,7 @@ if CODE != ROOT:
 
 from bench.gen_cases import CITY_UNITS, UNITS, generate, write_csv  # noqa: E402
 from bench.memory import run_measured  # noqa: E402
+from bench.pg_floor import alert_bytes, copy_floor, server_cpu  # noqa: E402
 
 DEFAULT_PG = os.environ.get("HOTLINE_SLA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 NOW_TEXT = "2026-11-20 09:00"
@@ -138,97 +142,29 @@ def child_tick(url: str, due: int) -> dict[str, Any]:
             conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE cases")
         n_due = int(conn.execute(select(func.count()).select_from(cases)
                                  .where(cases.c.next_check_at <= now)).scalar_one())
-    server = _server_cpu(store)
+    server = server_cpu(store)
     wall, cpu = time.perf_counter(), time.process_time()
     result = run_tick(store, rules, calendar, config, now)
     tick_s, tick_cpu_s = time.perf_counter() - wall, time.process_time() - cpu
-    server_cpu_s = _server_cpu(store, server)
+    server_cpu_s = server_cpu(store, server)
     wall = time.perf_counter()
     quiet = run_tick(store, rules, calendar, config, now)
     quiet_s = time.perf_counter() - wall
     with store.engine.connect() as conn:
         n_alerts = int(conn.execute(select(func.count()).select_from(alerts)).scalar_one())
         n_outbox = int(conn.execute(select(func.count()).select_from(outbox)).scalar_one())
-    floor_s, floor_cpu_s = _copy_floor(store) if store.dialect == "postgresql" else (None, None)
-    keyed_s, keyed_cpu_s = _copy_floor(store, keyed=True) if store.dialect == "postgresql" else (None, None)
+    floor_s, floor_cpu_s = copy_floor(store) if store.dialect == "postgresql" else (None, None)
+    keyed_s, keyed_cpu_s = copy_floor(store, keyed=True) if store.dialect == "postgresql" else (None, None)
     store.close()
     written = n_alerts + n_outbox  # inserted by the tick (the store had none before it)
     return {"open": n_open, "due": n_due, "now": now.isoformat(), "evaluated": result.evaluated,
             "alerts": n_alerts, "outbox": n_outbox, "tick_s": tick_s, "tick_cpu_s": tick_cpu_s,
             "copy_floor_s": floor_s, "floor_cpu_s": floor_cpu_s, "server_cpu_s": server_cpu_s,
             "keyed_floor_s": keyed_s, "keyed_floor_cpu_s": keyed_cpu_s,
-            "alert_bytes": _alert_bytes(store),
+            "alert_bytes": alert_bytes(store),
             "cpu_us_per_due": tick_cpu_s / max(n_due, 1) * 1e6, "cpu_us_per_row": tick_cpu_s / max(written, 1) * 1e6,
             "quiet_evaluated": quiet.evaluated,
             "quiet_tick_s": quiet_s, "peak_rss_mb": _peak_rss_mb()}
-
-
-def _server_cpu(store: Any, before: dict[int, float] | None = None) -> Any:
-    """PostgreSQL on this machine: CPU seconds of the server processes serving the store's database, per pid
-    (``before`` given: the CPU they spent since, summed). None elsewhere or when /proc does not show them."""
-    if store.dialect != "postgresql":
-        return None
-    from sqlalchemy import text
-
-    with store.engine.connect() as conn:
-        pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).scalars()
-        now = {}
-        tick = os.sysconf("SC_CLK_TCK")
-        for pid in pids:
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                return None
-            now[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-    if before is None:
-        return now
-    return sum(cpu - before.get(pid, 0.0) for pid, cpu in now.items())
-
-
-def _copy_floor(store: Any, *, keyed: bool = False) -> tuple[float, float | None]:
-    """Seconds to COPY the tick's alert and outbox rows into empty tables LIKE the real ones INCLUDING ALL
-    (``keyed``: with the real tables' foreign keys too: each alert's case, each outbox row's alert), and the
-    CPU seconds that took (this process and the server's)."""
-    tables = ("alerts", "outbox")
-    prefix = "floor_keyed" if keyed else "floor"
-    with store.engine.connect() as conn:
-        raw = conn.connection.driver_connection
-        data = {}
-        with raw.cursor() as cur:
-            for t in reversed(tables):
-                cur.execute(f"DROP TABLE IF EXISTS {prefix}_{t}")
-            for t in tables:
-                buf = bytearray()
-                with cur.copy(f"COPY {t} TO STDOUT (FORMAT BINARY)") as copy:
-                    for chunk in copy:
-                        buf += chunk
-                data[t] = bytes(buf)
-                cur.execute(f"CREATE TABLE {prefix}_{t} (LIKE {t} INCLUDING ALL)")
-            if keyed:
-                cur.execute(f"ALTER TABLE {prefix}_alerts ADD FOREIGN KEY (case_id) REFERENCES cases (id)")
-                cur.execute(f"ALTER TABLE {prefix}_outbox ADD FOREIGN KEY (alert_id) REFERENCES {prefix}_alerts (id)")
-        raw.commit()
-        server = _server_cpu(store)
-        wall, cpu = time.perf_counter(), time.process_time()
-        with raw.cursor() as cur:
-            for t in tables:
-                with cur.copy(f"COPY {prefix}_{t} FROM STDIN (FORMAT BINARY)") as copy:
-                    copy.write(data[t])
-        raw.commit()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        server_cpu = _server_cpu(store, server)
-        return wall, (None if server_cpu is None else cpu + server_cpu)
-
-
-def _alert_bytes(store: Any) -> float:
-    """Mean stored length of an alert's detail (its JSON text), in characters."""
-    from sqlalchemy import Text, func, select
-
-    from daemon.storage.models import alerts
-
-    with store.engine.connect() as conn:
-        mean = conn.execute(select(func.avg(func.length(alerts.c.detail.cast(Text))))).scalar()
-    return float(mean or 0)
 
 
 def _child(*args: str) -> dict[str, Any]:
