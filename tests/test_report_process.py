@@ -65,6 +65,8 @@ def test_the_service_runs_the_carry_over_in_a_child_process_and_retries_a_failed
             job()  # the child cannot write its files: it fails, nothing is recorded
         [failed] = [e for e in logs if e["event"] == "job_failed"]
         assert failed["job"] == "reports" and "month-end" in failed["error"] and "exited with 1" in failed["error"]
+        told = [e["line"] for e in logs if e["event"] == "report_process_output"]  # the child's stderr, as events
+        assert any("NotADirectoryError" in line or "FileExistsError" in line for line in told), told
         assert carry_overs(service) == (0, 0)
         assert b'hotline_sla_job_failures_total{job="reports"} 1.0' in service.metrics.render()
 

@@ -9,8 +9,9 @@ summaries from its JSON output. Time is still an argument: the child decides at 
 
 A child that fails (an exit code other than 0, output that is not the expected JSON, or no end within the
 allowance) raises :class:`ReportProcessError`; the service's job wrapper logs and counts it exactly like
-a failure in-process, and the next trigger runs it again (the ``runs`` row was never written). The child's
-log lines (stderr) are passed on to the service's stderr, so they reach the journal either way.
+a failure in-process, and the next trigger runs it again (the ``runs`` row was never written). Each line the
+child wrote to stderr (its log lines, a traceback) is logged by the service as a ``report_process_output``
+event, so the journal stays one JSON object per line, masked and redacted like every other event.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+
+import structlog
+
+log = structlog.get_logger("hotline_sla.reports")
 
 #: how often the parent looks at the stop flag while a child runs (seconds)
 POLL_SECONDS = 0.5
@@ -53,10 +58,10 @@ def run_report_process(
             if should_stop() or monotonic() >= deadline:
                 proc.kill()
                 out, err = proc.communicate()
-                _pass_on(err)
+                _pass_on(command, err)
                 why = "the service is stopping" if should_stop() else f"it ran longer than {timeout:.0f} s"
                 raise ReportProcessError(f"`{command}` child process killed: {why}") from None
-    _pass_on(err)
+    _pass_on(command, err)
     if proc.returncode != 0:
         last = next((line for line in reversed(err.splitlines()) if line.strip()), "no error output")
         raise ReportProcessError(f"`{command}` child process exited with {proc.returncode}: {last.strip()}")
@@ -69,6 +74,7 @@ def run_report_process(
     return queued
 
 
-def _pass_on(err: str | None) -> None:
-    if err:
-        sys.stderr.write(err if err.endswith("\n") else err + "\n")
+def _pass_on(command: str, err: str | None) -> None:
+    for line in (err or "").splitlines():
+        if line.strip():
+            log.info("report_process_output", command=command, line=line)
