@@ -57,6 +57,14 @@ class BacklogCase:
     overdue: bool
 
 
+def received_before(instant: datetime) -> ColumnElement[bool]:
+    """``received_at < instant``, written so that no index on ``received_at`` is used for it: a month-end list
+    reads the open cases, which were nearly all received before the month's end, and SQLite would otherwise
+    fetch every one of them through ``ix_cases_received_at``, a random lookup per row (1M open: 3.97 s CPU
+    against 1.36 s for a scan of the table)."""
+    return func.coalesce(cases.c.received_at, cases.c.received_at) < instant
+
+
 def open_at(instant: datetime) -> ColumnElement[bool]:
     """Cases that were open at ``instant`` (aware), from the stored instants and the case history, whatever
     happened since: received before it, not fed back and not closed before it. A finished status without
@@ -67,7 +75,7 @@ def open_at(instant: datetime) -> ColumnElement[bool]:
     status_changed_since = exists().where(
         h.case_id == c.id, h.field == "status", h.new_value == c.status, h.at >= instant)
     return and_(
-        c.received_at < instant,
+        received_before(instant),
         or_(c.fed_back_at.is_(None), c.fed_back_at >= instant),
         or_(c.closed_at.is_(None), c.closed_at >= instant),
         or_(c.status.not_in(finished), c.fed_back_at >= instant, c.closed_at >= instant, status_changed_since),
@@ -109,7 +117,7 @@ class BacklogQuery:
     def where(self) -> ColumnElement[bool]:
         c = cases.c
         still_open = open_at(self.end) if self.at_month_end else OPEN
-        return and_(still_open, c.received_at < self.end,
+        return and_(still_open, received_before(self.end),
                     *([] if self.include_carried else [c.received_at >= self.start]))
 
 
@@ -178,12 +186,15 @@ class UnitBacklog:
 def backlog_units(conn: Connection, query: BacklogQuery) -> list[UnitBacklog]:
     """Per-unit counts of ``query``, aggregated in the database, most first (then by name)."""
     c = cases.c
+    # grouped on an expression, not the column: SQLite would otherwise walk ix_cases_unit and fetch each open
+    # case by a random lookup (1M open: 2.42 s CPU against 0.93 s for a scan and a temporary B-tree)
+    unit = func.coalesce(c.unit, c.unit)
     rows = conn.execute(
-        select(c.unit,
+        select(unit,
                func.sum(case((c.received_at >= query.start, 1), else_=0)),
                func.sum(case((c.received_at < query.start, 1), else_=0)),
                func.sum(case((c.due_at <= query.overdue_at, 1), else_=0)))
-        .where(query.where()).group_by(c.unit)
+        .where(query.where()).group_by(unit)
     )
     out = [UnitBacklog(r[0], int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)) for r in rows]
     return sorted(out, key=lambda u: (-u.total, u.unit))
