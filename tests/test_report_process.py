@@ -94,11 +94,14 @@ def test_a_child_that_prints_no_summary_or_outlives_its_allowance_is_a_failure(m
     with pytest.raises(ReportProcessError, match="exited with 3"):
         run_report_process("month-end", None, CARRY_OVER_DUE, should_stop=lambda: False, timeout=60,
                            monotonic=lambda: 0.0)
-    child("import time\nwhile True: time.sleep(0.05)")  # a hanging child, stopped by the parent
+    # a hanging child, interrupted by the parent (SIGINT: it can remove its temporary files on the way out)
+    child("import sys, time\ntry:\n    while True: time.sleep(0.05)\n"
+          "except KeyboardInterrupt:\n    print('interrupted: cleaning up', file=sys.stderr)\n    raise")
     clock = iter(range(100))
-    with pytest.raises(ReportProcessError, match="ran longer than 2 s"):
-        run_report_process("month-end", None, CARRY_OVER_DUE, should_stop=lambda: False, timeout=2,
+    with capture_logs() as logs, pytest.raises(ReportProcessError, match="ran longer than 5 s"):
+        run_report_process("month-end", None, CARRY_OVER_DUE, should_stop=lambda: False, timeout=5,
                            monotonic=lambda: float(next(clock)))
+    assert "interrupted: cleaning up" in [e.get("line") for e in logs]
     with pytest.raises(ReportProcessError, match="stopping"):
         run_report_process("month-end", None, CARRY_OVER_DUE, should_stop=lambda: True, timeout=60,
                            monotonic=lambda: 0.0)

@@ -7,16 +7,18 @@ service therefore runs such a job (:attr:`daemon.reports.jobs.ReportJob.command`
 an operator would type, ``hotline-sla [--config FILE] <command> --now <instant> --json``, and reads the
 summaries from its JSON output. Time is still an argument: the child decides at the service's ``now``.
 
-A child that fails (an exit code other than 0, output that is not the expected JSON, or no end within the
-allowance) raises :class:`ReportProcessError`; the service's job wrapper logs and counts it exactly like
-a failure in-process, and the next trigger runs it again (the ``runs`` row was never written). Each line the
-child wrote to stderr (its log lines, a traceback) is logged by the service as a ``report_process_output``
+A child that fails (an exit code other than 0, output that is not the expected JSON, no end within the
+allowance or before the service stops: then it is interrupted, and killed if it does not end) raises
+:class:`ReportProcessError`; the service's job wrapper logs and counts it exactly like a failure
+in-process, and the next trigger runs it again (the ``runs`` row was never written). Each line the child
+wrote to stderr (its log lines, a traceback) is logged by the service as a ``report_process_output``
 event, so the journal stays one JSON object per line, masked and redacted like every other event.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -29,6 +31,8 @@ log = structlog.get_logger("hotline_sla.reports")
 
 #: how often the parent looks at the stop flag while a child runs (seconds)
 POLL_SECONDS = 0.5
+#: how long an interrupted child may take to clean up before it is killed (seconds)
+INTERRUPT_GRACE_SECONDS = 5.0
 
 
 class ReportProcessError(RuntimeError):
@@ -56,8 +60,7 @@ def run_report_process(
             break
         except subprocess.TimeoutExpired:
             if should_stop() or monotonic() >= deadline:
-                proc.kill()
-                out, err = proc.communicate()
+                out, err = _interrupt(proc)
                 _pass_on(command, err)
                 why = "the service is stopping" if should_stop() else f"it ran longer than {timeout:.0f} s"
                 raise ReportProcessError(f"`{command}` child process killed: {why}") from None
@@ -72,6 +75,17 @@ def run_report_process(
     if not isinstance(queued, list):
         raise ReportProcessError(f"`{command}` child process: 'queued' is not a list: {queued!r}"[:300])
     return queued
+
+
+def _interrupt(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """Stop the child: SIGINT first (KeyboardInterrupt: its half-written files' temporary copies are removed
+    on the way out), SIGKILL if it has not ended within :data:`INTERRUPT_GRACE_SECONDS`."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.communicate(timeout=INTERRUPT_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()
 
 
 def _pass_on(command: str, err: str | None) -> None:
