@@ -108,3 +108,16 @@ def test_a_child_that_prints_no_summary_or_outlives_its_allowance_is_a_failure(m
     child("import json; print(json.dumps({'queued': [{'kind': 'carry_over'}]}))")
     assert run_report_process("month-end", None, CARRY_OVER_DUE, should_stop=lambda: False, timeout=60,
                               monotonic=lambda: 0.0) == [{"kind": "carry_over"}]
+
+
+def test_the_month_end_command_never_creates_a_missing_sqlite_file(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The service runs it in a child process: a database file deleted under the running service must not
+    come back empty from the child (tests/test_hardening.py, the vanished SQLite file)."""
+    from daemon.cli import main
+
+    db = tmp_path / "db.sqlite3"
+    config = write_config(tmp_path / "config.yaml", database_url=f"sqlite:///{db}")
+    assert main(["--config", str(config), "month-end", "--now", "2026-12-01 09:30", "--json"]) == 2
+    assert f"the SQLite database {db} does not exist" in capsys.readouterr().err
+    assert not db.exists()

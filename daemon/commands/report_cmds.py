@@ -141,12 +141,26 @@ def _send_digest(args: argparse.Namespace, now: datetime) -> int:
     return 0
 
 
+def _require_sqlite_file(url: str) -> None:
+    """Refuse a SQLite database file that does not exist rather than create an empty one: the service runs
+    this command in a child process (daemon/runtime/report_process.py), and a file deleted under a running
+    service must never come back empty (the service's own guard: runtime/health.py SqliteFileGuard)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    name = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if name and name != ":memory:" and not name.startswith("file:") and not Path(name).exists():
+        raise UsageError(f"the SQLite database {name} does not exist (database.url); create it with "
+                         "`hotline-sla db upgrade`, or restore it from a backup")
+
+
 def run_month_end(args: argparse.Namespace) -> int:
     from daemon.reports.jobs import run_month_end_job
     from daemon.reports.month_end import scheduled_actions
 
     ctx = args.ctx
     now = now_arg(args)
+    _require_sqlite_file(ctx.config.database_url)
     done = run_month_end_job(ctx.store, ctx.rules, ctx.calendar, ctx.config, now)
     today = to_local(now).date()
     upcoming = [a for ym in ((today.year, today.month), (today.year + today.month // 12, today.month % 12 + 1))
