@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import tracemalloc
+from dataclasses import replace
 from pathlib import Path
 
 import openpyxl
@@ -132,3 +133,54 @@ def test_carry_over_memory_does_not_grow_with_the_open_cases(tmp_path: Path) -> 
         finally:
             store.close()
     assert peaks[1] < 1.5 * peaks[0], peaks
+
+
+def test_the_carry_over_rows_from_plain_store_rows_equal_those_from_case_records(store: Store, rules: RuleSet) -> None:
+    """The carry-over lists its cases from plain rows (no record per case, each deadline's text made once):
+    they must say exactly what the reminders' rows from :class:`BacklogCase` records say, on every database:
+    carried and of the month, overdue and not, provisional deadlines (2027 is not yet published)."""
+    from daemon.reports.month_end import case_rows
+
+    store.upsert_cases([
+        record("N-1", UNIT, "2026-11-20 10:00"),  # carried over
+        record("D-1", UNIT, "2026-12-01 10:00"),  # overdue by December's end
+        record("D-2", UNIT, "2026-12-01 10:00"),  # the same deadline: its text made once
+        record("D-3", THIRD, "2026-12-30 16:30"),  # due in January 2027: provisional, not yet overdue
+        replace(record("=1+1", THIRD, "2026-12-29 08:00"), summary="<b>噪音</b> & \x07扰民"),
+        replace(record("D-5", ORPHAN, "2026-12-28 23:59"), summary=None),
+    ], rules=rules, now=parse_time("2026-12-30 17:00"), source_name="test")
+    with store.engine.connect() as conn:
+        report = carry_over(conn, 2026, 12, parse_time("2027-01-04 09:00"))
+    listed = list(report.listed())
+    assert listed == list(case_rows(report.cases()))
+    assert {r[1] for r in listed} == {"N-1", "D-1", "D-2", "D-3", "=1+1", "D-5"}
+    by_number = {r[1]: r for r in listed}
+    assert by_number["N-1"][6] == "上月及以前结存" and by_number["D-1"][6] == "本月受理"
+    assert by_number["D-1"][7] == "已超期" and by_number["D-3"][7] == ""
+    assert by_number["D-3"][5].endswith("（暂定）") and by_number["D-5"][2] == ""
+
+
+def test_plain_rows_write_the_same_sheet_xml_as_cell_by_cell() -> None:
+    """Body rows skip the per-cell checks when a cell is an integer or text with nothing to filter, escape
+    or guard; every other cell still goes through the one cell writer: the XML is byte for byte the same."""
+    import zipfile
+    from decimal import Decimal
+
+    from daemon.reports.xlsx_writer import STYLE_PLAIN
+
+    rows: list[list[object]] = [
+        [1, "工单", "", None, 0, -3, True, 2.5, Decimal("0.10")],
+        ["=SUM(A1)", "+1", "-2", "@x", "\tt", "\rr", "a-b", "a=b", "中文"],
+        ["<b>", "a&b", "x>y", "bell\x07", "\ufffe", "ok", "'quoted'", '"dq"', "line\nbreak"],
+    ]
+    fast, reference = Sheet("s"), Sheet("s")
+    for row in rows:
+        fast.append(row, STYLE_PLAIN)  # type: ignore[arg-type]
+        reference.append(row, [STYLE_PLAIN] * len(row))  # type: ignore[arg-type]
+
+    def sheet_xml(sheet: Sheet) -> bytes:
+        with zipfile.ZipFile(io.BytesIO(workbook_bytes([sheet]))) as z:
+            return z.read("xl/worksheets/sheet1.xml")
+
+    assert sheet_xml(fast) == sheet_xml(reference)
+    assert b"<v>1</v>" in sheet_xml(fast) and b"&lt;b&gt;" in sheet_xml(fast)

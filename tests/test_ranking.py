@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -332,3 +333,25 @@ def test_sitting_on_a_late_case_scores_below_finishing_it_late() -> None:
     assert [u.score for u in ranking.units] == [Decimal("4.09"), Decimal("-0.20")]  # (3 / 7) × 10 − 0.2; 0 − 0.2
     fed_back_only = monthly_ranking(cases, 2024, 4, AFTER_APRIL, ScoringConfig(on_time_basis="fed_back"))
     assert next(u for u in fed_back_only.units if u.unit == "拖延所").on_time_rate is None  # nothing fed back
+
+
+def test_the_ranking_keeps_no_case_it_does_not_list() -> None:
+    """A month of a million cases is read once from a cursor: a case the ranking does not list (低星件,
+    不满意件) is let go as soon as it is counted, so memory does not grow with the month (issue 15)."""
+    import weakref
+
+    seen: list[weakref.ref[RankedCase]] = []
+    alive_while_reading: list[int] = []
+
+    def stream() -> Iterator[RankedCase]:
+        for i in range(2_000):
+            unit = f"单位{i % 7}"
+            item = case(f"N{i}", unit, at(1 + i % 28), at(2 + i % 28), at(1 + i % 28, 12),
+                        stars=5 if i % 3 else None, satisfaction=Satisfaction.SATISFIED)
+            seen.append(weakref.ref(item))
+            yield item
+            alive_while_reading.append(sum(r() is not None for r in seen[-200:]))
+
+    streamed = monthly_ranking(stream(), 2024, 4, AFTER_APRIL, SMALL)
+    assert max(alive_while_reading) <= 2  # the case just yielded, and the one the loop still names
+    assert streamed.total_dispatched == 2_000 and sum(u.dispatched for u in streamed.units) == 2_000

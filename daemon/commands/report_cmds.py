@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Iterator
 from datetime import datetime, time
 from pathlib import Path
 from typing import Any
@@ -140,12 +141,26 @@ def _send_digest(args: argparse.Namespace, now: datetime) -> int:
     return 0
 
 
+def _require_sqlite_file(url: str) -> None:
+    """Refuse a SQLite database file that does not exist rather than create an empty one: the service runs
+    this command in a child process (daemon/runtime/report_process.py), and a file deleted under a running
+    service must never come back empty (the service's own guard: runtime/health.py SqliteFileGuard)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    name = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if name and name != ":memory:" and not name.startswith("file:") and not Path(name).exists():
+        raise UsageError(f"the SQLite database {name} does not exist (database.url); create it with "
+                         "`hotline-sla db upgrade`, or restore it from a backup")
+
+
 def run_month_end(args: argparse.Namespace) -> int:
     from daemon.reports.jobs import run_month_end_job
     from daemon.reports.month_end import scheduled_actions
 
     ctx = args.ctx
     now = now_arg(args)
+    _require_sqlite_file(ctx.config.database_url)
     done = run_month_end_job(ctx.store, ctx.rules, ctx.calendar, ctx.config, now)
     today = to_local(now).date()
     upcoming = [a for ym in ((today.year, today.month), (today.year + today.month // 12, today.month % 12 + 1))
@@ -215,10 +230,11 @@ def run_report_month(args: argparse.Namespace) -> int:
     return 0
 
 
-def ranked_cases(store: Any, year: int, month: int) -> list[Any]:
+def ranked_cases(store: Any, year: int, month: int) -> Iterator[Any]:
     """The month's cases from the store as :class:`RankedCase` (returned cases are not the unit's), and the
     earlier assignments (退件 → 重新派单) dispatched in the month that their unit is scored on
-    (:func:`daemon.core.assignment.scored_on_unit`: all but those returned in time), each as its unit's case."""
+    (:func:`daemon.core.assignment.scored_on_unit`: all but those returned in time), each as its unit's case.
+    Streamed from server-side cursors (2,000 rows a fetch): a month of a million cases is never in memory."""
     from sqlalchemy import select
 
     from daemon.core.assignment import scored_on_unit
@@ -236,20 +252,18 @@ def ranked_cases(store: Any, year: int, month: int) -> list[Any]:
                      a.due_at, c.summary, a.outcome, a.return_requested_at, a.return_due_at).join_from(
         assignments, cases, a.case_id == c.id).where(a.received_at >= start, a.received_at < end)
     with store.engine.connect() as conn:
-        return [
-            RankedCase(
+        stream = conn.execution_options(stream_results=True, yield_per=2_000)
+        for r in stream.execute(stmt):
+            yield RankedCase(
                 number=r.number, unit=r.unit, district=r.district, domain=r.domain, source=Source(r.source),
                 received_at=r.received_at, fed_back_at=r.fed_back_at, closed_at=r.closed_at, due_at=r.due_at,
                 satisfaction=Satisfaction(r.satisfaction) if r.satisfaction else None, stars=r.stars,
                 difficult=bool(r.difficult), summary=r.summary,
             )
-            for r in conn.execute(stmt)
-        ] + [
-            RankedCase(
-                number=r.number, unit=r.unit, district=r.district, domain=r.domain, source=Source(r.source),
-                received_at=r.received_at, fed_back_at=r.fed_back_at, closed_at=r.closed_at, due_at=r.due_at,
-                summary=r.summary,
-            )
-            for r in conn.execute(earlier)
-            if r.due_at is not None and scored_on_unit(r.outcome, r.return_requested_at, r.return_due_at)
-        ]
+        for r in stream.execute(earlier):
+            if r.due_at is not None and scored_on_unit(r.outcome, r.return_requested_at, r.return_due_at):
+                yield RankedCase(
+                    number=r.number, unit=r.unit, district=r.district, domain=r.domain,
+                    source=Source(r.source), received_at=r.received_at, fed_back_at=r.fed_back_at,
+                    closed_at=r.closed_at, due_at=r.due_at, summary=r.summary,
+                )

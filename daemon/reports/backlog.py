@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from itertools import groupby
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -25,11 +27,14 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    type_coerce,
 )
+from sqlalchemy.types import NullType
 
 from daemon.core.cases import FINISHED_STATUSES
 from daemon.core.timeutil import LOCAL_TZ
 from daemon.reports.digest import OPEN
+from daemon.storage.codec import BoundedMemo, aware_utc
 from daemon.storage.models import case_history, cases
 
 
@@ -52,6 +57,14 @@ class BacklogCase:
     overdue: bool
 
 
+def received_before(instant: datetime) -> ColumnElement[bool]:
+    """``received_at < instant``, written so that no index on ``received_at`` is used for it: a month-end list
+    reads the open cases, which were nearly all received before the month's end, and SQLite would otherwise
+    fetch every one of them through ``ix_cases_received_at``, a random lookup per row (1M open: 3.97 s CPU
+    against 1.36 s for a scan of the table)."""
+    return func.coalesce(cases.c.received_at, cases.c.received_at) < instant
+
+
 def open_at(instant: datetime) -> ColumnElement[bool]:
     """Cases that were open at ``instant`` (aware), from the stored instants and the case history, whatever
     happened since: received before it, not fed back and not closed before it. A finished status without
@@ -62,7 +75,7 @@ def open_at(instant: datetime) -> ColumnElement[bool]:
     status_changed_since = exists().where(
         h.case_id == c.id, h.field == "status", h.new_value == c.status, h.at >= instant)
     return and_(
-        c.received_at < instant,
+        received_before(instant),
         or_(c.fed_back_at.is_(None), c.fed_back_at >= instant),
         or_(c.closed_at.is_(None), c.closed_at >= instant),
         or_(c.status.not_in(finished), c.fed_back_at >= instant, c.closed_at >= instant, status_changed_since),
@@ -81,46 +94,73 @@ class BacklogQuery:
     include_carried: bool = True
     at_month_end: bool = False
 
-    @property
+    @cached_property
     def start(self) -> datetime:
         return datetime(self.year, self.month, 1, tzinfo=LOCAL_TZ)
 
-    @property
+    @cached_property
     def end(self) -> datetime:
         return datetime(*next_month(self.year, self.month), 1, tzinfo=LOCAL_TZ)
 
-    @property
+    @cached_property
     def overdue_at(self) -> datetime:
         return min(self.now, self.end) if self.at_month_end else self.now
+
+    def carried(self, received_at: datetime) -> bool:
+        """Received before the month in question (上月及以前结存)."""
+        return received_at < self.start
+
+    def overdue(self, due_at: datetime) -> bool:
+        """Past its first overdue instant at :attr:`overdue_at` (the per-unit counts say the same in SQL)."""
+        return due_at <= self.overdue_at
 
     def where(self) -> ColumnElement[bool]:
         c = cases.c
         still_open = open_at(self.end) if self.at_month_end else OPEN
-        return and_(still_open, c.received_at < self.end,
+        return and_(still_open, received_before(self.end),
                     *([] if self.include_carried else [c.received_at >= self.start]))
 
 
 _STREAM = {"stream_results": True, "yield_per": 2_000}  # a server-side cursor, 2,000 rows a fetch
 
 
-def backlog_cases(conn: Connection, query: BacklogQuery, *, units: list[str] | None = None) -> Iterator[BacklogCase]:
-    """The cases of ``query``, streamed from a server-side cursor (never all in memory): by unit in name
-    order, oldest first; with ``units``, units in that order (most first, as the carry-over lists them)."""
+#: what :func:`backlog_rows` yields: number, summary, unit, received_at, due_at (aware UTC), provisional
+BacklogRow = tuple[str, str | None, str, datetime, datetime, bool]
+
+
+def backlog_rows(conn: Connection, query: BacklogQuery, *, units: list[str] | None = None) -> Iterator[BacklogRow]:
+    """The cases of ``query`` as plain rows, streamed from a server-side cursor (never all in memory): by
+    unit in name order, oldest first; with ``units``, units in that order (most first, as the carry-over
+    lists them). A listing of a million rows reads these rather than :class:`BacklogCase` records."""
     c = cases.c
     # by the name's bytes (code points, as Python sorts), not the column's collation: MariaDB's default
     # collation equates "ABC" and "abc " and would interleave two units that the grouping keeps apart
     unit_bytes = cast(c.unit, LargeBinary)
-    cols = select(c.number, c.summary, c.unit, c.received_at, c.due_at, c.provisional).where(query.where())
-    stmt: Select[tuple[str, str | None, str, datetime, datetime, bool]]
+    # the instants as the driver returns them (text on SQLite), made aware by the codec here: the column
+    # type's own conversion costs more than the rest of a row, and a deadline shared by many cases once
+    received, due = (type_coerce(col, NullType()) for col in (c.received_at, c.due_at))
+    cols = select(c.number, c.summary, c.unit, received, due, c.provisional).where(query.where())
+    stmt: Select[tuple[str, str | None, str, Any, Any, bool]]
     if units is None:
         stmt = cols.order_by(unit_bytes, c.received_at, c.number)
     else:  # the units' order as a CASE: a few hundred units, one sort in the database
         rank = case({u: literal_column(str(i)) for i, u in enumerate(units)}, value=c.unit, else_=len(units))
         stmt = cols.order_by(rank, unit_bytes, c.received_at, c.number)
-    start, overdue_at = query.start, query.overdue_at
+    shared: BoundedMemo[Any, datetime | None] = BoundedMemo()
     for r in conn.execution_options(**_STREAM).execute(stmt):
-        yield BacklogCase(r.number, r.summary, r.unit, r.received_at, r.due_at, bool(r.provisional),
-                          carried=r.received_at < start, overdue=r.due_at <= overdue_at)
+        raw_due = r[4]
+        received_at = aware_utc(r[3])
+        due_at = shared[raw_due] if raw_due in shared else shared.put(raw_due, aware_utc(raw_due))
+        if received_at is None or due_at is None:  # NOT NULL columns
+            raise ValueError(f"case {r[0]}: a NULL instant where the store holds one")
+        yield r[0], r[1], r[2], received_at, due_at, bool(r[5])
+
+
+def backlog_cases(conn: Connection, query: BacklogQuery, *, units: list[str] | None = None) -> Iterator[BacklogCase]:
+    """:func:`backlog_rows` as :class:`BacklogCase` records (carried and overdue decided by ``query``)."""
+    for number, summary, unit, received_at, due_at, provisional in backlog_rows(conn, query, units=units):
+        yield BacklogCase(number, summary, unit, received_at, due_at, provisional,
+                          carried=query.carried(received_at), overdue=query.overdue(due_at))
 
 
 def backlog_per_unit(conn: Connection, query: BacklogQuery) -> Iterator[tuple[str, list[BacklogCase]]]:
@@ -146,12 +186,15 @@ class UnitBacklog:
 def backlog_units(conn: Connection, query: BacklogQuery) -> list[UnitBacklog]:
     """Per-unit counts of ``query``, aggregated in the database, most first (then by name)."""
     c = cases.c
+    # grouped on an expression, not the column: SQLite would otherwise walk ix_cases_unit and fetch each open
+    # case by a random lookup (1M open: 2.42 s CPU against 0.93 s for a scan and a temporary B-tree)
+    unit = func.coalesce(c.unit, c.unit)
     rows = conn.execute(
-        select(c.unit,
+        select(unit,
                func.sum(case((c.received_at >= query.start, 1), else_=0)),
                func.sum(case((c.received_at < query.start, 1), else_=0)),
                func.sum(case((c.due_at <= query.overdue_at, 1), else_=0)))
-        .where(query.where()).group_by(c.unit)
+        .where(query.where()).group_by(unit)
     )
     out = [UnitBacklog(r[0], int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)) for r in rows]
     return sorted(out, key=lambda u: (-u.total, u.unit))

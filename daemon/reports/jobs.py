@@ -296,6 +296,13 @@ class ReportJob:
     name: str
     kinds: tuple[str, ...]  # the outbox kinds it queues (daemon.glossary.REPORT_KINDS)
     run: Callable[[Store, RuleSet, WorkCalendar, Config, datetime], list[dict[str, Any]]]
+    #: the one-shot command that runs the same job (``hotline-sla <command> --now … --json``, its summaries
+    #: under ``queued``): the service runs a big report there, in a child process whose memory goes back to
+    #: the system when it ends (daemon/runtime/report_process.py); None: the service runs it in-process
+    command: str | None = None
+    #: whether the job has work at ``now`` (one indexed SELECT per action): the service starts a child
+    #: process only then
+    pending: Callable[[Store, RuleSet, WorkCalendar, datetime], bool] | None = None
 
 
 def _digest_reports(
@@ -305,9 +312,16 @@ def _digest_reports(
     return [summary] if summary else []
 
 
+def month_end_pending(store: Store, rules: RuleSet, calendar: WorkCalendar, now: datetime) -> bool:
+    """Whether :func:`run_month_end_job` has a reminder round or carry-over report to queue at ``now``."""
+    return any(not is_done(store, a.kind, a.period) for a in due_actions(calendar, rules.month_end, now))
+
+
 REPORT_JOBS: tuple[ReportJob, ...] = (
     ReportJob("digest", ("digest",), _digest_reports),
-    ReportJob("month_end", ("month_end", "carry_over"), run_month_end_job),
+    # a million open cases: run in a child process by the service (the `month-end` command)
+    ReportJob("month_end", ("month_end", "carry_over"), run_month_end_job, command="month-end",
+              pending=month_end_pending),
 )
 
 

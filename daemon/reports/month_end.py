@@ -34,8 +34,10 @@ from daemon.escaping import markdown_text as md
 from daemon.reports.backlog import (
     BacklogCase,
     BacklogQuery,
+    BacklogRow,
     UnitBacklog,
     backlog_cases,
+    backlog_rows,
     backlog_units,
     next_month,
 )
@@ -52,6 +54,7 @@ from daemon.reports.tabular import (
     write_report_files,
     write_xlsx_book,
 )
+from daemon.storage.codec import BoundedMemo
 
 CARRY_OVER_CATCH_UP_WORKING_DAYS = 2
 
@@ -147,14 +150,31 @@ _CASE_COLUMNS = ("序号", "工单编号", "问题摘要", "承办单位", "受�
 _CASE_NUMERIC = (True, *([False] * (len(_CASE_COLUMNS) - 1)))
 
 
-def _case_row_stream(items: Iterable[BacklogCase]) -> Iterator[tuple[int | str, ...]]:
+_THIS_MONTH, _CARRIED, _OVERDUE = "本月受理", "上月及以前结存", "已超期"
+
+
+def case_rows(items: Iterable[BacklogCase]) -> Iterator[tuple[int | str, ...]]:
+    """The case list's rows (序号, 工单编号, 问题摘要, 承办单位, 受理时间, 办理期限, 类别, 是否超期) of ``items``."""
     for i, c in enumerate(items, start=1):
         yield (i, c.number, c.summary or "", c.unit, local_text(c.received_at), due_text(c.due_at, c.provisional),
-               "上月及以前结存" if c.carried else "本月受理", "已超期" if c.overdue else "")
+               _CARRIED if c.carried else _THIS_MONTH, _OVERDUE if c.overdue else "")
+
+
+def _listed_rows(rows: Iterable[BacklogRow], query: BacklogQuery) -> Iterator[tuple[int | str, ...]]:
+    """:func:`case_rows` straight from the store's rows (no record per case), each distinct deadline's text
+    made once: the carry-over's million-row list (tests/test_month_end_stream.py holds the two equal)."""
+    due_texts: BoundedMemo[tuple[datetime, bool], str] = BoundedMemo()
+    carried, overdue = query.carried, query.overdue
+    for i, (number, summary, unit, received_at, due_at, provisional) in enumerate(rows, start=1):
+        due = due_texts.get((due_at, provisional))
+        if due is None:
+            due = due_texts.put((due_at, provisional), due_text(due_at, provisional))
+        yield (i, number, summary or "", unit, local_text(received_at), due,
+               _CARRIED if carried(received_at) else _THIS_MONTH, _OVERDUE if overdue(due_at) else "")
 
 
 def _case_rows(items: list[BacklogCase]) -> list[tuple[int | str, ...]]:
-    return list(_case_row_stream(items))
+    return list(case_rows(items))
 
 
 def _when(action: MonthEndAction, calendar: WorkCalendar) -> str:
@@ -257,7 +277,7 @@ def write_unrouted_reminder(  # noqa: PLR0917 - the reminder's inputs and where 
     names = {u.unit for u in units}
 
     def rows() -> Iterator[tuple[int | str, ...]]:
-        return _case_row_stream(c for c in backlog_cases(conn, query) if c.unit in names)
+        return case_rows(c for c in backlog_cases(conn, query) if c.unit in names)
 
     write_xlsx_book(path, [_unrouted_table(now, [], rows, sum(u.total for u in units))])
     return RenderedReminder(subject, text, markdown, truncated, None)
@@ -296,6 +316,11 @@ class CarryOver:
         with self.engine.connect() as conn:
             yield from backlog_cases(conn, self.query, units=[u.unit for u in self.units])
 
+    def listed(self) -> Iterator[tuple[int | str, ...]]:
+        """The case list's rows (序号 … 是否超期) in the order of :meth:`cases`, made from plain store rows."""
+        with self.engine.connect() as conn:
+            yield from _listed_rows(backlog_rows(conn, self.query, units=[u.unit for u in self.units]), self.query)
+
     @property
     def by_unit(self) -> dict[str, list[BacklogCase]]:
         """The cases per unit as lists (small stores, tests): the jobs stream :meth:`cases`."""
@@ -318,10 +343,10 @@ def carry_over_tables(
     units = report.unit_rows()
     if listed is None and source is None:
         def source() -> Iterator[tuple[int | str, ...]]:
-            return _case_row_stream(report.cases())
+            return report.listed()
     cases_table = ReportTable(
         "二、结存工单清单", "结存工单", _CASE_COLUMNS,
-        [] if listed is None else list(islice(_case_row_stream(report.cases()), listed)),
+        [] if listed is None else list(islice(report.listed(), listed)),
         note="“本月受理”指结存月份内受理；期限后标注“暂定”的，依赖尚未发布的节假日安排。",
         total=report.total, wide=frozenset({"问题摘要", "承办单位"}), numeric=_CASE_NUMERIC,
         source=None if listed is not None else source,
@@ -374,7 +399,7 @@ def write_carry_over(
     first: list[tuple[int | str, ...]] = []  # the e-mail body's rows, kept from the one pass over the cases
 
     def source() -> Iterator[tuple[int | str, ...]]:
-        for row in _case_row_stream(report.cases()):
+        for row in report.listed():
             if len(first) < email_rows:
                 first.append(row)
             yield row

@@ -34,7 +34,7 @@ assignment: the unit holding it is scored on it, an earlier unit only when it di
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -190,14 +190,26 @@ def monthly_ranking(
         raise ValueError(f"now={now!r} is naive: pass an aware datetime")
     start, end = month_bounds(year, month)
     as_of = min(now, end).astimezone(LOCAL_TZ)
-    month_cases = sorted(
-        # a case received after as_of does not exist yet at that instant (a replayed or backdated snapshot)
-        (c for c in cases if start <= c.received_at < end and c.received_at <= as_of),
-        key=lambda c: (c.received_at, c.number),
-    )
+    # one pass over the cases, whatever their number (a streamed cursor): only the tallies and the few cases
+    # the report lists (低星件, 不满意件) are kept
     tallies: dict[str, _Tally] = defaultdict(_Tally)
-    for case in month_cases:
+    districts: dict[str, _Tally] = defaultdict(_Tally)
+    domains: dict[str, _Tally] = defaultdict(_Tally)
+    low_star: list[RankedCase] = []
+    dissatisfied: list[RankedCase] = []
+    total = 0
+    for case in cases:
+        # a case received after as_of does not exist yet at that instant (a replayed or backdated snapshot)
+        if not (start <= case.received_at < end and case.received_at <= as_of):
+            continue
+        total += 1
         tallies[case.unit].add(case, as_of, cfg)
+        districts[case.district or UNKNOWN_DISTRICT].add(case, as_of, cfg)
+        domains[case.domain or OTHER_DOMAIN].add(case, as_of, cfg)
+        if case.stars is not None and case.stars <= cfg.low_star_max:
+            low_star.append(case)
+        if case.satisfaction is Satisfaction.DISSATISFIED:
+            dissatisfied.append(case)
 
     group_rankings = _rank_groups(tallies, grouping, cfg)
     forecast = None
@@ -211,15 +223,15 @@ def monthly_ranking(
         as_of=as_of,
         final=now >= end,
         config=cfg,
-        total_dispatched=len(month_cases),
+        total_dispatched=total,
         total_closed=sum(t.closed for t in tallies.values()),
         total_rated=sum(t.rated for t in tallies.values()),
         total_satisfied=sum(t.satisfied for t in tallies.values()),
         groups=group_rankings,
-        districts=_groups(month_cases, lambda c: c.district or UNKNOWN_DISTRICT, as_of, cfg),
-        domains=_groups(month_cases, lambda c: c.domain or OTHER_DOMAIN, as_of, cfg),
-        low_star_cases=tuple(c for c in month_cases if c.stars is not None and c.stars <= cfg.low_star_max),
-        dissatisfied_cases=tuple(c for c in month_cases if c.satisfaction is Satisfaction.DISSATISFIED),
+        districts=_shares(districts, total, cfg),
+        domains=_shares(domains, total, cfg),
+        low_star_cases=_in_order(low_star),
+        dissatisfied_cases=_in_order(dissatisfied),
         forecast=forecast,
     )
 
@@ -307,13 +319,12 @@ def _forecast(
     return Forecast(elapsed_fraction=fraction, units=tuple(projected), heading_for_worst=heading)
 
 
-def _groups(
-    cases: list[RankedCase], key: Callable[[RankedCase], str], as_of: datetime, cfg: ScoringConfig
-) -> tuple[GroupShare, ...]:
-    tallies: dict[str, _Tally] = defaultdict(_Tally)
-    for case in cases:
-        tallies[key(case)].add(case, as_of, cfg)
-    total = len(cases)
+def _in_order(listed: list[RankedCase]) -> tuple[RankedCase, ...]:
+    """Listed cases in the order of receipt (then number; a stable sort keeps the input's order of ties)."""
+    return tuple(sorted(listed, key=lambda c: (c.received_at, c.number)))
+
+
+def _shares(tallies: dict[str, _Tally], total: int, cfg: ScoringConfig) -> tuple[GroupShare, ...]:
     groups = []
     for name, t in tallies.items():
         satisfaction, _, completion = t.rates(cfg)

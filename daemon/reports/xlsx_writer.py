@@ -11,6 +11,9 @@ mode measured 6.0 s for 500,000 cells (4.9 s with lxml), XlsxWriter 3.0 s; the d
 in under 10 s. Writing the sheet XML directly takes 0.4 s. openpyxl still reads these files in the tests.
 The ranking's small workbook is written here too, so that one place guards every cell. Strings are inline
 (no shared-string table), which every spreadsheet program reads.
+
+A little over the house's 400 lines: the plain-row fast path and the print finishing below must stay beside
+the one cell writer they are held equal to.
 """
 
 from __future__ import annotations
@@ -95,6 +98,31 @@ def _cell(ref: str, value: Cell | None, style: int) -> str:
     return f'<c r="{ref}"{s} t="inlineStr"><is><t xml:space="preserve">{escape(raw)}</t></is></c>'
 
 
+#: text that needs more than writing as is: a formula trigger first, or a character to filter or escape
+_NOT_PLAIN_TEXT = re.compile("^[=+\\-@\t\r]|[&<>\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+@cache
+def _letters(count: int) -> tuple[str, ...]:
+    """The letters of the first ``count`` columns (A, B, …)."""
+    return tuple(column_letter(i) for i in range(1, count + 1))
+
+
+def _plain_row(n: int, cells: Sequence[Cell | None]) -> str:
+    """The cells of row ``n`` in the plain style, exactly as :func:`_cell` writes each: integers and text
+    with nothing to filter, escape or guard written directly, anything else through :func:`_cell`
+    (tests/test_month_end_stream.py holds the two equal): 4.4 µs a row of the carry-over against 8.6."""
+    letters = _letters(len(cells))
+    special = _NOT_PLAIN_TEXT.search
+    return "".join([
+        f'<c r="{letter}{n}"><v>{value}</v></c>' if type(value) is int
+        else f'<c r="{letter}{n}" t="inlineStr"><is><t xml:space="preserve">{value}</t></is></c>'
+        if type(value) is str and value and not special(value)
+        else _cell(f"{letter}{n}", value, STYLE_PLAIN)
+        for letter, value in zip(letters, cells, strict=False)
+    ])
+
+
 def _write_sheet(stream: IO[bytes], sheet: Sheet, setup: PrintSetup | None) -> None:
     """The sheet's XML, written to ``stream`` a block of rows at a time (a 50,000-row sheet is never one
     string); with ``setup``, its page setup and row heights in the same pass."""
@@ -115,7 +143,9 @@ def _write_sheet(stream: IO[bytes], sheet: Sheet, setup: PrintSetup | None) -> N
     letter = _column_letter_cached
     block: list[str] = []
     for n, (style, cells) in enumerate(sheet.all_rows(), start=1):
-        if isinstance(style, int):
+        if style == STYLE_PLAIN:
+            row = _plain_row(n, cells)
+        elif isinstance(style, int):
             row = "".join(_cell(f"{letter(i)}{n}", v, style) for i, v in enumerate(cells, start=1))
         else:
             row = "".join(_cell(f"{letter(i)}{n}", v, st)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
@@ -196,6 +196,8 @@ class Metrics:
                                        buckets=TICK_BUCKETS, registry=self.registry)
         self.leader = Gauge("hotline_sla_leader", "1 while this instance holds the leader lease",
                             registry=self.registry)
+        self.job_failures = Counter("hotline_sla_job_failures", "Runs of a scheduled job that failed (logged as "
+                                    "job_failed or database_unavailable), by job", ["job"], registry=self.registry)
         self.registry.register(StoreCollector(store, clock))
 
     def render(self) -> bytes:

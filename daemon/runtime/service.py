@@ -48,11 +48,12 @@ from daemon.pipeline.outbox import Dispatcher, DispatchResult, notifiers_for
 from daemon.pipeline.recompute import recompute_if_changed
 from daemon.pipeline.sync import sync_all
 from daemon.pipeline.tick import run_tick
-from daemon.reports.jobs import run_report_jobs
+from daemon.reports.jobs import REPORT_JOBS
 from daemon.runtime.desk import Desk, DeskSetup
 from daemon.runtime.health import HealthServer, Metrics, SqliteFileGuard, check_health, db_error_text
 from daemon.runtime.leader import LeaderLease, current_leader, instance_id
 from daemon.runtime.preflight import setting_of, startup_problems
+from daemon.runtime.report_process import ReportProcessError, run_report_process
 from daemon.runtime.scheduler import JobSpec, WorkdayTrigger, build_scheduler, every
 from daemon.runtime.signals import SignalPipe
 from daemon.runtime.systemd import SdNotify, WatchdogGate
@@ -99,10 +100,21 @@ def close_dispatcher(dispatcher: Dispatcher | None) -> None:
             notifier.close()
 
 
-def run_reports(store: Store, rules: RuleSet, calendar: WorkCalendar, config: Config, now: datetime) -> list[Any]:
+def run_reports(  # noqa: PLR0917 - the jobs' inputs, and where the service's config came from
+    store: Store, rules: RuleSet, calendar: WorkCalendar, config: Config, now: datetime, config_path: str | None,
+    *, should_stop: Callable[[], bool] = lambda: False, monotonic: Callable[[], float] = time.monotonic,
+) -> list[Any]:
     """Every registered report job (``REPORT_JOBS`` in daemon/reports/jobs.py), each report once per period
-    through ``runs`` (cheap when not due)."""
-    return list(run_report_jobs(store, rules, calendar, config, now))
+    through ``runs`` (cheap when not due). A job with a ``command`` runs, when it has work, in a child
+    process (daemon/runtime/report_process.py), so that a big report's memory goes back to the system."""
+    done: list[Any] = []
+    for job in REPORT_JOBS:
+        if job.command is None or job.pending is None:
+            done.extend(job.run(store, rules, calendar, config, now))
+        elif job.pending(store, rules, calendar, now):
+            done.extend(run_report_process(job.command, config_path, now, should_stop=should_stop,
+                                           timeout=REPORTS_ALLOWANCE_SECONDS, monotonic=monotonic))
+    return done
 
 
 def load_setup(config_path: str | None) -> tuple[Config, WorkCalendar, RuleSet]:
@@ -396,17 +408,23 @@ class Service:
                 if self.backoff.success():
                     log.info("database_available_again", job=job_id)
             except DB_ERRORS as exc:
+                self.metrics.job_failures.labels(job=job_id).inc()
                 delay = self.backoff.failure(self.mono())
                 log.error("database_unavailable", job=job_id, error=db_error_text(exc), retry_in_s=delay,
                           **self._db_hint(exc))
             except OSError as exc:
+                self.metrics.job_failures.labels(job=job_id).inc()
                 if exc.filename is None:
                     log.exception("job_failed", job=job_id, error=f"{type(exc).__name__}: {exc}")
                 else:  # a path the service cannot write: one line naming it and its setting, no traceback
                     log.error("path_not_writable", job=job_id, path=str(exc.filename),
                               setting=setting_of(self.config, exc.filename), error=exc.strerror or str(exc),
                               hint="run `hotline-sla config check` as the service user")
+            except ReportProcessError as exc:  # its traceback is the child's, passed on to stderr already
+                self.metrics.job_failures.labels(job=job_id).inc()
+                log.error("job_failed", job=job_id, error=f"{type(exc).__name__}: {exc}")
             except Exception as exc:
+                self.metrics.job_failures.labels(job=job_id).inc()
                 log.exception("job_failed", job=job_id, error=f"{type(exc).__name__}: {exc}")
             finally:
                 self._running.pop(job_id, None)
@@ -503,7 +521,8 @@ class Service:
         if not self._acquire_leader_work(timeout=REPORTS_ALLOWANCE_SECONDS / 2):
             return
         try:
-            done = run_reports(self.store, self.rules, self.calendar, self.config, now)
+            done = run_reports(self.store, self.rules, self.calendar, self.config, now, self.config_path,
+                               should_stop=self.stop_event.is_set, monotonic=self.mono)
         finally:
             self.leader_work.release()
         if done:
