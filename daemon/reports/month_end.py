@@ -144,7 +144,7 @@ def due_actions(calendar: WorkCalendar, settings: MonthEndSettings, now: datetim
 
 # --- what they say -----------------------------------------------------------------------------------------
 
-_CASE_COLUMNS = ("序号", "工单编号", "问题摘要", "承办单位", "受理时间", "办理期限", "类别", "是否超期")
+_CASE_COLUMNS = ("序号", "工单编号", "问题摘要", "承办单位", "交办时间", "办理期限", "类别", "是否超期")
 
 
 _CASE_NUMERIC = (True, *([False] * (len(_CASE_COLUMNS) - 1)))
@@ -154,7 +154,7 @@ _THIS_MONTH, _CARRIED, _OVERDUE = "本月受理", "上月及以前结存", "已�
 
 
 def case_rows(items: Iterable[BacklogCase]) -> Iterator[tuple[int | str, ...]]:
-    """The case list's rows (序号, 工单编号, 问题摘要, 承办单位, 受理时间, 办理期限, 类别, 是否超期) of ``items``."""
+    """The case list's rows (序号, 工单编号, 问题摘要, 承办单位, 交办时间, 办理期限, 类别, 是否超期) of ``items``."""
     for i, c in enumerate(items, start=1):
         yield (i, c.number, c.summary or "", c.unit, local_text(c.received_at), due_text(c.due_at, c.provisional),
                _CARRIED if c.carried else _THIS_MONTH, _OVERDUE if c.overdue else "")
@@ -213,7 +213,7 @@ def render_reminder(
     md_lines = [line(i, c, md) for i, c in enumerate(items[:200], start=1)]  # citizen text as text
     markdown, truncated = fit_markdown(
         [f"# 月底清零提醒：{md(unit)}", "", intro],
-        [MarkdownList("**待办结工单**（受理时间早的在前）", md_lines, total=len(lines),
+        [MarkdownList("**待办结工单**（交办时间早的在前）", md_lines, total=len(lines),
                       more=lambda n: f"……另有 {n} 件，完整清单见附件")],
         "请逐件核实办理进度，确需延期的按程序申请。", start=200,
     )
