@@ -155,7 +155,7 @@ def test_the_carry_over_rows_from_plain_store_rows_equal_those_from_case_records
     assert listed == list(case_rows(report.cases()))
     assert {r[1] for r in listed} == {"N-1", "D-1", "D-2", "D-3", "=1+1", "D-5"}
     by_number = {r[1]: r for r in listed}
-    assert by_number["N-1"][6] == "上月及以前结存" and by_number["D-1"][6] == "本月受理"
+    assert by_number["N-1"][6] == "上月及以前结存" and by_number["D-1"][6] == "本月交办"
     assert by_number["D-1"][7] == "已超期" and by_number["D-3"][7] == ""
     assert by_number["D-3"][5].endswith("（暂定）") and by_number["D-5"][2] == ""
 

@@ -150,7 +150,7 @@ _CASE_COLUMNS = ("序号", "工单编号", "问题摘要", "承办单位", "交�
 _CASE_NUMERIC = (True, *([False] * (len(_CASE_COLUMNS) - 1)))
 
 
-_THIS_MONTH, _CARRIED, _OVERDUE = "本月受理", "上月及以前结存", "已超期"
+_THIS_MONTH, _CARRIED, _OVERDUE = "本月交办", "上月及以前结存", "已超期"
 
 
 def case_rows(items: Iterable[BacklogCase]) -> Iterator[tuple[int | str, ...]]:
@@ -202,10 +202,10 @@ def render_reminder(
     overdue = sum(c.overdue for c in items)
     subject = f"【月底清零提醒】{unit}：{len(items)} 件诉求待办结"
     intro = (f"{_when(action, calendar)}。按要求，各承办单位每月月底把当月及上月结存的诉求案件全部清零。"
-             f"截至 {local_text(now)}，贵单位尚有 {len(items)} 件未办结（本月受理 {this_month} 件，"
+             f"截至 {local_text(now)}，贵单位尚有 {len(items)} 件未办结（本月交办 {this_month} 件，"
              f"上月及以前结存 {carried} 件，其中已超期 {overdue} 件），请在月底前办结并反馈。")
     def line(i: int, c: BacklogCase, esc: Callable[[str], str]) -> str:
-        return (f"{i}. {esc(c.number)}｜受理 {local_text(c.received_at)[5:]}｜期限 "
+        return (f"{i}. {esc(c.number)}｜交办 {local_text(c.received_at)[5:]}｜期限 "
                 f"{due_text(c.due_at, c.provisional)[5:]}{'｜已超期' if c.overdue else ''}"
                 f"{'｜结存' if c.carried else ''}｜{esc(clip(c.summary, 20))}")
 
@@ -347,13 +347,13 @@ def carry_over_tables(
     cases_table = ReportTable(
         "二、结存工单清单", "结存工单", _CASE_COLUMNS,
         [] if listed is None else list(islice(report.listed(), listed)),
-        note="“本月受理”指结存月份内受理；期限后标注“暂定”的，依赖尚未发布的节假日安排。",
+        note="“本月交办”指结存月份内交办到承办单位（办理时限的起算时间）；期限后标注“暂定”的，依赖尚未发布的节假日安排。",
         total=report.total, wide=frozenset({"问题摘要", "承办单位"}), numeric=_CASE_NUMERIC,
         source=None if listed is not None else source,
     )
     return [
         ReportTable(f"一、各承办单位结存情况（{report.month} 月底未清零）", "各单位结存",
-                    ("序号", "承办单位", f"{report.month}月受理未办结", "更早结存未办结", "合计", "其中已超期"),
+                    ("序号", "承办单位", f"{report.month}月交办未办结", "更早结存未办结", "合计", "其中已超期"),
                     [(i, u, a, b, a + b, o) for i, (u, a, b, o) in enumerate(units, start=1)],
                     wide=frozenset({"承办单位"})),
         cases_table,
@@ -375,7 +375,7 @@ def carry_over_summary(report: CarryOver) -> str:
     units = report.unit_rows()
     this_month = sum(r[1] for r in units)
     return (f"截至 {report.as_of_text}，{report.year} 年 {report.month} 月底未清零的诉求共 {report.total} 件，"
-            f"涉及 {len(units)} 个承办单位，其中 {report.month} 月受理 {this_month} 件，更早结存 "
+            f"涉及 {len(units)} 个承办单位，其中 {report.month} 月交办 {this_month} 件，更早结存 "
             f"{report.total - this_month} 件。请相关单位尽快办结，督办人员跟踪落实。")
 
 
