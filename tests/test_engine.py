@@ -24,6 +24,7 @@ from daemon.core.engine import (
     announced,
     evaluate,
     reads_return_warnings,
+    window_level,
 )
 from daemon.core.rules import Deadline, RuleSet
 from daemon.core.timeutil import LOCAL_TZ, parse_time
@@ -316,11 +317,12 @@ def test_late_return_is_a_notice_for_supervisors(
     result = run(case, deadline, window, at("2024-10-08 09:00"), calendar)
     late_returns = [d for d in result.decisions if d.kind == "late_return"]
     if late:
-        assert late_returns == [Decision("late_return", 0, fire_at=at(requested), due_at=at("2024-10-01 20:00"))]
+        assert late_returns == [Decision("late_return", window_level(at("2024-10-01 20:00")), fire_at=at(requested),
+                                         due_at=at("2024-10-01 20:00"))]
     else:
         assert late_returns == []
     if status is Status.RETURNED:  # returned: the unit owes nothing more
-        assert result.keys == (("late_return", 0),) * late
+        assert result.keys == (("late_return", window_level(at("2024-10-01 20:00"))),) * late
         assert result.next_check_at is None
     else:  # a pending return request does not stop the clock: the case keeps its deadline
         assert result.next_check_at == deadline.warnings[0].at

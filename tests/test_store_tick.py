@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 
 from daemon.config import Config, ContactConfig, ContactsConfig, UnitConfig
 from daemon.core.cases import CaseRecord, Category, Source, Status
+from daemon.core.engine import window_level
 from daemon.core.rules import RuleSet
 from daemon.core.timeutil import LOCAL_TZ, parse_time
 from daemon.pipeline.outbox import Dispatcher
@@ -44,6 +45,10 @@ def case(number: str = "C1", **kw: object) -> CaseRecord:
                                "unit": UNIT, "received_at": at("2024-09-27 16:30"), "summary": "反映小区供暖不达标"}
     base.update(kw)
     return CaseRecord(**base)  # type: ignore[arg-type]
+
+
+#: a late return's level names its return window's end (received 09-27 16:30 + 24 h), engine.window_level
+LATE = window_level(at("2024-09-28 16:30"))
 
 
 def kinds(result) -> list[tuple[str, str, int]]:  # type: ignore[no-untyped-def]
@@ -234,7 +239,7 @@ def test_a_sync_during_the_tick_keeps_its_next_check(store: Store, rules: RuleSe
 
     monkeypatch.setattr(daemon.pipeline.tick, "evaluate", evaluate_during_a_sync)
     r = run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-09-29 11:00"))
-    assert kinds(r) == [("C1", "late_return", 0)]  # decided on what the tick read, and written once
+    assert kinds(r) == [("C1", "late_return", LATE)]  # decided on what the tick read, and written once
     monkeypatch.setattr(daemon.pipeline.tick, "evaluate", real_evaluate)
     with store.engine.connect() as conn:
         stored = conn.execute(select(cases.c.next_check_at, cases.c.check_failures)).one()
@@ -300,7 +305,7 @@ def test_an_unsigned_case_gets_its_return_window_warning_and_a_signed_one_does_n
     r = run_tick(store, rules, cal, config(), at("2024-09-28 12:30"))
     assert kinds(r) == [("C1", "return_window", 1)]
     r = run_tick(store, rules, cal, config(), at("2024-09-28 17:00"))  # C3 asked after the window closed
-    assert kinds(r) == [("C3", "late_return", 0)]
+    assert kinds(r) == [("C3", "late_return", LATE)]
     with store.engine.connect() as conn:
         window = conn.execute(select(alerts.c.detail, alerts.c.due_at).where(alerts.c.kind == "return_window")).one()
     assert window.due_at == at("2024-09-28 16:30") and window.detail["case"]["due_at"] == "2024-09-28T16:30:00+08:00"
@@ -374,7 +379,7 @@ def test_alert_detail_is_the_text_the_stores_serializer_writes(store: Store, rul
                        rules=rules, now=at("2024-09-27 16:30"), source_name="t")
     r = run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-10-15 10:00"))
     assert sorted(kinds(r)) == [("C1", "breach", 0), ("C1", "breach_repeat", 20241015),
-                                ("C1", "late_return", 0), ("C2", "breach", 0), ("C2", "breach_repeat", 20241015)]
+                                ("C1", "late_return", LATE), ("C2", "breach", 0), ("C2", "breach_repeat", 20241015)]
     with store.engine.connect() as conn:
         stored = conn.execute(select(alerts.c.kind, type_coerce(alerts.c.detail, NullType()).label("raw"),
                                      alerts.c.detail)).all()
@@ -454,3 +459,68 @@ def test_the_tick_pauses_the_cycle_collector_only_while_it_runs(store: Store, ru
     with pytest.raises(KeyboardInterrupt):
         run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-10-10 08:30"))
     assert gc.isenabled()
+
+
+def test_a_late_return_is_noticed_once_whatever_recomputes_the_deadline(store: Store, rules: RuleSet, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A late return is about the return window, which a new holiday arrangement does not move for a 24-hour
+    rule: a recompute that moves the resolution deadline (a new deadline version) must not notify it again."""
+    from pathlib import Path
+
+    from daemon.core.calendar import WorkCalendar
+    from daemon.core.rules import load_rules
+
+    late = case(received_at=at("2026-12-28 10:00"), status=Status.SIGNED, signed_at=at("2026-12-28 11:00"),
+                return_requested_at=at("2026-12-30 10:00"))  # asked late, not yet answered: the case stays open
+    store.upsert_cases([late], rules=rules, now=at("2026-12-30 10:00"), source_name="t")
+    first = run_tick(store, rules, rules.rules[0].calendar, config(), at("2026-12-30 10:05"))
+    assert [k[1] for k in kinds(first)] == ["late_return"]
+    holidays = tmp_path / "holidays"
+    holidays.mkdir()
+    (holidays / "2027.yaml").write_text("year: 2027\nrest_days:\n  - {date: 2027-01-01, to: 2027-01-04}\n",
+                                        encoding="utf-8")
+    new_rules = load_rules(Path(__file__).resolve().parent.parent / "sla_rules",
+                           WorkCalendar.load(overrides_dir=holidays))
+    moved = recompute_if_changed(store, new_rules, at("2026-12-31 09:00"), force=True)
+    with store.engine.connect() as conn:
+        assert conn.execute(select(cases.c.deadline_version)).scalar_one() == 2, moved
+    again = run_tick(store, new_rules, new_rules.rules[0].calendar, config(), at("2026-12-31 09:05"))
+    assert kinds(again) == []
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(alerts)
+                            .where(alerts.c.kind == "late_return")).scalar_one() == 1
+    # the notice queued under the first version is still true (the request is still late for its window): sent
+    fake = FakeNotifier("console")
+    sent = Dispatcher(store, config(), {"console": fake}, owner="t", monotonic=lambda: 0.0).dispatch_once(
+        at("2026-12-31 09:10"))
+    assert sent.sent == 1 and [m.recipient.name for m in fake.sent] == ["督办员"], sent
+    with store.engine.connect() as conn:
+        assert {r.status for r in conn.execute(select(outbox.c.status))} == {"sent"}
+
+
+def test_an_upgrade_gives_stored_late_returns_their_window_level_and_nothing_is_sent_twice(
+    store: Store, rules: RuleSet
+) -> None:
+    """Before migration 0012 a late return's level was 0; after it the tick keys it by its window's end. The
+    migration rewrites the stored ones, so the first tick after an upgrade does not decide them again."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    from daemon.storage.store import MIGRATIONS
+
+    late = case(status=Status.SIGNED, signed_at=at("2024-09-27 17:00"), return_requested_at=at("2024-09-28 18:00"))
+    store.upsert_cases([late], rules=rules, now=at("2024-09-28 18:00"), source_name="t")
+    assert kinds(run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-09-28 18:05"))) == [
+        ("C1", "late_return", LATE)]
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0011")
+    with store.engine.connect() as conn:
+        assert conn.execute(select(alerts.c.level)).scalars().all() == [0]  # as a store before 0012 has it
+    store.upgrade()
+    with store.engine.connect() as conn:
+        assert conn.execute(select(alerts.c.level)).scalars().all() == [LATE]
+        conn.execute(update(cases).values(next_check_at=at("2024-09-28 18:10")))
+        conn.commit()
+    assert kinds(run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-09-28 18:10"))) == []

@@ -112,8 +112,9 @@ _KIND_ORDER: dict[str, int] = {
     "breach_repeat": 6,
 }
 #: kinds whose ``level`` identifies the alert across deadline versions: a breach repeat's day, a sign or
-#: contact window's end. The store never decides one of these twice for a case, whatever the version.
-ONCE_KINDS: frozenset[str] = frozenset({"breach_repeat", "unsigned", "first_contact"})
+#: contact window's end, a late return's window end. The store never decides one of these twice for a case,
+#: whatever the version (a recompute that moves the resolution deadline does not repeat a late-return notice).
+ONCE_KINDS: frozenset[str] = frozenset({"breach_repeat", "unsigned", "first_contact", "late_return"})
 #: the window kinds, in the order :func:`_open_windows` gives their ends
 _WINDOW_KINDS: tuple[DecisionKind, DecisionKind] = ("unsigned", "first_contact")
 
@@ -214,8 +215,8 @@ class Decision:
 
     ``level``: for ``warning`` and ``return_window`` the rule's warning level (1 = longest lead); for
     ``breach_repeat`` the local working day it is for as YYYYMMDD (:func:`repeat_level`: a recompute that
-    moves the breach's date cannot renumber it); for ``unsigned`` and ``first_contact`` the window's end
-    (:func:`window_level`); 0 for ``breach`` and ``late_return``.
+    moves the breach's date cannot renumber it); for ``unsigned``, ``first_contact`` and ``late_return`` the
+    window's end (:func:`window_level`; for a late return, the return window's); 0 for ``breach``.
     """
 
     kind: DecisionKind
@@ -419,7 +420,8 @@ def _late_return(case: CaseState, return_deadline: Deadline | None) -> Decision 
         return None
     if not is_late_return(case.return_requested_at, return_deadline.due_at):
         return None
-    return Decision("late_return", 0, fire_at=case.return_requested_at, due_at=return_deadline.due_at)
+    return Decision("late_return", window_level(return_deadline.due_at), fire_at=case.return_requested_at,
+                    due_at=return_deadline.due_at)
 
 
 def _latest_and_next(points: tuple[WarningPoint, ...], now: datetime) -> tuple[WarningPoint | None, datetime | None]:
@@ -549,9 +551,14 @@ def stale_reason(
     superseded (the tick decides afresh under the current one). A breach or repeat is sent only while
     :func:`evaluate` still returns the breach it is about at ``now``; a ``deadline_moved`` correction only
     while the case is not overdue (:func:`is_overdue`). An ``unsigned`` or ``first_contact`` alert is sent
-    while :func:`evaluate` still returns it for the same window, whatever the version (:data:`ONCE_KINDS`).
+    while :func:`evaluate` still returns it for the same window, whatever the version (:data:`ONCE_KINDS`); a
+    ``late_return`` while the return request it names is still there and late for the window it names.
     The reason is English, for the outbox row and the log.
     """
+    if alert.kind == "late_return":
+        requested = case.return_requested_at
+        still = requested is not None and is_late_return(requested, alert.due_at)
+        return None if still else "superseded: the return request is gone or no longer late"
     if alert.kind in _WINDOW_KINDS:
         still = any(d.kind == alert.kind and d.due_at == alert.due_at for d in
                     evaluate(case, deadline, None, now, calendar=calendar, settings=settings).decisions)
