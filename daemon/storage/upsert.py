@@ -27,7 +27,7 @@ from daemon.core.rules import Rule
 from daemon.core.timeutil import LOCAL_TZ
 from daemon.storage.assignments import CASE_COLUMNS as ENDED_COLUMNS
 from daemon.storage.assignments import ended_assignment, write_ended
-from daemon.storage.codec import BoundedMemo, BulkStatement, DriverValues
+from daemon.storage.codec import BoundedMemo, BulkInsert, BulkStatement, DriverValues
 from daemon.storage.models import UTCDateTime, case_history, cases
 
 if TYPE_CHECKING:
@@ -52,6 +52,9 @@ INSERT_COLUMNS = (
 assert tuple(c.name for c in cases.columns if c.name != "id") == INSERT_COLUMNS, "cases columns changed"
 UPDATE_COLUMNS = tuple(c for c in INSERT_COLUMNS if c != "created_at")
 _CREATED_AT = INSERT_COLUMNS.index("created_at")
+#: the columns of facts added later (issue 12) that a case from a plain export leaves NULL
+PLAIN_COLUMNS = ("accepted_at", "platform_due_at", "platform_overdue", "computed_due_at", "suspended_at", "resumed_at",
+                 "priority")
 LOOKUP_BATCH = 20_000  # numbers per lookup: below SQLite's 32,766 host parameters and PostgreSQL's 65,535
 
 #: a case prepared for :meth:`ChunkWriter.upsert_prepared`: (number, content hash, the insert row in the
@@ -132,9 +135,9 @@ class ChunkWriter:
     def __init__(self, dialect: Dialect, cache: RuleCache) -> None:
         self.cache = cache
         self.values = CaseValues(dialect)
-        self._insert = BulkStatement(
-            dialect, insert(cases).values({c: bindparam(c) for c in INSERT_COLUMNS}), INSERT_COLUMNS
-        )
+        # a chunk of cases without the facts added later (intake apart, platform deadline, suspension, 紧急程度:
+        # a text row never has them) is inserted without those columns (:class:`BulkInsert`)
+        self._insert = BulkInsert(dialect, cases, INSERT_COLUMNS, PLAIN_COLUMNS)
         self._update = BulkStatement(
             dialect,
             update(cases).where(cases.c.id == bindparam("_id")).values({c: bindparam(c) for c in UPDATE_COLUMNS}),
