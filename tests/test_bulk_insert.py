@@ -23,9 +23,10 @@ COMPARED = [c for c in INSERT_COLUMNS if c not in ("number", "content_hash")]  #
 
 
 def _plain(number: str, **kw: Any) -> CaseRecord:
+    fields: dict[str, Any] = {"status": Status.SIGNED, "signed_at": RECEIVED + timedelta(minutes=5),
+                              "summary": "反映供暖问题", **kw}
     return CaseRecord(number=number, source=Source.CITY, category=Category.COMPLAINT, unit="兴隆台区住建局",
-                      received_at=RECEIVED, status=Status.SIGNED, signed_at=RECEIVED + timedelta(minutes=5),
-                      summary="反映供暖问题", **kw)
+                      received_at=RECEIVED, **fields)
 
 
 def _later_facts(number: str) -> CaseRecord:
@@ -77,3 +78,22 @@ def test_a_chunk_without_later_facts_lands_as_the_whole_insert_writes_it(store: 
     priority, overdue = COMPARED.index("priority") + 1, COMPARED.index("platform_overdue") + 1
     assert c[1][priority] == "urgent" and c[0][priority] is None
     assert c[1][overdue] is False and c[0][overdue] is None
+
+
+def test_an_update_leaves_out_the_later_facts_only_when_no_case_had_or_has_them(store: Store, rules: RuleSet) -> None:
+    """A chunk of changed cases without the later facts before and after is updated without those columns;
+    a case that loses them (紧急程度 no longer in the export) or gains them is written whole, in any chunk."""
+    store.upsert_cases(iter([_plain("P1"), _later_facts("L1"), _plain("G1")]), rules=rules, now=NOW, source_name="t")
+    fed_back = RECEIVED + timedelta(days=1)
+    store.upsert_cases(iter([_plain("P1", status=Status.FED_BACK, fed_back_at=fed_back)]), rules=rules, now=NOW,
+                       source_name="t")
+    store.upsert_cases(iter([_plain("L1", status=Status.FED_BACK, fed_back_at=fed_back)]), rules=rules, now=NOW,
+                       source_name="t")
+    store.upsert_cases(iter([_later_facts("G1")]), rules=rules, now=NOW, source_name="t")
+    with store.engine.connect() as conn:
+        got = {r.number: r for r in conn.execute(select(cases))}
+    assert got["P1"].status == "fed_back" and got["P1"].priority is None and got["P1"].deadline_version == 1
+    assert got["L1"].status == "fed_back"
+    assert (got["L1"].priority, got["L1"].platform_due_at, got["L1"].accepted_at) == (None, None, None)
+    assert got["G1"].priority == "urgent" and got["G1"].platform_overdue is False
+    assert got["G1"].suspended_at is not None and got["G1"].deadline_source == "platform"

@@ -7,7 +7,7 @@ instants as naive UTC, JSON through the column type's own processor, memoised fo
 parts). What lands in the database is what SQLAlchemy would have written; ``tests/test_upsert.py`` compares
 them per dialect. Every decision about a case (its deadlines, its first check) is the core's.
 
-About 410 lines, a little over the house's 400: the chunk writer and its text-row fast path share the
+About 460 lines, over the house's 400: the chunk writer and its text-row fast path share the
 per-import memos and the column order, and splitting them would pass both across a module boundary.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Dialect, bindparam, insert, select, update
@@ -94,6 +95,7 @@ class TextRow:
         return self.builder.record_of(self.key)
 
 
+_NO_LATER_FACTS = (None,) * len(PLAIN_COLUMNS)
 _RECORD_PATH = object()  # a memo entry meaning "this rule/day takes the record path"
 
 
@@ -143,6 +145,17 @@ class ChunkWriter:
             update(cases).where(cases.c.id == bindparam("_id")).values({c: bindparam(c) for c in UPDATE_COLUMNS}),
             (*UPDATE_COLUMNS, "_id"),
         )
+        # a chunk of changed cases that had none of the later facts and still have none leaves those columns out
+        # of its UPDATE: NULL stays NULL, and SQLite then leaves ix_cases_platform_due_at alone
+        plain_update = [c for c in UPDATE_COLUMNS if c not in PLAIN_COLUMNS]
+        self._update_plain = BulkStatement(
+            dialect,
+            update(cases).where(cases.c.id == bindparam("_id")).values({c: bindparam(c) for c in plain_update}),
+            (*plain_update, "_id"),
+        )
+        self._plain_of_update = itemgetter(*(i for i, c in enumerate((*UPDATE_COLUMNS, "_id"))
+                                             if c not in PLAIN_COLUMNS))
+        self._plain_of_row = itemgetter(*(INSERT_COLUMNS.index(c) for c in PLAIN_COLUMNS))
         quote = dialect.identifier_preparer.quote
         self._lookup_sql = (f"SELECT {quote('number')}, {quote('content_hash')} FROM {quote('cases')} "
                             f"WHERE {quote('number')} IN (@)")
@@ -258,7 +271,7 @@ class ChunkWriter:
         now_bound: Any, source_name: str, result: UpsertResult,
     ) -> None:
         cols = [cases.c[c] for c in dict.fromkeys(("id", "number", "deadline_version", *HISTORY_FIELDS,
-                                                   *ENDED_COLUMNS))]
+                                                   *ENDED_COLUMNS, *PLAIN_COLUMNS))]
         existing = {
             row.number: row
             for row in conn.execute(select(*cols).where(cases.c.number.in_([r.number for r in changed])))
@@ -266,6 +279,7 @@ class ChunkWriter:
         updates: list[tuple[Any, ...]] = []
         history: list[dict[str, Any]] = []
         ended: list[dict[str, Any]] = []  # re-dispatched to another unit: the earlier unit's assignment
+        plain = True  # every case without the later facts, before and after (self._update_plain)
         for rec in changed:
             old = existing[rec.number]
             if old.unit != rec.unit:
@@ -290,7 +304,11 @@ class ChunkWriter:
             row = self.record_row(rec, digests[rec.number], derived, source_name,
                             old.deadline_version + (1 if moved else 0), now_bound)
             updates.append((*row[:_CREATED_AT], *row[_CREATED_AT + 1:], old.id))
-        self._update.run(conn, updates)
+            plain = plain and self._plain_of_row(row) == old[-len(PLAIN_COLUMNS):] == _NO_LATER_FACTS
+        if plain:
+            self._update_plain.run(conn, list(map(self._plain_of_update, updates)))
+        else:
+            self._update.run(conn, updates)
         result.updated = len(updates)
         if history:
             conn.execute(insert(case_history), history)
