@@ -354,9 +354,9 @@ def _prepare(job: _Job, writer: ChunkWriter, found: list[tuple[str, str, CaseRec
     out: list[Prepared] = []
     for number, digest, item, index in found:
         if number not in stored:  # new as far as this worker can see: its insert row
-            out.append((number, digest, writer.new_row(item, digest, source_name, now_bound), index, None))
+            out.append((number, digest, writer.new_row(item, digest, source_name, now_bound), index))
         else:
-            out.append((number, digest, None, index, None))
+            out.append((number, digest, None, index))
     return out
 
 

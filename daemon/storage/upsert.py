@@ -59,8 +59,8 @@ PLAIN_COLUMNS = ("accepted_at", "platform_due_at", "platform_overdue", "computed
 LOOKUP_BATCH = 20_000  # numbers per lookup: below SQLite's 32,766 host parameters and PostgreSQL's 65,535
 
 #: a case prepared for :meth:`ChunkWriter.upsert_prepared`: (number, content hash, the insert row in the
-#: driver's form or None, the index its records callback knows it by, its record or None)
-Prepared = tuple[str, str, "tuple[Any, ...] | None", int, "CaseRecord | None"]
+#: driver's form or None, the index its records callback knows it by)
+Prepared = tuple[str, str, "tuple[Any, ...] | None", int]
 
 
 @dataclass
@@ -227,43 +227,39 @@ class ChunkWriter:
         records: Callable[[list[int]], dict[int, CaseRecord]],
     ) -> UpsertResult:
         """:meth:`upsert` of rows prepared elsewhere (:mod:`daemon.pipeline.parallel_import`): ``items`` are
-        (number, digest, insert row or None, index, record or None) with distinct numbers. What is stored
-        decides, as in :meth:`upsert`; a new case without a prepared row and a changed case are written from
-        their record, and ``records(indexes)`` gives those that came without one (a case the preparer could
-        not know was stored), by index.
+        (number, digest, insert row or None, index) with distinct numbers. What is stored decides, as in
+        :meth:`upsert`; a new case without a prepared row and a changed case are written from their record,
+        which ``records(indexes)`` gives by index.
         """
         result = UpsertResult()
         stored = self.stored_digests(conn, [item[0] for item in items])
         inserts: list[tuple[Any, ...]] = []
-        unprepared: list[tuple[str, int, CaseRecord | None]] = []
-        changed: list[tuple[int, CaseRecord | None]] = []
-        needed: list[int] = []
+        unprepared: list[tuple[str, int]] = []
+        changed: list[int] = []
         digests: dict[str, str] = {}
-        for number, digest, row, index, record in items:
+        for number, digest, row, index in items:
             old_digest = stored.get(number)
             if old_digest is None:
                 if row is not None:
                     inserts.append(row)
-                    continue
-                unprepared.append((digest, index, record))
+                else:
+                    unprepared.append((digest, index))
             elif old_digest != digest:
-                changed.append((index, record))
+                changed.append(index)
                 digests[number] = digest
             else:
                 result.unchanged += 1
-                continue
-            if record is None:
-                needed.append(index)
+        needed = [index for _, index in unprepared] + changed
         built = records(needed) if needed else {}
         now_bound = self.values.instant(now)
-        for digest, index, record in unprepared:
-            rec = record or built[index]
+        for digest, index in unprepared:
+            rec = built[index]
             inserts.append(self.record_row(rec, digest, derive_parts(rec, self.cache), source_name, 1, now_bound))
         self._insert.run(conn, inserts)
         result.inserted = len(inserts)
         if changed:
-            self._update_changed(conn, [record or built[index] for index, record in changed], digests, now,
-                                 now_bound, source_name, result)
+            self._update_changed(conn, [built[index] for index in changed], digests, now, now_bound, source_name,
+                                 result)
         return result
 
     def _update_changed(  # noqa: PLR0917 - internal
