@@ -7,7 +7,7 @@ instants as naive UTC, JSON through the column type's own processor, memoised fo
 parts). What lands in the database is what SQLAlchemy would have written; ``tests/test_upsert.py`` compares
 them per dialect. Every decision about a case (its deadlines, its first check) is the core's.
 
-About 410 lines, a little over the house's 400: the chunk writer and its text-row fast path share the
+About 460 lines, over the house's 400: the chunk writer and its text-row fast path share the
 per-import memos and the column order, and splitting them would pass both across a module boundary.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Dialect, bindparam, insert, select, update
@@ -27,7 +28,7 @@ from daemon.core.rules import Rule
 from daemon.core.timeutil import LOCAL_TZ
 from daemon.storage.assignments import CASE_COLUMNS as ENDED_COLUMNS
 from daemon.storage.assignments import ended_assignment, write_ended
-from daemon.storage.codec import BoundedMemo, BulkStatement, DriverValues
+from daemon.storage.codec import BoundedMemo, BulkInsert, BulkStatement, DriverValues
 from daemon.storage.models import UTCDateTime, case_history, cases
 
 if TYPE_CHECKING:
@@ -53,11 +54,14 @@ INSERT_COLUMNS = (
 assert tuple(c.name for c in cases.columns if c.name != "id") == INSERT_COLUMNS, "cases columns changed"
 UPDATE_COLUMNS = tuple(c for c in INSERT_COLUMNS if c != "created_at")
 _CREATED_AT = INSERT_COLUMNS.index("created_at")
+#: the columns of facts added later (issue 12) that a case from a plain export leaves NULL
+PLAIN_COLUMNS = ("accepted_at", "platform_due_at", "platform_overdue", "computed_due_at", "suspended_at", "resumed_at",
+                 "priority")
 LOOKUP_BATCH = 20_000  # numbers per lookup: below SQLite's 32,766 host parameters and PostgreSQL's 65,535
 
 #: a case prepared for :meth:`ChunkWriter.upsert_prepared`: (number, content hash, the insert row in the
-#: driver's form or None, the index its records callback knows it by, its record or None)
-Prepared = tuple[str, str, "tuple[Any, ...] | None", int, "CaseRecord | None"]
+#: driver's form or None, the index its records callback knows it by)
+Prepared = tuple[str, str, "tuple[Any, ...] | None", int]
 
 
 @dataclass
@@ -92,6 +96,7 @@ class TextRow:
         return self.builder.record_of(self.key)
 
 
+_NO_LATER_FACTS = (None,) * len(PLAIN_COLUMNS)
 _RECORD_PATH = object()  # a memo entry meaning "this rule/day takes the record path"
 
 
@@ -133,14 +138,25 @@ class ChunkWriter:
     def __init__(self, dialect: Dialect, cache: RuleCache) -> None:
         self.cache = cache
         self.values = CaseValues(dialect)
-        self._insert = BulkStatement(
-            dialect, insert(cases).values({c: bindparam(c) for c in INSERT_COLUMNS}), INSERT_COLUMNS
-        )
+        # a chunk of cases without the facts added later (intake apart, platform deadline, suspension, 紧急程度:
+        # a text row never has them) is inserted without those columns (:class:`BulkInsert`)
+        self._insert = BulkInsert(dialect, cases, INSERT_COLUMNS, PLAIN_COLUMNS)
         self._update = BulkStatement(
             dialect,
             update(cases).where(cases.c.id == bindparam("_id")).values({c: bindparam(c) for c in UPDATE_COLUMNS}),
             (*UPDATE_COLUMNS, "_id"),
         )
+        # a chunk of changed cases that had none of the later facts and still have none leaves those columns out
+        # of its UPDATE: NULL stays NULL, and SQLite then leaves ix_cases_platform_due_at alone
+        plain_update = [c for c in UPDATE_COLUMNS if c not in PLAIN_COLUMNS]
+        self._update_plain = BulkStatement(
+            dialect,
+            update(cases).where(cases.c.id == bindparam("_id")).values({c: bindparam(c) for c in plain_update}),
+            (*plain_update, "_id"),
+        )
+        self._plain_of_update = itemgetter(*(i for i, c in enumerate((*UPDATE_COLUMNS, "_id"))
+                                             if c not in PLAIN_COLUMNS))
+        self._plain_of_row = itemgetter(*(INSERT_COLUMNS.index(c) for c in PLAIN_COLUMNS))
         quote = dialect.identifier_preparer.quote
         self._lookup_sql = (f"SELECT {quote('number')}, {quote('content_hash')} FROM {quote('cases')} "
                             f"WHERE {quote('number')} IN (@)")
@@ -212,43 +228,39 @@ class ChunkWriter:
         records: Callable[[list[int]], dict[int, CaseRecord]],
     ) -> UpsertResult:
         """:meth:`upsert` of rows prepared elsewhere (:mod:`daemon.pipeline.parallel_import`): ``items`` are
-        (number, digest, insert row or None, index, record or None) with distinct numbers. What is stored
-        decides, as in :meth:`upsert`; a new case without a prepared row and a changed case are written from
-        their record, and ``records(indexes)`` gives those that came without one (a case the preparer could
-        not know was stored), by index.
+        (number, digest, insert row or None, index) with distinct numbers. What is stored decides, as in
+        :meth:`upsert`; a new case without a prepared row and a changed case are written from their record,
+        which ``records(indexes)`` gives by index.
         """
         result = UpsertResult()
         stored = self.stored_digests(conn, [item[0] for item in items])
         inserts: list[tuple[Any, ...]] = []
-        unprepared: list[tuple[str, int, CaseRecord | None]] = []
-        changed: list[tuple[int, CaseRecord | None]] = []
-        needed: list[int] = []
+        unprepared: list[tuple[str, int]] = []
+        changed: list[int] = []
         digests: dict[str, str] = {}
-        for number, digest, row, index, record in items:
+        for number, digest, row, index in items:
             old_digest = stored.get(number)
             if old_digest is None:
                 if row is not None:
                     inserts.append(row)
-                    continue
-                unprepared.append((digest, index, record))
+                else:
+                    unprepared.append((digest, index))
             elif old_digest != digest:
-                changed.append((index, record))
+                changed.append(index)
                 digests[number] = digest
             else:
                 result.unchanged += 1
-                continue
-            if record is None:
-                needed.append(index)
+        needed = [index for _, index in unprepared] + changed
         built = records(needed) if needed else {}
         now_bound = self.values.instant(now)
-        for digest, index, record in unprepared:
-            rec = record or built[index]
+        for digest, index in unprepared:
+            rec = built[index]
             inserts.append(self.record_row(rec, digest, derive_parts(rec, self.cache), source_name, 1, now_bound))
         self._insert.run(conn, inserts)
         result.inserted = len(inserts)
         if changed:
-            self._update_changed(conn, [record or built[index] for index, record in changed], digests, now,
-                                 now_bound, source_name, result)
+            self._update_changed(conn, [built[index] for index in changed], digests, now, now_bound, source_name,
+                                 result)
         return result
 
     def _update_changed(  # noqa: PLR0917 - internal
@@ -256,7 +268,7 @@ class ChunkWriter:
         now_bound: Any, source_name: str, result: UpsertResult,
     ) -> None:
         cols = [cases.c[c] for c in dict.fromkeys(("id", "number", "deadline_version", *HISTORY_FIELDS,
-                                                   *ENDED_COLUMNS))]
+                                                   *ENDED_COLUMNS, *PLAIN_COLUMNS))]
         existing = {
             row.number: row
             for row in conn.execute(select(*cols).where(cases.c.number.in_([r.number for r in changed])))
@@ -264,6 +276,7 @@ class ChunkWriter:
         updates: list[tuple[Any, ...]] = []
         history: list[dict[str, Any]] = []
         ended: list[dict[str, Any]] = []  # re-dispatched to another unit: the earlier unit's assignment
+        plain = True  # every case without the later facts, before and after (self._update_plain)
         for rec in changed:
             old = existing[rec.number]
             if old.unit != rec.unit:
@@ -288,7 +301,11 @@ class ChunkWriter:
             row = self.record_row(rec, digests[rec.number], derived, source_name,
                             old.deadline_version + (1 if moved else 0), now_bound)
             updates.append((*row[:_CREATED_AT], *row[_CREATED_AT + 1:], old.id))
-        self._update.run(conn, updates)
+            plain = plain and self._plain_of_row(row) == old[-len(PLAIN_COLUMNS):] == _NO_LATER_FACTS
+        if plain:
+            self._update_plain.run(conn, list(map(self._plain_of_update, updates)))
+        else:
+            self._update.run(conn, updates)
         result.updated = len(updates)
         if history:
             conn.execute(insert(case_history), history)

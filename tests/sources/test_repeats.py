@@ -54,3 +54,21 @@ def test_memory_is_a_few_bytes_a_row_not_a_dict_of_numbers() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 200_000 * 40, f"{peak / 200_000:.0f} bytes a row"
+
+
+def test_see_many_warns_what_see_warns() -> None:
+    """The parallel import feeds a piece at a time; with a crowded filter and repeats inside a batch and across
+    batches, the warnings are those of one call per row."""
+    rng = random.Random(9)
+    numbers = [(f"2611{rng.randrange(3000):06d}", row) for row in range(2, 5002)]
+    one_by_one, batched = Repeats(16), Repeats(16)
+    for number, row in numbers:
+        one_by_one.see(number, row)
+    for start in range(0, len(numbers), 700):
+        batch = numbers[start:start + 700]
+        batched.see_many([n for n, _ in batch], [r for _, r in batch])
+    expected: list[dict[str, Any]] = []
+    got: list[dict[str, Any]] = []
+    one_by_one.report(expected)
+    batched.report(got)
+    assert len(expected) > 1000 and got == expected
