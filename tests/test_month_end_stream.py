@@ -172,6 +172,13 @@ def test_plain_rows_write_the_same_sheet_xml_as_cell_by_cell() -> None:
         [1, "工单", "", None, 0, -3, True, 2.5, Decimal("0.10")],
         ["=SUM(A1)", "+1", "-2", "@x", "\tt", "\rr", "a-b", "a=b", "中文"],
         ["<b>", "a&b", "x>y", "bell\x07", "\ufffe", "ok", "'quoted'", '"dq"', "line\nbreak"],
+        # integers and text only: one format per shape when nothing needs guarding, else cell by cell
+        [7, "工单", "", "2026-11-30 24:00（暂定）", "已超期", 0, "a-b", "a=b", ""],
+        [8, "", "工单", "", "", -1, "line\nbreak", "本月交办", "x"],
+        [9, "ok\n=not a formula", "a", "b", "c", 10, "d", "e", "f"],  # a trigger after a newline: slow way
+        [10, "ok", "<b>", "b", "c", 11, "d", "e", "f"],
+        [11, "ok", "a", "b", "c", 12, "d", "e", "-1"],
+        [12, "ok", "a", "b", "c", 13, "d", "e"],  # shorter
     ]
     fast, reference = Sheet("s"), Sheet("s")
     for row in rows:
@@ -184,3 +191,29 @@ def test_plain_rows_write_the_same_sheet_xml_as_cell_by_cell() -> None:
 
     assert sheet_xml(fast) == sheet_xml(reference)
     assert b"<v>1</v>" in sheet_xml(fast) and b"&lt;b&gt;" in sheet_xml(fast)
+    assert b'<c r="B6" t="inlineStr"><is><t xml:space="preserve">ok\n=not a formula<' in sheet_xml(fast)
+    assert b'<c r="I8" s="5" t="inlineStr"><is><t xml:space="preserve">-1</t>' in sheet_xml(fast)
+
+
+def test_html_rows_of_one_shape_equal_the_cell_by_cell_rows() -> None:
+    """A row of integers and text is written by one format per shape unless a text needs escaping: the
+    HTML is the same as each cell escaped by markupsafe (integers as they print)."""
+    from markupsafe import escape
+
+    from daemon.reports.tabular import _html_rows  # noqa: PLC2701 - the fast path under test
+
+    rows: list[list[object]] = [
+        [1, "工单", "", "2026-11-30 24:00（暂定）", "已超期"],
+        [2, "<b>噪音</b> & 扰民", "'q'", '"d"', ""],
+        [3, "a", "b"],  # shorter than the head
+        [4, "a", "b", "c", "d", "e"],  # longer: the extra cell is not shown
+        [5, True, 2.5, None, "x"],  # not integers and text: cell by cell
+        [0, "", "", "", ""],
+    ]
+    numeric = [True, False, False, False, False]
+    heads = ['<td class="num">' if n else "<td>" for n in numeric]
+    reference = "\n".join(
+        "<tr>" + "".join(f"{h}{escape(v) if isinstance(v, str) else v}</td>" for h, v in zip(heads, row, strict=False))
+        + "</tr>" for row in rows)
+    assert _html_rows(rows, numeric) == reference  # type: ignore[arg-type]
+    assert "&lt;b&gt;噪音&lt;/b&gt; &amp; 扰民" in reference and "<td>e</td>" not in reference
