@@ -160,16 +160,29 @@ def case_rows(items: Iterable[BacklogCase]) -> Iterator[tuple[int | str, ...]]:
                _CARRIED if c.carried else _THIS_MONTH, _OVERDUE if c.overdue else "")
 
 
+#: Asia/Shanghai is UTC+08:00 (LOCAL_TZ): a local time text is its UTC hour's text and the same minutes
+_WHOLE_HOUR_OFFSET = (LOCAL_TZ.utcoffset(None) or timedelta(0)) % timedelta(hours=1) == timedelta(0)
+
+
 def _listed_rows(rows: Iterable[BacklogRow], query: BacklogQuery) -> Iterator[tuple[int | str, ...]]:
     """:func:`case_rows` straight from the store's rows (no record per case), each distinct deadline's text
     made once: the carry-over's million-row list (tests/test_month_end_stream.py holds the two equal)."""
     due_texts: BoundedMemo[tuple[datetime, bool], str] = BoundedMemo()
+    hours: BoundedMemo[datetime, str] = BoundedMemo()  # an hour's local text up to the minutes, made once
     carried, overdue = query.carried, query.overdue
     for i, (number, summary, unit, received_at, due_at, provisional) in enumerate(rows, start=1):
         due = due_texts.get((due_at, provisional))
         if due is None:
             due = due_texts.put((due_at, provisional), due_text(due_at, provisional))
-        yield (i, number, summary or "", unit, local_text(received_at), due,
+        if _WHOLE_HOUR_OFFSET:  # the local minute is the instant's own: the hour's text is shared
+            hour = received_at.replace(minute=0, second=0, microsecond=0)
+            head = hours.get(hour)
+            if head is None:
+                head = hours.put(hour, local_text(hour)[:-2])
+            received = f"{head}{received_at.minute:02d}"
+        else:
+            received = local_text(received_at)
+        yield (i, number, summary or "", unit, received, due,
                _CARRIED if carried(received_at) else _THIS_MONTH, _OVERDUE if overdue(due_at) else "")
 
 
