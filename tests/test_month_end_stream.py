@@ -200,7 +200,7 @@ def test_html_rows_of_one_shape_equal_the_cell_by_cell_rows() -> None:
     HTML is the same as each cell escaped by markupsafe (integers as they print)."""
     from markupsafe import escape
 
-    from daemon.reports.tabular import _html_rows  # noqa: PLC2701 - the fast path under test
+    from daemon.reports.tabular import ReportTable, render_html_page
 
     rows: list[list[object]] = [
         [1, "工单", "", "2026-11-30 24:00（暂定）", "已超期"],
@@ -215,5 +215,7 @@ def test_html_rows_of_one_shape_equal_the_cell_by_cell_rows() -> None:
     reference = "\n".join(
         "<tr>" + "".join(f"{h}{escape(v) if isinstance(v, str) else v}</td>" for h, v in zip(heads, row, strict=False))
         + "</tr>" for row in rows)
-    assert _html_rows(rows, numeric) == reference  # type: ignore[arg-type]
+    page = render_html_page("t", "s", [], [ReportTable("t", "s", ("a", "b", "c", "d", "e"), rows,  # type: ignore[arg-type]
+                                                       numeric=tuple(numeric))])
+    assert reference in page  # the whole body, byte for byte
     assert "&lt;b&gt;噪音&lt;/b&gt; &amp; 扰民" in reference and "<td>e</td>" not in reference
