@@ -219,3 +219,21 @@ def test_html_rows_of_one_shape_equal_the_cell_by_cell_rows() -> None:
                                                        numeric=tuple(numeric))])
     assert reference in page  # the whole body, byte for byte
     assert "&lt;b&gt;噪音&lt;/b&gt; &amp; 扰民" in reference and "<td>e</td>" not in reference
+
+
+def test_the_carry_over_lists_many_units_most_first(store: Store, rules: RuleSet) -> None:
+    """The listing's order of units is a CASE that searches the names by their bytes in halves: with more
+    units than one leaf holds, every unit's cases still come together, units most first (then by name),
+    names that a collation equates apart, on every database."""
+    names = [f"第{i:02d}单位" for i in range(9)] + ["Unit", "Zeta", "a-unit", "环保局"]
+    records = [record(f"N{names.index(name):02d}-{k}", name, f"2026-05-{k + 1:02d} 10:00")
+               for n, name in enumerate(names) for k in range(1 + n % 4)]
+    store.upsert_cases(records, rules=rules, now=parse_time("2026-05-25 12:00"), source_name="test")
+    with store.engine.connect() as conn:
+        report = carry_over(conn, 2026, 5, parse_time("2026-06-01 09:00"))
+    listed = [(r[3], r[1]) for r in report.listed()]
+    order = [u.unit for u in report.units]
+    assert len(order) == len(names) and order[:3] == sorted(order[:3])  # most first, then by name
+    assert [unit for unit, _ in listed] == [u for u in order for _ in range(1 + names.index(u) % 4)]
+    assert [number for _, number in listed] == [f"N{names.index(u):02d}-{k}" for u in order
+                                                 for k in range(1 + names.index(u) % 4)]

@@ -24,6 +24,7 @@ from sqlalchemy import (
     cast,
     exists,
     func,
+    literal,
     literal_column,
     or_,
     select,
@@ -121,6 +122,27 @@ class BacklogQuery:
                     *([] if self.include_carried else [c.received_at >= self.start]))
 
 
+def unit_rank(units: list[str]) -> ColumnElement[Any]:
+    """The position of a case's unit in ``units`` (``len(units)`` for any other unit), as a CASE that
+    searches the units' names by their bytes (code points, whatever the column's collation) in halves: about
+    log2(n) comparisons a row, where one WHEN per unit made SQLite compare ~n/2 a row (1M open, 300 units:
+    the listing query 4.2 s CPU, 2.5 s of it without the CASE)."""
+    unit_bytes = cast(cases.c.unit, LargeBinary)
+    ranked = sorted((u.encode(), i) for i, u in enumerate(units))
+
+    def search(part: list[tuple[bytes, int]]) -> ColumnElement[Any]:
+        if len(part) <= _RANK_LEAF:
+            return case(*((unit_bytes == literal(name, LargeBinary), literal_column(str(i))) for name, i in part),
+                        else_=literal_column(str(len(units))))
+        mid = len(part) // 2
+        return case((unit_bytes < literal(part[mid][0], LargeBinary), search(part[:mid])), else_=search(part[mid:]))
+
+    return search(ranked) if ranked else literal_column("0")
+
+
+_RANK_LEAF = 4
+
+
 _STREAM = {"stream_results": True, "yield_per": 2_000}  # a server-side cursor, 2,000 rows a fetch
 
 
@@ -144,8 +166,7 @@ def backlog_rows(conn: Connection, query: BacklogQuery, *, units: list[str] | No
     if units is None:
         stmt = cols.order_by(unit_bytes, c.received_at, c.number)
     else:  # the units' order as a CASE: a few hundred units, one sort in the database
-        rank = case({u: literal_column(str(i)) for i, u in enumerate(units)}, value=c.unit, else_=len(units))
-        stmt = cols.order_by(rank, unit_bytes, c.received_at, c.number)
+        stmt = cols.order_by(unit_rank(units), unit_bytes, c.received_at, c.number)
     shared: BoundedMemo[Any, datetime | None] = BoundedMemo()
     for r in conn.execution_options(**_STREAM).execute(stmt):
         raw_due = r[4]
