@@ -146,20 +146,26 @@ _RANK_LEAF = 4
 _STREAM = {"stream_results": True, "yield_per": 2_000}  # a server-side cursor, 2,000 rows a fetch
 
 
+#: what :func:`backlog_raw_rows` yields: number, summary, unit, received_at and due_at as the driver returns
+#: them (text on SQLite, naive UTC datetimes elsewhere: :func:`daemon.storage.codec.aware_utc` reads both),
+#: provisional
+BacklogRawRow = tuple[str, str | None, str, Any, Any, bool]
 #: what :func:`backlog_rows` yields: number, summary, unit, received_at, due_at (aware UTC), provisional
 BacklogRow = tuple[str, str | None, str, datetime, datetime, bool]
 
 
-def backlog_rows(conn: Connection, query: BacklogQuery, *, units: list[str] | None = None) -> Iterator[BacklogRow]:
-    """The cases of ``query`` as plain rows, streamed from a server-side cursor (never all in memory): by
-    unit in name order, oldest first; with ``units``, units in that order (most first, as the carry-over
-    lists them). A listing of a million rows reads these rather than :class:`BacklogCase` records."""
+def backlog_raw_rows(
+    conn: Connection, query: BacklogQuery, *, units: list[str] | None = None
+) -> Iterator[BacklogRawRow]:
+    """The cases of ``query`` as the driver's rows, streamed from a server-side cursor (never all in memory)
+    a fetch at a time: by unit in name order, oldest first; with ``units``, units in that order (most first,
+    as the carry-over lists them). A listing of a million rows reads these rather than records."""
     c = cases.c
     # by the name's bytes (code points, as Python sorts), not the column's collation: MariaDB's default
     # collation equates "ABC" and "abc " and would interleave two units that the grouping keeps apart
     unit_bytes = cast(c.unit, LargeBinary)
-    # the instants as the driver returns them (text on SQLite), made aware by the codec here: the column
-    # type's own conversion costs more than the rest of a row, and a deadline shared by many cases once
+    # the instants as the driver returns them: the column type's own conversion costs more than the rest
+    # of a row, and a deadline shared by many cases is converted once by the reader
     received, due = (type_coerce(col, NullType()) for col in (c.received_at, c.due_at))
     cols = select(c.number, c.summary, c.unit, received, due, c.provisional).where(query.where())
     stmt: Select[tuple[str, str | None, str, Any, Any, bool]]
@@ -167,14 +173,19 @@ def backlog_rows(conn: Connection, query: BacklogQuery, *, units: list[str] | No
         stmt = cols.order_by(unit_bytes, c.received_at, c.number)
     else:  # the units' order as a CASE: a few hundred units, one sort in the database
         stmt = cols.order_by(unit_rank(units), unit_bytes, c.received_at, c.number)
+    for block in conn.execution_options(**_STREAM).execute(stmt).partitions():
+        yield from block
+
+
+def backlog_rows(conn: Connection, query: BacklogQuery, *, units: list[str] | None = None) -> Iterator[BacklogRow]:
+    """:func:`backlog_raw_rows` with the instants aware (UTC), a deadline shared by many cases made once."""
     shared: BoundedMemo[Any, datetime | None] = BoundedMemo()
-    for r in conn.execution_options(**_STREAM).execute(stmt):
-        raw_due = r[4]
-        received_at = aware_utc(r[3])
+    for number, summary, unit, raw_received, raw_due, provisional in backlog_raw_rows(conn, query, units=units):
+        received_at = aware_utc(raw_received)
         due_at = shared[raw_due] if raw_due in shared else shared.put(raw_due, aware_utc(raw_due))
         if received_at is None or due_at is None:  # NOT NULL columns
-            raise ValueError(f"case {r[0]}: a NULL instant where the store holds one")
-        yield r[0], r[1], r[2], received_at, due_at, bool(r[5])
+            raise ValueError(f"case {number}: a NULL instant where the store holds one")
+        yield number, summary, unit, received_at, due_at, bool(provisional)
 
 
 def backlog_cases(conn: Connection, query: BacklogQuery, *, units: list[str] | None = None) -> Iterator[BacklogCase]:

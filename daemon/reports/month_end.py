@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from itertools import islice
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine
 
@@ -34,10 +34,10 @@ from daemon.escaping import markdown_text as md
 from daemon.reports.backlog import (
     BacklogCase,
     BacklogQuery,
-    BacklogRow,
+    BacklogRawRow,
     UnitBacklog,
     backlog_cases,
-    backlog_rows,
+    backlog_raw_rows,
     backlog_units,
     next_month,
 )
@@ -54,7 +54,7 @@ from daemon.reports.tabular import (
     write_report_files,
     write_xlsx_book,
 )
-from daemon.storage.codec import BoundedMemo
+from daemon.storage.codec import BoundedMemo, aware_utc
 
 CARRY_OVER_CATCH_UP_WORKING_DAYS = 2
 
@@ -164,26 +164,45 @@ def case_rows(items: Iterable[BacklogCase]) -> Iterator[tuple[int | str, ...]]:
 _WHOLE_HOUR_OFFSET = (LOCAL_TZ.utcoffset(None) or timedelta(0)) % timedelta(hours=1) == timedelta(0)
 
 
-def _listed_rows(rows: Iterable[BacklogRow], query: BacklogQuery) -> Iterator[tuple[int | str, ...]]:
-    """:func:`case_rows` straight from the store's rows (no record per case), each distinct deadline's text
-    made once: the carry-over's million-row list (tests/test_month_end_stream.py holds the two equal)."""
-    due_texts: BoundedMemo[tuple[datetime, bool], str] = BoundedMemo()
-    hours: BoundedMemo[datetime, str] = BoundedMemo()  # an hour's local text up to the minutes, made once
-    carried, overdue = query.carried, query.overdue
-    for i, (number, summary, unit, received_at, due_at, provisional) in enumerate(rows, start=1):
-        due = due_texts.get((due_at, provisional))
+def _listed_rows(rows: Iterable[BacklogRawRow], query: BacklogQuery) -> Iterator[tuple[int | str, ...]]:
+    """:func:`case_rows` straight from the driver's rows (no record per case): each distinct deadline made
+    aware, shown and judged overdue once; each received hour's local text made once and the minutes added
+    (a whole-hour offset), and 本月交办 / 结存 decided once for the hour unless the month starts inside it:
+    the carry-over's million-row list (tests/test_month_end_stream.py holds the rows equal to :func:`case_rows`)."""
+    dues: BoundedMemo[Any, tuple[str, str, str]] = BoundedMemo()
+    hours: BoundedMemo[datetime, tuple[str, str | None]] = BoundedMemo()
+    for i, (number, summary, unit, raw_received, raw_due, provisional) in enumerate(rows, start=1):
+        due = dues.get(raw_due)
         if due is None:
-            due = due_texts.put((due_at, provisional), due_text(due_at, provisional))
-        if _WHOLE_HOUR_OFFSET:  # the local minute is the instant's own: the hour's text is shared
-            hour = received_at.replace(minute=0, second=0, microsecond=0)
-            head = hours.get(hour)
-            if head is None:
-                head = hours.put(hour, local_text(hour)[:-2])
-            received = f"{head}{received_at.minute:02d}"
+            due = dues.put(raw_due, _due_texts(number, raw_due, query))
+        received_at = aware_utc(raw_received)
+        if received_at is None:  # a NOT NULL column
+            raise ValueError(f"case {number}: a NULL instant where the store holds one")
+        if _WHOLE_HOUR_OFFSET:
+            key = received_at.replace(minute=0, second=0, microsecond=0)
+            hour = hours.get(key)
+            if hour is None:
+                hour = hours.put(key, _hour_texts(key, query))
+            received, kind = f"{hour[0]}{received_at.minute:02d}", hour[1]
         else:
-            received = local_text(received_at)
-        yield (i, number, summary or "", unit, received, due,
-               _CARRIED if carried(received_at) else _THIS_MONTH, _OVERDUE if overdue(due_at) else "")
+            received, kind = local_text(received_at), None
+        yield (i, number, summary or "", unit, received, due[1] if provisional else due[0],
+               kind or (_CARRIED if query.carried(received_at) else _THIS_MONTH), due[2])
+
+
+def _due_texts(number: str, raw_due: Any, query: BacklogQuery) -> tuple[str, str, str]:
+    """A deadline's text, its text when provisional, and 已超期 or nothing (:meth:`BacklogQuery.overdue`)."""
+    due_at = aware_utc(raw_due)
+    if due_at is None:  # a NOT NULL column
+        raise ValueError(f"case {number}: a NULL instant where the store holds one")
+    return due_text(due_at), due_text(due_at, provisional=True), _OVERDUE if query.overdue(due_at) else ""
+
+
+def _hour_texts(hour: datetime, query: BacklogQuery) -> tuple[str, str | None]:
+    """The local text of ``hour`` up to its minutes, and 本月交办 / 结存 for a case received in it when its
+    first and last instants say the same (:meth:`BacklogQuery.carried` is monotone), else None."""
+    first, last = query.carried(hour), query.carried(hour + timedelta(hours=1, microseconds=-1))
+    return local_text(hour)[:-2], ((_CARRIED if first else _THIS_MONTH) if first == last else None)
 
 
 def _case_rows(items: list[BacklogCase]) -> list[tuple[int | str, ...]]:
@@ -332,7 +351,8 @@ class CarryOver:
     def listed(self) -> Iterator[tuple[int | str, ...]]:
         """The case list's rows (序号 … 是否超期) in the order of :meth:`cases`, made from plain store rows."""
         with self.engine.connect() as conn:
-            yield from _listed_rows(backlog_rows(conn, self.query, units=[u.unit for u in self.units]), self.query)
+            yield from _listed_rows(backlog_raw_rows(conn, self.query, units=[u.unit for u in self.units]),
+                                    self.query)
 
     @property
     def by_unit(self) -> dict[str, list[BacklogCase]]:
