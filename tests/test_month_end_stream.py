@@ -166,7 +166,7 @@ def test_plain_rows_write_the_same_sheet_xml_as_cell_by_cell() -> None:
     import zipfile
     from decimal import Decimal
 
-    from daemon.reports.xlsx_writer import STYLE_PLAIN
+    from daemon.reports.xlsx_writer import STYLE_PLAIN, PrintSetup
 
     rows: list[list[object]] = [
         [1, "工单", "", None, 0, -3, True, 2.5, Decimal("0.10")],
@@ -185,11 +185,16 @@ def test_plain_rows_write_the_same_sheet_xml_as_cell_by_cell() -> None:
         fast.append(row, STYLE_PLAIN)  # type: ignore[arg-type]
         reference.append(row, [STYLE_PLAIN] * len(row))  # type: ignore[arg-type]
 
-    def sheet_xml(sheet: Sheet) -> bytes:
-        with zipfile.ZipFile(io.BytesIO(workbook_bytes([sheet]))) as z:
+    def sheet_xml(sheet: Sheet, setup: PrintSetup | None = None) -> bytes:
+        with zipfile.ZipFile(io.BytesIO(workbook_bytes([sheet], None if setup is None else [setup]))) as z:
             return z.read("xl/worksheets/sheet1.xml")
 
     assert sheet_xml(fast) == sheet_xml(reference)
+    # streamed (the body: each row of one shape written with its <row> element), with and without heights
+    assert sheet_xml(Sheet("s", body=iter(rows))) == sheet_xml(reference)  # type: ignore[arg-type]
+    tall = PrintSetup(row_heights={4: 30.0, 5: 45.0})
+    assert sheet_xml(Sheet("s", body=iter(rows)), tall) == sheet_xml(reference, tall)  # type: ignore[arg-type]
+    assert b'<row r="4" ht="30" customHeight="1">' in sheet_xml(Sheet("s", body=iter(rows)), tall)  # type: ignore[arg-type]
     assert b"<v>1</v>" in sheet_xml(fast) and b"&lt;b&gt;" in sheet_xml(fast)
     assert b'<c r="B6" t="inlineStr"><is><t xml:space="preserve">ok\n=not a formula<' in sheet_xml(fast)
     assert b'<c r="I8" s="5" t="inlineStr"><is><t xml:space="preserve">-1</t>' in sheet_xml(fast)

@@ -116,7 +116,7 @@ def _plain_row(n: int, cells: Sequence[Cell | None]) -> str:
     (tests/test_month_end_stream.py holds the three equal): 2.5 µs a row of the carry-over against 4.4."""
     shape = _row_shape(tuple(map(type, cells)), tuple(map(bool, cells)))
     if shape is not None:
-        template, texts = shape
+        template, texts, _ = shape
         joined = texts(cells)
         if not (_LINE_TRIGGER.search(joined) or _FILTER_OR_ESCAPE.search(joined)):
             return template.format(n, *cells)
@@ -141,7 +141,7 @@ _FILTER_OR_ESCAPE = re.compile("[&<>\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 @functools.lru_cache(maxsize=1024)
 def _row_shape(
     types: tuple[type, ...], filled: tuple[bool, ...]
-) -> tuple[str, Callable[[Sequence[Cell | None]], str]] | None:
+) -> tuple[str, Callable[[Sequence[Cell | None]], str], str] | None:
     """For a row of integers and text (``types``; ``filled``: which cells are not empty), the format string
     of the row's cells (``{0}`` the row number, ``{i + 1}`` cell i, as :func:`_cell` writes it when it is plain)
     and how to join its text cells, each after a newline, for :data:`_LINE_TRIGGER`; None for any other row
@@ -163,7 +163,8 @@ def _row_shape(
     if len(text_at) > 1:
         pick = operator.itemgetter(*text_at)
         texts = lambda cells: "\n" + "\n".join(pick(cells))  # noqa: E731
-    return "".join(parts), texts
+    cells = "".join(parts)
+    return cells, texts, f'<row r="{{0}}">{cells}</row>'
 
 
 def _write_sheet(stream: IO[bytes], sheet: Sheet, setup: PrintSetup | None) -> None:
@@ -183,27 +184,66 @@ def _write_sheet(stream: IO[bytes], sheet: Sheet, setup: PrintSetup | None) -> N
     head.append("<sheetData>")
     stream.write("".join(head).encode())
     heights = setup.row_heights if setup is not None else {}
-    letter = _column_letter_cached
     block: list[str] = []
-    for n, (style, cells) in enumerate(sheet.all_rows(), start=1):
-        if style == STYLE_PLAIN:
-            row = _plain_row(n, cells)
-        elif isinstance(style, int):
-            row = "".join(_cell(f"{letter(i)}{n}", v, style) for i, v in enumerate(cells, start=1))
-        else:
-            row = "".join(_cell(f"{letter(i)}{n}", v, st)
-                          for i, (v, st) in enumerate(zip(cells, style, strict=False), start=1))
-        height = heights.get(n)
-        attrs = f' ht="{height:g}" customHeight="1"' if height else ""
-        block.append(f'<row r="{n}"{attrs}>{row}</row>')
-        if len(block) == _ROWS_PER_WRITE:
-            stream.write("".join(block).encode())
-            block.clear()
+    n = _write_rows(stream, block, sheet.rows, 0, heights)
+    n = _write_body(stream, block, sheet.body, n, heights)
+    _write_rows(stream, block, sheet.tail, n, heights)
     block.append("</sheetData>")
     if setup is not None:
         block.append(_page_xml(setup))
     block.append("</worksheet>")
     stream.write("".join(block).encode())
+
+
+def _write_rows(
+    stream: IO[bytes], block: list[str], rows: Iterable[tuple[int | Sequence[int], Sequence[Cell | None]]],
+    last: int, heights: Mapping[int, float],
+) -> int:
+    """Rows after row ``last`` into ``block`` (written to ``stream`` when full); the last row's number."""
+    n = last
+    for style, cells in rows:
+        n += 1
+        block.append(_row_xml(n, style, cells, heights))
+        if len(block) == _ROWS_PER_WRITE:
+            stream.write("".join(block).encode())
+            block.clear()
+    return n
+
+
+def _write_body(
+    stream: IO[bytes], block: list[str], body: Iterable[Sequence[Cell | None]], n: int, heights: Mapping[int, float]
+) -> int:
+    """:func:`_write_rows` of streamed plain rows: a row of integers and plain text of its own height in one
+    format of its shape, with its ``<row>`` element (a million-row listing), any other as :func:`_row_xml`."""
+    for cells in body:
+        n += 1
+        shape = _row_shape(tuple(map(type, cells)), tuple(map(bool, cells)))
+        if shape is not None and n not in heights:
+            _, texts, row_template = shape
+            joined = texts(cells)
+            plain = not (_LINE_TRIGGER.search(joined) or _FILTER_OR_ESCAPE.search(joined))
+            row = row_template.format(n, *cells) if plain else _row_xml(n, STYLE_PLAIN, cells, heights)
+        else:
+            row = _row_xml(n, STYLE_PLAIN, cells, heights)
+        block.append(row)
+        if len(block) == _ROWS_PER_WRITE:
+            stream.write("".join(block).encode())
+            block.clear()
+    return n
+
+
+def _row_xml(n: int, style: int | Sequence[int], cells: Sequence[Cell | None], heights: Mapping[int, float]) -> str:
+    letter = _column_letter_cached
+    if style == STYLE_PLAIN:
+        row = _plain_row(n, cells)
+    elif isinstance(style, int):
+        row = "".join(_cell(f"{letter(i)}{n}", v, style) for i, v in enumerate(cells, start=1))
+    else:
+        row = "".join(_cell(f"{letter(i)}{n}", v, st)
+                      for i, (v, st) in enumerate(zip(cells, style, strict=False), start=1))
+    height = heights.get(n)
+    attrs = f' ht="{height:g}" customHeight="1"' if height else ""
+    return f'<row r="{n}"{attrs}>{row}</row>'
 
 
 _ROWS_PER_WRITE = 2_000
