@@ -432,10 +432,14 @@ def write_carry_over(
     first: list[tuple[int | str, ...]] = []  # the e-mail body's rows, kept from the one pass over the cases
 
     def source() -> Iterator[tuple[int | str, ...]]:
-        for row in report.listed():
-            if len(first) < email_rows:
+        rows = report.listed()
+        if email_rows > 0:
+            for row in rows:
                 first.append(row)
-            yield row
+                yield row
+                if len(first) == email_rows:
+                    break
+        yield from rows
 
     tables = carry_over_tables(report, source=source)
     write_report_files(html_path, xlsx_path, title, subtitle, paragraphs, tables)

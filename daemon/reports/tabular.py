@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cache, lru_cache
+from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -224,8 +225,11 @@ def write_report_files(  # noqa: PLR0917 - write_html_page's arguments and the w
             head, rest[0] = rest[0].split(mark, 1)
             html.write(head.encode())
             out = _HtmlBody(html, _numeric(t, t.rows))
+            block = out.block
             for row in _table_rows(t):
-                out.add(row)
+                block.append(row)  # out.add(row), without a call a row
+                if len(block) == _HTML_BLOCK:
+                    out.flush()
                 yield row
             out.flush()
 
@@ -242,9 +246,7 @@ _HTML_BLOCK = 2_000
 
 
 def _table_rows(t: ReportTable) -> Iterable[Sequence[Cell]]:
-    yield from t.rows
-    if t.source is not None:
-        yield from t.source()
+    return chain(t.rows, t.source()) if t.source is not None else iter(t.rows)
 
 
 def _sheets(tables: Sequence[ReportTable], *, stream: bool) -> list[Any]:
