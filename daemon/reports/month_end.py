@@ -171,13 +171,22 @@ def _listed_rows(rows: Iterable[BacklogRawRow], query: BacklogQuery) -> Iterator
     the carry-over's million-row list (tests/test_month_end_stream.py holds the rows equal to :func:`case_rows`)."""
     dues: BoundedMemo[Any, tuple[str, str, str]] = BoundedMemo()
     hours: BoundedMemo[datetime, tuple[str, str | None]] = BoundedMemo()
+    texts_by_hour: BoundedMemo[str, tuple[str, str | None]] = BoundedMemo()
     for i, (number, summary, unit, raw_received, raw_due, provisional) in enumerate(rows, start=1):
         due = dues.get(raw_due)
         if due is None:
             due = dues.put(raw_due, _due_texts(number, raw_due, query))
-        received_at = aware_utc(raw_received)
-        if received_at is None:  # a NOT NULL column
-            raise ValueError(f"case {number}: a NULL instant where the store holds one")
+        if _naive_text(raw_received):  # SQLite's text: its hour is its first 13 characters, then :MM
+            text_hour = texts_by_hour.get(raw_received[:13])
+            if text_hour is None:
+                hour_at = _aware(number, raw_received[:13] + ":00:00")
+                text_hour = texts_by_hour.put(raw_received[:13], _hour_texts(hour_at, query))
+            received, kind = text_hour[0] + raw_received[14:16], text_hour[1]
+            if kind is None:
+                kind = _CARRIED if query.carried(_aware(number, raw_received)) else _THIS_MONTH
+            yield (i, number, summary or "", unit, received, due[1] if provisional else due[0], kind, due[2])
+            continue
+        received_at = _aware(number, raw_received)
         if _WHOLE_HOUR_OFFSET:
             key = received_at.replace(minute=0, second=0, microsecond=0)
             hour = hours.get(key)
@@ -188,6 +197,20 @@ def _listed_rows(rows: Iterable[BacklogRawRow], query: BacklogQuery) -> Iterator
             received, kind = local_text(received_at), None
         yield (i, number, summary or "", unit, received, due[1] if provisional else due[0],
                kind or (_CARRIED if query.carried(received_at) else _THIS_MONTH), due[2])
+
+
+def _naive_text(raw: Any) -> bool:
+    """``raw`` is an instant as SQLite keeps it, ``YYYY-MM-DD HH:MM:SS.ffffff`` (naive UTC, no offset), and the
+    local time is a whole number of hours from UTC: its local text is its hour's and its own minutes."""
+    return (type(raw) is str and len(raw) == 26 and raw[13] == ":" and raw[16] == ":" and raw[19] == "."
+            and raw.isascii() and raw[20:].isdigit() and raw[14:16].isdigit() and _WHOLE_HOUR_OFFSET)
+
+
+def _aware(number: str, raw: Any) -> datetime:
+    value = aware_utc(raw)
+    if value is None:  # a NOT NULL column
+        raise ValueError(f"case {number}: a NULL instant where the store holds one")
+    return value
 
 
 def _due_texts(number: str, raw_due: Any, query: BacklogQuery) -> tuple[str, str, str]:
