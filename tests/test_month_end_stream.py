@@ -10,7 +10,8 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, type_coerce
+from sqlalchemy.types import NullType
 
 from daemon.core.calendar import WorkCalendar
 from daemon.core.rules import RuleSet
@@ -139,7 +140,7 @@ def test_the_carry_over_rows_from_plain_store_rows_equal_those_from_case_records
     """The carry-over lists its cases from plain rows (no record per case, each deadline's text made once):
     they must say exactly what the reminders' rows from :class:`BacklogCase` records say, on every database:
     carried and of the month, overdue and not, provisional deadlines (2027 is not yet published)."""
-    from daemon.reports.month_end import case_rows
+    from daemon.reports.case_list import case_rows
 
     store.upsert_cases([
         record("N-1", UNIT, "2026-11-20 10:00"),  # carried over
@@ -242,3 +243,30 @@ def test_the_carry_over_lists_many_units_most_first(store: Store, rules: RuleSet
     assert [unit for unit, _ in listed] == [u for u in order for _ in range(1 + names.index(u) % 4)]
     assert [number for _, number in listed] == [f"N{names.index(u):02d}-{k}" for u in order
                                                  for k in range(1 + names.index(u) % 4)]
+
+
+def test_listed_rows_from_other_instant_texts_equal_the_records(store: Store, rules: RuleSet) -> None:
+    """SQLite's instants are read as text: the exact ``YYYY-MM-DD HH:MM:SS.ffffff`` form is shown from its
+    hour and minutes, any other text a writer may have left (no fraction, an offset) through the codec."""
+    from sqlalchemy import update
+
+    from daemon.reports.case_list import case_rows
+    from daemon.storage.models import cases
+
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("texts are SQLite's form of an instant")
+    store.upsert_cases([record(n, UNIT, "2026-11-20 10:00") for n in ("T-1", "T-2", "T-3")],
+                       rules=rules, now=parse_time("2026-11-20 12:00"), source_name="test")
+    with store.engine.begin() as conn:
+        for number, text in (("T-1", "2026-10-31 16:59:59"), ("T-2", "2026-10-31 16:00:00.000+08"),
+                             ("T-3", "2026-10-31 23:07:00.000000")):
+            conn.execute(update(cases).where(cases.c.number == number)
+                         .values(received_at=type_coerce(text, NullType())))
+    with store.engine.connect() as conn:
+        report = carry_over(conn, 2026, 11, parse_time("2026-12-01 09:00"))
+    listed = list(report.listed())
+    assert listed == list(case_rows(report.cases()))
+    assert {r[1]: (r[4], r[6]) for r in listed} == {
+        "T-1": ("2026-11-01 00:59", "本月交办"), "T-2": ("2026-10-31 16:00", "上月及以前结存"),
+        "T-3": ("2026-11-01 07:07", "本月交办"),
+    }
