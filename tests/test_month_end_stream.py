@@ -270,3 +270,13 @@ def test_listed_rows_from_other_instant_texts_equal_the_records(store: Store, ru
         "T-1": ("2026-11-01 00:59", "本月交办"), "T-2": ("2026-10-31 16:00", "上月及以前结存"),
         "T-3": ("2026-11-01 07:07", "本月交办"),
     }
+
+
+def test_a_format_function_writes_what_str_format_writes() -> None:
+    from daemon.reports.xlsx_writer import format_function
+
+    template = '<row r="{0}"><c r="A{0}"><v>{1}</v></c><c r="B{0}" t="inlineStr"><t>{3}</t></c>{2}</row>'
+    cells = (7, "工单 'a' \\ \"b\"", "x")
+    assert format_function(template)(12, cells) == template.format(12, *cells)
+    with pytest.raises(ValueError, match="braces"):
+        format_function("{x}{0}")

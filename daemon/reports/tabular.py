@@ -112,7 +112,7 @@ def _html_rows(rows: Sequence[Sequence[Cell]], numeric: Sequence[bool]) -> str:
         # a row of integers and text without & < > " ' (its own escape) in one format of its shape
         shape = _html_shape(head, tuple(map(type, row)))
         if shape is not None and not special(shape[1](row)):
-            out.append(shape[0].format(*row))
+            out.append(shape[0](None, row))
             continue
         # else cell by cell: only a text with something to escape pays for markupsafe
         out.append("<tr>" + "".join([f"{h}{(escape(v) if special(v) else v) if isinstance(v, str) else v}</td>"
@@ -123,13 +123,17 @@ def _html_rows(rows: Sequence[Sequence[Cell]], numeric: Sequence[bool]) -> str:
 @lru_cache(maxsize=1024)
 def _html_shape(
     head: tuple[str, ...], types: tuple[type, ...]
-) -> tuple[str, Callable[[Sequence[Cell]], str]] | None:
-    """The format string of a row of ``types`` (integers and text only, else None) under ``head``, as the
+) -> tuple[Callable[[object, Sequence[object]], str], Callable[[Sequence[Cell]], str]] | None:
+    """The row of ``types`` (integers and text only, else None) under ``head`` (a :func:`format_function` of
+    None and the cells), as the
     cell-by-cell path writes it when no text needs escaping, and how to join its text cells to check that
     (tests/test_month_end_stream.py holds the two paths equal)."""
+    from daemon.reports.xlsx_writer import format_function
+
     if not all(t is int or t is str for t in types):
         return None
-    template = "<tr>" + "".join(f"{h}{{{i}}}</td>" for i, (h, _) in enumerate(zip(head, types, strict=False))) + "</tr>"
+    template = "<tr>" + "".join(f"{h}{{{i}}}</td>" for i, (h, _) in enumerate(zip(head, types, strict=False), 1))
+    template += "</tr>"
     text_at = [i for i, t in enumerate(types[: len(head)]) if t is str]
 
     def texts(cells: Sequence[Cell]) -> str:
@@ -138,7 +142,7 @@ def _html_shape(
     if len(text_at) > 1:
         pick = itemgetter(*text_at)
         texts = lambda cells: "".join(pick(cells))  # noqa: E731
-    return template, texts
+    return format_function(template), texts
 
 
 _HTML_SPECIAL = re.compile("[&<>\"']")  # what markupsafe.escape replaces

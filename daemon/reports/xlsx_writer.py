@@ -119,7 +119,7 @@ def _plain_row(n: int, cells: Sequence[Cell | None]) -> str:
         template, texts, _ = shape
         joined = texts(cells)
         if not (_LINE_TRIGGER.search(joined) or _FILTER_OR_ESCAPE.search(joined)):
-            return template.format(n, *cells)
+            return template(n, cells)
     letters = _letters(len(cells))
     special = _NOT_PLAIN_TEXT.search
     return "".join([
@@ -138,14 +138,30 @@ _LINE_TRIGGER = re.compile("\n[=+\\-@\t\r]")
 _FILTER_OR_ESCAPE = re.compile("[&<>\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
+_FIELD = re.compile(r"\{(\d+)\}")
+
+
+def format_function(template: str) -> Callable[[object, Sequence[object]], str]:
+    """``template.format(first, *cells)`` as a function ``(first, cells)`` compiled once into an f-string:
+    half the time of ``str.format`` for a row of a million-row sheet (0.95 against 1.89 µs). ``template``
+    is our own (tags, column letters, ``{0}``, ``{1}`` …, no other braces); the values stay arguments."""
+    fields = _FIELD.split(template)  # literal, index, literal, index, …, literal
+    if any("{" in part or "}" in part for part in fields[::2]):
+        raise ValueError(f"a row template with braces that are not fields: {template!r}")
+    source = "".join(part if i % 2 == 0 else ("{first}" if part == "0" else f"{{cells[{int(part) - 1}]}}")
+                     for i, part in enumerate(fields))
+    return eval(f"lambda first, cells: f{source!r}", {"__builtins__": {}})  # type: ignore[no-any-return]  # noqa: S307
+
+
 @functools.lru_cache(maxsize=1024)
 def _row_shape(
     types: tuple[type, ...], filled: tuple[bool, ...]
-) -> tuple[str, Callable[[Sequence[Cell | None]], str], str] | None:
-    """For a row of integers and text (``types``; ``filled``: which cells are not empty), the format string
-    of the row's cells (``{0}`` the row number, ``{i + 1}`` cell i, as :func:`_cell` writes it when it is plain)
-    and how to join its text cells, each after a newline, for :data:`_LINE_TRIGGER`; None for any other row
-    (booleans, floats, None)."""
+) -> tuple[Callable[[object, Sequence[object]], str], Callable[[Sequence[Cell | None]], str],
+           Callable[[object, Sequence[object]], str]] | None:
+    """For a row of integers and text (``types``; ``filled``: which cells are not empty): its cells as
+    :func:`_cell` writes each when it is plain (a :func:`format_function` of the row number and the cells), how
+    to join its text cells, each after a newline, for :data:`_LINE_TRIGGER`, and the cells with their ``<row>``
+    element; None for any other row (booleans, floats, None)."""
     if not all(t is int or t is str for t in types):
         return None
     letters = _letters(len(types))
@@ -164,7 +180,7 @@ def _row_shape(
         pick = operator.itemgetter(*text_at)
         texts = lambda cells: "\n" + "\n".join(pick(cells))  # noqa: E731
     cells = "".join(parts)
-    return cells, texts, f'<row r="{{0}}">{cells}</row>'
+    return format_function(cells), texts, format_function(f'<row r="{{0}}">{cells}</row>')
 
 
 def _write_sheet(stream: IO[bytes], sheet: Sheet, setup: PrintSetup | None) -> None:
@@ -222,7 +238,7 @@ def _write_body(
             _, texts, row_template = shape
             joined = texts(cells)
             plain = not (_LINE_TRIGGER.search(joined) or _FILTER_OR_ESCAPE.search(joined))
-            row = row_template.format(n, *cells) if plain else _row_xml(n, STYLE_PLAIN, cells, heights)
+            row = row_template(n, cells) if plain else _row_xml(n, STYLE_PLAIN, cells, heights)
         else:
             row = _row_xml(n, STYLE_PLAIN, cells, heights)
         block.append(row)
