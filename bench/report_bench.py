@@ -18,7 +18,7 @@ against the issue's targets (≤ 15 s and ≤ 400 MB at 1M open; peak at 1M ≤ 
     python bench/report_bench.py [--cases 100000,1000000] [--units 300] [--db-dir /tmp] [--keep]
 
 Measured figures: docs/reports.md, Performance (before and after, each in one session). Latest: carry-over
-21.8 s CPU and 86.6 MB at 1M (1.07x the 100k peak); ranking 10.0 s CPU and 62.0 MB (0.99x).
+14.0 s CPU and 89.0 MB at 1M (1.08x the 100k peak); ranking 9.3 s CPU and 62.3 MB (1.00x).
 """
 
 from __future__ import annotations

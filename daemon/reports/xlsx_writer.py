@@ -12,8 +12,8 @@ in under 10 s. Writing the sheet XML directly takes 0.4 s. openpyxl still reads 
 The ranking's small workbook is written here too, so that one place guards every cell. Strings are inline
 (no shared-string table), which every spreadsheet program reads.
 
-A little over the house's 400 lines: the plain-row fast path and the print finishing below must stay beside
-the one cell writer they are held equal to.
+Over the house's 400 lines (~500): the plain-row and row-shape fast paths and the print finishing below
+must stay beside the one cell writer they are held equal to.
 """
 
 from __future__ import annotations
