@@ -17,8 +17,8 @@ against the issue's targets (≤ 15 s and ≤ 400 MB at 1M open; peak at 1M ≤ 
 
     python bench/report_bench.py [--cases 100000,1000000] [--units 300] [--db-dir /tmp] [--keep]
 
-Measured figures: docs/reports.md, Performance (before and after, each in one run). After: carry-over
-22.7 s CPU and 84.5 MB at 1M (1.07x the 100k peak); ranking 17.4 s CPU and 62.2 MB (1.00x).
+Measured figures: docs/reports.md, Performance (before and after, each in one session). Latest: carry-over
+14.0 s CPU and 89.0 MB at 1M (1.08x the 100k peak); ranking 9.3 s CPU and 62.3 MB (1.00x).
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, type_coerce
+from sqlalchemy.types import NullType
 
 from daemon.core.calendar import WorkCalendar
 from daemon.core.rules import RuleSet
@@ -139,7 +140,7 @@ def test_the_carry_over_rows_from_plain_store_rows_equal_those_from_case_records
     """The carry-over lists its cases from plain rows (no record per case, each deadline's text made once):
     they must say exactly what the reminders' rows from :class:`BacklogCase` records say, on every database:
     carried and of the month, overdue and not, provisional deadlines (2027 is not yet published)."""
-    from daemon.reports.month_end import case_rows
+    from daemon.reports.case_list import case_rows
 
     store.upsert_cases([
         record("N-1", UNIT, "2026-11-20 10:00"),  # carried over
@@ -166,21 +167,116 @@ def test_plain_rows_write_the_same_sheet_xml_as_cell_by_cell() -> None:
     import zipfile
     from decimal import Decimal
 
-    from daemon.reports.xlsx_writer import STYLE_PLAIN
+    from daemon.reports.xlsx_writer import STYLE_PLAIN, PrintSetup
 
     rows: list[list[object]] = [
         [1, "工单", "", None, 0, -3, True, 2.5, Decimal("0.10")],
         ["=SUM(A1)", "+1", "-2", "@x", "\tt", "\rr", "a-b", "a=b", "中文"],
         ["<b>", "a&b", "x>y", "bell\x07", "\ufffe", "ok", "'quoted'", '"dq"', "line\nbreak"],
+        # integers and text only: one format per shape when nothing needs guarding, else cell by cell
+        [7, "工单", "", "2026-11-30 24:00（暂定）", "已超期", 0, "a-b", "a=b", ""],
+        [8, "", "工单", "", "", -1, "line\nbreak", "本月交办", "x"],
+        [9, "ok\n=not a formula", "a", "b", "c", 10, "d", "e", "f"],  # a trigger after a newline: slow way
+        [10, "ok", "<b>", "b", "c", 11, "d", "e", "f"],
+        [11, "ok", "a", "b", "c", 12, "d", "e", "-1"],
+        [12, "ok", "a", "b", "c", 13, "d", "e"],  # shorter
     ]
     fast, reference = Sheet("s"), Sheet("s")
     for row in rows:
         fast.append(row, STYLE_PLAIN)  # type: ignore[arg-type]
         reference.append(row, [STYLE_PLAIN] * len(row))  # type: ignore[arg-type]
 
-    def sheet_xml(sheet: Sheet) -> bytes:
-        with zipfile.ZipFile(io.BytesIO(workbook_bytes([sheet]))) as z:
+    def sheet_xml(sheet: Sheet, setup: PrintSetup | None = None) -> bytes:
+        with zipfile.ZipFile(io.BytesIO(workbook_bytes([sheet], None if setup is None else [setup]))) as z:
             return z.read("xl/worksheets/sheet1.xml")
 
     assert sheet_xml(fast) == sheet_xml(reference)
+    # streamed (the body: each row of one shape written with its <row> element), with and without heights
+    assert sheet_xml(Sheet("s", body=iter(rows))) == sheet_xml(reference)  # type: ignore[arg-type]
+    tall = PrintSetup(row_heights={4: 30.0, 5: 45.0})
+    assert sheet_xml(Sheet("s", body=iter(rows)), tall) == sheet_xml(reference, tall)  # type: ignore[arg-type]
+    assert b'<row r="4" ht="30" customHeight="1">' in sheet_xml(Sheet("s", body=iter(rows)), tall)  # type: ignore[arg-type]
     assert b"<v>1</v>" in sheet_xml(fast) and b"&lt;b&gt;" in sheet_xml(fast)
+    assert b'<c r="B6" t="inlineStr"><is><t xml:space="preserve">ok\n=not a formula<' in sheet_xml(fast)
+    assert b'<c r="I8" s="5" t="inlineStr"><is><t xml:space="preserve">-1</t>' in sheet_xml(fast)
+
+
+def test_html_rows_of_one_shape_equal_the_cell_by_cell_rows() -> None:
+    """A row of integers and text is written by one format per shape unless a text needs escaping: the
+    HTML is the same as each cell escaped by markupsafe (integers as they print)."""
+    from markupsafe import escape
+
+    from daemon.reports.tabular import ReportTable, render_html_page
+
+    rows: list[list[object]] = [
+        [1, "工单", "", "2026-11-30 24:00（暂定）", "已超期"],
+        [2, "<b>噪音</b> & 扰民", "'q'", '"d"', ""],
+        [3, "a", "b"],  # shorter than the head
+        [4, "a", "b", "c", "d", "e"],  # longer: the extra cell is not shown
+        [5, True, 2.5, None, "x"],  # not integers and text: cell by cell
+        [0, "", "", "", ""],
+    ]
+    numeric = [True, False, False, False, False]
+    heads = ['<td class="num">' if n else "<td>" for n in numeric]
+    reference = "\n".join(
+        "<tr>" + "".join(f"{h}{escape(v) if isinstance(v, str) else v}</td>" for h, v in zip(heads, row, strict=False))
+        + "</tr>" for row in rows)
+    page = render_html_page("t", "s", [], [ReportTable("t", "s", ("a", "b", "c", "d", "e"), rows,  # type: ignore[arg-type]
+                                                       numeric=tuple(numeric))])
+    assert reference in page  # the whole body, byte for byte
+    assert "&lt;b&gt;噪音&lt;/b&gt; &amp; 扰民" in reference and "<td>e</td>" not in reference
+
+
+def test_the_carry_over_lists_many_units_most_first(store: Store, rules: RuleSet) -> None:
+    """The listing's order of units is a CASE that searches the names by their bytes in halves: with more
+    units than one leaf holds, every unit's cases still come together, units most first (then by name),
+    names that a collation equates apart, on every database."""
+    names = [f"第{i:02d}单位" for i in range(9)] + ["Unit", "Zeta", "a-unit", "环保局"]
+    records = [record(f"N{names.index(name):02d}-{k}", name, f"2026-05-{k + 1:02d} 10:00")
+               for n, name in enumerate(names) for k in range(1 + n % 4)]
+    store.upsert_cases(records, rules=rules, now=parse_time("2026-05-25 12:00"), source_name="test")
+    with store.engine.connect() as conn:
+        report = carry_over(conn, 2026, 5, parse_time("2026-06-01 09:00"))
+    listed = [(r[3], r[1]) for r in report.listed()]
+    order = [u.unit for u in report.units]
+    assert len(order) == len(names) and order[:3] == sorted(order[:3])  # most first, then by name
+    assert [unit for unit, _ in listed] == [u for u in order for _ in range(1 + names.index(u) % 4)]
+    assert [number for _, number in listed] == [f"N{names.index(u):02d}-{k}" for u in order
+                                                 for k in range(1 + names.index(u) % 4)]
+
+
+def test_listed_rows_from_other_instant_texts_equal_the_records(store: Store, rules: RuleSet) -> None:
+    """SQLite's instants are read as text: the exact ``YYYY-MM-DD HH:MM:SS.ffffff`` form is shown from its
+    hour and minutes, any other text a writer may have left (no fraction, an offset) through the codec."""
+    from sqlalchemy import update
+
+    from daemon.reports.case_list import case_rows
+    from daemon.storage.models import cases
+
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("texts are SQLite's form of an instant")
+    store.upsert_cases([record(n, UNIT, "2026-11-20 10:00") for n in ("T-1", "T-2", "T-3")],
+                       rules=rules, now=parse_time("2026-11-20 12:00"), source_name="test")
+    with store.engine.begin() as conn:
+        for number, text in (("T-1", "2026-10-31 16:59:59"), ("T-2", "2026-10-31 16:00:00.000+08"),
+                             ("T-3", "2026-10-31 23:07:00.000000")):
+            conn.execute(update(cases).where(cases.c.number == number)
+                         .values(received_at=type_coerce(text, NullType())))
+    with store.engine.connect() as conn:
+        report = carry_over(conn, 2026, 11, parse_time("2026-12-01 09:00"))
+    listed = list(report.listed())
+    assert listed == list(case_rows(report.cases()))
+    assert {r[1]: (r[4], r[6]) for r in listed} == {
+        "T-1": ("2026-11-01 00:59", "本月交办"), "T-2": ("2026-10-31 16:00", "上月及以前结存"),
+        "T-3": ("2026-11-01 07:07", "本月交办"),
+    }
+
+
+def test_a_format_function_writes_what_str_format_writes() -> None:
+    from daemon.reports.xlsx_writer import format_function
+
+    template = '<row r="{0}"><c r="A{0}"><v>{1}</v></c><c r="B{0}" t="inlineStr"><t>{3}</t></c>{2}</row>'
+    cells = (7, "工单 'a' \\ \"b\"", "x")
+    assert format_function(template)(12, cells) == template.format(12, *cells)
+    with pytest.raises(ValueError, match="braces"):
+        format_function("{x}{0}")

@@ -24,6 +24,7 @@ from sqlalchemy import (
     cast,
     exists,
     func,
+    literal,
     literal_column,
     or_,
     select,
@@ -121,39 +122,70 @@ class BacklogQuery:
                     *([] if self.include_carried else [c.received_at >= self.start]))
 
 
+def unit_rank(units: list[str]) -> ColumnElement[Any]:
+    """The position of a case's unit in ``units`` (``len(units)`` for any other unit), as a CASE that
+    searches the units' names by their bytes (code points, whatever the column's collation) in halves: about
+    log2(n) comparisons a row, where one WHEN per unit made SQLite compare ~n/2 a row (1M open, 300 units:
+    the listing query 4.2 s CPU, 2.5 s of it without the CASE)."""
+    unit_bytes = cast(cases.c.unit, LargeBinary)
+    ranked = sorted((u.encode(), i) for i, u in enumerate(units))
+
+    def search(part: list[tuple[bytes, int]]) -> ColumnElement[Any]:
+        if len(part) <= _RANK_LEAF:
+            return case(*((unit_bytes == literal(name, LargeBinary), literal_column(str(i))) for name, i in part),
+                        else_=literal_column(str(len(units))))
+        mid = len(part) // 2
+        return case((unit_bytes < literal(part[mid][0], LargeBinary), search(part[:mid])), else_=search(part[mid:]))
+
+    return search(ranked) if ranked else literal_column("0")
+
+
+_RANK_LEAF = 4
+
+
 _STREAM = {"stream_results": True, "yield_per": 2_000}  # a server-side cursor, 2,000 rows a fetch
 
 
+#: what :func:`backlog_raw_rows` yields: number, summary, unit, received_at and due_at as the driver returns
+#: them (text on SQLite, naive UTC datetimes elsewhere: :func:`daemon.storage.codec.aware_utc` reads both),
+#: provisional
+BacklogRawRow = tuple[str, str | None, str, Any, Any, bool]
 #: what :func:`backlog_rows` yields: number, summary, unit, received_at, due_at (aware UTC), provisional
 BacklogRow = tuple[str, str | None, str, datetime, datetime, bool]
 
 
-def backlog_rows(conn: Connection, query: BacklogQuery, *, units: list[str] | None = None) -> Iterator[BacklogRow]:
-    """The cases of ``query`` as plain rows, streamed from a server-side cursor (never all in memory): by
-    unit in name order, oldest first; with ``units``, units in that order (most first, as the carry-over
-    lists them). A listing of a million rows reads these rather than :class:`BacklogCase` records."""
+def backlog_raw_rows(
+    conn: Connection, query: BacklogQuery, *, units: list[str] | None = None
+) -> Iterator[BacklogRawRow]:
+    """The cases of ``query`` as the driver's rows, streamed from a server-side cursor (never all in memory)
+    a fetch at a time: by unit in name order, oldest first; with ``units``, units in that order (most first,
+    as the carry-over lists them). A listing of a million rows reads these rather than records."""
     c = cases.c
     # by the name's bytes (code points, as Python sorts), not the column's collation: MariaDB's default
     # collation equates "ABC" and "abc " and would interleave two units that the grouping keeps apart
     unit_bytes = cast(c.unit, LargeBinary)
-    # the instants as the driver returns them (text on SQLite), made aware by the codec here: the column
-    # type's own conversion costs more than the rest of a row, and a deadline shared by many cases once
+    # the instants as the driver returns them: the column type's own conversion costs more than the rest
+    # of a row, and a deadline shared by many cases is converted once by the reader
     received, due = (type_coerce(col, NullType()) for col in (c.received_at, c.due_at))
     cols = select(c.number, c.summary, c.unit, received, due, c.provisional).where(query.where())
     stmt: Select[tuple[str, str | None, str, Any, Any, bool]]
     if units is None:
         stmt = cols.order_by(unit_bytes, c.received_at, c.number)
     else:  # the units' order as a CASE: a few hundred units, one sort in the database
-        rank = case({u: literal_column(str(i)) for i, u in enumerate(units)}, value=c.unit, else_=len(units))
-        stmt = cols.order_by(rank, unit_bytes, c.received_at, c.number)
+        stmt = cols.order_by(unit_rank(units), unit_bytes, c.received_at, c.number)
+    for block in conn.execution_options(**_STREAM).execute(stmt).partitions():
+        yield from block
+
+
+def backlog_rows(conn: Connection, query: BacklogQuery, *, units: list[str] | None = None) -> Iterator[BacklogRow]:
+    """:func:`backlog_raw_rows` with the instants aware (UTC), a deadline shared by many cases made once."""
     shared: BoundedMemo[Any, datetime | None] = BoundedMemo()
-    for r in conn.execution_options(**_STREAM).execute(stmt):
-        raw_due = r[4]
-        received_at = aware_utc(r[3])
+    for number, summary, unit, raw_received, raw_due, provisional in backlog_raw_rows(conn, query, units=units):
+        received_at = aware_utc(raw_received)
         due_at = shared[raw_due] if raw_due in shared else shared.put(raw_due, aware_utc(raw_due))
         if received_at is None or due_at is None:  # NOT NULL columns
-            raise ValueError(f"case {r[0]}: a NULL instant where the store holds one")
-        yield r[0], r[1], r[2], received_at, due_at, bool(r[5])
+            raise ValueError(f"case {number}: a NULL instant where the store holds one")
+        yield number, summary, unit, received_at, due_at, bool(provisional)
 
 
 def backlog_cases(conn: Connection, query: BacklogQuery, *, units: list[str] | None = None) -> Iterator[BacklogCase]:

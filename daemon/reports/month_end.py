@@ -13,12 +13,12 @@ daemon that was down on the first working day still sends it (once), while a dae
 middle of a month does not send last month's.
 
 A little over the house's 400 lines: the reminder schedule and the carry-over share the month's working-day
-arithmetic; the streamed case lists are in backlog.py.
+arithmetic; the streamed case lists are in backlog.py, their rows in case_list.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from itertools import islice
@@ -34,13 +34,13 @@ from daemon.escaping import markdown_text as md
 from daemon.reports.backlog import (
     BacklogCase,
     BacklogQuery,
-    BacklogRow,
     UnitBacklog,
     backlog_cases,
-    backlog_rows,
+    backlog_raw_rows,
     backlog_units,
     next_month,
 )
+from daemon.reports.case_list import case_rows, listed_rows
 from daemon.reports.tabular import (
     MarkdownList,
     ReportTable,
@@ -54,7 +54,6 @@ from daemon.reports.tabular import (
     write_report_files,
     write_xlsx_book,
 )
-from daemon.storage.codec import BoundedMemo
 
 CARRY_OVER_CATCH_UP_WORKING_DAYS = 2
 
@@ -148,29 +147,6 @@ _CASE_COLUMNS = ("序号", "工单编号", "问题摘要", "承办单位", "交�
 
 
 _CASE_NUMERIC = (True, *([False] * (len(_CASE_COLUMNS) - 1)))
-
-
-_THIS_MONTH, _CARRIED, _OVERDUE = "本月交办", "上月及以前结存", "已超期"
-
-
-def case_rows(items: Iterable[BacklogCase]) -> Iterator[tuple[int | str, ...]]:
-    """The case list's rows (序号, 工单编号, 问题摘要, 承办单位, 交办时间, 办理期限, 类别, 是否超期) of ``items``."""
-    for i, c in enumerate(items, start=1):
-        yield (i, c.number, c.summary or "", c.unit, local_text(c.received_at), due_text(c.due_at, c.provisional),
-               _CARRIED if c.carried else _THIS_MONTH, _OVERDUE if c.overdue else "")
-
-
-def _listed_rows(rows: Iterable[BacklogRow], query: BacklogQuery) -> Iterator[tuple[int | str, ...]]:
-    """:func:`case_rows` straight from the store's rows (no record per case), each distinct deadline's text
-    made once: the carry-over's million-row list (tests/test_month_end_stream.py holds the two equal)."""
-    due_texts: BoundedMemo[tuple[datetime, bool], str] = BoundedMemo()
-    carried, overdue = query.carried, query.overdue
-    for i, (number, summary, unit, received_at, due_at, provisional) in enumerate(rows, start=1):
-        due = due_texts.get((due_at, provisional))
-        if due is None:
-            due = due_texts.put((due_at, provisional), due_text(due_at, provisional))
-        yield (i, number, summary or "", unit, local_text(received_at), due,
-               _CARRIED if carried(received_at) else _THIS_MONTH, _OVERDUE if overdue(due_at) else "")
 
 
 def _case_rows(items: list[BacklogCase]) -> list[tuple[int | str, ...]]:
@@ -319,7 +295,8 @@ class CarryOver:
     def listed(self) -> Iterator[tuple[int | str, ...]]:
         """The case list's rows (序号 … 是否超期) in the order of :meth:`cases`, made from plain store rows."""
         with self.engine.connect() as conn:
-            yield from _listed_rows(backlog_rows(conn, self.query, units=[u.unit for u in self.units]), self.query)
+            yield from listed_rows(backlog_raw_rows(conn, self.query, units=[u.unit for u in self.units]),
+                                    self.query)
 
     @property
     def by_unit(self) -> dict[str, list[BacklogCase]]:
@@ -399,10 +376,14 @@ def write_carry_over(
     first: list[tuple[int | str, ...]] = []  # the e-mail body's rows, kept from the one pass over the cases
 
     def source() -> Iterator[tuple[int | str, ...]]:
-        for row in report.listed():
-            if len(first) < email_rows:
+        rows = report.listed()
+        if email_rows > 0:
+            for row in rows:
                 first.append(row)
-            yield row
+                yield row
+                if len(first) == email_rows:
+                    break
+        yield from rows
 
     tables = carry_over_tables(report, source=source)
     write_report_files(html_path, xlsx_path, title, subtitle, paragraphs, tables)

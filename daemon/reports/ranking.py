@@ -33,7 +33,7 @@ assignment: the unit holding it is scored on it, an earlier unit only when it di
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -115,6 +115,25 @@ def _feedback_at(case: RankedCase) -> datetime | None:
     return case.fed_back_at or case.closed_at
 
 
+_ON_TIME, _LATE, _OPEN_OVERDUE, _OPEN = range(4)
+#: what one case adds to a tally: closed by as_of; fed back on time, fed back late (超期), open and overdue, or
+#: open and not yet due; closed or due (the forecast's completion denominator); then what it was rated, where it
+#: came from, 疑难件, its stars. Many cases share one, so the month is tallied per (unit, outcome), not per case.
+_Outcome = tuple[bool, int, bool, Satisfaction | None, Source, bool, int | None]
+
+
+def _outcome(case: RankedCase, as_of: datetime) -> _Outcome:
+    """How ``case`` stands at ``as_of``: the one place a case is judged on time, late or overdue."""
+    closed = case.closed_at is not None and case.closed_at <= as_of
+    feedback = _feedback_at(case)
+    due_passed = case.due_at <= as_of
+    if feedback is not None and feedback <= as_of:
+        state = _LATE if feedback >= case.due_at else _ON_TIME
+    else:
+        state = _OPEN_OVERDUE if due_passed else _OPEN
+    return (closed, state, closed or due_passed, case.satisfaction, case.source, case.difficult, case.stars)
+
+
 @dataclass
 class _Tally:
     dispatched: int = 0
@@ -132,31 +151,30 @@ class _Tally:
     overdue: int = 0
     due_or_closed: int = 0  # the forecast's completion denominator
 
-    def add(self, case: RankedCase, as_of: datetime, config: ScoringConfig) -> None:
-        self.dispatched += 1
-        closed = case.closed_at is not None and case.closed_at <= as_of
-        self.closed += closed
-        feedback = _feedback_at(case)
-        if feedback is not None and feedback <= as_of:
-            self.fed_back += 1
-            late = feedback >= case.due_at
-            self.on_time += not late
-            self.overdue += late
-        elif case.due_at <= as_of:
-            self.overdue += 1
-            self.open_overdue += 1
-        self.due_or_closed += closed or case.due_at <= as_of
-        if case.satisfaction is not None:
-            self.rated += 1
-            self.satisfied += case.satisfaction is Satisfaction.SATISFIED or (
-                case.satisfaction is Satisfaction.BASICALLY_SATISFIED and config.basically_satisfied_counts
-            )
-        self.provincial += case.source is Source.PROVINCE
-        self.difficult += case.difficult
-        if case.stars is not None:
-            self.five_star += case.stars == 5
-            self.high_star += config.high_star_min is not None and case.stars >= config.high_star_min
-            self.below_four_star += case.stars < config.penalty_stars_below
+    def add(self, outcome: _Outcome, config: ScoringConfig, n: int = 1) -> None:
+        """Add ``n`` cases of one :func:`_outcome`."""
+        closed, state, due_or_closed, satisfaction, source, difficult, stars = outcome
+        self.dispatched += n
+        self.closed += closed * n
+        if state in {_ON_TIME, _LATE}:
+            self.fed_back += n
+            self.on_time += (state == _ON_TIME) * n
+            self.overdue += (state == _LATE) * n
+        elif state == _OPEN_OVERDUE:
+            self.overdue += n
+            self.open_overdue += n
+        self.due_or_closed += due_or_closed * n
+        if satisfaction is not None:
+            self.rated += n
+            self.satisfied += (satisfaction is Satisfaction.SATISFIED or (
+                satisfaction is Satisfaction.BASICALLY_SATISFIED and config.basically_satisfied_counts
+            )) * n
+        self.provincial += (source is Source.PROVINCE) * n
+        self.difficult += difficult * n
+        if stars is not None:
+            self.five_star += (stars == 5) * n
+            self.high_star += (config.high_star_min is not None and stars >= config.high_star_min) * n
+            self.below_four_star += (stars < config.penalty_stars_below) * n
 
     def rates(self, config: ScoringConfig) -> tuple[Decimal | None, Decimal | None, Decimal]:
         """(satisfaction, on-time, completion) as fractions; None where there is no denominator."""
@@ -166,6 +184,13 @@ class _Tally:
             _ratio(self.on_time, on_time_whole, None),
             Decimal(self.closed) / Decimal(self.dispatched),  # a unit in the ranking has a case
         )
+
+
+def _tallied(counts: Counter[tuple[str, _Outcome]], cfg: ScoringConfig) -> dict[str, _Tally]:
+    tallies: dict[str, _Tally] = defaultdict(_Tally)
+    for (name, outcome), n in counts.items():
+        tallies[name].add(outcome, cfg, n)
+    return tallies
 
 
 def _rank_key(exact: Decimal, dispatched: int, unit: str) -> tuple[Decimal, int, str]:
@@ -192,24 +217,29 @@ def monthly_ranking(
     as_of = min(now, end).astimezone(LOCAL_TZ)
     # one pass over the cases, whatever their number (a streamed cursor): only the tallies and the few cases
     # the report lists (低星件, 不满意件) are kept
-    tallies: dict[str, _Tally] = defaultdict(_Tally)
-    districts: dict[str, _Tally] = defaultdict(_Tally)
-    domains: dict[str, _Tally] = defaultdict(_Tally)
+    # one pass over the cases, whatever their number (a streamed cursor): only the counts of each (unit,
+    # outcome), (district, outcome) and (domain, outcome), and the few cases the report lists (低星件, 不满意件)
+    by_unit: Counter[tuple[str, _Outcome]] = Counter()
+    by_district: Counter[tuple[str, _Outcome]] = Counter()
+    by_domain: Counter[tuple[str, _Outcome]] = Counter()
     low_star: list[RankedCase] = []
     dissatisfied: list[RankedCase] = []
     total = 0
+    low_star_max, dissatisfied_result = cfg.low_star_max, Satisfaction.DISSATISFIED
     for case in cases:
         # a case received after as_of does not exist yet at that instant (a replayed or backdated snapshot)
         if not (start <= case.received_at < end and case.received_at <= as_of):
             continue
         total += 1
-        tallies[case.unit].add(case, as_of, cfg)
-        districts[case.district or UNKNOWN_DISTRICT].add(case, as_of, cfg)
-        domains[case.domain or OTHER_DOMAIN].add(case, as_of, cfg)
-        if case.stars is not None and case.stars <= cfg.low_star_max:
+        outcome = _outcome(case, as_of)
+        by_unit[case.unit, outcome] += 1
+        by_district[case.district or UNKNOWN_DISTRICT, outcome] += 1
+        by_domain[case.domain or OTHER_DOMAIN, outcome] += 1
+        if case.stars is not None and case.stars <= low_star_max:
             low_star.append(case)
-        if case.satisfaction is Satisfaction.DISSATISFIED:
+        if case.satisfaction is dissatisfied_result:
             dissatisfied.append(case)
+    tallies, districts, domains = (_tallied(counts, cfg) for counts in (by_unit, by_district, by_domain))
 
     group_rankings = _rank_groups(tallies, grouping, cfg)
     forecast = None

@@ -14,7 +14,9 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from functools import cache
+from functools import cache, lru_cache
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -103,14 +105,44 @@ def _html_rows(rows: Sequence[Sequence[Cell]], numeric: Sequence[bool]) -> str:
     """The table body, escaped, built here rather than in the template: 500,000 cells in well under 1 s."""
     from markupsafe import escape
 
-    head = ['<td class="num">' if n else "<td>" for n in numeric]
+    head = tuple('<td class="num">' if n else "<td>" for n in numeric)
     special = _HTML_SPECIAL.search
-    # text without & < > " ' is its own escape: only such a cell pays for markupsafe (a million-row page)
-    return "\n".join(
-        "<tr>" + "".join([f"{h}{(escape(v) if special(v) else v) if isinstance(v, str) else v}</td>"
-                          for h, v in zip(head, row, strict=False)]) + "</tr>"
-        for row in rows
-    )
+    out = []
+    for row in rows:
+        # a row of integers and text without & < > " ' (its own escape) in one format of its shape
+        shape = _html_shape(head, tuple(map(type, row)))
+        if shape is not None and not special(shape[1](row)):
+            out.append(shape[0](None, row))
+            continue
+        # else cell by cell: only a text with something to escape pays for markupsafe
+        out.append("<tr>" + "".join([f"{h}{(escape(v) if special(v) else v) if isinstance(v, str) else v}</td>"
+                                     for h, v in zip(head, row, strict=False)]) + "</tr>")
+    return "\n".join(out)
+
+
+@lru_cache(maxsize=1024)
+def _html_shape(
+    head: tuple[str, ...], types: tuple[type, ...]
+) -> tuple[Callable[[object, Sequence[object]], str], Callable[[Sequence[Cell]], str]] | None:
+    """The row of ``types`` (integers and text only, else None) under ``head`` (a :func:`format_function` of
+    None and the cells), as the
+    cell-by-cell path writes it when no text needs escaping, and how to join its text cells to check that
+    (tests/test_month_end_stream.py holds the two paths equal)."""
+    from daemon.reports.xlsx_writer import format_function
+
+    if not all(t is int or t is str for t in types):
+        return None
+    template = "<tr>" + "".join(f"{h}{{{i}}}</td>" for i, (h, _) in enumerate(zip(head, types, strict=False), 1))
+    template += "</tr>"
+    text_at = [i for i, t in enumerate(types[: len(head)]) if t is str]
+
+    def texts(cells: Sequence[Cell]) -> str:
+        return "".join([cells[i] for i in text_at])  # type: ignore[misc]
+
+    if len(text_at) > 1:
+        pick = itemgetter(*text_at)
+        texts = lambda cells: "".join(pick(cells))  # noqa: E731
+    return format_function(template), texts
 
 
 _HTML_SPECIAL = re.compile("[&<>\"']")  # what markupsafe.escape replaces
@@ -197,8 +229,11 @@ def write_report_files(  # noqa: PLR0917 - write_html_page's arguments and the w
             head, rest[0] = rest[0].split(mark, 1)
             html.write(head.encode())
             out = _HtmlBody(html, _numeric(t, t.rows))
+            block = out.block
             for row in _table_rows(t):
-                out.add(row)
+                block.append(row)  # out.add(row), without a call a row
+                if len(block) == _HTML_BLOCK:
+                    out.flush()
                 yield row
             out.flush()
 
@@ -215,9 +250,7 @@ _HTML_BLOCK = 2_000
 
 
 def _table_rows(t: ReportTable) -> Iterable[Sequence[Cell]]:
-    yield from t.rows
-    if t.source is not None:
-        yield from t.source()
+    return chain(t.rows, t.source()) if t.source is not None else iter(t.rows)
 
 
 def _sheets(tables: Sequence[ReportTable], *, stream: bool) -> list[Any]:
