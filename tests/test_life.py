@@ -152,8 +152,8 @@ def _deadlines(cache: RuleCache, rec: CaseRecord) -> tuple[str, Deadline, Deadli
     rule, return_rule = cache.rules_for(rec)
     ret = None if return_rule is None else return_rule.deadline(rec.received_at)
     return rule.id, rule.deadline(rec.received_at, extended_due_at=rec.extended_due_at,
-                                  platform_due_at=rec.platform_due_at, suspended_at=rec.suspended_at,
-                                  resumed_at=rec.resumed_at, contact_observed=rec.contact_tracked), ret
+                                  platform_due_at=rec.platform_due_at, suspensions=rec.suspensions,
+                                  contact_observed=rec.contact_tracked), ret
 
 
 Alert = tuple[str, str, int, int, datetime, datetime]

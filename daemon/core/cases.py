@@ -98,6 +98,16 @@ class CaseRecord:
     # says the source maps such a column at all (without it a rule's contact_within cannot be observed)
     contacted_at: datetime | None = None
     contact_tracked: bool = False
+    # the earlier completed suspensions of this cycle, (挂起, 解挂) each, as the store remembers them (an export
+    # shows only the latest pair; :func:`~daemon.core.lifecycle.remembered_suspensions`); not the source's words
+    earlier_suspensions: tuple[tuple[datetime, datetime], ...] = ()
+
+    @property
+    def suspensions(self) -> tuple[tuple[datetime, datetime], ...]:
+        """Every resumed suspension of this cycle: the earlier ones and the current pair once resumed."""
+        if self.suspended_at is None or self.resumed_at is None:
+            return self.earlier_suspensions
+        return (*self.earlier_suspensions, (self.suspended_at, self.resumed_at))
 
     @property
     def intake_at(self) -> datetime:

@@ -111,6 +111,10 @@ cases = Table(
     Column("contact_tracked", Boolean, nullable=False, default=False, server_default=false()),
     Column("sign_due_at", UTCDateTime),
     Column("contact_due_at", UTCDateTime),
+    # migration 0013 (issue 12 item 3): the earlier completed suspensions of this cycle, [[挂起, 解挂], ...] as
+    # local ISO instants (an export shows only the latest pair; the import remembers the ones it replaces);
+    # NULL: none. Instants, not a total: a calendar change recomputes what each gives back.
+    Column("earlier_suspensions", JSON),
     Index("ix_cases_next_check_at", "next_check_at"),
     Index("ix_cases_unit", "unit"),
     Index("ix_cases_received_at", "received_at"),

@@ -14,15 +14,25 @@ per-import memos and the column order, and splitting them would pass both across
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Dialect, bindparam, insert, select, update
 
 from daemon.core.cases import CaseRecord
-from daemon.core.derive import Derived, RuleCache, Warnings, content_hash, derive_parts, key_hash
+from daemon.core.derive import (
+    Derived,
+    RuleCache,
+    Warnings,
+    content_hash,
+    derive_parts,
+    key_hash,
+    suspensions_from_json,
+    suspensions_json,
+)
 from daemon.core.engine import first_check
+from daemon.core.lifecycle import remembered_suspensions
 from daemon.core.rules import Rule
 from daemon.core.timeutil import LOCAL_TZ
 from daemon.storage.assignments import CASE_COLUMNS as ENDED_COLUMNS
@@ -48,11 +58,13 @@ INSERT_COLUMNS = (
     "warnings", "return_rule_id", "return_due_at", "return_warnings", "deadline_version", "next_check_at",
     "check_failures", "created_at", "updated_at", "accepted_at", "platform_due_at", "platform_overdue",
     "computed_due_at", "deadline_source", "suspended_at", "resumed_at", "priority", "contacted_at", "contact_tracked",
-    "sign_due_at", "contact_due_at",
+    "sign_due_at", "contact_due_at", "earlier_suspensions",
 )
 assert tuple(c.name for c in cases.columns if c.name != "id") == INSERT_COLUMNS, "cases columns changed"
 UPDATE_COLUMNS = tuple(c for c in INSERT_COLUMNS if c != "created_at")
 _CREATED_AT = INSERT_COLUMNS.index("created_at")
+#: what a changed case's stored suspensions are read for (:func:`~daemon.core.lifecycle.remembered_suspensions`)
+SUSPENSION_COLUMNS = ("suspended_at", "resumed_at", "earlier_suspensions")
 LOOKUP_BATCH = 20_000  # numbers per lookup: below SQLite's 32,766 host parameters and PostgreSQL's 65,535
 
 #: a case prepared for :meth:`ChunkWriter.upsert_prepared`: (number, content hash, the insert row in the
@@ -150,7 +162,8 @@ class ChunkWriter:
         for column in INSERT_COLUMNS:  # every type this module converts by hand must be one it knows
             kind = cases.c[column].type
             known = isinstance(kind, UTCDateTime) or column in (
-                "provisional", "difficult", "platform_overdue", "contact_tracked", "warnings", "return_warnings")
+                "provisional", "difficult", "platform_overdue", "contact_tracked", "warnings", "return_warnings",
+                "earlier_suspensions")
             assert known or kind.dialect_impl(dialect).bind_processor(dialect) is None, column
 
     def stored_digests(self, conn: Connection, numbers: list[str]) -> dict[str, str]:
@@ -256,7 +269,7 @@ class ChunkWriter:
         now_bound: Any, source_name: str, result: UpsertResult,
     ) -> None:
         cols = [cases.c[c] for c in dict.fromkeys(("id", "number", "deadline_version", *HISTORY_FIELDS,
-                                                   *ENDED_COLUMNS))]
+                                                   *ENDED_COLUMNS, *SUSPENSION_COLUMNS))]
         existing = {
             row.number: row
             for row in conn.execute(select(*cols).where(cases.c.number.in_([r.number for r in changed])))
@@ -264,10 +277,13 @@ class ChunkWriter:
         updates: list[tuple[Any, ...]] = []
         history: list[dict[str, Any]] = []
         ended: list[dict[str, Any]] = []  # re-dispatched to another unit: the earlier unit's assignment
-        for rec in changed:
-            old = existing[rec.number]
-            if old.unit != rec.unit:
+        for incoming in changed:
+            old = existing[incoming.number]
+            if old.unit != incoming.unit:
                 ended.append(ended_assignment(old.id, old, now))
+            # the stored suspensions the core may remember; a case never suspended pays nothing more
+            stored_pause = old.suspended_at is not None or old.earlier_suspensions
+            rec = _with_earlier_suspensions(incoming, old) if stored_pause else incoming
             derived = derive_parts(rec, self.cache)
             moved = derived.due_at != old.due_at or derived.rule_id != old.rule_id
             if moved:
@@ -345,6 +361,7 @@ class ChunkWriter:
             # a text row has no intake apart, no platform deadline, no suspension, no 紧急程度, no contact column
             # and no sign or contact window (the record path takes those)
             now_bound, None, None, None, None, "computed", None, None, None, None, v.flag[False], None, None,
+            v.json_null,
         )
 
     @staticmethod
@@ -425,7 +442,17 @@ class ChunkWriter:
             shared(d.computed_due_at), d.deadline_source, instant(rec.suspended_at), instant(rec.resumed_at),
             None if rec.priority is None else rec.priority.value, instant(rec.contacted_at),
             v.flag[rec.contact_tracked], instant(d.sign_due_at), instant(d.contact_due_at),
+            v.json(earlier) if (earlier := suspensions_json(rec.earlier_suspensions)) else v.json_null,
         )
+
+
+def _with_earlier_suspensions(rec: CaseRecord, old: Any) -> CaseRecord:
+    """``rec`` with the earlier suspensions the core remembers over the stored case ``old`` (a new cycle, another
+    dispatch instant, forgets them)."""
+    earlier = remembered_suspensions(
+        suspensions_from_json(old.earlier_suspensions), old.suspended_at, old.resumed_at, rec.suspended_at,
+        new_cycle=old.received_at != rec.received_at)
+    return replace(rec, earlier_suspensions=earlier) if earlier else rec
 
 
 def _text(value: Any) -> str | None:
