@@ -154,6 +154,23 @@ def test_two_exports_move_the_deadline_by_both_suspensions(store: Store, rules: 
     assert row.earlier_suspensions is None and row.due_at == at("2024-10-22 00:00")  # Oct 15-18, 21
 
 
+def test_a_row_without_a_suspension_keeps_the_list(store: Store, rules: RuleSet, tmp_path: Path) -> None:
+    """The remembered list survives rows that show no suspension (the import reads it only for cases ever
+    suspended, by ``earlier_suspensions IS NOT NULL``: none is SQL NULL, not JSON null)."""
+    now = at("2024-10-11 10:00")
+    for name, row in (("1.csv", _row("S5", FIRST)), ("2.csv", _row("S5", SECOND)), ("3.csv", _row("S5", None)),
+                      ("4.csv", _row("S5", None, status="已反馈", fed_back="2024-10-11 09:30")),
+                      ("5.csv", _row("N5", None))):
+        import_file(store, rules, _csv(tmp_path / name, [row]), now=now, parallel=False)
+    row = _stored(store, "S5")
+    assert row.suspended_at is None and row.fed_back_at == at("2024-10-11 09:30")
+    assert row.earlier_suspensions == [["2024-09-30T10:00:00+08:00", "2024-10-08T10:00:00+08:00"]]
+    assert row.due_at == at("2024-10-12 00:00")  # moved by the one it still knows
+    with store.engine.connect() as conn:
+        never = conn.execute(select(cases.c.number).where(cases.c.earlier_suspensions.is_(None))).scalars().all()
+    assert never == ["N5"]
+
+
 def test_an_export_still_suspended_a_second_time_keeps_the_first(store: Store, rules: RuleSet, tmp_path: Path) -> None:
     """Suspended again and not yet resumed: no breach while suspended, and the first suspension still counts."""
     now = at("2024-10-10 10:00")

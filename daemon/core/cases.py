@@ -89,7 +89,7 @@ class CaseRecord:
     # the platform's own deadline (办理时限/办结时限/截止时间) as a first overdue instant, and its 是否超期
     platform_due_at: datetime | None = None
     platform_overdue: bool | None = None
-    # the last suspension (挂起时间 … 解挂时间/恢复时间); once resumed the deadline moves by it (rules.py)
+    # the latest suspension (挂起时间 … 解挂时间/恢复时间); once resumed the deadline moves by it (rules.py)
     suspended_at: datetime | None = None
     resumed_at: datetime | None = None
     # 紧急程度 (issue 12 item 4): None when the export has no such column or the cell is empty (rules see normal)

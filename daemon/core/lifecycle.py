@@ -1,8 +1,10 @@
-"""The case life's deadline decisions (工单生命周期): which deadline drives, and how a suspension moves one.
+"""The case life's deadline decisions (工单生命周期): which deadline drives, how suspensions move one, and which
+earlier suspensions the store remembers.
 
 Pure: no clock, database or network. :class:`~daemon.core.rules.Rule` calls these with its own settings
-(:meth:`~daemon.core.rules.Rule.drive`, :meth:`~daemon.core.rules.Rule.suspended_due`); the import reaches
-them only through the rule. All instants are aware; days are Asia/Shanghai calendar days.
+(:meth:`~daemon.core.rules.Rule.drive`, :meth:`~daemon.core.rules.Rule.suspensions_due`); the import reaches
+them only through the rule, and :func:`remembered_suspensions` directly. All instants are aware; days are
+Asia/Shanghai calendar days.
 """
 
 from __future__ import annotations

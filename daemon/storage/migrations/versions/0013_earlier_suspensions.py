@@ -26,7 +26,7 @@ depends_on: str | Sequence[str] | None = None
 # Plain ALTER TABLE, not a batch: SQLite adds (and from 3.35 drops) a column in place, where a batch would copy and
 # drop ``cases``, and dropping it with foreign keys on cascades to every alert, history and outbox row.
 def upgrade() -> None:
-    op.add_column("cases", sa.Column("earlier_suspensions", sa.JSON(), nullable=True))
+    op.add_column("cases", sa.Column("earlier_suspensions", sa.JSON(none_as_null=True), nullable=True))
 
 
 def downgrade() -> None:
