@@ -16,10 +16,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from daemon.core.derive import RuleCache, derive
 from daemon.core.lifecycle import merge_suspensions, remembered_suspensions
 from daemon.core.rules import RuleSet
 from daemon.core.timeutil import parse_time
 from daemon.pipeline import parallel_import
+from daemon.pipeline.recompute import record_from_row
 from daemon.pipeline.sync import import_file
 from daemon.reports.case_views import explain_case
 from daemon.sources.files import case_table
@@ -136,6 +138,10 @@ def test_two_exports_move_the_deadline_by_both_suspensions(store: Store, rules: 
     row = _stored(store, "S2")
     assert row.due_at == at("2024-10-15 00:00") and row.deadline_version == 2
     assert (row.suspended_at, row.resumed_at) == pair(SECOND)
+    # a recompute (a calendar or rule change) reads every suspension back and derives the same deadline
+    again = record_from_row(row)
+    assert again.suspensions == (pair(FIRST), pair(SECOND))
+    assert derive(again, RuleCache(rules))["due_at"] == row.due_at
     assert import_file(store, rules, second, now=now, parallel=False).unchanged == 1  # a re-import: a no-op
     assert _stored(store, "S2") == row
     # another change, the same pair: the list stays, and so does the deadline
