@@ -159,7 +159,7 @@ def test_a_reopened_row_drops_the_earlier_cycles_feedback() -> None:
 def test_a_resumed_suspension_moves_the_deadline_in_the_rules_own_unit(
     rules: RuleSet, rule_id: str, suspended: str, resumed: str, due: str
 ) -> None:
-    d = rules.get(rule_id).deadline(at("2024-09-27 16:30"), suspended_at=at(suspended), resumed_at=at(resumed))
+    d = rules.get(rule_id).deadline(at("2024-09-27 16:30"), suspensions=[(at(suspended), at(resumed))])
     assert d.due_at == at(due)
     assert (d.suspension_moved_from is None) == (due in ("2024-10-11 00:00",))
 

@@ -12,7 +12,7 @@ can happen to it.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from daemon.core.calendar import WorkCalendar
 from daemon.core.cases import CaseRecord, Category, Priority, Source, Status
 from daemon.core.derive import RuleCache
 from daemon.core.engine import ONCE_KINDS, CaseState, EngineSettings, announced, evaluate, first_check_at, muted
+from daemon.core.lifecycle import remembered_suspensions
 from daemon.core.rules import Deadline, RuleSet, load_rules
 from daemon.core.timeutil import parse_time
 from daemon.pipeline.mutes import mute_case
@@ -112,6 +113,18 @@ LIVES: list[tuple[str, list[CaseRecord]]] = [
                                suspended_at=at("2024-09-30 10:00"))]),
     ("2024-10-08 10:00", [case("SUSPENDED", FRIDAY, status=Status.SIGNED, signed_at=at("2024-09-27 17:00"),
                                suspended_at=at("2024-09-30 10:00"), resumed_at=at("2024-10-08 10:00"))]),
+    # suspended twice (issue 12 item 3): the export shows only the latest pair. Over National Day (Oct 8 back: due
+    # Oct 12), then again Oct 9 10:00 (still suspended: the first still counts, no breach on Oct 12) to Oct 11
+    # 09:00 (Oct 10, 11 back): due Oct 15 00:00, never the false Oct 13 of the second suspension alone
+    ("2024-09-27 16:30", [case("TWICE-SUSPENDED", FRIDAY, status=Status.SIGNED, signed_at=at("2024-09-27 17:00"))]),
+    ("2024-09-30 10:00", [case("TWICE-SUSPENDED", FRIDAY, status=Status.SUSPENDED, signed_at=at("2024-09-27 17:00"),
+                               suspended_at=at("2024-09-30 10:00"))]),
+    ("2024-10-08 10:00", [case("TWICE-SUSPENDED", FRIDAY, status=Status.SIGNED, signed_at=at("2024-09-27 17:00"),
+                               suspended_at=at("2024-09-30 10:00"), resumed_at=at("2024-10-08 10:00"))]),
+    ("2024-10-09 10:00", [case("TWICE-SUSPENDED", FRIDAY, status=Status.SUSPENDED, signed_at=at("2024-09-27 17:00"),
+                               suspended_at=at("2024-10-09 10:00"))]),
+    ("2024-10-11 09:00", [case("TWICE-SUSPENDED", FRIDAY, status=Status.SIGNED, signed_at=at("2024-09-27 17:00"),
+                               suspended_at=at("2024-10-09 10:00"), resumed_at=at("2024-10-11 09:00"))]),
     # suspended and never resumed within the walk: no warning, no breach
     ("2024-09-27 16:30", [case("STILL-SUSPENDED", FRIDAY, status=Status.SIGNED, signed_at=at("2024-09-27 17:00"))]),
     ("2024-09-29 09:00", [case("STILL-SUSPENDED", FRIDAY, status=Status.SUSPENDED, signed_at=at("2024-09-27 17:00"),
@@ -152,8 +165,15 @@ def _deadlines(cache: RuleCache, rec: CaseRecord) -> tuple[str, Deadline, Deadli
     rule, return_rule = cache.rules_for(rec)
     ret = None if return_rule is None else return_rule.deadline(rec.received_at)
     return rule.id, rule.deadline(rec.received_at, extended_due_at=rec.extended_due_at,
-                                  platform_due_at=rec.platform_due_at, suspended_at=rec.suspended_at,
-                                  resumed_at=rec.resumed_at, contact_observed=rec.contact_tracked), ret
+                                  platform_due_at=rec.platform_due_at, suspensions=rec.suspensions,
+                                  contact_observed=rec.contact_tracked), ret
+
+
+def _remembering(before: CaseRecord, exported: CaseRecord) -> CaseRecord:
+    """``exported`` with the earlier suspensions the core remembers over ``before`` (an export shows one pair)."""
+    return replace(exported, earlier_suspensions=remembered_suspensions(
+        before.earlier_suspensions, before.suspended_at, before.resumed_at, exported.suspended_at,
+        new_cycle=before.received_at != exported.received_at))
 
 
 Alert = tuple[str, str, int, int, datetime, datetime]
@@ -214,9 +234,10 @@ def _walk(store: Store, rules: RuleSet, lives: list[tuple[str, list[CaseRecord]]
         done.add(now)
         if now in changes:
             store.upsert_cases(changes[now], rules=rules, now=now, source_name="life")
-            for rec in changes[now]:
+            for exported in changes[now]:
+                old = pure.get(exported.number)
+                rec = exported if old is None else _remembering(old.record, exported)
                 rule_id, deadline, ret = _deadlines(cache, rec)
-                old = pure.get(rec.number)
                 version = 1 if old is None else old.version + (
                     deadline.due_at != old.deadline.due_at or rule_id != old.rule_id)
                 first = first_check_at(CaseState.from_record(rec), deadline, ret)
@@ -288,6 +309,10 @@ def test_every_case_lives_in_the_store_as_the_engine_walks_it(store: Store, rule
     assert ("PLATFORM-LATER", at("2024-10-10 00:00")) in breaches  # moved earlier by the platform
     assert {due for number, due in breaches if number == "SUSPENDED"} == {at("2024-10-12 00:00")}
     assert not {a for a in expected if a[0] == "STILL-SUSPENDED" and a[4] >= at("2024-09-29 09:00")}
+    assert {due for number, due in breaches if number == "TWICE-SUSPENDED"} == {at("2024-10-15 00:00")}
+    with store.engine.connect() as conn:
+        twice = conn.execute(select(cases.c.earlier_suspensions).where(cases.c.number == "TWICE-SUSPENDED")).scalar()
+    assert twice == [["2024-09-30T10:00:00+08:00", "2024-10-08T10:00:00+08:00"]]
     with store.engine.connect() as conn:
         redispatched = set(conn.execute(
             select(alerts.c.kind, alerts.c.deadline_version, alerts.c.unit).join(cases, cases.c.id == alerts.c.case_id)

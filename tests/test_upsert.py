@@ -27,8 +27,8 @@ def _reference(record: CaseRecord, rules: RuleSet) -> dict[str, object]:
             "priority": (record.priority or Priority.NORMAL).value}
     rule, return_rule = rules.match(view), rules.return_rule(view)
     deadline = rule.deadline(record.received_at, extended_due_at=record.extended_due_at,
-                             platform_due_at=record.platform_due_at, suspended_at=record.suspended_at,
-                             resumed_at=record.resumed_at, contact_observed=record.contact_tracked)
+                             platform_due_at=record.platform_due_at, suspensions=record.suspensions,
+                             contact_observed=record.contact_tracked)
     ret = return_rule.deadline(record.received_at) if return_rule else None
     return {
         "rule_id": rule.id, "due_at": deadline.due_at, "provisional": deadline.provisional,

@@ -148,8 +148,8 @@ def test_rule_kinds_from_yaml(tmp_path: Path, calendar: WorkCalendar) -> None:
 def test_working_hour_suspension_gives_back_working_time(tmp_path: Path, calendar: WorkCalendar) -> None:
     wh = load_rules(_rules(tmp_path, RULES), calendar).get("working_hours")
     # suspended Fri 11:00 to Mon 10:00 on the 9-12/14-18 schedule: 1+4 on Friday + 1 on Monday = 6 working hours
-    d = wh.deadline(parse_time("2024-11-08 09:00"), suspended_at=parse_time("2024-11-08 11:00"),
-                    resumed_at=parse_time("2024-11-11 10:00"))
+    d = wh.deadline(parse_time("2024-11-08 09:00"),
+                    suspensions=[(parse_time("2024-11-08 11:00"), parse_time("2024-11-11 10:00"))])
     assert d.suspension_moved_from is not None
     moved = working_time_between(d.suspension_moved_from, d.due_at, wh.schedule, calendar)
     assert moved == 6 * H

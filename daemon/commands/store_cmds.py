@@ -88,6 +88,8 @@ def run_tick_cmd(args: argparse.Namespace) -> int:
 
 
 def _case_json(row: Any, now: datetime) -> dict[str, Any]:
+    from daemon.reports.case_views import suspensions_doc
+
     finished = row.status in FINISHED or row.fed_back_at is not None or row.closed_at is not None
     return {
         "case": row.number, "unit": row.unit, "status": row.status, "rule": row.rule_id,
@@ -103,6 +105,8 @@ def _case_json(row: Any, now: datetime) -> dict[str, Any]:
         "contacted_at": iso_local(row.contacted_at) if row.contacted_at else None,
         "provisional": bool(row.provisional), "overdue": (not finished) and row.due_at <= now,
         "next_check_at": iso_local(row.next_check_at) if row.next_check_at else None, "summary": row.summary,
+        # every suspension (挂起) of this cycle, oldest first; the deadline moved by each resumed one
+        "suspensions": suspensions_doc(row),
     }
 
 
@@ -162,10 +166,10 @@ def format_explain(doc: dict[str, Any]) -> str:
                      + ("  【时限不一致】" if doc["deadlines_differ"] else "") + f": {doc['deadline_reason']}")
     if doc["extended_due_at"]:
         lines.append(f"延期 extension approved until {doc['extended_due_at']}")
-    if doc["suspended_at"]:
-        lines.append(f"挂起 suspended at {doc['suspended_at']}" + (
-            f", resumed at {doc['resumed_at']}: the deadline moved by the time suspended, in the rule's unit"
-            if doc["resumed_at"] else "; no warnings or breaches until it resumes"))
+    for pause in doc.get("suspensions") or []:  # oldest first
+        lines.append(f"挂起 suspended at {pause['suspended_at']}" + (
+            f", resumed at {pause['resumed_at']}: the deadline moved by the time suspended, in the rule's unit"
+            if pause["resumed_at"] else "; no warnings or breaches until it resumes"))
     if doc["return_window_ends"]:
         lines.append(f"退件时限 return window ends: {doc['return_window_ends']}")
     lines.extend(format_windows(doc))

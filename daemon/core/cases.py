@@ -89,7 +89,7 @@ class CaseRecord:
     # the platform's own deadline (办理时限/办结时限/截止时间) as a first overdue instant, and its 是否超期
     platform_due_at: datetime | None = None
     platform_overdue: bool | None = None
-    # the last suspension (挂起时间 … 解挂时间/恢复时间); once resumed the deadline moves by it (rules.py)
+    # the latest suspension (挂起时间 … 解挂时间/恢复时间); once resumed the deadline moves by it (rules.py)
     suspended_at: datetime | None = None
     resumed_at: datetime | None = None
     # 紧急程度 (issue 12 item 4): None when the export has no such column or the cell is empty (rules see normal)
@@ -98,6 +98,16 @@ class CaseRecord:
     # says the source maps such a column at all (without it a rule's contact_within cannot be observed)
     contacted_at: datetime | None = None
     contact_tracked: bool = False
+    # the earlier completed suspensions of this cycle, (挂起, 解挂) each, as the store remembers them (an export
+    # shows only the latest pair; :func:`~daemon.core.lifecycle.remembered_suspensions`); not the source's words
+    earlier_suspensions: tuple[tuple[datetime, datetime], ...] = ()
+
+    @property
+    def suspensions(self) -> tuple[tuple[datetime, datetime], ...]:
+        """Every resumed suspension of this cycle: the earlier ones and the current pair once resumed."""
+        if self.suspended_at is None or self.resumed_at is None:
+            return self.earlier_suspensions
+        return (*self.earlier_suspensions, (self.suspended_at, self.resumed_at))
 
     @property
     def intake_at(self) -> datetime:

@@ -65,6 +65,16 @@ def warnings_json(points: Sequence[WarningPoint]) -> list[list[Any]]:
     return [[w.level, w.at.isoformat(), w.lead] for w in points]
 
 
+def suspensions_json(suspensions: Sequence[tuple[datetime, datetime]]) -> list[list[str]] | None:
+    """The stored form of earlier suspensions (``cases.earlier_suspensions``): [[挂起, 解挂], ...] as local ISO
+    instants with their offset, or None for none."""
+    return [[s.astimezone(LOCAL_TZ).isoformat(), e.astimezone(LOCAL_TZ).isoformat()] for s, e in suspensions] or None
+
+
+def suspensions_from_json(data: Any) -> tuple[tuple[datetime, datetime], ...]:
+    return tuple((datetime.fromisoformat(s), datetime.fromisoformat(e)) for s, e in data or ())
+
+
 def warnings_from_json(data: Any) -> tuple[WarningPoint, ...]:
     return tuple(WarningPoint(int(lv), datetime.fromisoformat(at), lead) for lv, at, lead in data or ())
 
@@ -196,12 +206,12 @@ def derive_parts(record: CaseRecord, cache: RuleCache) -> Derived:
     """The derived columns through the cache's memoised deadlines (the import's hot path)."""
     rule, return_rule = cache.rules_for(record)
     computed_due, source = None, "computed"
-    if record.platform_due_at is None and (record.suspended_at is None or record.resumed_at is None):
+    suspensions = record.suspensions
+    if record.platform_due_at is None and not suspensions:
         due, provisional, warnings = cache.deadline(rule, record.received_at, record.extended_due_at)
     else:  # the few cases with a platform deadline or a resumed suspension: the rule's own full computation
         full = rule.deadline(record.received_at, extended_due_at=record.extended_due_at,
-                             platform_due_at=record.platform_due_at, suspended_at=record.suspended_at,
-                             resumed_at=record.resumed_at)
+                             platform_due_at=record.platform_due_at, suspensions=suspensions)
         due, provisional, warnings = full.due_at, full.provisional, Warnings(full.warnings)
         computed_due, source = full.computed_due_at, full.deadline_source
     ret_due = ret_warnings = None

@@ -26,7 +26,7 @@ are armed afresh. The first evaluation under the new deadline returns its curren
 warning, if any, which tells the unit where it now stands); the rest fire at their instants.
 
 **A suspended case** (挂起, :func:`clock_stopped`) yields nothing but a late-return notice: its clock has
-stopped. On resumption the store holds a moved deadline (:meth:`~daemon.core.rules.Rule.suspended_due`) under
+stopped. On resumption the store holds a moved deadline (:meth:`~daemon.core.rules.Rule.suspensions_due`) under
 a new version, and its warnings are armed afresh.
 
 **The case is taken as the store knows it at ``now``.** A finished case (fed back, closed or returned)

@@ -1,12 +1,15 @@
-"""The case life's deadline decisions (工单生命周期): which deadline drives, and how a suspension moves one.
+"""The case life's deadline decisions (工单生命周期): which deadline drives, how suspensions move one, and which
+earlier suspensions the store remembers.
 
 Pure: no clock, database or network. :class:`~daemon.core.rules.Rule` calls these with its own settings
-(:meth:`~daemon.core.rules.Rule.drive`, :meth:`~daemon.core.rules.Rule.suspended_due`); the import reaches
-them only through the rule. All instants are aware; days are Asia/Shanghai calendar days.
+(:meth:`~daemon.core.rules.Rule.drive`, :meth:`~daemon.core.rules.Rule.suspensions_due`); the import reaches
+them only through the rule, and :func:`remembered_suspensions` directly. All instants are aware; days are
+Asia/Shanghai calendar days.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -15,7 +18,10 @@ from daemon.core.timeutil import LOCAL_TZ
 if TYPE_CHECKING:
     from daemon.core.calendar import WorkCalendar
 
-__all__ = ["choose_due", "suspended_due"]
+__all__ = ["Suspension", "choose_due", "merge_suspensions", "remembered_suspensions", "suspended_due"]
+
+#: one resumed suspension (挂起时间, 解挂时间): aware instants, start before end
+Suspension = tuple[datetime, datetime]
 
 
 def choose_due(
@@ -63,3 +69,40 @@ def suspended_due(
     last_day = (due.astimezone(LOCAL_TZ) - end_of_day).date()
     moved = calendar.add_working_days(last_day, given_back)
     return datetime(moved.year, moved.month, moved.day, tzinfo=LOCAL_TZ) + end_of_day
+
+
+def merge_suspensions(suspensions: Iterable[Suspension]) -> tuple[Suspension, ...]:
+    """Resumed suspensions in time order, overlapping or touching ones merged into one, empty ones (an end
+    not after its start) dropped: time suspended twice is given back once, whatever order the exports came in.
+    """
+    merged: list[Suspension] = []
+    for start, end in sorted(s for s in suspensions if s[1] > s[0]):
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return tuple(merged)
+
+
+def remembered_suspensions(
+    earlier: Sequence[Suspension], stored_start: datetime | None, stored_end: datetime | None,
+    incoming_start: datetime | None, *, new_cycle: bool,
+) -> tuple[Suspension, ...]:
+    """The earlier completed suspensions of the current cycle after an import brings ``incoming_start`` (挂起时间,
+    or None) where the store held the pair (``stored_start``, ``stored_end``) and the list ``earlier``.
+
+    An export carries one pair per row, the latest. When a row brings a different suspension start and the
+    stored pair was resumed at or before it, the stored pair is a completed earlier suspension and is kept;
+    the same pair again, a row without a suspension, or a stored pair still open changes nothing. A new cycle
+    (``new_cycle``: another dispatch instant, a reopen 重办 or a re-dispatch to another unit) starts a new clock
+    and forgets them all. A suspension that began and ended between two imports was never seen and cannot be
+    known.
+    """
+    if new_cycle:
+        return ()
+    kept = tuple(earlier)
+    if (incoming_start is None or stored_start is None or stored_end is None or incoming_start == stored_start
+            or stored_end > incoming_start or (stored_start, stored_end) in kept):
+        return kept
+    return (*kept, (stored_start, stored_end))

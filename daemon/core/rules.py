@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from functools import cached_property
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from daemon.core.calendar import WorkCalendar
-from daemon.core.lifecycle import choose_due, suspended_due
+from daemon.core.lifecycle import Suspension, choose_due, merge_suspensions, suspended_due
 from daemon.core.rule_spec import CompiledRules, MonthEndSettings, RuleSpec, WarnLead
 from daemon.core.timeutil import LOCAL_TZ
 from daemon.core.workhours import (
@@ -253,15 +253,25 @@ class Rule:
         return suspended_due(due, suspended_at, resumed_at, basis=self.basis, calendar=self.calendar,
                              end_of_day=self._end_of_day)
 
+    def suspensions_due(self, due: datetime, suspensions: Sequence[Suspension]) -> datetime:
+        """``due`` moved by every resumed suspension (挂起), each in this rule's own unit (:meth:`suspended_due`,
+        so a suspension started and resumed on one day moves a day rule by nothing). Overlapping or touching
+        suspensions, in any order, are merged first (:func:`.lifecycle.merge_suspensions`): time is given back once.
+        """
+        for suspended_at, resumed_at in merge_suspensions(suspensions):
+            due = self.suspended_due(due, suspended_at, resumed_at)
+        return due
+
     def deadline(
         self, received_at: datetime, *, extended_due_at: datetime | None = None,
-        platform_due_at: datetime | None = None, suspended_at: datetime | None = None,
-        resumed_at: datetime | None = None, contact_observed: bool = True,
+        platform_due_at: datetime | None = None, suspensions: Sequence[Suspension] = (),
+        contact_observed: bool = True,
     ) -> Deadline:
         """The full deadline: due instant, warning instants and provisional days.
 
-        A resumed suspension (both instants) moves ours (:meth:`suspended_due`; an approved extension
-        replaces it); with the platform's own deadline (``platform_due_at``) the one :meth:`drive` chooses
+        The resumed ``suspensions`` (挂起 … 解挂: the case's earlier ones and its current one once resumed,
+        :attr:`~daemon.core.cases.CaseRecord.suspensions`) move ours (:meth:`suspensions_due`; an approved
+        extension replaces it); with the platform's own deadline (``platform_due_at``) the one :meth:`drive` chooses
         drives, and both are kept. ``sign_by`` and ``contact_by`` are the rule's windows (:meth:`sign_by`);
         ``contact_observed`` False (the export has no 先行联系时间 column) leaves ``contact_by`` None: a contact
         that cannot be seen is never late."""
@@ -269,8 +279,8 @@ class Rule:
         if self.has_windows:
             ours = replace(ours, sign_by=self.sign_by(received_at),
                            contact_by=self.contact_by(received_at) if contact_observed else None)
-        if suspended_at is not None and resumed_at is not None and extended_due_at is None:
-            moved = self.suspended_due(ours.due_at, suspended_at, resumed_at)
+        if suspensions and extended_due_at is None:
+            moved = self.suspensions_due(ours.due_at, suspensions)
             if moved != ours.due_at:
                 ours = replace(ours, due_at=moved, warnings=self.warning_points(received_at, moved),
                                provisional_days=self._provisional_days(received_at, moved),

@@ -25,7 +25,7 @@ import structlog
 from sqlalchemy import Connection, bindparam, insert, or_, select, update
 
 from daemon.core.cases import CaseRecord, Category, Priority, Satisfaction, Source, Status
-from daemon.core.derive import warnings_from_json
+from daemon.core.derive import suspensions_from_json, warnings_from_json
 from daemon.core.engine import CaseState, EngineSettings, SentAlert, correction_due, is_overdue
 from daemon.core.rules import Deadline, RuleSet
 from daemon.core.timeutil import LOCAL_TZ, iso_local
@@ -63,6 +63,7 @@ def record_from_row(row: Any) -> CaseRecord:
         suspended_at=row.suspended_at, resumed_at=row.resumed_at,
         priority=Priority(row.priority) if row.priority else None,
         contacted_at=row.contacted_at, contact_tracked=bool(row.contact_tracked),
+        earlier_suspensions=suspensions_from_json(row.earlier_suspensions),
     )
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, select
 from daemon.core.assignment import assignment_outcome, scored_on_unit
 from daemon.core.calendar import WorkCalendar
 from daemon.core.cases import Status
+from daemon.core.derive import suspensions_from_json
 from daemon.core.engine import is_finished, mute_in_force
 from daemon.core.rules import Rule, RuleSet
 from daemon.core.timeutil import iso_local
@@ -90,6 +91,7 @@ def explain_doc(  # noqa: PLR0917 - the rows explain reads
         "extended_due_at": iso_local(row.extended_due_at) if row.extended_due_at else None,
         "suspended_at": iso_local(row.suspended_at) if row.suspended_at else None,
         "resumed_at": iso_local(row.resumed_at) if row.resumed_at else None,
+        "suspensions": suspensions_doc(row),
         "provisional": bool(row.provisional), "deadline_version": row.deadline_version,
         "return_window_ends": iso_local(row.return_due_at) if row.return_due_at else None,
         **windows_doc(row, rule),
@@ -103,6 +105,16 @@ def explain_doc(  # noqa: PLR0917 - the rows explain reads
                       "last_error": mask_mobiles_in(m.last_error) if m.last_error else None} for m in msgs],
         "deliveries": len(tries),
     }
+
+
+def suspensions_doc(row: Any) -> list[dict[str, Any]]:
+    """Every suspension (挂起) of the case's current cycle, oldest first: the earlier ones the import remembered
+    (``earlier_suspensions``) and the current pair, ``resumed_at`` None while it lasts. The deadline moved by each
+    resumed one (:meth:`daemon.core.rules.Rule.suspensions_due`)."""
+    pairs: list[tuple[datetime, datetime | None]] = list(suspensions_from_json(row.earlier_suspensions))
+    if row.suspended_at is not None:
+        pairs.append((row.suspended_at, row.resumed_at))
+    return [{"suspended_at": iso_local(start), "resumed_at": _iso(end)} for start, end in pairs]
 
 
 def windows_doc(row: Any, rule: Rule | None) -> dict[str, Any]:
@@ -177,5 +189,5 @@ def case_json(row: Any, now: datetime) -> dict[str, Any]:
         "received_at": iso_local(row.received_at), "due_at": iso_local(row.due_at),
         "provisional": bool(row.provisional), "overdue": (not finished) and row.due_at <= now,
         "next_check_at": iso_local(row.next_check_at) if row.next_check_at else None, "summary": row.summary,
-        "mute": mute_doc(row) if muted else None,
+        "suspensions": suspensions_doc(row), "mute": mute_doc(row) if muted else None,
     }

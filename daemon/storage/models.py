@@ -102,7 +102,7 @@ cases = Table(
     Column("platform_overdue", Boolean),
     Column("computed_due_at", UTCDateTime),
     Column("deadline_source", String(16), nullable=False, default="computed", server_default="computed"),
-    Column("suspended_at", UTCDateTime),  # 挂起时间 (the last suspension)
+    Column("suspended_at", UTCDateTime),  # 挂起时间 (the latest suspension; earlier ones: earlier_suspensions)
     Column("resumed_at", UTCDateTime),  # 解挂时间 / 恢复时间
     Column("priority", String(10)),  # 紧急程度 (migration 0009): 'urgent' | 'normal'; NULL: not in the export
     # migration 0011 (issue 12 item 4): the first contact (先行联系时间), whether the export observes it, and the
@@ -111,6 +111,11 @@ cases = Table(
     Column("contact_tracked", Boolean, nullable=False, default=False, server_default=false()),
     Column("sign_due_at", UTCDateTime),
     Column("contact_due_at", UTCDateTime),
+    # migration 0013 (issue 12 item 3): the earlier completed suspensions of this cycle, [[挂起, 解挂], ...] as
+    # local ISO instants (an export shows only the latest pair; the import remembers the ones it replaces);
+    # SQL NULL (not JSON null, so the import's "ever suspended" test is an IS NOT NULL): none. Instants, not a
+    # total: a calendar change recomputes what each gives back.
+    Column("earlier_suspensions", JSON(none_as_null=True)),
     Index("ix_cases_next_check_at", "next_check_at"),
     Index("ix_cases_unit", "unit"),
     Index("ix_cases_received_at", "received_at"),

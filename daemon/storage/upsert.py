@@ -7,23 +7,33 @@ instants as naive UTC, JSON through the column type's own processor, memoised fo
 parts). What lands in the database is what SQLAlchemy would have written; ``tests/test_upsert.py`` compares
 them per dialect. Every decision about a case (its deadlines, its first check) is the core's.
 
-About 460 lines, over the house's 400: the chunk writer and its text-row fast path share the
+About 480 lines, over the house's 400: the chunk writer and its text-row fast path share the
 per-import memos and the column order, and splitting them would pass both across a module boundary.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Dialect, bindparam, insert, select, update
+from sqlalchemy import Connection, Dialect, bindparam, insert, or_, select, update
 
 from daemon.core.cases import CaseRecord
-from daemon.core.derive import Derived, RuleCache, Warnings, content_hash, derive_parts, key_hash
+from daemon.core.derive import (
+    Derived,
+    RuleCache,
+    Warnings,
+    content_hash,
+    derive_parts,
+    key_hash,
+    suspensions_from_json,
+    suspensions_json,
+)
 from daemon.core.engine import first_check
+from daemon.core.lifecycle import remembered_suspensions
 from daemon.core.rules import Rule
 from daemon.core.timeutil import LOCAL_TZ
 from daemon.storage.assignments import CASE_COLUMNS as ENDED_COLUMNS
@@ -49,14 +59,18 @@ INSERT_COLUMNS = (
     "warnings", "return_rule_id", "return_due_at", "return_warnings", "deadline_version", "next_check_at",
     "check_failures", "created_at", "updated_at", "accepted_at", "platform_due_at", "platform_overdue",
     "computed_due_at", "deadline_source", "suspended_at", "resumed_at", "priority", "contacted_at", "contact_tracked",
-    "sign_due_at", "contact_due_at",
+    "sign_due_at", "contact_due_at", "earlier_suspensions",
 )
 assert tuple(c.name for c in cases.columns if c.name != "id") == INSERT_COLUMNS, "cases columns changed"
 UPDATE_COLUMNS = tuple(c for c in INSERT_COLUMNS if c != "created_at")
 _CREATED_AT = INSERT_COLUMNS.index("created_at")
 #: the columns of facts added later (issue 12) that a case from a plain export leaves NULL
 PLAIN_COLUMNS = ("accepted_at", "platform_due_at", "platform_overdue", "computed_due_at", "suspended_at", "resumed_at",
-                 "priority")
+                 "priority", "earlier_suspensions")
+#: whether a stored case was ever suspended in its cycle: only those have their suspensions read for
+#: :func:`~daemon.core.lifecycle.remembered_suspensions` (a second query, so that a changed case never suspended
+#: pays one flag: reading the three columns for every changed case cost it ~5 µs of its ~60)
+PAUSED = or_(cases.c.suspended_at.is_not(None), cases.c.earlier_suspensions.is_not(None)).label("paused")
 LOOKUP_BATCH = 20_000  # numbers per lookup: below SQLite's 32,766 host parameters and PostgreSQL's 65,535
 
 #: a case prepared for :meth:`ChunkWriter.upsert_prepared`: (number, content hash, the insert row in the
@@ -166,7 +180,8 @@ class ChunkWriter:
         for column in INSERT_COLUMNS:  # every type this module converts by hand must be one it knows
             kind = cases.c[column].type
             known = isinstance(kind, UTCDateTime) or column in (
-                "provisional", "difficult", "platform_overdue", "contact_tracked", "warnings", "return_warnings")
+                "provisional", "difficult", "platform_overdue", "contact_tracked", "warnings", "return_warnings",
+                "earlier_suspensions")
             assert known or kind.dialect_impl(dialect).bind_processor(dialect) is None, column
 
     def stored_digests(self, conn: Connection, numbers: list[str]) -> dict[str, str]:
@@ -267,20 +282,27 @@ class ChunkWriter:
         self, conn: Connection, changed: list[CaseRecord], digests: dict[str, str], now: datetime,
         now_bound: Any, source_name: str, result: UpsertResult,
     ) -> None:
-        cols = [cases.c[c] for c in dict.fromkeys(("id", "number", "deadline_version", *HISTORY_FIELDS,
-                                                   *ENDED_COLUMNS, *PLAIN_COLUMNS))]
+        # the later facts last but one (the plain check below reads them there), then whether it was ever suspended
+        cols = [*(cases.c[c] for c in dict.fromkeys(("id", "number", "deadline_version", *HISTORY_FIELDS,
+                                                      *ENDED_COLUMNS, *PLAIN_COLUMNS))), PAUSED]
         existing = {
             row.number: row
             for row in conn.execute(select(*cols).where(cases.c.number.in_([r.number for r in changed])))
         }
+        paused = [row.id for row in existing.values() if row.paused]
+        suspensions = {row.id: row for row in conn.execute(
+            select(cases.c.id, cases.c.received_at, cases.c.suspended_at, cases.c.resumed_at,
+                   cases.c.earlier_suspensions).where(cases.c.id.in_(paused)))} if paused else {}
         updates: list[tuple[Any, ...]] = []
         history: list[dict[str, Any]] = []
         ended: list[dict[str, Any]] = []  # re-dispatched to another unit: the earlier unit's assignment
         plain = True  # every case without the later facts, before and after (self._update_plain)
-        for rec in changed:
-            old = existing[rec.number]
-            if old.unit != rec.unit:
+        for incoming in changed:
+            old = existing[incoming.number]
+            if old.unit != incoming.unit:
                 ended.append(ended_assignment(old.id, old, now))
+            stored = suspensions.get(old.id) if old.paused else None  # never suspended: nothing to remember
+            rec = incoming if stored is None else _with_earlier_suspensions(incoming, stored)
             derived = derive_parts(rec, self.cache)
             moved = derived.due_at != old.due_at or derived.rule_id != old.rule_id
             if moved:
@@ -301,7 +323,7 @@ class ChunkWriter:
             row = self.record_row(rec, digests[rec.number], derived, source_name,
                             old.deadline_version + (1 if moved else 0), now_bound)
             updates.append((*row[:_CREATED_AT], *row[_CREATED_AT + 1:], old.id))
-            plain = plain and self._plain_of_row(row) == old[-len(PLAIN_COLUMNS):] == _NO_LATER_FACTS
+            plain = plain and self._plain_of_row(row) == old[-len(PLAIN_COLUMNS) - 1:-1] == _NO_LATER_FACTS
         if plain:
             self._update_plain.run(conn, list(map(self._plain_of_update, updates)))
         else:
@@ -362,6 +384,7 @@ class ChunkWriter:
             # a text row has no intake apart, no platform deadline, no suspension, no 紧急程度, no contact column
             # and no sign or contact window (the record path takes those)
             now_bound, None, None, None, None, "computed", None, None, None, None, v.flag[False], None, None,
+            None,
         )
 
     @staticmethod
@@ -442,7 +465,17 @@ class ChunkWriter:
             shared(d.computed_due_at), d.deadline_source, instant(rec.suspended_at), instant(rec.resumed_at),
             None if rec.priority is None else rec.priority.value, instant(rec.contacted_at),
             v.flag[rec.contact_tracked], instant(d.sign_due_at), instant(d.contact_due_at),
+            v.json(suspensions_json(earlier)) if (earlier := rec.earlier_suspensions) else None,
         )
+
+
+def _with_earlier_suspensions(rec: CaseRecord, old: Any) -> CaseRecord:
+    """``rec`` with the earlier suspensions the core remembers over the stored case ``old`` (a new cycle, another
+    dispatch instant, forgets them)."""
+    earlier = remembered_suspensions(
+        suspensions_from_json(old.earlier_suspensions), old.suspended_at, old.resumed_at, rec.suspended_at,
+        new_cycle=old.received_at != rec.received_at)
+    return replace(rec, earlier_suspensions=earlier) if earlier else rec
 
 
 def _text(value: Any) -> str | None:
