@@ -92,6 +92,18 @@ def test_suspensions_are_merged_in_time_order() -> None:
     assert merge_suspensions([(b[1], b[0])]) == ()  # an end before its start gives nothing back
 
 
+def test_time_suspended_before_the_cycles_dispatch_is_not_given_back(rules: RuleSet) -> None:
+    """A 重办 row may still carry the previous cycle's 挂起 pair: that time was not on this cycle's clock."""
+    rule = rules.get("provincial_complaint")  # 10 natural days: due Oct 8 00:00 from Sep 27 16:30
+    before = pair(("2024-09-20 10:00", "2024-09-25 10:00"))
+    straddling = pair(("2024-09-25 10:00", "2024-09-30 10:00"))  # 16:30 on the 27th to the 30th: 3 days back
+    assert rule.deadline(at(RECEIVED), suspensions=[before]).due_at == at("2024-10-08 00:00")
+    assert rule.deadline(at(RECEIVED), suspensions=[straddling]).due_at == at("2024-10-11 00:00")
+    assert rule.deadline(at(RECEIVED), suspensions=[straddling]).due_at == rule.deadline(
+        at(RECEIVED), suspensions=[(at(RECEIVED), straddling[1])]).due_at
+    assert merge_suspensions([before, straddling], since=at(RECEIVED)) == ((at(RECEIVED), straddling[1]),)
+
+
 def test_what_the_store_remembers() -> None:
     a, b = pair(FIRST), pair(SECOND)
     # a different start after the stored pair resumed: the stored pair is an earlier suspension

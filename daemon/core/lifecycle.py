@@ -71,10 +71,16 @@ def suspended_due(
     return datetime(moved.year, moved.month, moved.day, tzinfo=LOCAL_TZ) + end_of_day
 
 
-def merge_suspensions(suspensions: Iterable[Suspension]) -> tuple[Suspension, ...]:
+def merge_suspensions(suspensions: Iterable[Suspension], since: datetime | None = None) -> tuple[Suspension, ...]:
     """Resumed suspensions in time order, overlapping or touching ones merged into one, empty ones (an end
     not after its start) dropped: time suspended twice is given back once, whatever order the exports came in.
+
+    ``since`` (the cycle's dispatch, ``received_at``): time suspended before it is not on this cycle's clock,
+    so each suspension is cut to start there at the earliest (a 重办 row that still carries the previous
+    cycle's 挂起 pair gives the new cycle nothing back).
     """
+    if since is not None:
+        suspensions = [(max(start, since), end) for start, end in suspensions]
     merged: list[Suspension] = []
     for start, end in sorted(s for s in suspensions if s[1] > s[0]):
         if merged and start <= merged[-1][1]:

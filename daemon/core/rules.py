@@ -253,12 +253,15 @@ class Rule:
         return suspended_due(due, suspended_at, resumed_at, basis=self.basis, calendar=self.calendar,
                              end_of_day=self._end_of_day)
 
-    def suspensions_due(self, due: datetime, suspensions: Sequence[Suspension]) -> datetime:
+    def suspensions_due(
+        self, due: datetime, suspensions: Sequence[Suspension], since: datetime | None = None
+    ) -> datetime:
         """``due`` moved by every resumed suspension (挂起), each in this rule's own unit (:meth:`suspended_due`,
         so a suspension started and resumed on one day moves a day rule by nothing). Overlapping or touching
-        suspensions, in any order, are merged first (:func:`.lifecycle.merge_suspensions`): time is given back once.
+        suspensions, in any order, are merged first (:func:`.lifecycle.merge_suspensions`): time is given back once;
+        time before ``since`` (the cycle's dispatch) is not given back.
         """
-        for suspended_at, resumed_at in merge_suspensions(suspensions):
+        for suspended_at, resumed_at in merge_suspensions(suspensions, since):
             due = self.suspended_due(due, suspended_at, resumed_at)
         return due
 
@@ -280,7 +283,7 @@ class Rule:
             ours = replace(ours, sign_by=self.sign_by(received_at),
                            contact_by=self.contact_by(received_at) if contact_observed else None)
         if suspensions and extended_due_at is None:
-            moved = self.suspensions_due(ours.due_at, suspensions)
+            moved = self.suspensions_due(ours.due_at, suspensions, received_at)
             if moved != ours.due_at:
                 ours = replace(ours, due_at=moved, warnings=self.warning_points(received_at, moved),
                                provisional_days=self._provisional_days(received_at, moved),
