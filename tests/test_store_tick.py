@@ -524,3 +524,38 @@ def test_an_upgrade_gives_stored_late_returns_their_window_level_and_nothing_is_
         conn.execute(update(cases).values(next_check_at=at("2024-09-28 18:10")))
         conn.commit()
     assert kinds(run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-09-28 18:10"))) == []
+
+
+def test_an_import_that_moves_a_delivered_breach_past_now_sends_one_correction(
+    store: Store, rules: RuleSet, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """An approved extension (延期至) arrives by import after the breach was delivered: the handler and the leader
+    who were told 已超期 get one 时限已调整 correction, as after a calendar change; a re-import sends nothing more."""
+    from daemon.pipeline.sync import import_file
+
+    headers = "工单编号,来源,诉求类型,交办时间,承办单位,办理状态,签收时间,延期至\n"
+    first = tmp_path / "1.csv"
+    first.write_text(headers + f"C1,市级,投诉,2024-09-27 16:30,{UNIT},办理中,2024-09-27 17:00,\n", "utf-8")
+    extended = tmp_path / "2.csv"
+    extended.write_text(headers + f"C1,市级,投诉,2024-09-27 16:30,{UNIT},办理中,2024-09-27 17:00,2024-10-18 00:00\n",
+                        "utf-8")
+    assert import_file(store, rules, first, now=at("2024-09-27 17:00"), parallel=False).inserted == 1
+    assert [k[1] for k in kinds(run_tick(store, rules, rules.rules[0].calendar, config(), at("2024-10-11 00:05")))] \
+        == ["breach"]
+
+    def dispatch(now: datetime) -> list[tuple[str, str]]:
+        fake = FakeNotifier("console")
+        Dispatcher(store, config(), {"console": fake}, owner="t", monotonic=lambda: 0.0).dispatch_once(now)
+        return sorted((m.recipient.name, m.text) for m in fake.sent)
+
+    told = dispatch(at("2024-10-11 00:06"))
+    assert [name for name, _ in told] == ["李科长", "王承办"] and all("超期" in text for _, text in told)
+    assert import_file(store, rules, extended, now=at("2024-10-11 09:00"), parallel=False).updated == 1
+    corrected = dispatch(at("2024-10-11 09:01"))
+    assert [name for name, _ in corrected] == ["李科长", "王承办"], corrected
+    assert all("时限已调整" in text and "10月18日" in text for _, text in corrected), corrected
+    assert import_file(store, rules, extended, now=at("2024-10-11 10:00"), parallel=False).unchanged == 1
+    assert dispatch(at("2024-10-11 10:01")) == []
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(alerts)
+                            .where(alerts.c.kind == "deadline_moved")).scalar_one() == 1

@@ -12,6 +12,8 @@ daemon/pipeline/stale.py) and a history row; a finished case whose on-time verdi
 **Corrections** (``deadline_moved``): when a breach or repeat was already delivered about a moved case and the
 engine says the case is not overdue under its new deadline (:func:`daemon.core.engine.correction_due`), the
 recipients of those deliveries are queued one correction (时限已调整……目前未超期), in the same transaction.
+The same holds when an import moves a deadline (an approved extension 延期, a resumed suspension, the platform's
+new deadline): :func:`queue_import_corrections`, called by the sync after the cases are written.
 """
 
 from __future__ import annotations
@@ -106,6 +108,27 @@ def recompute_if_changed(
     else:
         log.info("deadlines_recomputed", moved=0, **fields)
     return result
+
+
+def queue_import_corrections(store: Store, rules: RuleSet, numbers: Sequence[str], now: datetime) -> int:
+    """After an import moved the deadlines of the cases ``numbers`` (an extension 延期, a resumed suspension, the
+    platform's new deadline, …): one ``deadline_moved`` correction to whoever was told of a breach the engine
+    no longer returns, as a recompute queues it (:func:`_queue_corrections`). The cases are read as stored, so
+    their deadline and version are the import's. Returns the corrections queued."""
+    queued = 0
+    for start in range(0, len(numbers), 1000):
+        with store.engine.begin() as conn:
+            rows = conn.execute(select(cases).where(cases.c.number.in_(list(numbers[start:start + 1000])))).all()
+            moved_rows = [
+                (row, {"rule_id": row.rule_id, "due_at": row.due_at, "warnings": row.warnings,
+                       "provisional": row.provisional}, row.deadline_version)
+                for row in rows if row.rule_id is not None and row.due_at is not None
+            ]
+            if moved_rows:
+                queued += _queue_corrections(conn, moved_rows, rules, now)
+    if queued:
+        log.info("import_corrections_queued", corrections=queued)
+    return queued
 
 
 def _recompute_batch(  # noqa: PLR0917 - one batch's context

@@ -27,6 +27,7 @@ from daemon.core.cases import CaseRecord
 from daemon.core.rules import RuleSet
 from daemon.errors import ConfigError, UsageError
 from daemon.pipeline import parallel_import
+from daemon.pipeline.recompute import queue_import_corrections
 from daemon.sources.base import RowResult, SourceError
 from daemon.sources.csv_records import DEFAULT_MAX_FIELD_CHARS, RowProblem
 from daemon.sources.files import CSV_SUFFIXES, case_table, detect_encoding
@@ -102,6 +103,7 @@ def import_file(
                 store, rules, path, builder, encoding, now=now, source_name=source_name, rejected=report.rejected,
                 warnings=report.warnings, bar=bar, max_field_chars=max_field_chars)
             report.inserted, report.updated, report.unchanged = done.inserted, done.updated, done.unchanged
+            _correct_moved(store, rules, done, now)
             return report
         if bar is not None and detected is None:  # XLSX: rows, without a total
             rows = iter(bar(rows))
@@ -137,7 +139,15 @@ def import_file(
         if bar is not None:
             bar.close()
     report.inserted, report.updated, report.unchanged = upserted.inserted, upserted.updated, upserted.unchanged
+    _correct_moved(store, rules, upserted, now)
     return report
+
+
+def _correct_moved(store: Store, rules: RuleSet, result: UpsertResult, now: datetime) -> None:
+    """Cases whose deadline the import moved (an approved extension 延期, a resumed suspension …): a correction
+    to whoever was told of a breach that is no longer true (daemon/pipeline/recompute.py)."""
+    if result.moved:
+        queue_import_corrections(store, rules, result.moved, now)
 
 
 def progress_bar(path: Path, *, bytes_known: bool) -> Any:
@@ -221,6 +231,7 @@ def _sync_one(
         up = store.upsert_cases(good_records(iter(stream)), rules=rules, now=now, source_name=src.name)
     finally:
         fetcher.close()
+    _correct_moved(store, rules, up, now)
     watermark: datetime | None = stream.watermark
     return {"inserted": up.inserted, "updated": up.updated, "unchanged": up.unchanged, "rejected": rejected,
             "warnings": warnings, "watermark": watermark.isoformat() if watermark else None}, watermark
