@@ -592,8 +592,8 @@ class RecordBuilder:
                 f"{', '.join(words.shown)} (or urgent, normal), or map it in config "
                 f"{self.mapping.config_key}.values.priority")
 
-    def _optional_flag(self, cells: dict[str, object], field: str) -> bool | None:
-        """A yes/no cell (是否超期); None when empty."""
+    def _optional_flag(self, cells: dict[str, object], field: str, hint: str = "") -> bool | None:
+        """A yes/no cell (是否超期, 是否疑难); None when empty. ``hint`` ends the error (where to map other words)."""
         raw = cells.get(field)
         if isinstance(raw, bool):
             return raw
@@ -602,7 +602,7 @@ class RecordBuilder:
             return None
         flag = self._flags.get(v.lookup_key(text))
         if flag is None:
-            raise self._error(field, raw, "is not yes/no; valid: 是, 否 (or yes, no, 1, 0)")
+            raise self._error(field, raw, "is not yes/no; valid: 是, 否 (or yes, no, 1, 0)" + hint)
         return flag
 
     def _error(self, field: str, value: object, problem: str) -> CaseRowError:
@@ -665,20 +665,8 @@ class RecordBuilder:
             raise self._error("stars", raw, "is not a star rating; valid: 1 to 5") from None
 
     def _difficult(self, cells: dict[str, object]) -> bool:
-        raw = cells.get("difficult")
-        if isinstance(raw, bool):
-            return raw
-        text = v.clean_text(raw)
-        if not text:
-            return False
-        flag = self._flags.get(v.lookup_key(text))
-        if flag is None:
-            raise self._error(
-                "difficult", raw,
-                f"is not yes/no; valid: 是, 否 (or yes, no, 1, 0), "
-                f"or map it in config {self.mapping.config_key}.values.difficult",
-            )  # fmt: skip
-        return flag
+        return bool(self._optional_flag(
+            cells, "difficult", f", or map it in config {self.mapping.config_key}.values.difficult"))
 
 
 class _NotPlainText(Exception):
